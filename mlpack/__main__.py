@@ -1,0 +1,5 @@
+import sys
+
+from mlpack.cli import main
+
+sys.exit(main())
