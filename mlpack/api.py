@@ -98,8 +98,24 @@ def pull(ref: str, *, settings: Settings | None = None, **options: Any) -> Any:
     return _pull(ref, settings=settings or Settings.from_env(), **options)
 
 
-def export_k8s(image: Any, limits: Limits | None = None, out_dir: str | Path = "k8s", options: Any = None) -> Any:
-    """Write Kubernetes manifests (a kustomize directory) for an image."""
-    from mlpack.kube import export_k8s as _export
+def export_k8s(
+    image: Any,
+    limits: Limits | None = None,
+    out_dir: str | Path = "k8s",
+    options: Any = None,
+    *,
+    push: str | None = None,
+    settings: Settings | None = None,
+) -> Any:
+    """Write Kubernetes manifests (a kustomize directory) for an image.
 
-    return _export(image, limits or Limits(), Path(out_dir), options)
+    ``image``: a reference (looked up in the store for its digest, user and
+    port), a store Image or an mlpack.kube.ImageInfo; ``options``: an
+    mlpack.kube.ExportOptions or a dict of its fields; ``push``: push the
+    image to this reference first so the manifests pin a digest that exists.
+    """
+    from mlpack.cli.export import export as _export
+
+    return _export(
+        image, limits, Path(out_dir), options, settings=settings or Settings.from_env(), push=push
+    )

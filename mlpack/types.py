@@ -71,7 +71,11 @@ def parse_gpus(value: int | str | None) -> tuple[str, ...] | int | None:
         return value
     text = str(value).strip()
     if text.startswith("device="):
-        text = text[len("device="):]
+        # docker's '"device=0"' names device ids, never a count
+        ids = tuple(part.strip() for part in text[len("device="):].split(","))
+        if ids and all(re.fullmatch(r"[A-Za-z0-9_.:-]+", part) for part in ids):
+            return ids
+        raise ConfigError(f"cannot read GPU request {value!r}", hint="use device=0 or device=0,1")
     if text == "all":
         return ("all",)
     if re.fullmatch(r"\d+", text):

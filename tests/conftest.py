@@ -20,6 +20,7 @@ pytest_plugins = [
     "tests.plugins.oci",
     "tests.plugins.runtime",
     "tests.plugins.images",
+    "tests.plugins.server",
 ]
 
 

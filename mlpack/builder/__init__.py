@@ -1,1 +1,124 @@
-"""builder stage."""
+"""The embedded, daemonless image builder: Dockerfile -> OCI image in the store.
+
+    image = build("ctx/", tag="localhost/app:1", settings=Settings.from_env())
+
+Front end (:mod:`.parser`, :mod:`.shell`, :mod:`.stages`), cache keys
+(:mod:`.cache`), changesets (:mod:`.changeset`, :mod:`.copying`), RUN in the
+runtime sandbox (:mod:`.runstep`), config assembly (:mod:`.imageconfig`)
+and the stage loop (:mod:`.executor`). Progress is a stream of typed events
+(:mod:`.events`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mlpack.builder.events import (
+    BuildDone, BuildEvent, LayerSummary, Progress, StageStarted, StepCached, StepDone, StepOutput, StepStarted,
+    TextProgress,
+)
+from mlpack.errors import BuildError
+from mlpack.settings import Settings
+
+__all__ = [
+    "build", "parse_secrets", "resolve_input",
+    "BuildEvent", "Progress", "StageStarted", "StepStarted", "StepCached", "StepDone", "StepOutput",
+    "BuildDone", "LayerSummary", "TextProgress",
+]
+
+
+def resolve_input(thing: Any, dockerfile: str | os.PathLike[str] | None) -> tuple[Path, Path]:
+    """(context dir, Dockerfile path) for a Bundle, a BuildContext, a bundle dir or a context dir."""
+    if hasattr(thing, "dockerfile") and hasattr(thing, "path"):  # a rendered BuildContext
+        ctx = Path(thing.path)
+        df = Path(dockerfile) if dockerfile else Path(thing.dockerfile)
+        if not df.is_absolute():
+            df = ctx / df
+        if not df.exists() and isinstance(thing.dockerfile, str) and "FROM" in thing.dockerfile.upper():
+            df = ctx / "Dockerfile"
+        return ctx, df
+    path = Path(getattr(thing, "path", thing))
+    looks_like_bundle = (path / "mlpack.yaml").is_file() and not (path / "Dockerfile").is_file()
+    if hasattr(thing, "manifest") or (looks_like_bundle and dockerfile is None):
+        from mlpack.dockerfile import render
+
+        rendered = render(thing)
+        return resolve_input(rendered, dockerfile)
+    if not path.is_dir():
+        raise BuildError(f"build context {path} is not a directory",
+                         hint="pass a directory with a Dockerfile, a bundle or a rendered BuildContext")
+    df = Path(dockerfile) if dockerfile else path / "Dockerfile"
+    if not df.is_absolute() and not df.exists():
+        df = path / df
+    return path, df
+
+
+def parse_secrets(values: Sequence[str] | Mapping[str, str | os.PathLike[str]] | None) -> dict[str, Path]:
+    """``["id=ca-bundle,src=/etc/ssl/x.pem"]`` or ``{"ca-bundle": path}`` -> {id: Path}."""
+    if not values:
+        return {}
+    if isinstance(values, Mapping):
+        return {k: Path(v) for k, v in values.items()}
+    out: dict[str, Path] = {}
+    for text in values:
+        fields = dict(part.partition("=")[::2] for part in text.split(",") if part)
+        secret_id = fields.get("id")
+        src = fields.get("src") or fields.get("source")
+        if not secret_id or not src:
+            raise BuildError(f"--secret {text!r} needs id=NAME,src=FILE", hint="e.g. --secret id=ca-bundle,src=ca.pem")
+        if not Path(src).is_file():
+            raise BuildError(f"--secret {secret_id}: {src} is not a file")
+        out[secret_id] = Path(src)
+    return out
+
+
+def build(
+    bundle_or_context_or_dir: Any,
+    *,
+    tag: str | None,
+    settings: Settings,
+    dockerfile: str | os.PathLike[str] | None = None,
+    build_args: Mapping[str, str] | None = None,
+    target: str | None = None,
+    no_cache: bool = False,
+    secrets: Sequence[str] | Mapping[str, str | os.PathLike[str]] | None = None,
+    progress: Progress | None = None,
+    source_date_epoch: int | None = None,
+) -> Any:
+    """Build a Dockerfile into the store at ``settings.store_dir``; returns the stored Image.
+
+    ``source_date_epoch`` (else the SOURCE_DATE_EPOCH build arg, else the
+    environment variable) clamps mtimes and dates so that two builds of the
+    same context give the same image digest.
+    """
+    from mlpack.builder.context import BuildContextDir, HashCache
+    from mlpack.builder.executor import BuildOptions, Executor
+    from mlpack.builder.parser import parse
+    from mlpack.builder.stages import plan
+    from mlpack.oci.layout import Store
+
+    args = {k: str(v) for k, v in (build_args or {}).items()}
+    if source_date_epoch is None:
+        raw = args.get("SOURCE_DATE_EPOCH") or os.environ.get("SOURCE_DATE_EPOCH")
+        if raw:
+            if not raw.isdigit():
+                raise BuildError(f"SOURCE_DATE_EPOCH={raw!r} is not a number of seconds")
+            source_date_epoch = int(raw)
+    ctx_dir, df_path = resolve_input(bundle_or_context_or_dir, dockerfile)
+    try:
+        text = df_path.read_text()
+    except OSError as exc:
+        raise BuildError(f"cannot read {df_path}: {exc.strerror}",
+                         hint="pass -f with the Dockerfile's path, or put a Dockerfile in the context") from None
+    parsed = parse(text, file=df_path.name if df_path.parent == ctx_dir else str(df_path))
+    planned = plan(parsed, build_args=args, target=target)
+    hashes = HashCache(settings.cache_dir / "build" / "hashes.json")
+    ctx = BuildContextDir.open(ctx_dir, df_path.name, hashes)
+    store = Store(settings.store_dir)
+    store.init()
+    options = BuildOptions(tag=tag, build_args=args, target=target, no_cache=no_cache,
+                           secrets=parse_secrets(secrets), source_date_epoch=source_date_epoch, progress=progress)
+    return Executor(settings, store, ctx, parsed, planned, options).run()

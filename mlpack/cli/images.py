@@ -1,9 +1,266 @@
-"""Sub-commands of the images stage (registered by mlpack.cli)."""
+"""``mlpack images|pull|push|tag|rmi|save|load``, ``base bootstrap``, ``system verify|prune``.
+
+Also ``inspect_target(args, settings)`` for the generic ``mlpack inspect``:
+it prints an image from the store or raises ImageNotFound.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from mlpack.errors import MlpackError, StoreError
+from mlpack.settings import Settings
+
+__all__ = ["register", "inspect_target", "ProgressPrinter"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Adds this stage's sub-commands (filled in as the stage lands)."""
+    """Adds the image and store sub-commands."""
+    p = sub.add_parser("images", help="list images in the local store")
+    p.add_argument("-q", "--quiet", action="store_true", help="only digests")
+    p.add_argument("--digests", action="store_true", help="show manifest digests")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(handler=_images)
+
+    p = sub.add_parser("pull", help="pull an image from a registry into the store")
+    p.add_argument("ref")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(handler=_pull)
+
+    p = sub.add_parser("push", help="push an image from the store to a registry")
+    p.add_argument("image", help="image in the store")
+    p.add_argument("ref", nargs="?", help="destination reference (default: the image's own name)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--chunk-size", type=int, default=32 << 20, help="upload blobs bigger than this in chunks (bytes)")
+    p.set_defaults(handler=_push)
+
+    p = sub.add_parser("tag", help="give an image another name")
+    p.add_argument("source")
+    p.add_argument("target")
+    p.set_defaults(handler=_tag)
+
+    p = sub.add_parser("rmi", help="remove images (names or digests) from the store")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--no-prune", action="store_true", help="keep the now unreferenced blobs")
+    p.set_defaults(handler=_rmi)
+
+    p = sub.add_parser("save", help="write images to a tar (docker-archive by default) or an OCI layout")
+    p.add_argument("images", nargs="+")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--format", choices=("docker-archive", "oci-archive", "oci-dir"), default="docker-archive")
+    p.set_defaults(handler=_save)
+
+    p = sub.add_parser("load", help="load images from a docker-archive or OCI archive tar or OCI layout dir")
+    p.add_argument("-i", "--input", required=True)
+    p.add_argument("-t", "--tag", help="name the loaded image (single-image archives)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(handler=_load)
+
+    base = sub.add_parser("base", help="base images").add_subparsers(dest="base_command", metavar="COMMAND")
+    p = base.add_parser("bootstrap", help="build localhost/mlpack/python:3.11 from Debian packages (mmdebstrap)")
+    p.add_argument("--suite", default="bookworm")
+    p.add_argument("--mirror", action="append", default=[], help="Debian mirror (default: the host's apt sources)")
+    p.add_argument("-t", "--tag", default=None, help="store it under this name")
+    p.add_argument("--force", action="store_true", help="bootstrap again even if the image exists")
+    p.set_defaults(handler=_bootstrap)
+
+    system = sub.add_parser("system", help="store maintenance").add_subparsers(dest="system_command", metavar="COMMAND")
+    p = system.add_parser("verify", help="re-hash every blob and check every reference")
+    p.set_defaults(handler=_verify)
+    p = system.add_parser("prune", help="delete unreferenced blobs and unused unpacked layers")
+    p.add_argument("--grace", type=float, default=0.0, help="spare blobs younger than this many seconds")
+    p.set_defaults(handler=_prune)
+
+
+def _store(settings: Settings) -> Any:
+    from mlpack.oci.layout import Store
+
+    return Store(settings.store_dir)
+
+
+class ProgressPrinter:
+    """Prints transfer progress to stderr: one updating line per blob on a terminal, a line per blob otherwise."""
+
+    def __init__(self, verb: str, quiet: bool = False) -> None:
+        self.verb, self.quiet = verb, quiet
+        self.tty = sys.stderr.isatty()
+        self._last = 0.0
+        self.bytes = 0
+
+    def __call__(self, event: str, digest: str, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        short = digest.split(":", 1)[-1][:12]
+        if event == "transfer":
+            now = time.monotonic()
+            if self.tty and (now - self._last > 0.1 or done == total):
+                self._last = now
+                print(f"\r{short}: {self.verb} {done / 1e6:7.1f}/{total / 1e6:.1f} MB", end="", file=sys.stderr)
+            return
+        if event == "done":
+            self.bytes += total
+        label = {"skip": "already there", "mount": "mounted", "done": f"{self.verb} {total / 1e6:.1f} MB"}[event]
+        print(f"\r{short}: {label}" + " " * 20, file=sys.stderr)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.1f}{unit}" if unit != "B" else f"{int(n)}B"
+        n /= 1000
+    return str(n)
+
+
+def _images(args: argparse.Namespace, settings: Settings) -> int:
+    from mlpack.oci.reference import parse
+
+    rows = _store(settings).list()
+    if args.format == "json":
+        print(json.dumps([r.__dict__ for r in rows], indent=2))
+        return 0
+    if args.quiet:
+        for r in rows:
+            print(r.id.split(":", 1)[1][:12])
+        return 0
+    print(f"{'REPOSITORY':<40} {'TAG':<16} {'IMAGE ID':<12}  {'SIZE':>9}" + ("  DIGEST" if args.digests else ""))
+    for r in rows:
+        repo, tag = "<none>", "<none>"
+        if r.ref:
+            try:
+                ref = parse(r.ref)
+                repo = ref.familiar().split("@")[0].rsplit(":", 1)[0] if ref.tag else ref.familiar().split("@")[0]
+                tag = ref.tag or "<none>"
+            except MlpackError:
+                repo = r.ref
+        line = f"{repo:<40} {tag:<16} {r.id.split(':', 1)[1][:12]:<12}  {_human(r.size):>9}"
+        print(line + (f"  {r.digest}" if args.digests else ""))
+    return 0
+
+
+def _pull(args: argparse.Namespace, settings: Settings) -> int:
+    from mlpack.oci.registry import pull
+
+    started = time.monotonic()
+    printer = ProgressPrinter("pulled", args.quiet)
+    image = pull(args.ref, settings=settings, progress=printer)
+    secs = time.monotonic() - started
+    if not args.quiet:
+        print(f"pulled {printer.bytes / 1e6:.1f} MB in {secs:.1f}s", file=sys.stderr)
+    print(f"{image.ref or args.ref}@{image.digest}" if image.ref and "@" not in image.ref else image.digest)
+    return 0
+
+
+def _push(args: argparse.Namespace, settings: Settings) -> int:
+    from mlpack.oci.registry import PushOptions, push
+
+    store = _store(settings)
+    image = store.resolve(args.image)
+    ref = args.ref or image.ref
+    if not ref:
+        raise StoreError(f"{args.image} has no name to push to", hint="give a destination: mlpack push IMAGE REGISTRY/NAME:TAG")
+    started = time.monotonic()
+    printer = ProgressPrinter("pushed", args.quiet)
+    digest = push(image, ref, settings=settings, progress=printer, options=PushOptions(chunk_size=args.chunk_size))
+    if not args.quiet:
+        print(f"pushed {printer.bytes / 1e6:.1f} MB in {time.monotonic() - started:.1f}s", file=sys.stderr)
+    print(f"{ref}@{digest}")
+    return 0
+
+
+def _tag(args: argparse.Namespace, settings: Settings) -> int:
+    _store(settings).tag(args.source, args.target)
+    return 0
+
+
+def _rmi(args: argparse.Namespace, settings: Settings) -> int:
+    store = _store(settings)
+    for name in args.images:
+        for removed in store.delete(name):
+            print(f"Untagged: {removed}")
+    if not args.no_prune:
+        count, freed = store.gc(grace_s=0)
+        if count:
+            print(f"Deleted {count} blobs ({_human(freed)})")
+    return 0
+
+
+def _save(args: argparse.Namespace, settings: Settings) -> int:
+    from mlpack.oci.archive import save
+
+    images = save(_store(settings), args.images, args.output, format=args.format)
+    print(f"saved {len(images)} image(s) to {args.output} ({args.format})", file=sys.stderr)
+    return 0
+
+
+def _load(args: argparse.Namespace, settings: Settings) -> int:
+    from mlpack.oci.archive import load
+
+    quiet = args.quiet
+    images = load(_store(settings), args.input, ref=args.tag,
+                  progress=None if quiet else (lambda line: print(line, file=sys.stderr)))
+    for image in images:
+        print(f"Loaded image: {image.ref or image.digest}")
+    return 0
+
+
+def _bootstrap(args: argparse.Namespace, settings: Settings) -> int:
+    from mlpack.errors import ImageNotFound
+    from mlpack.oci.base import BASE_REF, BaseOptions, bootstrap
+
+    ref = args.tag or BASE_REF
+    if not args.force:
+        try:
+            image = _store(settings).resolve(ref)
+            print(f"{ref} is already in the store ({image.digest}); use --force to rebuild it")
+            return 0
+        except ImageNotFound:
+            pass
+    image = bootstrap(settings, BaseOptions(ref=ref, suite=args.suite, mirrors=tuple(args.mirror)),
+                      log=lambda line: print(line, file=sys.stderr))
+    print(f"{ref}@{image.digest}")
+    return 0
+
+
+def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    report = _store(settings).verify()
+    for problem in report.problems:
+        print(f"PROBLEM: {problem}")
+    if report.garbage:
+        print(f"{len(report.garbage)} leftover or unreferenced file(s); `mlpack system prune` removes them")
+    print(f"checked {report.checked} blobs: {'ok' if report.ok else f'{len(report.problems)} problem(s)'}")
+    return 0 if report.ok else 1
+
+
+def _prune(args: argparse.Namespace, settings: Settings) -> int:
+    from mlpack.oci.layercache import prune
+
+    store = _store(settings)
+    count, freed = store.gc(grace_s=args.grace)
+    keep: set[str] = set()
+    for summary in store.list():
+        keep.update(store.resolve(summary.digest).diff_ids)
+    layers = prune(settings.layers_dir, keep, grace_s=args.grace)
+    print(f"deleted {count} blobs ({_human(freed)}) and {layers} unpacked layer(s)")
+    return 0
+
+
+def inspect_target(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the image ``args.target`` from the store; raises ImageNotFound if there is none."""
+    image = _store(settings).resolve(args.target)
+    doc = {"Ref": image.ref, "Digest": image.digest, "Id": image.id, "MediaType": image.media_type,
+           "Size": image.size, "Manifest": image.manifest, "Config": image.config}
+    if getattr(args, "format", "json") == "text":
+        cfg = image.config.get("config", {})
+        print(f"ref:          {image.ref}\ndigest:       {image.digest}\nid:           {image.id}")
+        print(f"size:         {_human(image.size)} in {len(image.layers)} layer(s)")
+        print(f"platform:     {image.config.get('os')}/{image.config.get('architecture')}")
+        for key in ("Entrypoint", "Cmd", "User", "WorkingDir", "Env", "ExposedPorts"):
+            if cfg.get(key):
+                print(f"{key + ':':<14}{cfg[key]}")
+    else:
+        print(json.dumps(doc, indent=2))
+    return 0

@@ -1,0 +1,157 @@
+"""The build context: a directory, its .dockerignore, and content hashes of its files.
+
+Hashes are what COPY/ADD cache keys are made of (content, never mtimes).
+A file's hash is remembered per (path, size, mtime_ns, ctime_ns, inode) in
+``cache_dir/build/hashes.json`` so a rebuild reads only files that changed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import posixpath
+import stat
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlpack.builder.ignore import IgnoreMatcher, load_dockerignore
+from mlpack.errors import BuildError
+
+__all__ = ["BuildContextDir", "HashCache", "has_glob", "sha256_file"]
+
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while True:
+            chunk = fh.read(_CHUNK)
+            if not chunk:
+                break
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def has_glob(text: str) -> bool:
+    return any(c in text for c in "*?[")
+
+
+class HashCache:
+    """sha256 of files, remembered by stat identity across builds."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.data: dict[str, str] = {}
+        self.dirty = False
+        if path is not None:
+            try:
+                self.data = json.loads(path.read_text())
+            except (OSError, ValueError):
+                self.data = {}
+
+    def digest(self, full: str, st: os.stat_result) -> str:
+        ident = f"{full}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{st.st_ino}"
+        value = self.data.get(ident)
+        if value is None:
+            value = sha256_file(full)
+            self.data[ident] = value
+            self.dirty = True
+        return value
+
+    def save(self) -> None:
+        if self.path is None or not self.dirty:
+            return
+        if len(self.data) > 200_000:  # keep the file small: forget old entries
+            self.data = dict(list(self.data.items())[-100_000:])
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(self.data, fh)
+        os.replace(tmp, self.path)
+        self.dirty = False
+
+
+@dataclass
+class BuildContextDir:
+    """The context directory and the files COPY may see (after .dockerignore)."""
+
+    root: Path
+    ignore: IgnoreMatcher = field(default_factory=IgnoreMatcher)
+    hashes: HashCache = field(default_factory=lambda: HashCache(None))
+
+    @classmethod
+    def open(cls, root: Path, dockerfile_name: str, hashes: HashCache) -> "BuildContextDir":
+        if not root.is_dir():
+            raise BuildError(f"build context {root} is not a directory", hint="pass the directory to build")
+        return cls(root.resolve(), load_dockerignore(root, dockerfile_name), hashes)
+
+    def normalize(self, raw: str, instr_error) -> str:  # type: ignore[no-untyped-def]
+        """Context-relative path of a COPY source; refuses to leave the context."""
+        rel = posixpath.normpath("/" + raw.replace("\\", "/")).lstrip("/")
+        if rel == ".":
+            rel = ""
+        return rel
+
+    def full(self, rel: str) -> Path:
+        return self.root / rel if rel else self.root
+
+    def exists(self, rel: str) -> bool:
+        if rel and self.ignore.ignored(rel):
+            return False
+        return os.path.lexists(self.full(rel))
+
+    def glob(self, pattern: str) -> list[str]:
+        """Context paths matching ``pattern`` component by component, not ignored."""
+        parts = [p for p in pattern.split("/") if p]
+        found = [""]
+        for part in parts:
+            nxt: list[str] = []
+            for base in found:
+                full = self.full(base)
+                if not full.is_dir():
+                    continue
+                if has_glob(part):
+                    try:
+                        names = sorted(os.listdir(full))
+                    except OSError:
+                        continue
+                    for name in names:
+                        if fnmatch.fnmatchcase(name, part):
+                            nxt.append(f"{base}/{name}" if base else name)
+                elif os.path.lexists(full / part):
+                    nxt.append(f"{base}/{part}" if base else part)
+            found = nxt
+        return [rel for rel in found if not self.ignore.ignored(rel)]
+
+    def walk(self, rel: str) -> list[tuple[str, str, os.stat_result]]:
+        """(path relative to ``rel``, full path, lstat) below directory ``rel``,
+        sorted, not ignored (excluded dirs are pruned unless an exception may match)."""
+        out: list[tuple[str, str, os.stat_result]] = []
+        top = str(self.full(rel))
+
+        def visit(dirpath: str, sub: str) -> None:
+            try:
+                names = sorted(os.listdir(dirpath))
+            except OSError as exc:
+                raise BuildError(f"cannot read {dirpath}: {exc.strerror}", hint="check permissions") from None
+            for name in names:
+                full = f"{dirpath}/{name}"
+                inner = f"{sub}/{name}" if sub else name
+                ctx_rel = f"{rel}/{inner}" if rel else inner
+                st = os.lstat(full)
+                ignored = self.ignore.ignored(ctx_rel)
+                if stat.S_ISDIR(st.st_mode):
+                    if ignored and not self.ignore.may_contain_exceptions(ctx_rel):
+                        continue
+                    if not ignored:
+                        out.append((inner, full, st))
+                    visit(full, inner)
+                elif not ignored:
+                    out.append((inner, full, st))
+
+        visit(top, "")
+        return out

@@ -1,0 +1,131 @@
+"""Image config assembly: the OCI config JSON a build produces.
+
+Pure functions over plain dicts so each rule is unit-testable: durations in
+integer nanoseconds, ``ExposedPorts`` as ``{"8080/tcp": {}}``, history with
+``empty_layer`` for steps that add no layer, ``rootfs.diff_ids`` in layer order.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from mlpack.errors import BuildError
+
+__all__ = ["ConfigState", "parse_duration", "parse_port", "env_list", "env_dict", "rfc3339"]
+
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_NS = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+
+
+def parse_duration(text: str) -> int:
+    """Go-style duration (``30s``, ``1m30s``, ``500ms``) -> integer nanoseconds."""
+    text = text.strip()
+    pos, total = 0, 0
+    if text == "0":
+        return 0
+    for match in _DURATION_RE.finditer(text):
+        if match.start() != pos:
+            break
+        total += round(float(match.group(1)) * _UNIT_NS[match.group(2)])
+        pos = match.end()
+    if pos != len(text) or not text:
+        raise ValueError(f"invalid duration {text!r} (use e.g. 30s, 1m30s, 500ms)")
+    return total
+
+
+def parse_port(text: str) -> str:
+    """``8080`` -> ``8080/tcp``; ``53/udp`` kept; ranges ``8000-8002`` expand elsewhere."""
+    port, _, proto = text.partition("/")
+    proto = (proto or "tcp").lower()
+    if proto not in ("tcp", "udp", "sctp") or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"invalid port {text!r} (use 8080 or 8080/tcp)")
+    return f"{int(port)}/{proto}"
+
+
+def env_dict(env: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in env or []:
+        key, _, value = item.partition("=")
+        out[key] = value
+    return out
+
+
+def env_list(env: dict[str, str]) -> list[str]:
+    return [f"{k}={v}" for k, v in env.items()]
+
+
+def rfc3339(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class ConfigState:
+    """The mutable image config of one stage while it builds."""
+
+    config: dict[str, Any] = field(default_factory=dict)   # the "config" object
+    diff_ids: list[str] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_base(cls, base_config: dict[str, Any] | None) -> "ConfigState":
+        """Start from a base image's config blob (or scratch when None)."""
+        if not base_config:
+            return cls(config={"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]})
+        cfg = copy.deepcopy(base_config.get("config") or {})
+        return cls(
+            config=cfg,
+            diff_ids=list((base_config.get("rootfs") or {}).get("diff_ids") or []),
+            history=copy.deepcopy(base_config.get("history") or []),
+        )
+
+    @property
+    def env(self) -> dict[str, str]:
+        return env_dict(self.config.get("Env"))
+
+    def set_env(self, key: str, value: str) -> None:
+        env = self.env
+        env[key] = value
+        self.config["Env"] = env_list(env)
+
+    def add_history(self, created_by: str, *, created: str, empty_layer: bool) -> None:
+        entry: dict[str, Any] = {"created": created, "created_by": created_by}
+        if empty_layer:
+            entry["empty_layer"] = True
+        else:
+            entry["comment"] = "mlpack"
+        self.history.append(entry)
+
+    def healthcheck(self, test: list[str], *, interval: str | None, timeout: str | None,
+                    start_period: str | None, start_interval: str | None, retries: str | None) -> None:
+        """Docker's Healthcheck object; durations in ns, zero values omitted."""
+        hc: dict[str, Any] = {"Test": test}
+        for key, value in (("Interval", interval), ("Timeout", timeout),
+                           ("StartPeriod", start_period), ("StartInterval", start_interval)):
+            if value is not None:
+                ns = parse_duration(value)
+                if ns and ns < 10**6:
+                    raise BuildError(f"HEALTHCHECK {key} {value!r} is shorter than 1ms", hint="use e.g. 5s")
+                if ns:
+                    hc[key] = ns
+        if retries is not None:
+            if not retries.isdigit():
+                raise BuildError(f"HEALTHCHECK --retries={retries!r} is not a number", hint="use e.g. --retries=3")
+            if int(retries):
+                hc["Retries"] = int(retries)
+        self.config["Healthcheck"] = hc
+
+    def to_blob(self, *, created: str, architecture: str = "amd64", os_name: str = "linux") -> dict[str, Any]:
+        """The full config object, keys in a stable order."""
+        cfg = {k: v for k, v in self.config.items() if v not in (None, [], {})}
+        return {
+            "architecture": architecture,
+            "config": cfg,
+            "created": created,
+            "history": self.history,
+            "os": os_name,
+            "rootfs": {"diff_ids": list(self.diff_ids), "type": "layers"},
+        }

@@ -1,0 +1,130 @@
+"""``Bundle``: a captured model on disk, loaded and verified."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlpack.bundle.manifest import MANIFEST_NAME, read_manifest, verify_files
+from mlpack.bundle.predictor import OnnxPredictor, Predictor, PythonPredictor
+from mlpack.bundle.spec import TensorSpec
+from mlpack.errors import BundleError
+
+__all__ = ["Bundle"]
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified bundle directory. Make one with ``mlpack.capture`` or ``Bundle.load``."""
+
+    path: Path
+    manifest: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Bundle":
+        """Loads ``path``, checking the manifest version, its digest and every file's sha256."""
+        directory = Path(path).expanduser().resolve()
+        manifest = read_manifest(directory)
+        verify_files(directory, manifest["files"])
+        model = manifest["model"]
+        if not isinstance(model, dict) or model.get("file") not in manifest["files"]:
+            raise BundleError(f"{directory}: the manifest names no model file", hint="capture the model again")
+        if manifest["flavor"] not in ("onnx", "python"):
+            raise BundleError(
+                f"{directory}: unknown flavor {manifest['flavor']!r}", hint="upgrade mlpack or capture the model again"
+            )
+        try:
+            bundle = cls(directory, manifest)
+            bundle.inputs, bundle.outputs  # noqa: B018 - parse the schema now, not at first use
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(f"{directory}: malformed schema in {MANIFEST_NAME} ({exc})", hint="capture the model again") from None
+        return bundle
+
+    # -- manifest fields ---------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest["name"])
+
+    @property
+    def flavor(self) -> str:
+        """``onnx`` or ``python``."""
+        return str(self.manifest["flavor"])
+
+    @property
+    def framework(self) -> str:
+        """Where the model came from: sklearn, torch, xgboost, lightgbm, onnx, python."""
+        return str(self.manifest["framework"])
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / self.manifest["model"]["file"]
+
+    @property
+    def model_sha256(self) -> str:
+        return str(self.manifest["files"][self.manifest["model"]["file"]])
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        return [TensorSpec.from_dict(d) for d in self.manifest["inputs"]]
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        return [TensorSpec.from_dict(d) for d in self.manifest["outputs"]]
+
+    @property
+    def requirements(self) -> list[str]:
+        """The pinned lines of ``requirements.lock`` (``name==version``)."""
+        lock = self.path / "requirements.lock"
+        lines = lock.read_text(encoding="utf-8").splitlines() if lock.is_file() else []
+        return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+
+    @property
+    def python_version(self) -> str:
+        return str(self.manifest.get("environment", {}).get("python", ""))
+
+    @property
+    def parity(self) -> dict[str, Any]:
+        return dict(self.manifest.get("parity") or {})
+
+    @property
+    def hooks_path(self) -> Path | None:
+        hooks = self.manifest.get("hooks")
+        return self.path / hooks if hooks else None
+
+    def sample(self) -> dict[str, np.ndarray]:
+        """The stored sample rows, one array per input name."""
+        return self._npz(self.manifest.get("sample", "sample.npz"))
+
+    def expected(self) -> dict[str, np.ndarray]:
+        """The original model's outputs on ``sample()`` (for checks of a built image)."""
+        return self._npz(self.manifest.get("expected", "expected.npz"))
+
+    def _npz(self, rel: str) -> dict[str, np.ndarray]:
+        # allow_pickle stays False: string tensors are stored as unicode arrays.
+        with np.load(self.path / rel, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+
+    # -- running -----------------------------------------------------------
+
+    def load_predictor(self, threads: int | None = None, providers: list[str] | None = None) -> Predictor:
+        """The model ready to run: onnxruntime for ONNX, the unpickled model for python."""
+        data = self.model_path.read_bytes()
+        # Hash the very bytes that are run: the file may change after load().
+        if hashlib.sha256(data).hexdigest() != self.model_sha256.removeprefix("sha256:"):
+            raise BundleError(
+                f"{self.model_path} changed after the bundle was loaded", hint="capture the model again", path=str(self.path)
+            )
+        if self.flavor == "onnx":
+            return OnnxPredictor(data, self.inputs, self.outputs, threads=threads, providers=providers)
+        return PythonPredictor(data, self.inputs, self.outputs, self.manifest["model"].get("entry", {}), threads=threads)
+
+    def summary(self) -> str:
+        """A few human-readable lines (what ``mlpack inspect`` prints)."""
+        from mlpack.bundle.summary import summarize
+
+        return summarize(self)

@@ -1,0 +1,302 @@
+"""render(): a Bundle plus RenderOptions becomes a self-contained build context.
+
+The context directory holds exactly what the Dockerfile copies::
+
+    Dockerfile  .dockerignore  requirements.lock
+    app/mlpack/...   the serving subset of mlpack (no build or CLI code)
+    bundle/...       the bundle, byte for byte
+
+so ``docker build``, ``buildah bud`` and ``mlpack build`` all build it as is.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from mlpack.dockerfile.options import RenderOptions
+from mlpack.dockerfile.templates import render_template
+from mlpack.errors import RenderError
+
+__all__ = ["BuildContext", "render", "SERVING_MODULES", "LABEL_PREFIX"]
+
+VENV = "/opt/venv"
+APP_DIR = "/opt/mlpack/app"
+BUNDLE_DIR = "/opt/mlpack/bundle"
+CUDA_LIB_DIR = f"{VENV}/cuda-libs"
+# mlpack's own labels; users may not set keys under this prefix, so tools can trust them.
+LABEL_PREFIX = "io.mlpack."
+# The part of mlpack that runs inside the image (DESIGN.md: serve imports bundle, errors).
+SERVING_MODULES = ("__init__.py", "errors.py", "types.py", "bundle", "server")
+# Packages whose "tests" directories nothing imports at run time.
+STRIP_TESTS = ("numpy", "scipy", "pandas", "sklearn", "sympy", "mpmath", "networkx", "skl2onnx")
+# Tooling inside wheels that inference never imports (checked by the integration test).
+STRIP_PATHS = ("onnxruntime/transformers", "onnxruntime/quantization", "onnxruntime/tools",
+               "numpy/f2py", "numpy/distutils")
+_HEALTHCHECK = (
+    "import os, urllib.request; "
+    "urllib.request.urlopen('http://127.0.0.1:%s/v2/health/ready' % os.environ.get('MLPACK_PORT', '8080'), timeout=4)"
+)
+_REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """A rendered build context: ``path`` (the directory), ``dockerfile`` (its
+    Dockerfile's path), the ``options`` used and the resolved ``base_image``."""
+
+    path: Path
+    dockerfile: Path
+    options: RenderOptions
+    base_image: str
+
+    @property
+    def dockerfile_text(self) -> str:
+        return self.dockerfile.read_text()
+
+
+def render(bundle_or_path: Any, options: RenderOptions | None = None, *,
+           out_dir: str | Path | None = None) -> BuildContext:
+    """Render ``bundle_or_path`` (a Bundle or a bundle directory) into a build context.
+
+    ``out_dir`` must be absent or empty; ``None`` makes a temporary directory.
+    """
+    options = options or RenderOptions()
+    if not isinstance(options, RenderOptions):
+        raise RenderError(f"options must be RenderOptions, not {type(options).__name__}",
+                          hint="from mlpack.dockerfile import RenderOptions")
+    bundle = _load_bundle(bundle_or_path)
+    python = options.python_version(getattr(bundle, "python_version", None))
+    base = options.base_image(python)
+    requirements = lock_lines(bundle, options)
+    text = render_dockerfile(bundle, options, python=python, base=base)
+
+    out = _prepare_out_dir(out_dir)
+    _copy_tree(Path(bundle.path), out / "bundle")
+    _copy_serving_code(out / "app" / "mlpack")
+    _write(out / "requirements.lock", "\n".join(requirements) + "\n")
+    _write(out / ".dockerignore", render_template("dockerignore.j2", {}, extra_dir=options.template_dir))
+    _write(out / "Dockerfile", text)
+    return BuildContext(path=out, dockerfile=out / "Dockerfile", options=options, base_image=base)
+
+
+def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base: str) -> str:
+    """Only the Dockerfile text (no files written)."""
+    from mlpack import __version__
+
+    template = options.template or ("gpu.Dockerfile.j2" if options.gpu else "cpu.Dockerfile.j2")
+    context = {
+        "mlpack_version": __version__,
+        "name": bundle.name,
+        "flavor": bundle.flavor,
+        "framework": bundle.framework,
+        "base": base,
+        "python": python,
+        "gpu": options.gpu,
+        "pip": list(options.pip),
+        "apt": list(options.apt),
+        "env": sorted(options.env.items()),
+        "labels": image_labels(bundle, options, base),
+        "port": options.port,
+        "uid": options.uid,
+        "venv": VENV,
+        "app_dir": APP_DIR,
+        "bundle_dir": BUNDLE_DIR,
+        "cuda_lib_dir": CUDA_LIB_DIR,
+        "strip_tests": list(STRIP_TESTS),
+        "strip_paths": list(STRIP_PATHS),
+        "healthcheck": [f"{VENV}/bin/python", "-c", _HEALTHCHECK],
+        "entrypoint": [f"{VENV}/bin/python", "-m", "mlpack.server"],
+    }
+    return render_template(template, context, extra_dir=options.template_dir, blocks=options.blocks)
+
+
+def image_labels(bundle: Any, options: RenderOptions, base: str) -> list[tuple[str, str]]:
+    """OCI and mlpack labels, then the user's (which may not touch ``io.mlpack.*``)."""
+    from mlpack import __version__
+
+    manifest = getattr(bundle, "manifest", None) or {}
+    labels: dict[str, str] = {
+        "org.opencontainers.image.title": bundle.name,
+        "org.opencontainers.image.description": f"mlpack inference server for {bundle.name}",
+        "org.opencontainers.image.created": _created(options),
+        "org.opencontainers.image.base.name": base,
+    }
+    version = options.version or manifest.get("version")
+    if version:
+        labels["org.opencontainers.image.version"] = str(version)
+    if options.source:
+        labels["org.opencontainers.image.source"] = options.source
+    if options.revision:
+        labels["org.opencontainers.image.revision"] = options.revision
+    labels.update({
+        f"{LABEL_PREFIX}version": __version__,
+        f"{LABEL_PREFIX}model.name": bundle.name,
+        f"{LABEL_PREFIX}model.flavor": bundle.flavor,
+        f"{LABEL_PREFIX}model.framework": bundle.framework,
+        f"{LABEL_PREFIX}model.sha256": bundle.model_sha256,
+        f"{LABEL_PREFIX}parity": json.dumps(bundle.parity or {}, sort_keys=True, separators=(",", ":"),
+                                            default=str),
+        f"{LABEL_PREFIX}gpu": "true" if options.gpu else "false",
+    })
+    for key, value in options.labels.items():
+        if key.startswith(LABEL_PREFIX):
+            raise RenderError(f"label {key!r} is reserved for mlpack",
+                              hint=f"choose a key outside {LABEL_PREFIX}*")
+        labels[key] = value
+    return list(labels.items())
+
+
+def lock_lines(bundle: Any, options: RenderOptions) -> list[str]:
+    """The bundle's lock, with onnxruntime swapped for onnxruntime-gpu in the GPU variant."""
+    lines = [line.strip() for line in bundle.requirements if line.strip()]
+    if not options.gpu:
+        return lines
+    out: list[str] = []
+    swapped = False
+    for line in lines:
+        match = _REQ_NAME.match(line)
+        name = match.group(1).lower().replace("_", "-") if match else ""
+        if name in ("onnxruntime", "onnxruntime-gpu"):
+            version = re.search(r"==\s*([A-Za-z0-9.+!-]+)", line)
+            # The GPU wheel can lag the CPU one by a release: take the newest
+            # not newer than what capture checked parity with.
+            pin = f"<={version.group(1)}" if version else ""
+            out.append(f"onnxruntime-gpu[cuda,cudnn]{pin}")
+            swapped = True
+        else:
+            out.append(line)
+    if not swapped and bundle.flavor == "onnx":
+        out.append("onnxruntime-gpu[cuda,cudnn]")
+    return out
+
+
+def _load_bundle(bundle_or_path: Any) -> Any:
+    if isinstance(bundle_or_path, (str, os.PathLike)):
+        from mlpack.bundle import Bundle
+
+        return Bundle.load(Path(bundle_or_path))
+    missing = [a for a in ("path", "name", "flavor", "framework", "model_sha256", "requirements")
+               if not hasattr(bundle_or_path, a)]
+    if missing:
+        raise RenderError(f"cannot render {type(bundle_or_path).__name__}: it has no {', '.join(missing)}",
+                          hint="pass a Bundle (mlpack.capture(...) or Bundle.load(path)) or a bundle directory")
+    return bundle_or_path
+
+
+def _created(options: RenderOptions) -> str:
+    epoch = options.source_date_epoch
+    if epoch is None and os.environ.get("SOURCE_DATE_EPOCH", "").strip().isdigit():
+        epoch = int(os.environ["SOURCE_DATE_EPOCH"])
+    if epoch is None:
+        epoch = int(time.time())
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _prepare_out_dir(out_dir: str | Path | None) -> Path:
+    if out_dir is None:
+        return Path(tempfile.mkdtemp(prefix="mlpack-context-"))
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RenderError(f"output directory {out} is not empty",
+                          hint="choose a new directory or remove the old context first")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o644)
+
+
+def _copy_tree(src: Path, dst: Path) -> None:
+    """Copy files with world-readable modes: the image's non-root user must read them."""
+    if not src.is_dir():
+        raise RenderError(f"bundle directory {src} does not exist", hint="capture the model again")
+    for root, dirs, files in os.walk(src):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        rel = Path(root).relative_to(src)
+        (dst / rel).mkdir(parents=True, exist_ok=True)
+        (dst / rel).chmod(0o755)
+        for name in sorted(files):
+            if name.endswith((".pyc", ".pyo")):
+                continue
+            source = Path(root) / name
+            if source.is_symlink():
+                raise RenderError(f"{source} is a symlink; a bundle must hold plain files",
+                                  hint="capture the model again")
+            target = dst / rel / name
+            shutil.copyfile(source, target)
+            target.chmod(0o755 if os.access(source, os.X_OK) else 0o644)
+
+
+def serving_files(package_dir: Path) -> list[Path]:
+    """The files of the serving subset: SERVING_MODULES plus the top-level modules they import."""
+    chosen: list[Path] = []
+    for entry in SERVING_MODULES:
+        path = package_dir / entry
+        if path.is_dir():
+            chosen.extend(p for p in sorted(path.rglob("*")) if p.is_file() and "__pycache__" not in p.parts
+                          and not p.name.endswith((".pyc", ".pyo")))
+        elif path.is_file():
+            chosen.append(path)
+        else:
+            raise RenderError(f"mlpack's serving code is incomplete: {path} is missing",
+                              hint="reinstall mlpack")
+    # Single-file modules such as mlpack/parity.py that bundle or server import.
+    pending = [p for p in chosen if p.suffix == ".py"]
+    while pending:
+        for module in _mlpack_imports(pending.pop()):
+            extra = package_dir / f"{module}.py"
+            if extra.is_file() and extra not in chosen:
+                chosen.append(extra)
+                pending.append(extra)
+    return chosen
+
+
+def _mlpack_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in _walk_runtime(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            if node.module == "mlpack":
+                names.update(f"mlpack.{alias.name}" for alias in node.names)
+    return {n.split(".")[1] for n in names if n.startswith("mlpack.")}
+
+
+def _walk_runtime(tree: ast.AST) -> list[ast.AST]:
+    """ast.walk without ``if TYPE_CHECKING:`` bodies (those imports never run)."""
+    out: list[ast.AST] = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            stack.extend(node.orelse)
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+    return out
+
+
+def _copy_serving_code(dst: Path) -> None:
+    package_dir = Path(__file__).resolve().parents[1]
+    for path in serving_files(package_dir):
+        target = dst / path.relative_to(package_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        target.chmod(0o644)
+    for directory in [dst, *[p for p in dst.rglob("*") if p.is_dir()]]:
+        directory.chmod(0o755)

@@ -1,0 +1,149 @@
+"""The offline base image: Debian + python3 bootstrapped with mmdebstrap.
+
+``bootstrap(settings)`` stores ``localhost/mlpack/python:3.11`` (BASE_REF):
+one layer made from ``mmdebstrap --variant=essential`` with python3,
+python3-venv, ca-certificates and libstdc++6, docs, man pages and locales
+dropped, using the host's Debian apt sources and apt proxy settings. With
+the same SOURCE_DATE_EPOCH and the same mirror content the layer is the same.
+It is what rendered Dockerfiles name when no registry can be reached.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlpack.errors import StoreError
+from mlpack.oci.layer import LayerOptions, write_dir
+from mlpack.oci.layout import Image, Store
+from mlpack.oci.unpack import UnpackOptions, apply_layer
+from mlpack.settings import Settings
+
+__all__ = ["BASE_REF", "BaseOptions", "bootstrap", "import_rootfs_tar", "host_apt_sources", "host_apt_options"]
+
+BASE_REF = "localhost/mlpack/python:3.11"
+DEFAULT_EPOCH = 1_700_000_000  # fixed, so the digest depends only on package content
+PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_EXCLUDES = (
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/doc/*",
+    "path-include=/usr/share/doc/*/copyright",
+    "path-exclude=/usr/share/info/*",
+    "path-exclude=/usr/share/locale/*",
+    "path-include=/usr/share/locale/locale.alias",
+    "path-exclude=/usr/share/lintian/*",
+)
+_APT_KEYS = ("Acquire::http::Proxy", "Acquire::https::Proxy", "Acquire::Check-Valid-Until", "Acquire::Check-Date")
+
+
+@dataclass(frozen=True)
+class BaseOptions:
+    """What ``mlpack base bootstrap`` builds."""
+
+    ref: str = BASE_REF
+    suite: str = "bookworm"
+    variant: str = "essential"
+    packages: tuple[str, ...] = ("python3", "python3-venv", "ca-certificates", "libstdc++6")
+    mirrors: tuple[str, ...] = ()           # empty: the host's Debian apt sources
+    source_date_epoch: int = DEFAULT_EPOCH
+    extra_args: tuple[str, ...] = field(default_factory=tuple)
+
+
+def host_apt_sources() -> list[str]:
+    """The host's Debian apt source files (deb822 or one-line), for mmdebstrap's MIRROR arguments."""
+    found = []
+    for path in ["/etc/apt/sources.list", *sorted(glob.glob("/etc/apt/sources.list.d/*.sources")),
+                 *sorted(glob.glob("/etc/apt/sources.list.d/*.list"))]:
+        try:
+            text = Path(path).read_text()
+        except OSError:
+            continue
+        lines = [l for l in text.splitlines() if l.strip() and not l.lstrip().startswith("#")]
+        if lines and "debian" in text:
+            found.append(path)
+    return found
+
+
+def host_apt_options() -> list[str]:
+    """Proxy and validity settings of the host's apt, passed on with --aptopt."""
+    try:
+        dump = subprocess.run(["apt-config", "dump"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.strip() for line in dump.splitlines() if line.split(" ", 1)[0] in _APT_KEYS]
+
+
+def bootstrap(settings: Settings, options: BaseOptions | None = None, *,
+              log: Callable[[str], None] | None = None) -> Image:
+    """Build the base image with mmdebstrap and store it as ``options.ref``; returns it."""
+    options = options or BaseOptions()
+    mmdebstrap = shutil.which("mmdebstrap")
+    if mmdebstrap is None:
+        raise StoreError("mmdebstrap is not installed", hint="apt-get install mmdebstrap", step="bootstrap")
+    mirrors = list(options.mirrors) or host_apt_sources()
+    if not mirrors:
+        raise StoreError("no Debian apt sources found on this host",
+                         hint="pass a mirror (e.g. http://deb.debian.org/debian)", step="bootstrap")
+    settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="base-", dir=settings.cache_dir) as tmp:
+        tar_path = Path(tmp) / "rootfs.tar"
+        cmd = [mmdebstrap, f"--variant={options.variant}", f"--include={','.join(options.packages)}",
+               "--format=tar", "--quiet"]
+        cmd += [f"--aptopt={o}" for o in host_apt_options()]
+        cmd += [f"--dpkgopt={o}" for o in _EXCLUDES]
+        # host-specific files would make the layer differ between machines
+        cmd += ['--customize-hook=: > "$1/etc/resolv.conf"; echo mlpack > "$1/etc/hostname"']
+        cmd += list(options.extra_args)
+        cmd += [options.suite, str(tar_path), *mirrors]
+        env = dict(os.environ, SOURCE_DATE_EPOCH=str(options.source_date_epoch))
+        if log:
+            log(f"running mmdebstrap {options.suite} ({', '.join(options.packages)})")
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise StoreError(f"mmdebstrap failed with exit status {proc.returncode}:\n{proc.stderr[-3000:]}",
+                             hint="check that the Debian mirror is reachable (apt-get update works)",
+                             step="mmdebstrap", stderr=proc.stderr)
+        if log:
+            log(f"rootfs tar is {tar_path.stat().st_size / 1e6:.1f} MB after {time.monotonic() - started:.0f}s; importing")
+        config = {
+            "architecture": "amd64", "os": "linux",
+            "created": _dt.datetime.fromtimestamp(options.source_date_epoch, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "config": {"Env": [PATH_ENV, "LANG=C.UTF-8"], "Cmd": ["python3"], "Labels": {
+                "org.opencontainers.image.title": "mlpack python base",
+                "org.opencontainers.image.description": f"Debian {options.suite} {options.variant} + {' '.join(options.packages)}",
+            }},
+            "history": [{"created_by": f"mmdebstrap --variant={options.variant} {options.suite} (mlpack base bootstrap)",
+                         "created": _dt.datetime.fromtimestamp(options.source_date_epoch, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}],
+        }
+        image = import_rootfs_tar(Store(settings.store_dir), tar_path, config, options.ref,
+                                  source_date_epoch=options.source_date_epoch, workdir=Path(tmp))
+    if log:
+        log(f"stored {options.ref} ({image.size / 1e6:.1f} MB compressed) in {time.monotonic() - started:.0f}s")
+    return image
+
+
+def import_rootfs_tar(store: Store, tar_path: Path, config: dict[str, Any], ref: str | None, *,
+                      source_date_epoch: int | None = None, workdir: Path | None = None) -> Image:
+    """Turn a root filesystem tar into a one-layer image (device nodes dropped, layer made reproducible)."""
+    with tempfile.TemporaryDirectory(prefix="rootfs-", dir=workdir) as tmp:
+        root = Path(tmp) / "rootfs"
+        apply_layer(root, tar_path, UnpackOptions(devices="skip"))
+        for node in (root / "dev").glob("*") if (root / "dev").is_dir() else []:
+            # /dev belongs to the runtime; mmdebstrap adds symlinks like /dev/fd there
+            if node.is_symlink() or not node.is_dir():
+                node.unlink()
+            else:
+                shutil.rmtree(node)
+        layer = write_dir(store, root, LayerOptions(source_date_epoch=source_date_epoch))
+    digest = store.put_image(config, [layer], ref=ref)
+    return store.resolve(digest)

@@ -1,0 +1,252 @@
+"""HTTP for the registry client: stdlib http.client, keep-alive, retries, auth.
+
+Why the standard library and not httpx: ``mlpack.oci`` must work with only
+mlpack's core dependencies (httpx is in the notebook extra), and http.client
+gives what this needs: streaming bodies both ways with a large block size,
+one keep-alive connection per host, and full control over redirects so the
+Authorization header never follows one.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import ssl
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from mlpack.errors import RegistryError
+from mlpack.oci.auth import Credentials, parse_challenge
+
+__all__ = ["Transport", "Response", "is_loopback"]
+
+_BLOCK = 1 << 20
+_RETRY_STATUS = {429, 500, 502, 503, 504}
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1 (port ignored)."""
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
+    name = name.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class Response:
+    status: int
+    headers: http.client.HTTPMessage
+    raw: http.client.HTTPResponse
+    url: str
+
+    def read(self, n: int = -1) -> bytes:
+        return self.raw.read(n) if n >= 0 else self.raw.read()
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+@dataclass
+class Transport:
+    """Talks to one registry host; ``scheme`` is https unless the host is loopback or allowed insecure."""
+
+    registry: str
+    insecure: bool = False
+    credentials: Credentials | None = None
+    retries: int = 4
+    backoff_s: float = 0.5
+    timeout_s: float = 300.0
+    sleep: Callable[[float], None] = time.sleep
+    _conns: dict[tuple[str, str], http.client.HTTPConnection] = field(default_factory=dict)
+    _tokens: dict[str, str] = field(default_factory=dict)
+    _basic: bool = False
+
+    @property
+    def scheme(self) -> str:
+        return "http" if (self.insecure or is_loopback(self.registry)) else "https"
+
+    @property
+    def base(self) -> str:
+        return f"{self.scheme}://{self.registry}"
+
+    def _conn(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
+        key = (scheme, netloc)
+        conn = self._conns.get(key)
+        if conn is None:
+            if scheme == "https":
+                conn = http.client.HTTPSConnection(netloc, timeout=self.timeout_s, blocksize=_BLOCK,
+                                                   context=ssl.create_default_context())
+            else:
+                conn = http.client.HTTPConnection(netloc, timeout=self.timeout_s, blocksize=_BLOCK)
+            self._conns[key] = conn
+        return conn
+
+    def close(self) -> None:
+        for conn in self._conns.values():
+            conn.close()
+        self._conns.clear()
+
+    def request(self, method: str, url: str, *, step: str, headers: dict[str, str] | None = None,
+                body: bytes | Callable[[], IO[bytes]] | None = None, scope: str = "",
+                ok: tuple[int, ...] = (200,), allow: tuple[int, ...] = ()) -> Response:
+        """One request with auth, retries and redirects; raises RegistryError unless status in ok+allow.
+
+        ``body`` is bytes or a callable opening a fresh stream (so a retry can resend it).
+        The response body must be read or closed by the caller.
+        """
+        if not url.startswith(("http://", "https://")):
+            url = self.base + url
+        attempt = 0
+        auth_tries = 0
+        redirects = 0
+        send_auth = True
+        while True:
+            hdrs = dict(headers or {})
+            if send_auth:
+                auth = self._auth_header(scope)
+                if auth:
+                    hdrs["Authorization"] = auth
+            try:
+                resp = self._send(method, url, hdrs, body)
+            except (OSError, http.client.HTTPException) as exc:
+                attempt += 1
+                self._drop(url)
+                if attempt > self.retries:
+                    raise RegistryError(f"{step}: cannot reach {self.registry}: {exc}",
+                                        hint="check the registry address, network and proxy; "
+                                             "for a plain-HTTP registry add it to MLPACK_INSECURE_REGISTRIES",
+                                        registry=self.registry, step=step) from None
+                self.sleep(min(self.backoff_s * 2 ** (attempt - 1), 8.0))
+                continue
+            if resp.status in ok or resp.status in allow:
+                return resp
+            text = _drain(resp)
+            if resp.status == 401 and auth_tries < 2 and send_auth:
+                auth_tries += 1
+                if self._answer(resp.header("WWW-Authenticate") or "", scope, step):
+                    continue
+            if resp.status in (301, 302, 303, 307, 308) and redirects < 5 and resp.header("Location"):
+                redirects += 1
+                url = urllib.parse.urljoin(url, resp.header("Location") or "")
+                send_auth = False  # never hand our token to wherever the registry sends us
+                if resp.status == 303:
+                    method, body = "GET", None
+                continue
+            if resp.status in _RETRY_STATUS and attempt < self.retries:
+                attempt += 1
+                self.sleep(min(self.backoff_s * 2 ** (attempt - 1), 8.0))
+                continue
+            raise _status_error(self.registry, step, method, url, resp.status, text)
+
+    def _send(self, method: str, url: str, headers: dict[str, str], body: Any) -> Response:
+        parts = urllib.parse.urlsplit(url)
+        conn = self._conn(parts.scheme, parts.netloc)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        stream = None
+        if callable(body):
+            stream = body()
+            payload: Any = stream
+        else:
+            payload = body
+        if payload is not None and "Content-Length" not in headers:
+            if isinstance(payload, (bytes, bytearray)):
+                headers["Content-Length"] = str(len(payload))
+        if payload is None and method in ("PUT", "POST", "PATCH"):
+            headers.setdefault("Content-Length", "0")
+        try:
+            conn.request(method, path, body=payload, headers=headers)
+            raw = conn.getresponse()
+        except BaseException:
+            conn.close()
+            raise
+        finally:
+            if stream is not None:
+                stream.close()
+        return Response(raw.status, raw.headers, raw, url)
+
+    def _drop(self, url: str) -> None:
+        parts = urllib.parse.urlsplit(url)
+        conn = self._conns.pop((parts.scheme, parts.netloc), None)
+        if conn is not None:
+            conn.close()
+
+    def _auth_header(self, scope: str) -> str | None:
+        if scope in self._tokens:
+            return "Bearer " + self._tokens[scope]
+        if self._basic and self.credentials:
+            return self.credentials.basic()
+        return None
+
+    def _answer(self, challenge: str, scope: str, step: str) -> bool:
+        kind, params = parse_challenge(challenge)
+        if kind == "basic":
+            if self.credentials is None or self._basic:
+                return False
+            self._basic = True
+            return True
+        if kind != "bearer" or "realm" not in params:
+            return False
+        query = {"service": params.get("service", "")}
+        if scope or params.get("scope"):
+            query["scope"] = scope or params["scope"]
+        url = params["realm"] + ("&" if "?" in params["realm"] else "?") + urllib.parse.urlencode(query)
+        headers = {"Authorization": self.credentials.basic()} if self.credentials else {}
+        realm = urllib.parse.urlsplit(url)
+        if realm.scheme != "https" and not is_loopback(realm.netloc) and not self.insecure:
+            raise RegistryError(f"{step}: {self.registry} wants a token from a plain-HTTP realm {params['realm']}",
+                                hint="refusing to send credentials in clear text", registry=self.registry, step=step)
+        for attempt in range(self.retries + 1):
+            try:
+                resp = self._send("GET", url, headers, None)
+                data = resp.read()
+                break
+            except (OSError, http.client.HTTPException) as exc:
+                self._drop(url)
+                if attempt == self.retries:
+                    raise RegistryError(f"{step}: cannot get a token from {params['realm']}: {exc}",
+                                        registry=self.registry, step=step) from None
+                self.sleep(min(self.backoff_s * 2 ** attempt, 8.0))
+        if resp.status != 200:
+            raise RegistryError(f"{step}: the token server {params['realm']} answered {resp.status}",
+                                hint="check your login (docker login writes ~/.docker/config.json)",
+                                registry=self.registry, step=step, status=resp.status)
+        import json
+
+        doc = json.loads(data or b"{}")
+        token = doc.get("token") or doc.get("access_token")
+        if not token:
+            return False
+        self._tokens[scope] = token
+        return True
+
+
+def _drain(resp: Response) -> str:
+    try:
+        return resp.read(65536).decode("utf-8", "replace")
+    except (OSError, http.client.HTTPException):
+        return ""
+    finally:
+        resp.close()
+
+
+def _status_error(registry: str, step: str, method: str, url: str, status: int, text: str) -> RegistryError:
+    hints = {
+        401: "log in (docker login writes ~/.docker/config.json) or check MLPACK/DOCKER_CONFIG",
+        403: "your credentials do not allow this; check the repository name and your access",
+        404: "check the image name and tag",
+    }
+    return RegistryError(f"{step}: {method} {url} answered {status}: {text.strip()[:500]}",
+                         hint=hints.get(status, "retry later or check the registry's logs"),
+                         registry=registry, step=step, status=status)
+
+

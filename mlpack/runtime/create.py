@@ -1,0 +1,205 @@
+"""Making a container: overlay root, config.json, network, monitor.
+
+The core takes an :class:`ImageSource` (overlay lowerdirs + the image's
+config), so a store image and a plain directory (tests, benchmarks) share
+one code path.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from mlpack.errors import RunError
+from mlpack.runtime.cdi import gpu_device_names, resolve_devices, spec_dirs
+from mlpack.runtime.host import CGROUP_PARENT, select_runtime
+from mlpack.runtime.mounts import mount_overlay
+from mlpack.runtime.netns import bind_listeners, create_netns
+from mlpack.runtime.options import PortMapping, RunOptions, parse_healthcheck
+from mlpack.runtime.spec import (
+    ContainerSpec, ProcessSpec, build_config, merge_env, normalize_caps, process_args, resolve_user,
+)
+from mlpack.runtime.state import container_dirs, read_json, write_json
+from mlpack.runtime.teardown import remove_container_dir
+from mlpack.settings import Settings
+from mlpack.types import Limits
+
+__all__ = ["ImageSource", "image_source", "create_container"]
+
+START_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """What a container is made of: layer directories (base first) and the image config's ``config``."""
+
+    lowerdirs: Sequence[Path]
+    config: Mapping[str, Any] = field(default_factory=dict)
+    ref: str | None = None
+    digest: str | None = None
+
+
+def image_source(image: Any, settings: Settings) -> ImageSource:
+    """An ImageSource from an ImageSource, a store reference or an mlpack.oci Image."""
+    if isinstance(image, ImageSource):
+        return image
+    from mlpack.oci.layercache import layer_dirs
+    from mlpack.oci.layout import Store
+
+    store = Store(settings.store_dir)
+    img = store.resolve(image) if isinstance(image, str) else image
+    if not hasattr(img, "diff_ids"):
+        raise RunError(f"cannot run {image!r}: not an image reference or image",
+                       hint="pass a reference such as localhost/model:latest")
+    dirs = layer_dirs(store, img, settings)
+    return ImageSource(lowerdirs=dirs, config=dict(img.config.get("config") or {}),
+                       ref=getattr(img, "ref", None) or (image if isinstance(image, str) else None),
+                       digest=img.digest)
+
+
+@contextmanager
+def _names_lock(root: Path) -> Iterator[None]:
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _exposed(config: Mapping[str, Any]) -> list[int]:
+    ports = []
+    for key in config.get("ExposedPorts") or {}:
+        num, _, proto = str(key).partition("/")
+        if num.isdigit() and proto in ("", "tcp"):
+            ports.append(int(num))
+    return sorted(ports)
+
+
+def create_container(src: ImageSource, limits: Limits, options: RunOptions, settings: Settings,
+                     *, publish_exposed: bool = False) -> Path:
+    """Create and start a container; returns its directory once it runs (or has already exited)."""
+    rt = select_runtime(settings)
+    root = settings.containers_dir
+    cid = secrets.token_hex(32)
+    cdir = root / cid
+    record: dict[str, Any] = {}
+    listeners: list = []
+    ports = list(options.ports)
+    if publish_exposed and not ports and options.network != "none":
+        ports = [PortMapping(0, p) for p in _exposed(src.config)]
+    try:
+        with _names_lock(root):
+            name = options.name or f"mlpack-{cid[:8]}"
+            for d in container_dirs(root):
+                if read_json(d / "record.json").get("name") == name:
+                    raise RunError(f"the name {name!r} is taken by container {d.name[:12]}",
+                                   hint=f"remove it (mlpack rm -f {name}) or pick another --name")
+            for sub in ("rootfs", "upper", "work"):
+                (cdir / sub).mkdir(parents=True)
+            record = {"id": cid, "name": name}  # enough for a cleanup from here on
+            write_json(cdir / "record.json", record)
+        rootfs = cdir / "rootfs"
+        mount_overlay(list(src.lowerdirs), cdir / "upper", cdir / "work", rootfs)
+        cfg = src.config
+        uid, gid, groups, home = resolve_user(rootfs, options.user or cfg.get("User"))
+        args = process_args(cfg, options.command, options.entrypoint)
+        cdi_dirs = options.cdi_dirs or spec_dirs()
+        names = gpu_device_names(limits.gpus, cdi_dirs) + list(options.devices)
+        edits = resolve_devices(names, cdi_dirs)
+        hostname = options.hostname or cid[:12]
+        env = merge_env({"HOSTNAME": hostname, "HOME": home or "/"} if (home or uid) else {"HOSTNAME": hostname,
+                                                                                             "HOME": "/root"},
+                        cfg.get("Env"), edits.env, options.env)
+        netns = None
+        if options.network == "private":
+            netns = cdir / "netns"
+            create_netns(netns)
+        need_forward = [p for p in ports if options.network != "host" or p.host_port != p.container_port]
+        listeners = bind_listeners(need_forward)
+        published = [m for m, _ in listeners] + [p for p in ports if p not in need_forward]
+        check = None if options.no_healthcheck else (options.healthcheck or parse_healthcheck(cfg.get("Healthcheck")))
+        cgroups_path = f"/{CGROUP_PARENT}/{cid}"
+        spec = ContainerSpec(
+            rootfs=rootfs,
+            process=ProcessSpec(args=args, env=env, cwd=options.workdir or cfg.get("WorkingDir") or "/",
+                                uid=uid, gid=gid, additional_gids=groups,
+                                capabilities=normalize_caps(options.cap_add)),
+            hostname=hostname,
+            readonly_root=not options.read_write,
+            mounts=tuple(options.volumes) + tuple(edits.mounts),
+            network="private" if options.network == "none" else options.network,
+            netns_path=str(netns) if netns else None,
+            limits=limits,
+            devices=tuple(edits.devices),
+            cgroups_path=cgroups_path,
+            seccomp=options.seccomp,
+            hooks=edits.hooks,
+            annotations={"org.opencontainers.image.ref.name": src.ref or "", "mlpack.container.name": name},
+        )
+        write_json(cdir / "config.json", build_config(spec))
+        record.update(
+            image=src.ref, image_digest=src.digest, created=_now(), args=list(args), env=list(env),
+            user=f"{uid}:{gid}", limits=asdict(limits), ports=[asdict(m) for m in published],
+            listen_ports=[asdict(m) for m, _ in listeners], exposed=_exposed(cfg),
+            network=options.network, netns=str(netns) if netns else None, cgroups_path=cgroups_path,
+            runtime={"name": rt.name, "path": rt.path, "root": str(rt.root), "mode": rt.mode},
+            restart=asdict(options.restart), auto_remove=options.auto_remove,
+            healthcheck=check.to_json() if check else None, read_only=not options.read_write,
+            capabilities=list(normalize_caps(options.cap_add)), devices=edits.names,
+            volumes=[asdict(v) for v in options.volumes],
+        )
+        write_json(cdir / "record.json", record)
+        write_json(cdir / "status.json", {"status": "created", "restart_count": 0})
+        rt.root.mkdir(parents=True, exist_ok=True)
+        _spawn_monitor(cdir, [s.fileno() for _, s in listeners])
+    except BaseException:
+        for _, s in listeners:
+            s.close()
+        if cdir.exists():
+            remove_container_dir(cdir, record if "runtime" in record else {})
+        raise
+    for _, s in listeners:
+        s.close()  # the monitor holds them now
+    _wait_started(cdir)
+    return cdir
+
+
+def _spawn_monitor(cdir: Path, fds: list[int]) -> None:
+    log = open(cdir / "monitor.log", "ab")
+    try:
+        subprocess.Popen(
+            [sys.executable, "-m", "mlpack.runtime.monitor", str(cdir), *map(str, fds)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=fds, start_new_session=True,
+            cwd="/",
+        )
+    finally:
+        log.close()
+
+
+def _wait_started(cdir: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if not cdir.exists():  # ran, exited and was removed (--rm) already
+            return
+        st = read_json(cdir / "status.json")
+        if st.get("status") in ("running", "exited", "restarting"):
+            if st.get("error"):
+                raise RunError(f"container {cdir.name[:12]} did not start: {st['error']}",
+                               hint="see `mlpack logs` and the runtime's message above", exit_code=st.get("exit_code"))
+            return
+        time.sleep(0.005)
+    raise RunError(f"container {cdir.name[:12]} did not start within {START_TIMEOUT:.0f}s",
+                   hint=f"see {cdir / 'monitor.log'}")

@@ -1,0 +1,198 @@
+"""The per-container monitor: the small process that outlives `mlpack run`.
+
+Started detached (its own session) by :func:`mlpack.runtime.container.start`
+as ``python -m mlpack.runtime.monitor CONTAINER_DIR [LISTEN_FD...]``. It is
+the container's parent, the way containerd's shim is: it makes itself a child
+subreaper, runs ``<runtime> create`` + ``start``, so the container's init
+becomes its child and waitpid() gives the true exit status; reads the OOM
+counter of the cgroup before the runtime deletes it; restarts per the restart
+policy; runs the HEALTHCHECK on its interval; forwards the published ports;
+and writes all of it to status.json.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from mlpack.runtime.cgroups import oom_kills
+from mlpack.runtime.mounts import libc
+from mlpack.runtime.netns import Forwarder
+from mlpack.runtime.options import Healthcheck, PortMapping, RestartPolicy
+from mlpack.runtime.state import read_json, write_json
+from mlpack.runtime.teardown import release_container, remove_container_dir, runtime_of
+
+PR_SET_CHILD_SUBREAPER = 36
+HEALTH_LOG_KEEP = 5
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class StatusFile:
+    """status.json, updated under a lock by the monitor's threads."""
+
+    def __init__(self, path: Path, initial: dict[str, Any]) -> None:
+        self.path = path
+        self.data = dict(initial)
+        self.lock = threading.Lock()
+
+    def update(self, **changes: Any) -> None:
+        with self.lock:
+            self.data.update(changes)
+            write_json(self.path, self.data)
+
+
+class HealthChecker(threading.Thread):
+    """Runs the check with `<runtime> exec` every interval; starting -> healthy / unhealthy."""
+
+    def __init__(self, rt: Any, cid: str, check: Healthcheck, status: StatusFile) -> None:
+        super().__init__(daemon=True, name="healthcheck")
+        self.rt, self.cid, self.check, self.status = rt, cid, check, status
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        began = time.monotonic()
+        streak = 0
+        log: list[dict[str, Any]] = []
+        state = "starting"
+        self.status.update(health={"status": state, "failing_streak": 0, "log": []})
+        while not self.stopped.wait(self.check.interval):
+            start = now_iso()
+            try:
+                proc = subprocess.run(self.rt.argv("exec", self.cid, *self.check.test), stdin=subprocess.DEVNULL,
+                                      capture_output=True, timeout=self.check.timeout)
+                code, out = proc.returncode, (proc.stdout + proc.stderr)[-4096:].decode(errors="replace")
+            except subprocess.TimeoutExpired:
+                code, out = -1, f"health check timed out after {self.check.timeout}s"
+            if self.stopped.is_set():
+                return
+            if code == 0:
+                streak, state = 0, "healthy"
+            elif time.monotonic() - began >= self.check.start_period or state == "healthy":
+                streak += 1
+                if streak >= self.check.retries:
+                    state = "unhealthy"
+            log = (log + [{"start": start, "end": now_iso(), "exit_code": code, "output": out}])[-HEALTH_LOG_KEEP:]
+            self.status.update(health={"status": state, "failing_streak": streak, "log": log})
+
+
+class Monitor:
+    def __init__(self, cdir: Path, listen_fds: list[int]) -> None:
+        self.cdir = cdir
+        self.record = read_json(cdir / "record.json")
+        self.rt = runtime_of(self.record)
+        self.cid = self.record["id"]
+        self.status = StatusFile(cdir / "status.json", read_json(cdir / "status.json"))
+        self.restart = RestartPolicy(**self.record["restart"])
+        self.check = Healthcheck.from_json(self.record.get("healthcheck"))
+        ports = [PortMapping(**p) for p in self.record.get("ports", [])]
+        listeners = [(p, socket.socket(fileno=fd)) for p, fd in zip(ports, listen_fds)]
+        netns = self.record.get("netns") if self.record["network"] != "host" else None
+        self.forwarder = Forwarder(listeners, netns) if listeners else None
+
+    def stop_requested(self) -> bool:
+        return (self.cdir / "stop").exists()
+
+    def run_once(self) -> tuple[int, bool, str | None]:
+        """Create, start and wait for the container once: (exit code, OOM killed, error)."""
+        log = open(self.cdir / "container.log", "ab")
+        offset = log.tell()
+        pid_file = self.cdir / "pid"
+        pid_file.unlink(missing_ok=True)
+        try:
+            create = subprocess.run(
+                self.rt.argv("create", "--bundle", str(self.cdir), "--pid-file", str(pid_file), self.cid),
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            )
+        finally:
+            log.close()
+        if create.returncode != 0:
+            with open(self.cdir / "container.log", "rb") as fh:
+                fh.seek(offset)
+                err = fh.read()[-2000:].decode(errors="replace").strip()
+            release_container(self.record)
+            return 125, False, f"{self.rt.name} create failed: {err}"
+        pid = int(pid_file.read_text().strip())
+        start = self.rt.call("start", self.cid, check=False)
+        if start.returncode != 0:
+            release_container(self.record)
+            return 125, False, f"{self.rt.name} start failed: {start.stderr.strip()}"
+        self.status.update(status="running", pid=pid, started_at=now_iso(), finished_at=None,
+                           exit_code=None, oom_killed=False, error=None)
+        checker = None
+        if self.check is not None:
+            checker = HealthChecker(self.rt, self.cid, self.check, self.status)
+            checker.start()
+        code = self._wait(pid)
+        if checker is not None:
+            checker.stopped.set()
+        oom = oom_kills(self.record["cgroups_path"]) > 0
+        release_container(self.record)
+        return code, oom, None
+
+    def _wait(self, pid: int) -> int:
+        try:
+            _, status = os.waitpid(pid, 0)
+            code = os.waitstatus_to_exitcode(status)
+            return 128 - code if code < 0 else code
+        except ChildProcessError:  # not our child after all: poll until it is gone
+            while os.path.exists(f"/proc/{pid}"):
+                time.sleep(0.1)
+            return 255
+
+    def main(self) -> int:
+        libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        self.status.update(monitor_pid=os.getpid())
+        if self.forwarder is not None:
+            self.forwarder.start()
+        restarts = int(self.status.data.get("restart_count") or 0)
+        while True:
+            code, oom, error = self.run_once()
+            if error is None and self.restart.should_restart(code, restarts, self.stop_requested()):
+                restarts += 1
+                self.status.update(status="restarting", exit_code=code, oom_killed=oom, restart_count=restarts,
+                                   finished_at=now_iso())
+                time.sleep(min(0.1 * 2 ** min(restarts, 10), 5.0))  # docker-like backoff
+                if not self.stop_requested():
+                    continue
+            break
+        self.status.update(status="exited", exit_code=code, oom_killed=oom, error=error, finished_at=now_iso(),
+                           pid=None)
+        if self.forwarder is not None:
+            self.forwarder.close()
+        if self.record.get("auto_remove"):
+            remove_container_dir(self.cdir, self.record)
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    cdir = Path(args[0])
+    fds = [int(a) for a in args[1:]]
+    try:
+        return Monitor(cdir, fds).main()
+    except Exception as exc:  # the monitor has no terminal: leave the reason on disk
+        import traceback
+
+        traceback.print_exc()
+        try:
+            data = read_json(cdir / "status.json")
+            data.update(status="exited", error=f"monitor failed: {exc}", exit_code=data.get("exit_code") or 125,
+                        finished_at=now_iso(), pid=None)
+            write_json(cdir / "status.json", data)
+        except Exception:
+            pass
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

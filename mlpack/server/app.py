@@ -1,0 +1,117 @@
+"""The app factory: compose the routes, the request envelope and the model loader.
+
+The model loads in a background thread when the app starts (ASGI lifespan),
+so liveness answers at once while readiness and inference answer 503 until
+the bundle is verified and the session is warm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from fastapi import FastAPI
+
+from mlpack.server.cgroup import cpu_budget, size_pools
+from mlpack.server.config import ServerConfig
+from mlpack.server.http import RequestEnvelope
+from mlpack.server.logs import server_logger
+from mlpack.server.model import load_runner
+from mlpack.server.openapi import openapi_document
+from mlpack.server.routes import ServerState, build_routes
+
+__all__ = ["create_app", "app_from_env"]
+
+
+def create_app(bundle: str | Path | Any | None = None, config: ServerConfig | None = None) -> FastAPI:
+    """An ASGI app serving ``bundle`` (a directory, or a loaded Bundle).
+
+    Nothing is loaded until the app's lifespan starts (uvicorn, or entering
+    ``TestClient(app)``); ``app.state.mlpack`` is the :class:`ServerState`.
+    """
+    config = config or ServerConfig()
+    source: Any = bundle if bundle is not None else config.bundle
+    state = ServerState(config=config)
+    ready = threading.Event()
+
+    def load() -> None:
+        start = time.perf_counter()
+        try:
+            budget = cpu_budget()
+            _, threads = size_pools(budget.cpus, workers=1, threads=config.threads)
+            runner = load_runner(source, config=config, metrics=state.metrics, threads=threads)
+        except Exception as exc:  # noqa: BLE001 - reported through readiness and the log
+            state.error = f"{type(exc).__name__}: {exc}"
+            server_logger.error("model failed to load", exc_info=exc, extra={"bundle": str(source)})
+        else:
+            state.runner = runner
+            state.metrics.ready = 1
+            state.metrics.load_seconds = time.perf_counter() - start
+            server_logger.info(
+                "model ready",
+                extra={
+                    "model": runner.name,
+                    "flavor": runner.flavor,
+                    "threads": threads,
+                    "cpu_quota": budget.quota,
+                    "batching": runner.batcher is not None,
+                    "inline": runner.inline,
+                    "load_s": round(state.metrics.load_seconds, 3),
+                    "pid": os.getpid(),
+                },
+            )
+        finally:
+            ready.set()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ready.clear()
+        threading.Thread(target=load, name="mlpack-load", daemon=True).start()
+        try:
+            yield
+        finally:
+            state.draining = True
+            state.metrics.ready = 0
+            if state.runner is not None:
+                await asyncio.get_running_loop().run_in_executor(None, state.runner.close)
+
+    app = FastAPI(
+        title="mlpack model server",
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        lifespan=lifespan,
+    )
+    app.router.routes.extend(build_routes(state))
+    app.add_middleware(
+        RequestEnvelope,
+        metrics=state.metrics,
+        max_body_bytes=config.max_body_bytes,
+        access_log=config.access_log,
+        routes=lambda: app.router.routes,
+    )
+
+    def openapi() -> dict[str, Any]:
+        runner = state.runner
+        if runner is None:  # not loaded yet: the document without a model schema
+            return openapi_document(name=config.model_name or "model", inputs=[], outputs=[], sample=None)
+        if app.openapi_schema is None:
+            app.openapi_schema = openapi_document(
+                name=runner.name, inputs=runner.inputs, outputs=runner.outputs, sample=runner.sample
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    app.state.mlpack = state
+    app.state.loaded = ready
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn worker processes: the config comes from ``MLPACK_*`` variables."""
+    return create_app(config=ServerConfig.from_env(os.environ))

@@ -1,0 +1,256 @@
+"""Request decoding and response encoding for ``/predict`` and the V2 protocol.
+
+JSON goes through orjson straight to numpy (no pydantic on the hot path);
+every tensor passes :func:`mlpack.server.tensors.coerce`. The V2 binary tensor
+extension (``Inference-Header-Content-Length``) is supported because Triton's
+clients send binary tensors by default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import orjson
+
+from mlpack.server.tensors import NUMPY_OF_V2, V2_OF_NUMPY, Spec, coerce, invalid
+
+__all__ = ["Decoded", "loads", "dumps", "decode_predict", "encode_predict", "decode_v2", "encode_v2"]
+
+_DUMP_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, (bytes, bytearray)):
+        return obj.decode("utf-8", "replace")
+    raise TypeError(f"cannot encode {type(obj).__name__}")
+
+
+def dumps(obj: Any) -> bytes:
+    """JSON bytes; numpy arrays and scalars encoded natively."""
+    return orjson.dumps(obj, default=_default, option=_DUMP_OPTS)
+
+
+def loads(body: bytes) -> Any:
+    """Parse a JSON body or raise a 422 that says where it broke."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise invalid(f"request body is not valid JSON: {exc}", hint="send a JSON object with Content-Type: application/json") from None
+
+
+PREDICT_PARAMETERS = {"outputs"}
+
+
+@dataclass
+class Decoded:
+    """A decoded inference request: model feeds plus what to send back."""
+
+    feeds: dict[str, np.ndarray]
+    outputs: list[str] | None = None  # None: every output
+    binary: set[str] = field(default_factory=set)  # V2: outputs to return as binary buffers
+    binary_all: bool = False
+    id: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def _names(specs: Sequence[Spec]) -> str:
+    return ", ".join(repr(s.name) for s in specs)
+
+
+def _pick_outputs(requested: Any, outputs: Sequence[Spec]) -> list[str] | None:
+    if requested is None:
+        return None
+    known = {s.name for s in outputs}
+    if not isinstance(requested, list) or not all(isinstance(n, str) for n in requested):
+        raise invalid('"outputs" must be a list of output names', hint=f"the model's outputs are {_names(outputs)}")
+    unknown = [n for n in requested if n not in known]
+    if unknown:
+        raise invalid(f"unknown output {unknown[0]!r}", hint=f"the model's outputs are {_names(outputs)}")
+    return list(dict.fromkeys(requested))
+
+
+def decode_predict(body: bytes, inputs: Sequence[Spec], outputs: Sequence[Spec]) -> Decoded:
+    """Decode ``{"inputs": ..., "parameters": {...}}`` into model feeds.
+
+    ``inputs`` is a list of rows (single-input models), a mapping of input
+    names to arrays, or a list of records ``{name: value}`` (multi-input).
+    """
+    doc = loads(body)
+    if not isinstance(doc, dict) or "inputs" not in doc:
+        raise invalid('request body must be a JSON object with an "inputs" field', hint='send {"inputs": [[...], ...]}')
+    extra = set(doc) - {"inputs", "parameters"}
+    if extra:
+        raise invalid(f"unknown field {sorted(extra)[0]!r} in request body", hint='allowed fields: "inputs", "parameters"')
+    params = doc.get("parameters", {})
+    if not isinstance(params, dict):
+        raise invalid('"parameters" must be a JSON object')
+    unknown = set(params) - PREDICT_PARAMETERS
+    if unknown:
+        raise invalid(f"unknown parameter {sorted(unknown)[0]!r}", hint=f"supported parameters: {sorted(PREDICT_PARAMETERS)}")
+    data = doc["inputs"]
+    feeds: dict[str, np.ndarray] = {}
+    if isinstance(data, dict):
+        _check_names(data, inputs)
+        for spec in inputs:
+            feeds[spec.name] = coerce(spec, data[spec.name])
+    elif isinstance(data, list):
+        if len(inputs) == 1 and not (data and isinstance(data[0], dict)):
+            feeds[inputs[0].name] = coerce(inputs[0], data)
+        elif data and all(isinstance(row, dict) for row in data):
+            for row in data:
+                _check_names(row, inputs)
+            for spec in inputs:
+                feeds[spec.name] = coerce(spec, [row[spec.name] for row in data])
+        else:
+            raise invalid(
+                f"the model has inputs {_names(inputs)}: send a mapping of input names to arrays or a list of records",
+                hint='for example {"inputs": {"' + inputs[0].name + '": [...]}}',
+            )
+    else:
+        raise invalid('"inputs" must be a list of rows or a mapping of input names to arrays')
+    return Decoded(feeds, outputs=_pick_outputs(params.get("outputs"), outputs), parameters=params)
+
+
+def _check_names(given: Mapping[str, Any], inputs: Sequence[Spec]) -> None:
+    expected = [s.name for s in inputs]
+    missing = [n for n in expected if n not in given]
+    if missing:
+        raise invalid(f"missing input {missing[0]!r}", input=missing[0], hint=f"the model's inputs are {_names(inputs)}")
+    unknown = [n for n in given if n not in expected]
+    if unknown:
+        raise invalid(f"unknown input {unknown[0]!r}", input=unknown[0], hint=f"the model's inputs are {_names(inputs)}")
+
+
+def encode_predict(outputs: Mapping[str, Any], names: Sequence[str] | None) -> bytes:
+    """``{"outputs": {name: array}}`` as JSON bytes."""
+    if names is not None:
+        outputs = {n: outputs[n] for n in names}
+    return dumps({"outputs": outputs})
+
+
+# -- Open Inference Protocol (KServe V2) -------------------------------------------
+
+
+def decode_v2(body: bytes, header_length: str | None, inputs: Sequence[Spec], outputs: Sequence[Spec]) -> Decoded:
+    """Decode a V2 infer request (JSON, or JSON header + binary tensors)."""
+    raw = b""
+    if header_length is not None:
+        try:
+            n = int(header_length)
+        except ValueError:
+            n = -1
+        if not 0 <= n <= len(body):
+            raise invalid(f"Inference-Header-Content-Length {header_length!r} does not fit a body of {len(body)} bytes")
+        body, raw = body[:n], body[n:]
+    doc = loads(body)
+    if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list):
+        raise invalid('V2 infer request must be a JSON object with an "inputs" list')
+    params = doc.get("parameters", {})
+    if not isinstance(params, dict):
+        raise invalid('"parameters" must be a JSON object')
+    by_name = {s.name: s for s in inputs}
+    feeds: dict[str, np.ndarray] = {}
+    offset = 0
+    for tensor in doc["inputs"]:
+        if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
+            raise invalid('each V2 input must be an object with "name", "shape", "datatype" and "data"')
+        name = tensor["name"]
+        spec = by_name.get(name)
+        if spec is None:
+            raise invalid(f"unknown input {name!r}", input=name, hint=f"the model's inputs are {_names(inputs)}")
+        if name in feeds:
+            raise invalid(f"input {name!r} appears twice", input=name)
+        datatype = tensor.get("datatype")
+        if datatype != spec.datatype:
+            raise invalid(f"input {name!r}: expected datatype {spec.datatype}, got {datatype!r}", input=name)
+        shape = tensor.get("shape")
+        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+            raise invalid(f"input {name!r}: \"shape\" must be a list of integers, got {shape!r}", input=name)
+        tparams = tensor.get("parameters", {})
+        if not isinstance(tparams, dict):
+            raise invalid(f'input {name!r}: "parameters" must be a JSON object', input=name)
+        size = tparams.get("binary_data_size")
+        if size is not None:
+            if spec.is_string or not isinstance(size, int) or size < 0 or offset + size > len(raw):
+                raise invalid(f"input {name!r}: binary_data_size {size!r} does not fit the binary part of the body", input=name)
+            itemsize = np.dtype(NUMPY_OF_V2[datatype]).itemsize
+            if size % itemsize:
+                raise invalid(f"input {name!r}: {size} bytes is not a whole number of {datatype} values", input=name)
+            data: Any = np.frombuffer(raw, dtype=np.dtype(NUMPY_OF_V2[datatype]), count=size // itemsize, offset=offset)
+            offset += size
+        else:
+            if "data" not in tensor:
+                raise invalid(f"input {name!r} has no \"data\"", input=name)
+            data = tensor["data"]
+            if not isinstance(data, list):
+                data = [data]
+        feeds[name] = coerce(spec, data, shape=shape)
+    if offset != len(raw):
+        raise invalid(f"{len(raw) - offset} bytes of binary data belong to no input")
+    missing = [s.name for s in inputs if s.name not in feeds]
+    if missing:
+        raise invalid(f"missing input {missing[0]!r}", input=missing[0], hint=f"the model's inputs are {_names(inputs)}")
+    binary: set[str] = set()
+    wanted = None
+    if "outputs" in doc:
+        if not isinstance(doc["outputs"], list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in doc["outputs"]):
+            raise invalid('"outputs" must be a list of objects with a "name"')
+        wanted = _pick_outputs([o["name"] for o in doc["outputs"]], outputs)
+        for o in doc["outputs"]:
+            op = o.get("parameters", {})
+            if not isinstance(op, dict):
+                raise invalid(f'output {o["name"]!r}: "parameters" must be a JSON object')
+            if op.get("binary_data") is True:
+                binary.add(o["name"])
+    req_id = doc.get("id")
+    if req_id is not None and not isinstance(req_id, str):
+        raise invalid('"id" must be a string')
+    return Decoded(
+        feeds,
+        outputs=wanted,
+        binary=binary,
+        binary_all=params.get("binary_data_output") is True,
+        id=req_id if isinstance(req_id, str) else None,
+        parameters=params,
+    )
+
+
+def _v2_datatype(arr: np.ndarray) -> str:
+    if arr.dtype.kind in "USO":
+        return "BYTES"
+    return V2_OF_NUMPY.get(str(arr.dtype), "BYTES")
+
+
+def encode_v2(
+    outputs: Mapping[str, Any], request: Decoded, *, model_name: str, model_version: str = "1"
+) -> tuple[bytes, int | None]:
+    """The V2 response body and, when tensors went binary, the JSON header length."""
+    names = request.outputs if request.outputs is not None else list(outputs)
+    tensors = []
+    buffers: list[bytes] = []
+    for name in names:
+        arr = np.asarray(outputs[name])
+        datatype = _v2_datatype(arr)
+        entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(arr.shape)}
+        if (request.binary_all or name in request.binary) and datatype != "BYTES":
+            buf = np.ascontiguousarray(arr).tobytes()
+            entry["parameters"] = {"binary_data_size": len(buf)}
+            buffers.append(buf)
+        elif datatype == "BYTES":
+            entry["data"] = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in arr.ravel().tolist()]
+        else:
+            entry["data"] = np.ascontiguousarray(arr).ravel()
+        tensors.append(entry)
+    doc: dict[str, Any] = {"model_name": model_name, "model_version": model_version, "outputs": tensors}
+    if request.id is not None:
+        doc["id"] = request.id
+    header = dumps(doc)
+    if not buffers:
+        return header, None
+    return header + b"".join(buffers), len(header)

@@ -1,0 +1,176 @@
+"""Tensor specs, dtype names and the one validation every request goes through.
+
+Whatever a client sends (JSON lists, V2 flat data, V2 binary buffers) ends up
+in :func:`coerce`, which either returns an array of exactly the model's dtype
+and a shape the model accepts, or raises a 422 :class:`ServeError` naming the
+input, what was expected and what came.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from mlpack.errors import ServeError
+
+__all__ = ["Spec", "coerce", "invalid", "V2_OF_NUMPY", "NUMPY_OF_V2", "shape_text"]
+
+# Open Inference Protocol datatypes <-> numpy dtype names.
+V2_OF_NUMPY = {
+    "bool": "BOOL",
+    "uint8": "UINT8",
+    "uint16": "UINT16",
+    "uint32": "UINT32",
+    "uint64": "UINT64",
+    "int8": "INT8",
+    "int16": "INT16",
+    "int32": "INT32",
+    "int64": "INT64",
+    "float16": "FP16",
+    "float32": "FP32",
+    "float64": "FP64",
+    "str": "BYTES",
+    "object": "BYTES",
+    "bytes": "BYTES",
+}
+NUMPY_OF_V2 = {v: k for k, v in V2_OF_NUMPY.items() if k not in {"object", "bytes"}}
+
+_KIND_WORDS = {"b": "booleans", "i": "integers", "u": "integers", "f": "numbers", "U": "strings", "S": "bytes", "O": "mixed values"}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One model input or output: ``name``, numpy ``dtype`` name, ``shape`` (None: any size)."""
+
+    name: str
+    dtype: str
+    shape: tuple[int | None, ...]
+
+    @classmethod
+    def of(cls, spec: Any) -> "Spec":
+        """Copy any object with ``name``, ``dtype``, ``shape`` (a bundle TensorSpec)."""
+        dtype = str(np.dtype(spec.dtype)) if str(spec.dtype) not in {"str", "object", "bytes"} else str(spec.dtype)
+        shape = tuple(None if (d is None or (isinstance(d, int) and d < 0) or isinstance(d, str)) else int(d) for d in spec.shape)
+        return cls(str(spec.name), dtype, shape)
+
+    @property
+    def datatype(self) -> str:
+        """The V2 protocol datatype (FP32, INT64, ...)."""
+        return V2_OF_NUMPY.get(self.dtype, "BYTES")
+
+    @property
+    def is_string(self) -> bool:
+        return self.dtype in {"str", "object", "bytes"}
+
+    def v2_shape(self) -> list[int]:
+        """The shape as the V2 metadata spells it (-1 for dynamic axes)."""
+        return [-1 if d is None else d for d in self.shape]
+
+
+def shape_text(shape: Sequence[int | None]) -> str:
+    return "[" + ", ".join("N" if d is None else str(d) for d in shape) + "]"
+
+
+def invalid(message: str, *, input: str | None = None, hint: str | None = None, **context: Any) -> ServeError:
+    """A 422 error for a request the model cannot accept."""
+    return ServeError(message, hint=hint, status=422, input=input, **context)
+
+
+def _describe(arr: np.ndarray) -> str:
+    return _KIND_WORDS.get(arr.dtype.kind, str(arr.dtype))
+
+
+def coerce(spec: Spec, data: Any, *, shape: Sequence[int] | None = None) -> np.ndarray:
+    """Turn client ``data`` into an array of ``spec``'s dtype and shape, or raise a 422.
+
+    ``shape`` (V2 requests) reshapes flat data first and must hold exactly
+    as many elements. Numbers must be numbers (no strings, no booleans for
+    numeric inputs), integers must be integral and in range for the dtype.
+    """
+    name = spec.name
+    if isinstance(data, np.ndarray):
+        arr = data
+    else:
+        try:
+            arr = np.asarray(data)
+        except (ValueError, TypeError):
+            raise invalid(
+                f"input {name!r}: rows have different lengths or mixed types; expected {spec.dtype} {shape_text(spec.shape)}",
+                input=name,
+                hint="every row must have the same number of values",
+            ) from None
+    if spec.is_string:
+        if arr.dtype.kind not in "US":
+            raise invalid(f"input {name!r}: expected strings, got {_describe(arr)}", input=name)
+        arr = arr.astype(object)
+    else:
+        arr = _numeric(spec, arr)
+    if shape is not None:
+        shape = tuple(shape)
+        if any((not isinstance(d, int)) or d < 0 for d in shape):
+            raise invalid(f"input {name!r}: shape {list(shape)} must be non-negative integers", input=name)
+        if int(np.prod(shape, dtype=np.int64)) != arr.size:
+            raise invalid(
+                f"input {name!r}: shape {list(shape)} holds {int(np.prod(shape))} elements but {arr.size} values came",
+                input=name,
+            )
+        arr = arr.reshape(shape)
+    _check_shape(spec, arr)
+    return arr
+
+
+def _numeric(spec: Spec, arr: np.ndarray) -> np.ndarray:
+    name = spec.name
+    target = np.dtype(spec.dtype)
+    kind = arr.dtype.kind
+    if arr.dtype == target:
+        return arr
+    if kind == "b" and target.kind != "b":
+        raise invalid(f"input {name!r}: expected {spec.dtype} numbers, got booleans", input=name)
+    if kind not in "biuf":
+        if arr.size == 0 and kind in "fO":
+            return arr.astype(target)
+        raise invalid(
+            f"input {name!r}: expected {spec.dtype} numbers, got {_describe(arr)}",
+            input=name,
+            hint="send numbers only (no strings, nulls or nested objects)",
+        )
+    if target.kind == "b":
+        if kind not in "biu" or not np.isin(arr, (0, 1)).all():
+            raise invalid(f"input {name!r}: expected booleans (true/false or 0/1), got {_describe(arr)}", input=name)
+        return arr.astype(target)
+    if target.kind in "iu":
+        if kind == "f":
+            if not np.isfinite(arr).all() or not np.equal(np.floor(arr), arr).all():
+                raise invalid(f"input {name!r}: expected {spec.dtype} integers, got fractional numbers", input=name)
+        info = np.iinfo(target)
+        if arr.size and (arr.min() < info.min or arr.max() > info.max):
+            raise invalid(
+                f"input {name!r}: values out of range for {spec.dtype} ({info.min}..{info.max})",
+                input=name,
+            )
+        return arr.astype(target)
+    with np.errstate(over="ignore"):  # float64 -> float32 overflow becomes inf, as in numpy
+        return arr.astype(target)
+
+
+def _check_shape(spec: Spec, arr: np.ndarray) -> None:
+    expected = spec.shape
+    ok = arr.ndim == len(expected) and all(e is None or e == g for e, g in zip(expected, arr.shape))
+    if not ok:
+        hint = None
+        if arr.ndim == len(expected) - 1 and len(expected) >= 2:
+            hint = "wrap a single row in a list: [[...]]"
+        raise invalid(
+            f"input {name_of(spec)}: expected shape {shape_text(expected)}, got {list(arr.shape)}",
+            input=spec.name,
+            hint=hint,
+            expected=shape_text(expected),
+            got=list(arr.shape),
+        )
+
+
+def name_of(spec: Spec) -> str:
+    return repr(spec.name)

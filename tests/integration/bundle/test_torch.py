@@ -1,0 +1,108 @@
+"""PyTorch nn.Module → ONNX (torch.onnx, dynamic batch, several inputs) and the python flavour."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed: pip install torch==2.13.0")
+pytest.importorskip("onnx", reason="onnx is not installed (mlpack[notebook])")
+
+from mlpack.bundle import capture  # noqa: E402
+from mlpack.errors import CaptureError  # noqa: E402
+from tests.integration.bundle.helpers import check_round_trip  # noqa: E402
+
+pytestmark = pytest.mark.torch
+
+
+class TwoTower(torch.nn.Module):
+    """Two inputs of different widths, two outputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = torch.nn.Linear(4, 8)
+        self.b = torch.nn.Linear(2, 8)
+        self.head = torch.nn.Linear(8, 3)
+        self.drop = torch.nn.Dropout(0.5)  # must be off during export and parity
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.head(self.drop(torch.relu(self.a(x) + self.b(z))))
+        return logits, torch.softmax(logits, dim=-1)
+
+
+class Noisy(torch.nn.Module):
+    """Random in forward: eager and ONNX never agree, so parity must fail."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.rand_like(x)
+
+
+def _rows(n: int, d: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, d))
+
+
+def test_several_inputs_and_outputs_with_dynamic_batch(out: Path) -> None:
+    torch.manual_seed(0)
+    model = TwoTower()
+    model.train()
+    x, z = _rows(16, 4), _rows(16, 2, 1)
+    bundle = capture(model, (x, z), name="two-tower", path=out / "tt", output_names=["logits", "probs"])
+    assert model.training, "capture must restore the module's training mode"
+    assert bundle.flavor == "onnx" and bundle.framework == "torch"
+    assert [(s.name, s.dtype, s.shape) for s in bundle.inputs] == [("input_0", "float32", (None, 4)), ("input_1", "float32", (None, 2))]
+    assert [(s.name, s.shape) for s in bundle.outputs] == [("logits", (None, 3)), ("probs", (None, 3))]
+    assert bundle.parity["outputs"]["probs"]["kind"] == "probability"
+    assert bundle.manifest["model"]["opset"]["ai.onnx"] >= 17
+    outputs = check_round_trip(bundle, {"input_0": _rows(33, 4, 2), "input_1": _rows(33, 2, 3)})
+    model.eval()
+    with torch.no_grad():
+        logits, _ = model(torch.tensor(_rows(33, 4, 2), dtype=torch.float32), torch.tensor(_rows(33, 2, 3), dtype=torch.float32))
+    np.testing.assert_allclose(outputs["logits"], logits.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_named_inputs_from_a_dict_and_a_tensor_sample(out: Path) -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.ReLU(), torch.nn.Linear(5, 2))
+    bundle = capture(model, {"features": torch.randn(8, 4)}, name="seq", path=out / "seq")
+    assert [s.name for s in bundle.inputs] == ["features"] and [s.name for s in bundle.outputs] == ["output"]
+    check_round_trip(bundle, {"features": _rows(3, 4)})
+
+
+def test_python_flavour_of_a_torch_module(out: Path) -> None:
+    from importlib import metadata
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh())
+    bundle = capture(model, _rows(10, 4), name="seq-py", path=out / "py", flavor="python")
+    assert bundle.flavor == "python" and bundle.manifest["model"]["entry"] == {"kind": "torch"}
+    assert f"torch=={metadata.version('torch')}" in bundle.requirements  # local label such as +cpu kept
+    check_round_trip(bundle, {"input": _rows(21, 4)})
+
+
+def test_notebook_classes_cannot_be_pickled_for_serving(out: Path) -> None:
+    # TwoTower lives in this test module, which no installed distribution provides.
+    with pytest.raises(CaptureError, match="no installed distribution provides"):
+        capture(TwoTower(), (_rows(4, 4), _rows(4, 2)), name="tt-py", path=out / "ttpy", flavor="python")
+    assert not (out / "ttpy").exists()
+
+
+def test_parity_failure_refuses_then_override_is_recorded(out: Path) -> None:
+    with pytest.raises(CaptureError, match="parity check failed") as info:
+        capture(Noisy(), _rows(6, 3), name="noisy", path=out / "noisy")
+    assert "max abs error" in str(info.value) and "allow_parity_failure" in info.value.hint
+    assert info.value.parity["passed"] is False
+    assert not (out / "noisy").exists() and not any(out.iterdir())
+    bundle = capture(Noisy(), _rows(6, 3), name="noisy", path=out / "noisy", allow_parity_failure=True)
+    assert bundle.parity["passed"] is False and bundle.parity["override"] is True
+    assert "allowed by override" in bundle.summary()
+
+
+def test_module_failing_on_the_sample(out: Path) -> None:
+    with pytest.raises(CaptureError, match="fails on the sample") as info:
+        capture(torch.nn.Linear(4, 2), _rows(5, 7), name="lin", path=out / "lin")
+    assert "shape" in info.value.hint
+
+
+def test_inputs_with_different_batch_sizes(out: Path) -> None:
+    with pytest.raises(CaptureError, match="different batch sizes"):
+        capture(TwoTower(), (_rows(4, 4), _rows(5, 2)), name="tt", path=out / "tt2")

@@ -1,0 +1,111 @@
+"""%%containerize end to end through a real IPython shell: hooks run in the container,
+a failing stage says which and why, and the cold and warm timings are measured."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlpack.ipython.display import StageFailure
+
+pytestmark = [pytest.mark.runtime, pytest.mark.build, pytest.mark.slow]
+
+SPECIES = ["setosa", "versicolor", "virginica"]
+HOOKS = '''import numpy as np
+
+SPECIES = np.array(["setosa", "versicolor", "virginica"])
+
+def preprocess(inputs):
+    # the features in reverse order: only a container that runs this agrees with the kernel
+    return {k: np.ascontiguousarray(v[:, ::-1]) for k, v in inputs.items()}
+
+def postprocess(outputs):
+    outputs["species"] = SPECIES[outputs["label"]]
+    return outputs
+'''
+
+
+def _post(url: str, rows: np.ndarray) -> dict:
+    req = urllib.request.Request(f"{url}/predict", data=json.dumps({"inputs": rows.tolist()}).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(req, timeout=10) as resp:
+        return json.loads(resp.read())["outputs"]
+
+
+def _iris_model(c: float):
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True)
+    return LogisticRegression(C=c, max_iter=500).fit(x, y), x
+
+
+def test_cell_hooks_run_in_the_container_cold_and_warm(e2e_shell, e2e_settings, capsys) -> None:
+    clf, x = _iris_model(1.0)
+    e2e_shell.user_ns.update(clf=clf, X_sample=x[::5])
+    cell = "%%containerize clf --sample X_sample --name nb-e2e --cpus 1 --memory 512Mi --pids 128\n" + HOOKS
+
+    started = time.monotonic()
+    result = e2e_shell.run_cell(cell)
+    assert result.error_in_exec is None, capsys.readouterr().out
+    svc = e2e_shell.user_ns["clf_service"]
+    cold = svc.first_prediction_at - started
+    assert svc.parity.passed and "species exact" in svc.parity.summary()
+
+    # Ask the container directly (no Service, no kernel code): both hooks ran inside it.
+    rows = x[[0, 50, 100, 120]]
+    answer = _post(svc.url, rows)
+    reversed_labels = clf.predict(rows[:, ::-1]).tolist()
+    assert answer["label"] == reversed_labels
+    assert answer["label"] != clf.predict(rows).tolist()  # so preprocess really changed what the model saw
+    assert answer["species"] == [SPECIES[i] for i in reversed_labels]
+    first_url = svc.url
+
+    # Warm: a changed model, the same cell; every layer but the model's comes from the cache.
+    clf2, _ = _iris_model(0.05)
+    e2e_shell.user_ns["clf"] = clf2
+    capsys.readouterr()
+    started = time.monotonic()
+    result = e2e_shell.run_cell(cell)
+    out = capsys.readouterr().out
+    assert result.error_in_exec is None, out
+    svc2 = e2e_shell.user_ns["clf_service"]
+    warm = svc2.first_prediction_at - started
+    assert svc2.parity.passed
+    assert "CACHED" in out and "[build] done" in out
+    assert _post(svc2.url, rows)["label"] == clf2.predict(rows[:, ::-1]).tolist()
+    if svc2.url != first_url:  # the first container was replaced, not left running
+        with pytest.raises(OSError):
+            _post(first_url, rows)
+
+    figures = {"cold_cell_to_first_prediction_s": round(cold, 3), "warm_cell_to_first_prediction_s": round(warm, 3),
+               "warm_stages_s": {k: round(v, 3) for k, v in svc2.timings.items()}}
+    Path(e2e_settings.home, "notebook-timings.json").write_text(json.dumps(figures, indent=2))
+    print(f"\n%%containerize timings: {figures}")
+    assert warm < 30, figures  # generous on 2 shared cores; the report quotes the real figure
+
+
+def test_a_failing_stage_says_which_and_why(e2e_shell, e2e_settings) -> None:
+    clf, x = _iris_model(1.0)
+    e2e_shell.user_ns.update(clf=clf, X_sample=x[::10])
+    # sklearn imports fine in the kernel but is not in the serving image.
+    cell = ("%%containerize clf --sample X_sample --name nb-fail --timeout 40\n"
+            "import sklearn\n\ndef postprocess(outputs):\n    return outputs\n")
+    result = e2e_shell.run_cell(cell)
+    err = result.error_in_exec
+    assert isinstance(err, StageFailure), err
+    text = "\n".join(err.lines())
+    assert err.stage in ("ready", "run"), text
+    assert "sklearn" in text  # the container's own log line says what was missing
+    assert "Traceback (most recent call last)" not in "\n".join(err._render_traceback_()[:1])
+    from mlpack.errors import ContainerNotFound
+    from mlpack.runtime import get_container
+
+    with pytest.raises(ContainerNotFound):  # a failed run leaves no container behind
+        get_container(e2e_settings, "nb-fail")

@@ -1,0 +1,88 @@
+"""SIGKILL an mlpack pull or load at random moments: the store stays consistent.
+
+A bounded number of iterations (15); after every kill ``verify()`` must find
+no problem (leftover temp files are garbage, not corruption), and the next
+operation, run to completion at the end, must succeed.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mlpack.oci.archive import save
+from mlpack.oci.layer import Entry, write_entries
+from mlpack.oci.layout import Store
+from mlpack.oci.registry import push
+from mlpack.settings import Settings
+
+ITERATIONS = 15
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _mlpack(home: Path, *args: str) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, MLPACK_HOME=str(home), PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-m", "mlpack", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+@pytest.fixture(scope="module")
+def crash_image(tmp_path_factory: pytest.TempPathFactory, local_registry):  # type: ignore[no-untyped-def]
+    work = tmp_path_factory.mktemp("crash")
+    settings = Settings.from_env({"MLPACK_HOME": str(work / "src")})
+    store = Store(settings.store_dir)
+    rng = random.Random(7)
+    layers = [write_entries(store, [Entry(f"data/{i}/blob.bin", data=rng.randbytes(6 << 20)),
+                                    Entry(f"data/{i}/small", data=b"x" * i)]) for i in range(4)]
+    digest = store.put_image({"config": {"Cmd": ["true"]}}, layers, ref="localhost/crash/img:1")
+    ref = local_registry.ref("crash/img:1")
+    push("localhost/crash/img:1", ref, settings=settings)
+    archive = work / "img.tar"
+    save(store, ["localhost/crash/img:1"], archive, format="oci-archive")
+    return ref, archive, digest
+
+
+def test_sigkill_during_pull_and_load_keeps_store_consistent(tmp_path: Path, crash_image) -> None:  # type: ignore[no-untyped-def]
+    ref, archive, digest = crash_image
+    home = tmp_path / "home"
+    store = Store(home / "store")
+    # how long a whole operation takes here, to spread the kills over it
+    started = time.monotonic()
+    proc = _mlpack(home, "pull", "-q", ref)
+    assert proc.wait(120) == 0, proc.stderr.read() if proc.stderr else ""
+    full = time.monotonic() - started
+    rng = random.Random(int(os.environ.get("MLPACK_CRASH_SEED", "1234")))
+    killed = 0
+    for i in range(ITERATIONS):
+        if store.index()["manifests"]:
+            # start from an empty index each time so there is work to interrupt
+            for entry in list(store.index()["manifests"]):
+                store.delete(entry["digest"])
+            store.gc(grace_s=0)
+        args = ("pull", "-q", ref) if i % 2 == 0 else ("load", "-q", "-i", str(archive))
+        proc = _mlpack(home, *args)
+        time.sleep(rng.uniform(0.05, max(full, 0.3) * 1.1))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            killed += 1
+        proc.wait(60)
+        report = store.verify()
+        assert report.ok, f"iteration {i} ({args[0]}): {report.problems}"
+        for name in store.index()["manifests"]:
+            # whatever the index names must be complete
+            assert store.resolve(name["digest"]).digest == digest
+    assert killed >= ITERATIONS // 3, f"only {killed} of {ITERATIONS} runs were still going when killed"
+    for args in (("pull", "-q", ref), ("load", "-q", "-i", str(archive))):
+        proc = _mlpack(home, *args)
+        assert proc.wait(120) == 0, proc.stderr.read() if proc.stderr else ""
+    assert store.resolve(ref).digest == digest
+    assert store.verify().ok
+    store.gc(grace_s=0)
+    assert not store.verify().garbage

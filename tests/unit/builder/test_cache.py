@@ -1,0 +1,116 @@
+"""Cache keys: content not mtimes, first miss invalidates the rest, reproducible digests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+from mlpack.builder.events import BuildDone, StepCached, StepDone
+from mlpack.settings import Settings
+from tests.unit.builder.conftest import Ctx
+
+DOCKERFILE = (
+    "FROM scratch\n"
+    "ARG FLAVOR=cpu\n"
+    "COPY requirements.lock /deps/\n"
+    "COPY app/ /app/\n"
+    "COPY model.onnx /model/\n"
+    "LABEL flavor=$FLAVOR\n"
+)
+
+
+def _fill(ctx: Ctx) -> None:
+    ctx.write("requirements.lock", "numpy==1.26.4\n")
+    ctx.write("app/server.py", "print('serve')\n")
+    ctx.write("model.onnx", b"\x08\x01model-v1")
+
+
+def _cached(ctx: Ctx) -> list[str]:
+    return [e.instruction for e in ctx.events if isinstance(e, StepCached)]
+
+
+def _done_fs(ctx: Ctx) -> list[str]:
+    return [e.instruction for e in ctx.events if isinstance(e, StepDone) and e.size is not None]
+
+
+def test_rebuild_reuses_everything_and_mtime_changes_do_not_matter(ctx: Ctx) -> None:
+    _fill(ctx)
+    first = ctx.build(DOCKERFILE)
+    assert len(_done_fs(ctx)) == 3
+    now = time.time() + 100
+    for rel in ("requirements.lock", "app/server.py", "model.onnx"):
+        os.utime(ctx.root / rel, (now, now))
+    again = ctx.build()
+    assert len(_cached(ctx)) == 3 and _done_fs(ctx) == []
+    assert again.digest == first.digest  # cached layers carry their original mtimes
+
+
+def test_only_the_changed_model_layer_is_rebuilt(ctx: Ctx) -> None:
+    _fill(ctx)
+    first = ctx.build(DOCKERFILE)
+    ctx.write("model.onnx", b"\x08\x01model-v2")
+    second = ctx.build()
+    assert _cached(ctx) == ["COPY requirements.lock /deps/", "COPY app/ /app/"]
+    assert _done_fs(ctx) == ["COPY model.onnx /model/"]
+    assert second.layers[:2] == first.layers[:2] and second.layers[2] != first.layers[2]
+    done = [e for e in ctx.events if isinstance(e, BuildDone)][0]
+    assert [l.cached for l in done.layers] == [True, True, False]
+
+
+def test_first_miss_invalidates_later_steps(ctx: Ctx) -> None:
+    _fill(ctx)
+    ctx.build(DOCKERFILE)
+    ctx.write("requirements.lock", "numpy==2.0.0\n")
+    ctx.build()
+    assert _cached(ctx) == []
+    assert len(_done_fs(ctx)) == 3
+
+
+def test_build_args_and_instruction_text_change_keys(ctx: Ctx) -> None:
+    _fill(ctx)
+    ctx.build(DOCKERFILE)
+    ctx.build(build_args={"FLAVOR": "gpu"})  # consumed only by LABEL: layers stay cached
+    assert len(_cached(ctx)) == 3
+    ctx.build(DOCKERFILE.replace("COPY app/ /app/", "COPY app/ /srv/"))
+    assert _cached(ctx) == ["COPY requirements.lock /deps/"]
+
+
+def test_no_cache_rebuilds_every_step_with_the_same_result(ctx: Ctx) -> None:
+    _fill(ctx)
+    first = ctx.build(DOCKERFILE)
+    again = ctx.build(no_cache=True)
+    assert _cached(ctx) == [] and len(_done_fs(ctx)) == 3
+    assert again.digest == first.digest
+
+
+def test_mode_change_is_a_miss(ctx: Ctx) -> None:
+    _fill(ctx)
+    ctx.build(DOCKERFILE)
+    (ctx.root / "app" / "server.py").chmod(0o700)
+    ctx.build()
+    assert _cached(ctx) == ["COPY requirements.lock /deps/"]
+
+
+def test_two_fresh_homes_give_identical_digests(tmp_path: Path) -> None:
+    digests = []
+    for name in ("one", "two"):
+        root = tmp_path / name / "ctx"
+        root.mkdir(parents=True)
+        c = Ctx(root, Settings.from_env({"MLPACK_HOME": str(tmp_path / name / "home")}))
+        _fill(c)
+        for rel in ("requirements.lock", "app/server.py", "model.onnx", "app"):
+            os.utime(root / rel, (1_650_000_000, 1_650_000_000))
+        digests.append(c.build(DOCKERFILE).digest)
+    assert digests[0] == digests[1]
+    shutil.rmtree(tmp_path / "one")
+
+
+def test_build_done_summary(ctx: Ctx) -> None:
+    _fill(ctx)
+    image = ctx.build(DOCKERFILE)
+    done = [e for e in ctx.events if isinstance(e, BuildDone)]
+    assert len(done) == 1 and done[0].digest == image.digest
+    assert [l.digest for l in done[0].layers] == [d["digest"] for d in image.layers]
+    assert all(l.size > 0 for l in done[0].layers)

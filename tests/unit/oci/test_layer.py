@@ -1,0 +1,122 @@
+"""Reproducible layers and their round trip through the safe unpacker."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from mlpack.oci.layer import Entry, LayerOptions, entries_from_dir, write_dir, write_entries
+from mlpack.oci.layout import Store
+from mlpack.oci.unpack import UnpackOptions, apply_layer
+
+
+def _tree(root: Path) -> None:
+    (root / "b/sub").mkdir(parents=True)
+    (root / "a.txt").write_text("a")
+    (root / "b/sub/z.bin").write_bytes(os.urandom(1000))
+    os.link(root / "a.txt", root / "b/hard")
+    os.symlink("../a.txt", root / "b/link")
+    os.symlink("/etc/passwd", root / "abs-link")
+    os.chmod(root / "b/sub/z.bin", 0o4755)
+
+
+def test_write_dir_is_reproducible(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _tree(src)
+    store = Store(tmp_path / "s")
+    opts = LayerOptions(source_date_epoch=1_700_000_000)
+    first = write_dir(store, src, opts)
+    os.utime(src / "a.txt", (2_000_000_000, 2_000_000_000))  # newer than SDE: clamped away
+    second = write_dir(store, src, opts)
+    assert first == second
+    with tarfile.open(store.blob_path(first.digest)) as tar:
+        members = tar.getmembers()
+    names = [m.name for m in members]
+    assert names == sorted(names, key=lambda n: n.encode())
+    assert all(m.uname == "" and m.gname == "" and isinstance(m.mtime, int) for m in members)
+    assert all(m.mtime <= 1_700_000_000 for m in members)
+    by = {m.name: m for m in members}
+    assert by["b/hard"].islnk() and by["b/hard"].linkname == "a.txt"
+    assert by["abs-link"].linkname == "/etc/passwd"
+    raw = store.blob_path(first.digest).read_bytes()
+    assert raw[4:8] == b"\0\0\0\0" and raw[3] & 0x08 == 0  # gzip mtime 0, no FNAME
+
+
+def test_entries_get_explicit_parents_and_whiteouts(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s")
+    layer = write_entries(store, [Entry("x/y/z", data=b"1", uid=1000, gid=1000, mtime=7),
+                                  Entry("gone", "whiteout"), Entry("x/opq", "opaque")])
+    with tarfile.open(store.blob_path(layer.digest)) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    assert list(members) == [".wh.gone", "x", "x/opq/.wh..wh..opq", "x/y", "x/y/z"] or set(members) >= {"x", "x/y", "x/y/z", ".wh.gone", "x/opq/.wh..wh..opq"}
+    assert members["x"].isdir() and members["x/y"].isdir()
+    assert (members["x/y/z"].uid, members["x/y/z"].gid) == (1000, 1000)
+    assert layer.diff_id.startswith("sha256:") and layer.size == store.blob_size(layer.digest)
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _tree(src)
+    store = Store(tmp_path / "s")
+    layer = write_dir(store, src)
+    out = tmp_path / "out"
+    result = apply_layer(out, store.blob_path(layer.digest), expected_diff_id=layer.diff_id)
+    assert result.diff_id == layer.diff_id
+    assert (out / "a.txt").read_text() == "a"
+    assert os.readlink(out / "b/link") == "../a.txt"
+    assert os.readlink(out / "abs-link") == "/etc/passwd"
+    assert os.stat(out / "b/hard").st_ino == os.stat(out / "a.txt").st_ino
+    assert (out / "b/sub/z.bin").read_bytes() == (src / "b/sub/z.bin").read_bytes()
+    assert os.stat(out / "b/sub/z.bin").st_mode & 0o7777 == 0o4755
+    assert int(os.stat(out / "a.txt").st_mtime) == int(os.stat(src / "a.txt").st_mtime)
+
+
+def test_apply_mode_whiteouts_and_opaque(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "d/old").mkdir(parents=True)
+    (root / "d/keep-not").write_text("x")
+    (root / "f").write_text("x")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in [(".wh.f", b""), ("d/.wh..wh..opq", b""), ("d/new", b"n")]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    apply_layer(root, buf)
+    assert not (root / "f").exists()
+    assert sorted(os.listdir(root / "d")) == ["new"]
+
+
+def test_overlay_mode_whiteouts(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("char device 0/0 and trusted.* xattrs need root")
+    store = Store(tmp_path / "s")
+    layer = write_entries(store, [Entry("gone", "whiteout"), Entry("d", "dir"), Entry("d", "opaque")])
+    out = tmp_path / "out"
+    apply_layer(out, store.blob_path(layer.digest), UnpackOptions(whiteouts="overlay"))
+    st = os.lstat(out / "gone")
+    assert (st.st_mode & 0o170000) == 0o020000 and st.st_rdev == 0
+    assert os.getxattr(out / "d", "trusted.overlay.opaque") == b"y"
+    # and back: an overlay upperdir becomes OCI whiteouts, without leaking trusted.overlay.*
+    entries = entries_from_dir(out, LayerOptions(overlay_upper=True))
+    kinds = {(e.path, e.type) for e in entries}
+    assert ("gone", "whiteout") in kinds and ("d", "opaque") in kinds
+    assert all(not any(k.startswith("trusted.") for k in e.xattrs) for e in entries)
+
+
+def test_gzip_and_plain_tar_both_apply(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("p")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"p"))
+    plain = buf.getvalue()
+    apply_layer(tmp_path / "a", io.BytesIO(plain))
+    apply_layer(tmp_path / "b", io.BytesIO(gzip.compress(plain)))
+    assert (tmp_path / "a/p").read_text() == (tmp_path / "b/p").read_text() == "p"

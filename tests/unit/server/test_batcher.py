@@ -1,0 +1,112 @@
+"""The micro-batcher on a real event loop and a real model thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from mlpack.server.batcher import MicroBatcher
+
+
+class Model:
+    """Doubles its input; records batch sizes; slow first call so that requests pile up."""
+
+    def __init__(self, *, fail_on: float | None = None, aggregate: bool = False) -> None:
+        self.calls: list[int] = []
+        self.fail_on = fail_on
+        self.aggregate = aggregate
+        self.first = threading.Event()
+
+    def __call__(self, feeds: dict) -> dict:
+        x = feeds["x"]
+        self.calls.append(x.shape[0])
+        if not self.first.is_set():
+            self.first.set()
+            time.sleep(0.05)
+        if self.fail_on is not None and (x == self.fail_on).any():
+            raise RuntimeError("bad value")
+        if self.aggregate:
+            return {"y": x.sum(axis=0, keepdims=True)}
+        return {"y": x * 2}
+
+
+def _run(model: Model, n: int, *, max_rows: int = 8, rows: int = 1, wait: float = 0.0) -> tuple[list, list]:
+    runs: list[tuple] = []
+
+    async def main() -> list:
+        with ThreadPoolExecutor(1) as pool:
+            batcher = MicroBatcher(
+                model, pool, max_rows=max_rows, max_wait_s=wait, in_flight=lambda: 0, on_run=lambda *a: runs.append(a)
+            )
+            feeds = [{"x": np.full((rows, 2), float(i), np.float32)} for i in range(n)]
+            return await asyncio.gather(*(batcher.submit(f) for f in feeds), return_exceptions=True)
+
+    return asyncio.run(main()), runs
+
+
+def test_concurrent_requests_share_runs_and_get_their_own_rows() -> None:
+    model = Model()
+    results, runs = _run(model, 20)
+    for i, out in enumerate(results):
+        np.testing.assert_array_equal(out["y"], np.full((1, 2), 2.0 * i, np.float32))
+    assert sum(model.calls) == 20
+    assert len(model.calls) < 20, model.calls  # merged while the first run was slow
+    assert max(model.calls) <= 8
+    assert sum(r[1] for r in runs) == 20 and sum(r[2] for r in runs) == 20
+
+
+def test_max_rows_counts_rows_not_requests() -> None:
+    model = Model()
+    results, _ = _run(model, 6, max_rows=8, rows=3)
+    assert all(c <= 8 for c in model.calls)
+    assert [r["y"].shape for r in results] == [(3, 2)] * 6
+
+
+def test_one_bad_request_does_not_fail_its_batch_neighbours() -> None:
+    model = Model(fail_on=5.0)
+    results, _ = _run(model, 12)
+    failed = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
+    assert failed == [5]
+    assert isinstance(results[5], RuntimeError)
+    np.testing.assert_array_equal(results[4]["y"], np.full((1, 2), 8.0, np.float32))
+
+
+def test_outputs_not_aligned_with_rows_fall_back_to_single_runs() -> None:
+    model = Model(aggregate=True)
+    results, _ = _run(model, 6, rows=2)
+    for i, out in enumerate(results):
+        np.testing.assert_array_equal(out["y"], np.full((1, 2), 2.0 * i, np.float32))
+
+
+def test_wait_is_bounded_when_others_are_announced_but_never_come() -> None:
+    async def main() -> float:
+        with ThreadPoolExecutor(1) as pool:
+            batcher = MicroBatcher(
+                lambda f: {"y": f["x"]}, pool, max_rows=8, max_wait_s=0.02, in_flight=lambda: 5, on_run=lambda *a: None
+            )
+            start = time.perf_counter()
+            await batcher.submit({"x": np.zeros((1, 2), np.float32)})
+            return time.perf_counter() - start
+
+    elapsed = asyncio.run(main())
+    assert 0.015 <= elapsed < 0.5
+
+
+@pytest.mark.parametrize("wait", [0.0, 0.2])
+def test_a_lone_request_never_waits(wait: float) -> None:
+    async def main() -> float:
+        with ThreadPoolExecutor(1) as pool:
+            batcher = MicroBatcher(
+                lambda f: {"y": f["x"]}, pool, max_rows=8, max_wait_s=wait, in_flight=lambda: 1, on_run=lambda *a: None
+            )
+            await batcher.submit({"x": np.zeros((1, 2), np.float32)})  # warm the thread
+            start = time.perf_counter()
+            await batcher.submit({"x": np.zeros((1, 2), np.float32)})
+            return time.perf_counter() - start
+
+    assert asyncio.run(main()) < 0.1  # waiting would take 0.2 s
