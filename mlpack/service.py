@@ -13,7 +13,9 @@ traceback. The stage packages are imported lazily, when their stage runs.
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -227,14 +229,48 @@ def wait_ready(container: Any, *, timeout: float) -> float:
                    hint="see the log below, or raise ready_timeout", output=logs, logs=logs)
 
 
-def _tail(container: Any, lines: int = 40) -> str:
+def _tail(container: Any, lines: int = 15) -> str:
+    """The log lines worth showing when a container failed: errors first-class,
+    the server's JSON lines reduced to their message (and exception), access
+    lines dropped; ``service.logs()`` keeps the whole log."""
     try:
         text = container.logs()
     except Exception:  # the log is only a courtesy here
         return ""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    return "\n".join(str(text).splitlines()[-lines:])
+    return "\n".join(summarize_log(str(text))[-lines:])
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def summarize_log(text: str) -> list[str]:
+    """Readable lines from a server log (plain or mlpack-serve's JSON lines)."""
+    out: list[str] = []
+    for raw in text.splitlines():
+        line = _ANSI.sub("", raw).rstrip()
+        if not line:
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            out.append(line)
+            continue
+        if not isinstance(record, dict):
+            out.append(line)
+            continue
+        if record.get("logger") == "mlpack.access":
+            continue  # one line per request: noise when explaining a failure
+        level = str(record.get("level", "info"))
+        msg = f"{level}: {record.get('msg', '')}"
+        exc = record.get("exc")
+        if isinstance(exc, str) and exc.strip():
+            # The last lines of a traceback say what happened (and the hint, if any).
+            tail = [x for x in exc.strip().splitlines() if x.strip()][-2:]
+            msg += " | " + " | ".join(x.strip() for x in tail)
+        out.append(msg)
+    return out
 
 
 # -- the pipeline ------------------------------------------------------------
@@ -295,6 +331,8 @@ def serve(model: Any, sample: Any, *, options: ServeOptions | None = None,
     limits = options.limits()  # validate before any work
     t0 = time.monotonic()
     pipe = _Pipeline(progress)
+    # The container this one replaces is removed while the image builds.
+    replacing = _Background(_remove_named, options.name, settings) if options.run and options.replace else None
     work = settings.home / "serve" / options.name
 
     with pipe.stage("capture") as info:
@@ -327,6 +365,8 @@ def serve(model: Any, sample: Any, *, options: ServeOptions | None = None,
         return service
 
     with pipe.stage("run") as info:
+        if replacing is not None:
+            replacing.join()
         service.container = _run(image, options, limits, settings)
         info["detail"] = str(service.url)
     try:
@@ -419,16 +459,40 @@ def _ensure_base(base: str, settings: Settings, pipe: _Pipeline) -> str:
     return f"{base} (pulled)"
 
 
-def _run(image: Any, options: ServeOptions, limits: Limits, settings: Settings) -> Any:
+def _remove_named(name: str, settings: Settings) -> None:
+    """Remove the container called ``name`` if there is one (re-running a cell replaces it)."""
     from mlpack import runtime
     from mlpack.errors import ContainerNotFound
 
-    if options.replace:
-        # Re-running a cell replaces its container, like `docker run --replace`.
+    try:
+        runtime.get_container(settings, name).remove(force=True)
+    except ContainerNotFound:
+        pass
+
+
+class _Background:
+    """One function on a thread; ``join()`` re-raises what it raised."""
+
+    def __init__(self, fn: Any, *args: Any) -> None:
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._call, args=(fn, *args), daemon=True)
+        self.thread.start()
+
+    def _call(self, fn: Any, *args: Any) -> None:
         try:
-            runtime.get_container(settings, options.name).remove(force=True)
-        except ContainerNotFound:
-            pass
+            fn(*args)
+        except BaseException as exc:  # handed to join()
+            self.error = exc
+
+    def join(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+def _run(image: Any, options: ServeOptions, limits: Limits, settings: Settings) -> Any:
+    from mlpack import runtime
+
     ports = {CONTAINER_PORT: options.port or 0}  # container port -> host port (0: a free one)
     return runtime.run(image, limits=limits, ports=ports, name=options.name, settings=settings)
 

@@ -32,7 +32,8 @@ from mlpack.builder.rootfs import LayerDirs, RootView, merged_root
 from mlpack.builder.shell import Expander, ExpansionError
 from mlpack.builder.stages import PLATFORM_ARGS, PROXY_ARGS, Plan, Stage, _raw_words, parse_arg
 from mlpack.errors import BuildError, ImageNotFound, MlpackError
-from mlpack.oci.layer import Entry, LayerOptions, write_entries
+from mlpack.builder.layerwrite import write_layer
+from mlpack.oci.layer import Entry, LayerOptions
 from mlpack.oci.layout import Image, Layer, Store
 from mlpack.settings import Settings
 
@@ -52,7 +53,6 @@ class BuildOptions:
     secrets: dict[str, Path] = field(default_factory=dict)
     source_date_epoch: int | None = None
     progress: Progress | None = None
-    compress_level: int = 1  # fast and fixed: the digest depends on it
 
 
 @dataclass
@@ -91,7 +91,7 @@ class Executor:
         self.total = sum(1 + len(s.instructions) for s in plan.stages)
         epoch = options.source_date_epoch
         self.created = rfc3339(epoch) if epoch is not None else rfc3339(int(time.time()))
-        self.layer_options = LayerOptions(source_date_epoch=epoch, compress_level=options.compress_level)
+        self.layer_options = LayerOptions(source_date_epoch=epoch)
 
     # -- plumbing ---------------------------------------------------------------------
     def _emit(self, event: object) -> None:
@@ -102,7 +102,7 @@ class Executor:
         return None if self.opts.no_cache else self.cache.get(key)
 
     def _view(self, state: StageState) -> RootView:
-        return RootView(self.dirs.lowers(state.layers))
+        return RootView(state.layers, self.dirs)
 
     def _add_layer(self, state: StageState, layer: Layer | None, created_by: str, cached: bool) -> None:
         if layer is None:
@@ -143,7 +143,9 @@ class Executor:
             upper = self.dirs.get(layer)
             lowers = self.dirs.lowers(state.layers[:i])
             # an empty changeset still becomes a (tiny) layer: the history says there is one
-            real = write_entries(self.store, from_upperdir(upper, list(reversed(lowers))), self.layer_options)
+            entries = from_upperdir(upper, list(reversed(lowers)))
+            real = write_layer(self.store, entries, self.layer_options)
+            self.dirs.save_index(real, entries)
             state.layers[i] = real
             offset = len(state.cfg.diff_ids) - len(state.layers)
             state.cfg.diff_ids[offset + i] = real.diff_id
@@ -385,7 +387,9 @@ class Executor:
     def _write(self, entries: list[Entry]) -> Layer | None:
         if not entries:
             return None
-        return write_entries(self.store, entries, self.layer_options)
+        layer = write_layer(self.store, entries, self.layer_options)
+        self.dirs.save_index(layer, entries)
+        return layer
 
     def _with_lower_parents(self, state: StageState, entries: list[Entry]) -> list[Entry]:
         """Parents that exist below keep their mode and owner in the new layer."""
@@ -608,7 +612,7 @@ class Executor:
         from mlpack.runtime.sandbox import Mount, SandboxSpec, run_sandbox
 
         lowers = self.dirs.lowers(state.layers)
-        view = RootView(lowers)
+        view = RootView(state.layers, self.dirs)
         upper = Path(tempfile.mkdtemp(dir=self.scratch, prefix="upper-"))
         os.chmod(upper, 0o755)  # the upper root is the container's "/": a USER must traverse it
         try:

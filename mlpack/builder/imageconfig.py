@@ -76,11 +76,13 @@ class ConfigState:
         if not base_config:
             return cls(config={"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]})
         cfg = copy.deepcopy(base_config.get("config") or {})
-        return cls(
-            config=cfg,
-            diff_ids=list((base_config.get("rootfs") or {}).get("diff_ids") or []),
-            history=copy.deepcopy(base_config.get("history") or []),
-        )
+        diff_ids = list((base_config.get("rootfs") or {}).get("diff_ids") or [])
+        history = copy.deepcopy(base_config.get("history") or [])
+        missing = len(diff_ids) - sum(1 for h in history if not h.get("empty_layer"))
+        if missing > 0:
+            # a base without (enough) history: one entry per layer keeps the config consistent
+            history = [{"created_by": "(base layer without history)"} for _ in range(missing)] + history
+        return cls(config=cfg, diff_ids=diff_ids, history=history)
 
     @property
     def env(self) -> dict[str, str]:

@@ -9,21 +9,23 @@ to where the layer cache keeps that diff_id and used as is.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from mlpack.builder.cache import is_virtual
-from mlpack.builder.changeset import lower_lookup
 from mlpack.errors import BuildError
 from mlpack.oci import layercache
+from mlpack.oci.layer import Entry
 from mlpack.oci.layout import Layer, Store
 from mlpack.settings import Settings
 
-__all__ = ["LayerDirs", "merged_root"]
+__all__ = ["LayerDirs", "RootView", "Meta", "merged_root", "index_of"]
 
 
 class LayerDirs:
@@ -33,7 +35,9 @@ class LayerDirs:
         self.settings = settings
         self.store = store
         self.virtual_root = settings.cache_dir / "build" / "virtual"
+        self.index_root = settings.cache_dir / "build" / "index"
         self._known: dict[str, Path] = {}
+        self._indexes: dict[str, dict[str, Any]] = {}
 
     def adopt_virtual(self, layer: Layer, path: Path) -> Path:
         """Keep ``path`` as the directory of a virtual layer (a RUN of a non-target stage)."""
@@ -75,19 +79,156 @@ class LayerDirs:
             self._known[layer.diff_id] = known
         return known
 
+    def _index_path(self, layer: Layer) -> Path:
+        return self.index_root / (layer.digest.split(":", 1)[1] + ".json")
+
+    def save_index(self, layer: Layer, entries: list[Entry]) -> None:
+        """Remember the paths of a layer the builder wrote, for lookups without unpacking."""
+        data = index_of(entries)
+        self._indexes[layer.digest] = data
+        path = self._index_path(layer)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, separators=(",", ":"))
+        os.replace(tmp, path)
+
+    def index(self, layer: Layer) -> dict[str, Any] | None:
+        if is_virtual(layer):
+            return None
+        data = self._indexes.get(layer.digest)
+        if data is None:
+            try:
+                data = json.loads(self._index_path(layer).read_text())
+            except (OSError, ValueError):
+                return None
+            self._indexes[layer.digest] = data
+        return data
+
     def lowers(self, layers: list[Layer]) -> list[Path]:
         """Directories base first (the order mount_overlay takes)."""
         return [self.get(layer) for layer in layers]
 
 
+class Meta(NamedTuple):
+    """The stat fields lookups need (from lstat or from a layer index)."""
+
+    st_mode: int
+    st_uid: int
+    st_gid: int
+    st_mtime: int
+    linkname: str = ""
+
+
+_WHITEOUT = Meta(stat.S_IFCHR, 0, 0, 0)
+_TYPE_BITS = {"file": stat.S_IFREG, "dir": stat.S_IFDIR, "symlink": stat.S_IFLNK, "hardlink": stat.S_IFREG,
+              "char": stat.S_IFCHR, "block": stat.S_IFBLK, "fifo": stat.S_IFIFO}
+
+
+class _IndexLayer:
+    """A layer the builder wrote, known by its entries: lookups without unpacking."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.paths: dict[str, Meta] = {k: Meta(*v) for k, v in data["paths"].items()}
+        self.whiteouts: set[str] = set(data.get("whiteouts", ()))
+        self.opaque: set[str] = set(data.get("opaque", ()))
+
+    def lookup(self, rel: str) -> Meta | None:
+        if rel in self.whiteouts:
+            return _WHITEOUT
+        return self.paths.get(rel)
+
+    def is_opaque(self, rel_dir: str) -> bool:
+        return rel_dir in self.opaque
+
+
+class _DirLayer:
+    def __init__(self, path: Path) -> None:
+        self.base = str(path)
+
+    def lookup(self, rel: str) -> Meta | None:
+        full = f"{self.base}/{rel}"
+        try:
+            st = os.lstat(full)
+        except OSError:
+            return None
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+            return _WHITEOUT
+        link = os.readlink(full) if stat.S_ISLNK(st.st_mode) else ""
+        return Meta(st.st_mode, st.st_uid, st.st_gid, int(st.st_mtime), link)
+
+    def is_opaque(self, rel_dir: str) -> bool:
+        full = f"{self.base}/{rel_dir}" if rel_dir else self.base
+        for name in ("trusted.overlay.opaque", "user.overlay.opaque"):
+            try:
+                if os.getxattr(full, name, follow_symlinks=False) == b"y":
+                    return True
+            except OSError:
+                continue
+        return False
+
+
+def index_of(entries: list[Entry]) -> dict[str, Any]:
+    """What a layer index keeps of a layer's entries (no content)."""
+    paths: dict[str, list[Any]] = {}
+    whiteouts, opaque = [], []
+    for e in entries:
+        rel = e.path.strip("/")
+        if e.type == "whiteout":
+            whiteouts.append(rel)
+        elif e.type == "opaque":
+            opaque.append(rel)
+        else:
+            mode = _TYPE_BITS[e.type] | (e.mode & 0o7777)
+            paths[rel] = [mode, e.uid, e.gid, int(e.mtime), e.linkname if e.type == "symlink" else ""]
+    for rel in list(paths) + whiteouts + opaque:  # the layer writer adds missing parents as 0755 dirs
+        parts = rel.split("/")
+        for k in range(1, len(parts)):
+            paths.setdefault("/".join(parts[:k]), [stat.S_IFDIR | 0o755, 0, 0, 0, ""])
+    return {"paths": paths, "whiteouts": whiteouts, "opaque": opaque}
+
+
 class RootView:
-    """Path lookups across a stack of layer directories (no mount needed)."""
+    """Path lookups in the merged root of ``layers`` (no mount, no unpacking where
+    the builder kept an index of the layer)."""
 
-    def __init__(self, dirs: list[Path]) -> None:
-        self.top_first = list(reversed(dirs))
+    def __init__(self, layers: list[Layer], dirs: LayerDirs) -> None:
+        self.layers = list(reversed(layers))  # top first
+        self.dirs = dirs
+        self._access: dict[int, _IndexLayer | _DirLayer] = {}
 
-    def lstat(self, path: str) -> os.stat_result | None:
-        found = lower_lookup(self.top_first, path.strip("/"))
+    def _layer(self, i: int) -> _IndexLayer | _DirLayer:
+        acc = self._access.get(i)
+        if acc is None:
+            layer = self.layers[i]
+            index = self.dirs.index(layer)
+            acc = _IndexLayer(index) if index is not None else _DirLayer(self.dirs.get(layer))
+            self._access[i] = acc
+        return acc
+
+    def _find(self, rel: str) -> tuple[int, Meta] | None:
+        parts = rel.split("/")
+        parents = ["/".join(parts[:k]) for k in range(1, len(parts))]
+        for i in range(len(self.layers)):
+            acc = self._layer(i)
+            for parent in parents:  # a whiteout or a non-directory above hides the path
+                meta = acc.lookup(parent)
+                if meta is not None and (meta is _WHITEOUT or not stat.S_ISDIR(meta.st_mode)):
+                    return None
+            meta = acc.lookup(rel)
+            if meta is _WHITEOUT:
+                return None
+            if meta is not None:
+                return i, meta
+            if any(acc.is_opaque(p) for p in parents):
+                return None
+        return None
+
+    def lstat(self, path: str) -> Meta | None:
+        rel = path.strip("/")
+        if not rel:
+            return Meta(stat.S_IFDIR | 0o755, 0, 0, 0)
+        found = self._find(rel)
         return None if found is None else found[1]
 
     def is_dir(self, path: str) -> bool:
@@ -108,13 +249,14 @@ class RootView:
                     out.pop()
                 continue
             candidate = "/".join(out + [part])
-            found = lower_lookup(self.top_first, candidate)
+            found = self._find(candidate)
             if found is None:
                 return "/".join(out + parts[i:])
-            if stat.S_ISLNK(found[1].st_mode):
+            meta = found[1]
+            if stat.S_ISLNK(meta.st_mode):
                 if depth > 40:
                     raise BuildError(f"too many levels of symlinks at /{candidate}")
-                target = os.readlink(found[0])
+                target = meta.linkname
                 base = "" if target.startswith("/") else "/".join(out)
                 resolved = self.resolve(f"{base}/{target}", depth + 1)
                 if resolved is None:
@@ -128,10 +270,10 @@ class RootView:
         rel = self.resolve(path)
         if rel is None:
             return None
-        found = lower_lookup(self.top_first, rel)
+        found = self._find(rel)
         if found is None or not stat.S_ISREG(found[1].st_mode):
             return None
-        with open(found[0], "rb") as fh:
+        with open(self.dirs.get(self.layers[found[0]]) / rel, "rb") as fh:  # content needs the unpacked layer
             return fh.read()
 
 

@@ -25,7 +25,7 @@ __all__ = ["MountSpec", "parse_mounts", "parse_network", "run_argv", "remove_mou
 
 DEFAULT_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # Mount points the runtime itself creates in the root; never content of a layer.
-RUNTIME_MOUNTPOINTS = ("proc", "sys", "dev", "tmp", "etc/resolv.conf", "etc/hosts", "etc/hostname")
+RUNTIME_MOUNTPOINTS = ("proc", "sys", "dev", "etc/resolv.conf", "etc/hosts", "etc/hostname")
 
 
 @dataclass(frozen=True)

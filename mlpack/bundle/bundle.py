@@ -121,6 +121,7 @@ class Bundle:
             )
         if self.flavor == "onnx":
             return OnnxPredictor(data, self.inputs, self.outputs, threads=threads, providers=providers)
+        _check_distributions(self)
         return PythonPredictor(data, self.inputs, self.outputs, self.manifest["model"].get("entry", {}), threads=threads)
 
     def summary(self) -> str:
@@ -128,3 +129,26 @@ class Bundle:
         from mlpack.bundle.summary import summarize
 
         return summarize(self)
+
+
+def _check_distributions(bundle: Bundle) -> None:
+    """A pickle runs only beside the versions it was captured with (local labels aside)."""
+    from importlib import metadata
+
+    wanted = bundle.manifest["model"].get("distributions") or {}
+    problems = []
+    for dist, version in wanted.items():
+        try:
+            have = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            problems.append(f"{dist} is not installed (captured with {version})")
+            continue
+        # "2.13.0+cpu" and "2.13.0" are the same release built differently.
+        if have.split("+")[0] != str(version).split("+")[0]:
+            problems.append(f"{dist} {have} is installed, the model was captured with {version}")
+    if problems:
+        raise BundleError(
+            f"{bundle.path}: the python-flavour model needs other packages: " + "; ".join(problems),
+            hint="install the bundle's requirements.lock (pip install -r requirements.lock)",
+            path=str(bundle.path),
+        )

@@ -60,7 +60,7 @@ def capture(
     if flavor not in FLAVORS:
         raise CaptureError(f"unknown flavor {flavor!r}", hint="use 'auto', 'onnx' or 'python'")
     adapter = select_adapter(model)
-    name = validate_name(name if name is not None else (default_name(type(model).__name__) or "model"))
+    name = validate_name(name if name is not None else _default_model_name(model))
     target = Path(path).expanduser() if path is not None else Path("bundles") / name
     target = target.absolute()
     hooks = _check_hooks(hooks_source)
@@ -92,6 +92,12 @@ def capture(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return Bundle.load(target)
+
+
+def _default_model_name(model: Any) -> str:
+    """``logisticregression`` for a LogisticRegression, ``resnet`` for ``resnet.onnx``."""
+    text = Path(model).stem if isinstance(model, (str, Path)) else type(model).__name__
+    return default_name(text) or "model"
 
 
 def _check_hooks(source: str | None) -> str | None:

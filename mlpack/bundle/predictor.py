@@ -153,6 +153,8 @@ class PythonPredictor(Predictor):
             self.model.eval()
             if threads is not None:
                 torch.set_num_threads(int(threads))
+        elif threads is not None:
+            _limit_native_threads(int(threads))
 
     def run(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
         arrays = check_feeds(self.inputs, feeds)
@@ -174,6 +176,15 @@ class PythonPredictor(Predictor):
             out = self.model(*(torch.from_numpy(np.ascontiguousarray(arrays[s.name])) for s in self.inputs))
         values = flatten_outputs(out)
         return {spec.name: v for spec, v in zip(self.outputs, values)}
+
+
+def _limit_native_threads(threads: int) -> None:
+    """Caps BLAS/OpenMP pools (scikit-learn, XGBoost, LightGBM) to the container's CPUs."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # not a scikit-learn model: nothing to cap
+        return
+    threadpool_limits(limits=threads)
 
 
 def flatten_outputs(out: Any) -> list[np.ndarray]:

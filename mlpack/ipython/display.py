@@ -204,8 +204,9 @@ def status_lines(service: Any) -> list[str]:
         mem = _pick(stats, "memory_usage", "memory", "mem_usage", "memory_bytes")
         mem_limit = _pick(stats, "memory_limit", "mem_limit") or limits.memory
         pids = _pick(stats, "pids", "pids_current")
-        cpu_text = f"{float(cpu):.1f}%" if isinstance(cpu, (int, float)) else "?"
-        cpu_limit = f" of {limits.cpus:g} CPU" if limits.cpus else ""
+        # cpu_percent is of one core; the limit is in cores: compare like with like.
+        cpu_text = f"{float(cpu) / 100:.2f}" if isinstance(cpu, (int, float)) else "?"
+        cpu_limit = f" / {limits.cpus:g} CPUs" if limits.cpus else " CPUs"
         mem_text = format_size(mem) if isinstance(mem, int) else "?"
         mem_lim = f" / {format_size(mem_limit)}" if isinstance(mem_limit, int) else ""
         pid_text = f", pids {pids}" + (f" / {limits.pids}" if limits.pids else "") if pids is not None else ""

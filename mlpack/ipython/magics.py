@@ -109,8 +109,9 @@ class ContainerizeMagics(Magics):
         use_widgets = widgets_available(self.shell)
         progress = make_progress(f"containerizing {args.model_var} as {options.name}", self.shell)
         previous = self.shell.user_ns.get(args.service_var)
-        if previous is not None and getattr(previous, "stop", None) and getattr(previous, "container", None):
-            previous.stop()  # re-running the cell replaces its container
+        if (previous is not None and getattr(previous, "container", None) is not None
+                and getattr(previous, "name", None) != options.name):
+            previous.stop()  # renamed: serve() only replaces a container of the same name
         try:
             service = serve(model, sample, options=options, progress=progress)
         except MlpackError as exc:

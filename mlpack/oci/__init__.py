@@ -1,1 +1,14 @@
-"""oci stage."""
+"""Images without a daemon: the local OCI store, layers, formats and registries.
+
+Knows nothing about ML. Modules (import the one you need; nothing here runs
+at import time):
+
+* ``layout``      the store: an OCI image layout, atomic blobs, tags, gc, verify
+* ``layer``       reproducible tar+gzip layers from directories or entries
+* ``unpack``      safe layer application (no write ever escapes the root)
+* ``layercache``  layers unpacked once per diff_id, overlay lowerdir form
+* ``archive``     docker-archive and OCI layout/tar import and export
+* ``registry``    pull/push over the distribution API (``transport``, ``auth``)
+* ``reference``   docker-style image references
+* ``base``        the Debian python base image made with mmdebstrap
+"""

@@ -327,16 +327,22 @@ class Store:
             needed = [manifest["config"]] + list(manifest.get("layers", []))
         else:
             needed = list(manifest.get("manifests", []))
-        for desc in needed:
-            if not self.has_blob(desc["digest"]):
-                raise StoreError(f"manifest references blob {desc['digest']} which is not in the store",
-                                 hint="store the config and layers before the manifest")
+        self._check_blobs(needed)
         digest = self.put_blob(data)
         desc: dict[str, Any] = {"mediaType": media_type, "digest": digest, "size": len(data)}
         if platform:
             desc["platform"] = dict(platform)
-        self._add_to_index(desc, self._ref_name(ref) if ref else None)
+        # checked again under the lock: a concurrent gc may have run since
+        self._add_to_index(desc, self._ref_name(ref) if ref else None,
+                           needs=[{"digest": digest}, *needed])
         return digest
+
+    def _check_blobs(self, needed: Sequence[Mapping[str, Any]]) -> None:
+        for desc in needed:
+            if not self.has_blob(desc["digest"]):
+                raise StoreError(f"manifest references blob {desc['digest']} which is not in the store",
+                                 hint="store the config and layers before the manifest (or a concurrent "
+                                      "`mlpack system prune` removed them: retry)")
 
     def put_image(self, config: Mapping[str, Any], layers: Sequence[Layer | Mapping[str, Any]], *,
                   ref: str | None = None, annotations: Mapping[str, str] | None = None) -> str:
@@ -370,8 +376,10 @@ class Store:
         return self.put_manifest(canonical_json(manifest), OCI_MANIFEST, ref=ref,
                                  platform={"architecture": cfg["architecture"], "os": cfg["os"]})
 
-    def _add_to_index(self, desc: dict[str, Any], ref_name: str | None) -> None:
+    def _add_to_index(self, desc: dict[str, Any], ref_name: str | None,
+                      needs: Sequence[Mapping[str, Any]] = ()) -> None:
         def change(index: dict[str, Any]) -> None:
+            self._check_blobs(needs)
             entries = index["manifests"]
             if ref_name:
                 entries[:] = [e for e in entries if _ref_of(e) != ref_name]

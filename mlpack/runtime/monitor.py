@@ -64,7 +64,6 @@ class HealthChecker(threading.Thread):
         streak = 0
         log: list[dict[str, Any]] = []
         state = "starting"
-        self.status.update(health={"status": state, "failing_streak": 0, "log": []})
         while not self.stopped.wait(self.check.interval):
             start = now_iso()
             try:
@@ -109,25 +108,24 @@ class Monitor:
         pid_file = self.cdir / "pid"
         pid_file.unlink(missing_ok=True)
         try:
-            create = subprocess.run(
-                self.rt.argv("create", "--bundle", str(self.cdir), "--pid-file", str(pid_file), self.cid),
+            # One runtime call (create + start); --detach leaves the init to us,
+            # the subreaper, so waitpid() below sees its real exit status.
+            started = subprocess.run(
+                self.rt.argv("run", "--detach", "--bundle", str(self.cdir), "--pid-file", str(pid_file), self.cid),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
             )
         finally:
             log.close()
-        if create.returncode != 0:
+        if started.returncode != 0 or not pid_file.exists():
             with open(self.cdir / "container.log", "rb") as fh:
                 fh.seek(offset)
                 err = fh.read()[-2000:].decode(errors="replace").strip()
             release_container(self.record)
-            return 125, False, f"{self.rt.name} create failed: {err}"
+            return 125, False, f"{self.rt.name} run failed: {err}"
         pid = int(pid_file.read_text().strip())
-        start = self.rt.call("start", self.cid, check=False)
-        if start.returncode != 0:
-            release_container(self.record)
-            return 125, False, f"{self.rt.name} start failed: {start.stderr.strip()}"
+        health = {"status": "starting", "failing_streak": 0, "log": []} if self.check else None
         self.status.update(status="running", pid=pid, started_at=now_iso(), finished_at=None,
-                           exit_code=None, oom_killed=False, error=None)
+                           exit_code=None, oom_killed=False, error=None, health=health)
         checker = None
         if self.check is not None:
             checker = HealthChecker(self.rt, self.cid, self.check, self.status)

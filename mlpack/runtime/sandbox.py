@@ -145,6 +145,7 @@ def run_sandbox(
             network=spec.network,
             limits=spec.limits,
             cgroups_path=cgroups_path,
+            tmpfs_tmp=False,  # a RUN step's /tmp is part of the root (docker build semantics)
         )
         (base / "config.json").write_text(json.dumps(build_config(cspec)))
         rt.root.mkdir(parents=True, exist_ok=True)

@@ -155,6 +155,7 @@ class ContainerSpec:
     cgroups_path: str | None = None
     seccomp: bool = True
     annotations: Mapping[str, str] = field(default_factory=dict)
+    tmpfs_tmp: bool = True  # False for build steps: /tmp is part of the image there, as in docker build
     hooks: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)  # CDI hooks
 
 
@@ -268,8 +269,10 @@ def _base_mounts(spec: ContainerSpec) -> list[dict[str, Any]]:
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
          "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-        {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]},
     ]
+    if spec.tmpfs_tmp:
+        mounts.append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+                       "options": ["nosuid", "nodev", "mode=1777"]})
     if spec.network == "host" and os.path.exists("/etc/resolv.conf"):
         mounts.append({"destination": "/etc/resolv.conf", "type": "bind", "source": "/etc/resolv.conf",
                        "options": ["rbind", "rprivate", "ro"]})

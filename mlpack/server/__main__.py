@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import sys
 import threading
 from dataclasses import fields
@@ -83,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mlpack.server.app import create_app  # noqa: PLC0415
 
     app = create_app(config=config)
-    server = uvicorn.Server(uvicorn.Config(app, **common))
+    server = _graceful_server(uvicorn.Config(app, **common))
     failed = threading.Event()
 
     def exit_if_load_fails() -> None:
@@ -97,6 +98,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     threading.Thread(target=exit_if_load_fails, name="mlpack-load-watch", daemon=True).start()
     server.run()
     return 1 if failed.is_set() else 0
+
+
+def _graceful_server(config: object) -> object:
+    """A uvicorn Server whose SIGTERM shutdown, once complete, exits with status 0."""
+    import contextlib
+
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):  # type: ignore[override]
+            with super().capture_signals():
+                yield
+                # uvicorn re-raises the captured signal after shutting down, so
+                # the process would die of SIGTERM (status 143) although every
+                # request was answered: a finished graceful stop is a clean exit.
+                captured = getattr(self, "_captured_signals", None)
+                if isinstance(captured, list):
+                    captured[:] = [s for s in captured if s != signal.SIGTERM]
+
+    return GracefulServer(config)
 
 
 if __name__ == "__main__":  # pragma: no cover

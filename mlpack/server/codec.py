@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import orjson
 
-from mlpack.server.tensors import NUMPY_OF_V2, V2_OF_NUMPY, Spec, coerce, invalid
+from mlpack.server.tensors import NUMPY_OF_V2, V2_OF_NUMPY, Spec, check_rows, coerce, invalid
 
 __all__ = ["Decoded", "loads", "dumps", "decode_predict", "encode_predict", "decode_v2", "encode_v2"]
 
@@ -63,9 +63,7 @@ def _names(specs: Sequence[Spec]) -> str:
     return ", ".join(repr(s.name) for s in specs)
 
 
-def _pick_outputs(requested: Any, outputs: Sequence[Spec]) -> list[str] | None:
-    if requested is None:
-        return None
+def _pick_outputs(requested: Any, outputs: Sequence[Spec]) -> list[str]:
     known = {s.name for s in outputs}
     if not isinstance(requested, list) or not all(isinstance(n, str) for n in requested):
         raise invalid('"outputs" must be a list of output names', hint=f"the model's outputs are {_names(outputs)}")
@@ -94,19 +92,20 @@ def decode_predict(body: bytes, inputs: Sequence[Spec], outputs: Sequence[Spec])
     if unknown:
         raise invalid(f"unknown parameter {sorted(unknown)[0]!r}", hint=f"supported parameters: {sorted(PREDICT_PARAMETERS)}")
     data = doc["inputs"]
+    bools = _may_hold_bools(body)
     feeds: dict[str, np.ndarray] = {}
     if isinstance(data, dict):
         _check_names(data, inputs)
         for spec in inputs:
-            feeds[spec.name] = coerce(spec, data[spec.name])
+            feeds[spec.name] = coerce(spec, data[spec.name], bools=bools)
     elif isinstance(data, list):
         if len(inputs) == 1 and not (data and isinstance(data[0], dict)):
-            feeds[inputs[0].name] = coerce(inputs[0], data)
+            feeds[inputs[0].name] = coerce(inputs[0], data, bools=bools)
         elif data and all(isinstance(row, dict) for row in data):
             for row in data:
                 _check_names(row, inputs)
             for spec in inputs:
-                feeds[spec.name] = coerce(spec, [row[spec.name] for row in data])
+                feeds[spec.name] = coerce(spec, [row[spec.name] for row in data], bools=bools)
         else:
             raise invalid(
                 f"the model has inputs {_names(inputs)}: send a mapping of input names to arrays or a list of records",
@@ -114,7 +113,14 @@ def decode_predict(body: bytes, inputs: Sequence[Spec], outputs: Sequence[Spec])
             )
     else:
         raise invalid('"inputs" must be a list of rows or a mapping of input names to arrays')
-    return Decoded(feeds, outputs=_pick_outputs(params.get("outputs"), outputs), parameters=params)
+    check_rows(inputs, feeds)
+    wanted = _pick_outputs(params["outputs"], outputs) if "outputs" in params else None
+    return Decoded(feeds, outputs=wanted, parameters=params)
+
+
+def _may_hold_bools(body: bytes) -> bool:
+    # A byte search is far cheaper than walking every value for booleans.
+    return b"true" in body or b"false" in body
 
 
 def _check_names(given: Mapping[str, Any], inputs: Sequence[Spec]) -> None:
@@ -155,6 +161,7 @@ def decode_v2(body: bytes, header_length: str | None, inputs: Sequence[Spec], ou
     if not isinstance(params, dict):
         raise invalid('"parameters" must be a JSON object')
     by_name = {s.name: s for s in inputs}
+    bools = _may_hold_bools(body)
     feeds: dict[str, np.ndarray] = {}
     offset = 0
     for tensor in doc["inputs"]:
@@ -190,12 +197,13 @@ def decode_v2(body: bytes, header_length: str | None, inputs: Sequence[Spec], ou
             data = tensor["data"]
             if not isinstance(data, list):
                 data = [data]
-        feeds[name] = coerce(spec, data, shape=shape)
+        feeds[name] = coerce(spec, data, shape=shape, bools=bools)
     if offset != len(raw):
         raise invalid(f"{len(raw) - offset} bytes of binary data belong to no input")
     missing = [s.name for s in inputs if s.name not in feeds]
     if missing:
         raise invalid(f"missing input {missing[0]!r}", input=missing[0], hint=f"the model's inputs are {_names(inputs)}")
+    check_rows(inputs, feeds)
     binary: set[str] = set()
     wanted = None
     if "outputs" in doc:
@@ -209,7 +217,7 @@ def decode_v2(body: bytes, header_length: str | None, inputs: Sequence[Spec], ou
             if op.get("binary_data") is True:
                 binary.add(o["name"])
     req_id = doc.get("id")
-    if req_id is not None and not isinstance(req_id, str):
+    if "id" in doc and not isinstance(req_id, str):
         raise invalid('"id" must be a string')
     return Decoded(
         feeds,

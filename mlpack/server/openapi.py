@@ -36,8 +36,8 @@ def _leaf(dtype: str, *, output: bool = False) -> dict[str, Any]:
         return {"type": "integer", "minimum": int(info.min), "maximum": int(info.max)}
     if output:  # inf and nan come out as null
         return {"type": ["number", "null"]}
-    finfo = np.finfo(np.dtype(dtype))
-    return {"type": "number", "minimum": -float(finfo.max), "maximum": float(finfo.max)}
+    # Any JSON number: values beyond the dtype's range become +-inf, as in numpy.
+    return {"type": "number"}
 
 
 def tensor_schema(spec: Spec, *, output: bool = False) -> dict[str, Any]:
@@ -114,7 +114,7 @@ def openapi_document(
     params = {
         "type": "object",
         "properties": {
-            "outputs": {"type": "array", "items": {"type": "string", "enum": [s.name for s in outputs]}, "uniqueItems": True}
+            "outputs": {"type": "array", "items": {"type": "string", "enum": [s.name for s in outputs]}}
         },
         "additionalProperties": False,
     }

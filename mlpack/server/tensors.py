@@ -15,7 +15,7 @@ import numpy as np
 
 from mlpack.errors import ServeError
 
-__all__ = ["Spec", "coerce", "invalid", "V2_OF_NUMPY", "NUMPY_OF_V2", "shape_text"]
+__all__ = ["Spec", "coerce", "check_rows", "invalid", "V2_OF_NUMPY", "NUMPY_OF_V2", "shape_text"]
 
 # Open Inference Protocol datatypes <-> numpy dtype names.
 V2_OF_NUMPY = {
@@ -82,12 +82,22 @@ def _describe(arr: np.ndarray) -> str:
     return _KIND_WORDS.get(arr.dtype.kind, str(arr.dtype))
 
 
-def coerce(spec: Spec, data: Any, *, shape: Sequence[int] | None = None) -> np.ndarray:
+def _has_bool(data: Any) -> bool:
+    if type(data) is bool:
+        return True
+    if isinstance(data, list):
+        return any(_has_bool(v) for v in data)
+    return False
+
+
+def coerce(spec: Spec, data: Any, *, shape: Sequence[int] | None = None, bools: bool = False) -> np.ndarray:
     """Turn client ``data`` into an array of ``spec``'s dtype and shape, or raise a 422.
 
     ``shape`` (V2 requests) reshapes flat data first and must hold exactly
     as many elements. Numbers must be numbers (no strings, no booleans for
     numeric inputs), integers must be integral and in range for the dtype.
+    ``bools``: the body may hold JSON booleans, which numpy silently turns
+    into 0/1 next to numbers; only then is the data scanned for them.
     """
     name = spec.name
     if isinstance(data, np.ndarray):
@@ -101,6 +111,8 @@ def coerce(spec: Spec, data: Any, *, shape: Sequence[int] | None = None) -> np.n
                 input=name,
                 hint="every row must have the same number of values",
             ) from None
+    if bools and arr.dtype.kind in "iuf" and not spec.is_string and np.dtype(spec.dtype).kind != "b" and _has_bool(data):
+        raise invalid(f"input {name!r}: expected {spec.dtype} numbers, got booleans", input=name)
     if spec.is_string:
         if arr.dtype.kind not in "US":
             raise invalid(f"input {name!r}: expected strings, got {_describe(arr)}", input=name)
@@ -145,6 +157,13 @@ def _numeric(spec: Spec, arr: np.ndarray) -> np.ndarray:
         if kind == "f":
             if not np.isfinite(arr).all() or not np.equal(np.floor(arr), arr).all():
                 raise invalid(f"input {name!r}: expected {spec.dtype} integers, got fractional numbers", input=name)
+            if arr.size and np.abs(arr).max() > 2**53:
+                # JSON integers beyond 64 bits arrive as floats, already rounded.
+                raise invalid(
+                    f"input {name!r}: values out of range for {spec.dtype} or not exact as numbers",
+                    input=name,
+                    hint="write integers without a decimal point or exponent, within the dtype's range",
+                )
         info = np.iinfo(target)
         if arr.size and (arr.min() < info.min or arr.max() > info.max):
             raise invalid(
@@ -174,3 +193,13 @@ def _check_shape(spec: Spec, arr: np.ndarray) -> None:
 
 def name_of(spec: Spec) -> str:
     return repr(spec.name)
+
+
+def check_rows(specs: Sequence[Spec], feeds: dict[str, np.ndarray]) -> None:
+    """Inputs that all have a dynamic batch axis must agree on the number of rows."""
+    if len(feeds) < 2 or not all(s.shape and s.shape[0] is None for s in specs):
+        return
+    rows = {name: int(arr.shape[0]) for name, arr in feeds.items() if arr.ndim}
+    if len(set(rows.values())) > 1:
+        detail = ", ".join(f"{n!r} has {r}" for n, r in rows.items())
+        raise invalid(f"inputs have different numbers of rows: {detail}", hint="send the same number of rows for every input")

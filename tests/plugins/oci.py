@@ -9,6 +9,7 @@ reused by every test, and by later runs sharing MLPACK_TEST_HOME.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -44,13 +45,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def local_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
-    """A real docker-registry process on 127.0.0.1 for the whole run."""
-    binary = shutil.which("docker-registry") or ("/usr/bin/docker-registry" if os.path.exists("/usr/bin/docker-registry") else None)
-    if binary is None:
-        pytest.skip("docker-registry is not installed; tests/run.sh installs it (apt-get install docker-registry)")
-    work = tmp_path_factory.mktemp("registry")
+@contextlib.contextmanager
+def start_registry(work: Path, binary: str = "/usr/bin/docker-registry") -> Iterator[LocalRegistry]:
+    """Run docker-registry on 127.0.0.1:<free port> with storage in ``work``; stop it on exit."""
+    work.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     config = work / "config.yml"
     config.write_text(
@@ -62,19 +60,18 @@ def local_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRe
     log = work / "registry.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([binary, "serve", str(config)], stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1) as resp:
-                if resp.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"docker-registry did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.1)
     try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"docker-registry did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.1)
         yield LocalRegistry(f"127.0.0.1:{port}", work / "data", log)
     finally:
         proc.terminate()
@@ -83,6 +80,19 @@ def local_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRe
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def local_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
+    """A real docker-registry process on 127.0.0.1 for the whole run."""
+    binary = shutil.which("docker-registry") or ("/usr/bin/docker-registry" if os.path.exists("/usr/bin/docker-registry") else None)
+    if binary is None:
+        pytest.skip("docker-registry is not installed; tests/run.sh installs it (apt-get install docker-registry)")
+    try:
+        with start_registry(tmp_path_factory.mktemp("registry"), binary) as registry:
+            yield registry
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")
@@ -111,3 +121,9 @@ def base_image(run_settings: Settings):  # type: ignore[no-untyped-def]
             return store.resolve(BASE_REF)
         except ImageNotFound:
             return bootstrap(run_settings)
+
+
+@pytest.fixture(scope="session")
+def python_base_image(base_image):  # type: ignore[no-untyped-def]
+    """Alias of ``base_image`` (the name tests/plugins/images.py asks for)."""
+    return base_image

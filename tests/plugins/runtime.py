@@ -3,7 +3,7 @@
 ``busybox_rootfs``: a tiny root (busybox-static + symlinks, passwd with root
 and ``app`` 1000, /www/index.html) made once per run under the run home; it
 is the lowerdir of most runtime tests, so they start in tens of ms.
-``busybox_image``: the same tree as a one-layer image in the run's store.
+``busybox_httpd_image``: the same tree as a one-layer image in the run's store.
 ``runtime_settings``: Settings over the run home for a named runtime
 (parametrize ``runtime_name`` to test crun and runc).
 ``fake_cdi``: a CDI spec for two fake GPUs and their device nodes (mknod).
@@ -24,7 +24,7 @@ import pytest
 from mlpack.settings import Settings
 
 BUSYBOX = "/bin/busybox"
-BUSYBOX_IMAGE = "localhost/mlpack-test/busybox:latest"
+BUSYBOX_IMAGE = "localhost/mlpack-test/busybox-httpd:latest"
 HTTPD_CMD = ["httpd", "-f", "-p", "8080", "-h", "/www"]
 
 
@@ -74,7 +74,7 @@ def busybox_config(**extra: object) -> dict:
 
 
 @pytest.fixture(scope="session")
-def busybox_image(busybox_rootfs: Path, run_settings: Settings) -> str:
+def busybox_httpd_image(busybox_rootfs: Path, run_settings: Settings) -> str:
     """The busybox tree as an image in the run's store; returns its reference."""
     try:
         from mlpack.oci.layer import write_dir

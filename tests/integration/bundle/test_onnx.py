@@ -60,3 +60,13 @@ def test_wrong_dtype_and_shape_for_an_onnx_model(out: Path) -> None:
 def test_missing_onnx_file(out: Path) -> None:
     with pytest.raises(CaptureError, match="does not exist"):
         capture(str(out / "nope.onnx"), np.ones((1, 4)), name="x", path=out / "x")
+
+
+def test_default_name_comes_from_the_file_name(sklearn_bundle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    src = tmp_path / "My Iris_Net.onnx"
+    shutil.copy(sklearn_bundle.model_path, src)
+    monkeypatch.chdir(tmp_path)
+    bundle = capture(src, sklearn_bundle.sample()["input"])
+    assert bundle.name == "my-iris-net" and bundle.path == (tmp_path / "bundles" / "my-iris-net").resolve()

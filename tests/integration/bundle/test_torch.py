@@ -106,3 +106,23 @@ def test_module_failing_on_the_sample(out: Path) -> None:
 def test_inputs_with_different_batch_sizes(out: Path) -> None:
     with pytest.raises(CaptureError, match="different batch sizes"):
         capture(TwoTower(), (_rows(4, 4), _rows(5, 2)), name="tt", path=out / "tt2")
+
+
+class Bag(torch.nn.Module):
+    """Integer token ids in, one score out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = torch.nn.EmbeddingBag(50, 6, mode="mean")
+        self.out = torch.nn.Linear(6, 1)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.out(self.emb(ids))
+
+
+def test_integer_inputs_keep_their_dtype(out: Path) -> None:
+    torch.manual_seed(0)
+    ids = np.random.default_rng(0).integers(0, 50, size=(9, 7))
+    bundle = capture(Bag(), ids, name="bag", path=out / "bag", input_names=["ids"], output_names=["score"])
+    assert [(s.name, s.dtype, s.shape) for s in bundle.inputs] == [("ids", "int64", (None, 7))]
+    check_round_trip(bundle, {"ids": np.random.default_rng(1).integers(0, 50, size=(4, 7))})

@@ -49,36 +49,51 @@ def crash_image(tmp_path_factory: pytest.TempPathFactory, local_registry):  # ty
     return ref, archive, digest
 
 
+def _wait_for_writes(blobs: Path, proc: subprocess.Popen[bytes], limit_s: float = 30.0) -> float:
+    """Wait until the process starts writing blobs (past interpreter start-up); returns when."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        if blobs.is_dir() and any(n.startswith(".tmp-") for n in os.listdir(blobs)):
+            break
+        time.sleep(0.005)
+    return time.monotonic()
+
+
 def test_sigkill_during_pull_and_load_keeps_store_consistent(tmp_path: Path, crash_image) -> None:  # type: ignore[no-untyped-def]
     ref, archive, digest = crash_image
     home = tmp_path / "home"
     store = Store(home / "store")
-    # how long a whole operation takes here, to spread the kills over it
-    started = time.monotonic()
+    blobs = home / "store" / "blobs" / "sha256"
+    # how long the writing part of a whole operation takes here, to spread the kills over it
     proc = _mlpack(home, "pull", "-q", ref)
+    writing = _wait_for_writes(blobs, proc)
     assert proc.wait(120) == 0, proc.stderr.read() if proc.stderr else ""
-    full = time.monotonic() - started
+    span = max(time.monotonic() - writing, 0.2)
     rng = random.Random(int(os.environ.get("MLPACK_CRASH_SEED", "1234")))
-    killed = 0
+    killed = mid_blob = 0
     for i in range(ITERATIONS):
         if store.index()["manifests"]:
             # start from an empty index each time so there is work to interrupt
             for entry in list(store.index()["manifests"]):
                 store.delete(entry["digest"])
-            store.gc(grace_s=0)
+        store.gc(grace_s=0)
         args = ("pull", "-q", ref) if i % 2 == 0 else ("load", "-q", "-i", str(archive))
         proc = _mlpack(home, *args)
-        time.sleep(rng.uniform(0.05, max(full, 0.3) * 1.1))
+        _wait_for_writes(blobs, proc)
+        time.sleep(rng.uniform(0, span * 1.2))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             killed += 1
         proc.wait(60)
         report = store.verify()
         assert report.ok, f"iteration {i} ({args[0]}): {report.problems}"
-        for name in store.index()["manifests"]:
+        mid_blob += any("/.tmp-" in g for g in report.garbage)
+        for entry in store.index()["manifests"]:
             # whatever the index names must be complete
-            assert store.resolve(name["digest"]).digest == digest
+            assert store.resolve(entry["digest"]).digest == digest
+    print(f"crash test: {killed}/{ITERATIONS} runs killed, {mid_blob} in the middle of a blob; store always consistent")
     assert killed >= ITERATIONS // 3, f"only {killed} of {ITERATIONS} runs were still going when killed"
+    assert mid_blob >= 1, "no kill landed in the middle of a blob write; the test proved little"
     for args in (("pull", "-q", ref), ("load", "-q", "-i", str(archive))):
         proc = _mlpack(home, *args)
         assert proc.wait(120) == 0, proc.stderr.read() if proc.stderr else ""

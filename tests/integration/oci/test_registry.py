@@ -76,3 +76,14 @@ def test_unknown_image_and_dead_registry(tmp_path: Path, local_registry) -> None
     with pytest.raises(RegistryError) as err:
         client.get_manifest("latest")
     assert err.value.step == "get manifest" and err.value.registry == "127.0.0.1:9"
+
+
+def test_docker_hub_names_go_to_the_mirror(tmp_path: Path, local_registry) -> None:  # type: ignore[no-untyped-def]
+    settings = Settings.from_env({"MLPACK_HOME": str(tmp_path / "a")})
+    store = Store(settings.store_dir)
+    digest = _make_image(store, "localhost/t/mirrored:1", size=1000, seed=b"mirror")
+    push("localhost/t/mirrored:1", local_registry.ref("library/mirrortest:3"), settings=settings)
+    mirrored = Settings.from_env({"MLPACK_HOME": str(tmp_path / "b"),
+                                  "MLPACK_REGISTRY_MIRRORS": f"http://{local_registry.host}"})
+    image = pull("mirrortest:3", settings=mirrored)
+    assert image.digest == digest and image.ref == "docker.io/library/mirrortest:3"

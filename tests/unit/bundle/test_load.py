@@ -118,3 +118,18 @@ def test_mlpack_exports_bundle(copy: Path) -> None:
 
     assert mlpack.Bundle is Bundle
     assert mlpack.Bundle.load(copy).name == "iris"
+
+
+def test_python_bundle_refuses_other_package_versions(sklearn_python_bundle: Bundle, tmp_path: Path) -> None:
+    target = tmp_path / "py"
+    shutil.copytree(sklearn_python_bundle.path, target)
+    Bundle.load(target).load_predictor()  # the versions it was captured with: fine
+
+    def downgrade(manifest: dict) -> None:
+        manifest["model"]["distributions"]["scikit-learn"] = "0.20.0"
+        manifest["model"]["distributions"]["not-a-real-dist-xyz"] = "1.0"
+
+    _rewrite(target, downgrade, redigest=True)
+    with pytest.raises(BundleError, match="scikit-learn .* captured with 0.20.0; not-a-real-dist-xyz is not installed") as info:
+        Bundle.load(target).load_predictor()
+    assert "requirements.lock" in info.value.hint

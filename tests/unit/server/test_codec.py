@@ -154,3 +154,17 @@ def test_metrics_exposition_is_prometheus_text() -> None:
     assert 'mlpack_batch_size_bucket{le="8"} 1' in text and "mlpack_batch_requests_count 1" in text
     for line in text.splitlines():
         assert line.startswith("#") or len(line.rsplit(" ", 1)) == 2
+
+
+def test_booleans_next_to_numbers_are_rejected() -> None:
+    assert "got booleans" in str(_422(decode_predict, b'{"inputs": [[false, 0, 0, 0]]}', [X], OUT))
+    body = b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, true, 0, 0]}]}'
+    assert "got booleans" in str(_422(decode_v2, body, None, [X], OUT))
+
+
+def test_inputs_must_agree_on_rows_and_big_integers_must_be_exact() -> None:
+    body = b'{"inputs": {"a": [[1,2,3],[4,5,6]], "b": [[1],[2],[3]]}}'
+    assert "'a' has 2, 'b' has 3" in str(_422(decode_predict, body, [A, B], OUT))
+    assert "out of range" in str(_422(decode_predict, b'{"inputs": {"a": [[1,2,3]], "b": [[-9223372036854775809]]}}', [A, B], OUT))
+    d = decode_predict(b'{"inputs": {"a": [[1,2,3]], "b": [[-9223372036854775808]]}}', [A, B], OUT)
+    assert d.feeds["b"].tolist() == [[-(2**63)]]

@@ -1,0 +1,280 @@
+"""Load test: minimal FastAPI+orjson baseline vs mlpack's server vs BentoML, same ONNX model.
+
+    python bench/server/bench_server.py [--duration 3] [--rounds 1] [--out results.json]
+
+Needs ``wrk`` (apt-get install -y wrk). BentoML runs from its own venv
+(default /tmp/bentovenv, made with ``python -m venv /tmp/bentovenv &&
+/tmp/bentovenv/bin/pip install bentoml onnxruntime numpy``); without it that
+column is skipped and says so. All servers listen on 127.0.0.1, run one
+worker each and are started before the first cell, then the cells are
+interleaved (every app at 1 connection, then every app at 8, ...) so that a
+noisy neighbour on the machine hits all of them alike. Each cell is a bounded
+wrk run; with --rounds N the median of N runs is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+PY = sys.executable
+
+
+def capture_models(work: Path) -> dict[str, Path]:
+    """The iris LogisticRegression and the 100-feature MLP, captured with mlpack."""
+    sys.path.insert(0, str(REPO))
+    import mlpack.bundle as mb
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPRegressor
+
+    out = {}
+    iris = work / "iris"
+    if not (iris / "mlpack.yaml").exists():
+        x, y = load_iris(return_X_y=True)
+        x = x.astype(np.float32)
+        mb.capture(LogisticRegression(max_iter=500).fit(x, y), x[:8], name="iris", path=iris)
+    out["iris"] = iris
+    mlp = work / "mlp100"
+    if not (mlp / "mlpack.yaml").exists():
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(512, 100)).astype(np.float32)
+        y = x @ rng.normal(size=100)
+        model = MLPRegressor(hidden_layer_sizes=(256, 256), max_iter=20, random_state=0).fit(x, y)
+        mb.capture(model, x[:8], name="mlp100", path=mlp)
+    out["mlp100"] = mlp
+    return out
+
+
+@dataclass
+class Server:
+    name: str
+    cmd: list[str]
+    body: bytes
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path = REPO
+    port: int = 0
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/predict"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(server: Server, logdir: Path) -> None:
+    server.port = free_port()
+    cmd = [c.replace("{port}", str(server.port)) for c in server.cmd]
+    log = (logdir / f"{server.name}.log").open("wb")
+    server.proc = subprocess.Popen(
+        cmd, cwd=server.cwd, env={**os.environ, **server.env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def wait_answering(server: Server, timeout: float = 180) -> bytes:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc is not None and server.proc.poll() is not None:
+            raise RuntimeError(f"{server.name} exited with {server.proc.returncode}")
+        try:
+            req = urllib.request.Request(server.url, data=server.body, headers={"content-type": "application/json"})
+            with urllib.request.urlopen(req, timeout=2) as r:
+                if r.status == 200:
+                    return r.read()
+        except OSError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"{server.name} did not answer within {timeout}s")
+
+
+def stop(server: Server) -> None:
+    if server.proc is None or server.proc.poll() is not None:
+        return
+    os.killpg(server.proc.pid, signal.SIGTERM)
+    try:
+        server.proc.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait(5)
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants, in MB."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        todo.extend(children.get(p, []))
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    return float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
+
+
+def wrk(server: Server, connections: int, duration: int, script: Path) -> dict:
+    threads = 1 if connections < 32 else 2
+    proc = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(duration)}s", "--latency", "--timeout", "5s", "-s", str(script), server.url],
+        capture_output=True,
+        text=True,
+        timeout=duration + 30,
+    )
+    out = proc.stdout
+    if "Requests/sec" not in out:
+        raise RuntimeError(f"wrk failed against {server.name}: {out[-500:]} {proc.stderr[-500:]}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "non2xx": int(bad.group(1)) if bad else 0, "socket_errors": errors.group(0) if errors else ""}
+
+
+def lua(body: bytes, path: Path) -> Path:
+    path.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(body.decode())}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    return path
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=int, default=3, help="seconds per cell (whole seconds, as wrk takes them)")
+    ap.add_argument("--rounds", type=int, default=1, help="runs per cell (median reported)")
+    ap.add_argument("--connections", default="1,8,32")
+    ap.add_argument("--batch-connections", type=int, default=64)
+    ap.add_argument("--bento-venv", default="/tmp/bentovenv")
+    ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "mlpack-bench"))
+    ap.add_argument("--out", help="write the results as JSON here")
+    args = ap.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
+        return 2
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    models = capture_models(work)
+    iris_onnx = str(models["iris"] / "model.onnx")
+    row = json.dumps({"inputs": [[5.1, 3.5, 1.4, 0.2]]}).encode()
+    mlp_row = json.dumps({"inputs": [np.round(np.random.default_rng(1).normal(size=100), 4).tolist()]}).encode()
+    uvicorn_common = ["--host", "127.0.0.1", "--port", "{port}", "--no-access-log", "--log-level", "warning"]
+    servers = [
+        Server("baseline", [PY, "-m", "uvicorn", "bench.server.baseline_app:app", *uvicorn_common], row, {"BASELINE_MODEL": iris_onnx}),
+        Server("mlpack", [PY, "-m", "mlpack.server", "--bundle", str(models["iris"]), "--host", "127.0.0.1", "--port", "{port}"], row),
+    ]
+    bento = Path(args.bento_venv) / "bin" / "bentoml"
+    notes = []
+    if bento.exists():
+        servers.append(
+            Server(
+                "bentoml",
+                [str(bento), "serve", "bento_service:Model", "--host", "127.0.0.1", "--port", "{port}"],
+                row,
+                {"BASELINE_MODEL": iris_onnx, "BENTOML_DO_NOT_TRACK": "True"},
+                cwd=HERE,
+            )
+        )
+    else:
+        notes.append(f"BentoML skipped: {bento} not found (see the module docstring to install it)")
+    mlp = [
+        Server("mlp-unbatched", [PY, "-m", "mlpack.server", "--bundle", str(models["mlp100"]), "--no-batching", "--host", "127.0.0.1", "--port", "{port}"], mlp_row),
+        Server("mlp-batched", [PY, "-m", "mlpack.server", "--bundle", str(models["mlp100"]), "--host", "127.0.0.1", "--port", "{port}"], mlp_row),
+    ]
+    logdir = work / "logs"
+    logdir.mkdir(exist_ok=True)
+    results: list[dict] = []
+    load_before = loadavg()
+    try:
+        for s in servers + mlp:
+            start(s, logdir)
+        answers = {s.name: wait_answering(s) for s in servers + mlp}
+        ref = json.loads(answers["baseline"])["outputs"]["label"]
+        for name in ("mlpack", "bentoml"):
+            if name in answers:
+                assert json.loads(answers[name])["outputs"]["label"] == ref, f"{name} answered differently"
+        scripts = {s.name: lua(s.body, work / f"{s.name}.lua") for s in servers + mlp}
+        for s in servers + mlp:  # warm up: JITs, allocators, connection pools
+            wrk(s, 8, 1, scripts[s.name])
+        cells = [(s, int(c)) for c in args.connections.split(",") for s in servers]
+        cells += [(s, args.batch_connections) for s in mlp]
+        for s, conns in cells:
+            runs = [wrk(s, conns, args.duration, scripts[s.name]) for _ in range(args.rounds)]
+            cell = {key: statistics.median(r[key] for r in runs) for key in ("rps", "p50_ms", "p99_ms")}
+            cell.update(app=s.name, connections=conns, non2xx=sum(r["non2xx"] for r in runs), rss_mb=tree_rss_mb(s.proc.pid))
+            results.append(cell)
+            print(f"  {s.name:14s} c={conns:<3d} {cell['rps']:9.0f} req/s  p50 {cell['p50_ms']:7.2f} ms  p99 {cell['p99_ms']:7.2f} ms  rss {cell['rss_mb']:6.1f} MB", flush=True)
+    finally:
+        for s in servers + mlp:
+            stop(s)
+    load_after = loadavg()
+
+    print(f"\nload average before {load_before}, after {load_after}; {os.cpu_count()} CPUs; {args.duration}s per cell, {args.rounds} round(s)")
+    print(f"{'app':14s} {'conns':>5s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'non-2xx':>8s} {'RSS MB':>7s}")
+    for r in results:
+        print(f"{r['app']:14s} {r['connections']:5d} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['non2xx']:8d} {r['rss_mb']:7.1f}")
+    by = {(r["app"], r["connections"]): r for r in results}
+    top = max(int(c) for c in args.connections.split(","))
+    summary = {}
+    if ("mlpack", top) in by and ("baseline", top) in by:
+        summary["mlpack/baseline"] = by[("mlpack", top)]["rps"] / by[("baseline", top)]["rps"]
+    if ("mlpack", top) in by and ("bentoml", top) in by:
+        summary["mlpack/bentoml"] = by[("mlpack", top)]["rps"] / by[("bentoml", top)]["rps"]
+    b, u = by.get(("mlp-batched", args.batch_connections)), by.get(("mlp-unbatched", args.batch_connections))
+    if b and u:
+        summary["mlp batched/unbatched"] = b["rps"] / u["rps"]
+    for key, value in summary.items():
+        print(f"{key} at {args.batch_connections if 'mlp' in key else top} connections: {value:.2f}x")
+    for note in notes:
+        print(note)
+    if args.out:
+        Path(args.out).write_text(json.dumps({"results": results, "summary": summary, "load": [load_before, load_after], "notes": notes}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

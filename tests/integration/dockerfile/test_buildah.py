@@ -1,0 +1,247 @@
+"""A rendered context is an ordinary Dockerfile: buildah builds it, runc runs it.
+
+One image is built per run (scikit-learn ONNX model, offline local base) and
+shared by the tests below; a second model is built on top of the same cache
+to show that only the model layer changes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import tarfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlpack.cli import main as cli
+from tests.conftest import require_tool
+from tests.integration.dockerfile.conftest import HOST_CA, Buildah
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+
+HOSTILE = 'x$(touch /tmp/pwned) `id` "q" \\ \'s\' ${HOME}'
+MIB = 1024 * 1024
+
+
+@dataclass
+class Built:
+    tag: str
+    context: Path
+    layout: Path  # OCI layout written by `buildah push`
+    manifest: dict
+    config: dict
+    docker_config: dict  # buildah's view, with the Docker-only Healthcheck
+
+
+def _blob(layout: Path, digest: str) -> bytes:
+    return (layout / "blobs" / "sha256" / digest.split(":", 1)[1]).read_bytes()
+
+
+def _build(buildah: Buildah, bundle_path: Path, work: Path, tag: str) -> Built:
+    context = work / "context"
+    if not (context / "Dockerfile").exists():
+        status = cli(["render", str(bundle_path), "-o", str(context), "--base", "local",
+                      "--env", f"MLPACK_TEST_HOSTILE={HOSTILE}", "--label", f"test.hostile={HOSTILE}"])
+        assert status == 0
+    buildah.bud(context, tag, work / "bud.log")
+    layout = work / "layout"
+    buildah.run("push", "-q", tag, f"oci:{layout}:latest")
+    index = json.loads((layout / "index.json").read_text())
+    manifest = json.loads(_blob(layout, index["manifests"][-1]["digest"]))
+    config = json.loads(_blob(layout, manifest["config"]["digest"]))
+    docker = buildah.inspect(tag).get("Docker", {}).get("config", {})
+    return Built(tag, context, layout, manifest, config, docker)
+
+
+@pytest.fixture(scope="module")
+def built(buildah: Buildah, local_base: str, sklearn_bundles, run_home: Path) -> Built:
+    work = run_home / "render-build" / "a"
+    work.mkdir(parents=True, exist_ok=True)
+    return _build(buildah, sklearn_bundles[0].path, work, "localhost/mlpack-test/iris-lr:a")
+
+
+def test_image_config_is_hardened_and_labelled(built: Built, sklearn_bundles) -> None:
+    bundle = sklearn_bundles[0]
+    cfg = built.config["config"]
+    assert cfg["User"] == "10001:10001"
+    assert cfg["Entrypoint"] == ["/opt/venv/bin/python", "-m", "mlpack.server"]
+    assert cfg["ExposedPorts"] == {"8080/tcp": {}}
+    assert cfg["StopSignal"] == "SIGTERM"
+    env = dict(e.split("=", 1) for e in cfg["Env"])
+    assert env["MLPACK_TEST_HOSTILE"] == HOSTILE  # reached the image verbatim
+    labels = cfg["Labels"]
+    assert labels["test.hostile"] == HOSTILE
+    assert labels["io.mlpack.model.sha256"] == bundle.model_sha256
+    assert labels["io.mlpack.model.framework"] == "sklearn"
+    assert json.loads(labels["io.mlpack.parity"])["passed"] is True
+    assert labels["org.opencontainers.image.title"] == "iris-lr"
+    health = built.docker_config["Healthcheck"]
+    assert health["Test"][0] == "CMD" and "/v2/health/ready" in health["Test"][-1]
+    assert not Path("/tmp/pwned").exists()
+
+
+def _layer_members(built: Built, index: int) -> list[tarfile.TarInfo]:
+    data = gzip.decompress(_blob(built.layout, built.manifest["layers"][index]["digest"]))
+    with tarfile.open(fileobj=__import__("io").BytesIO(data)) as tar:
+        return tar.getmembers()
+
+
+def test_layers_are_ordered_and_clean(built: Built, run_home: Path) -> None:
+    layers = built.manifest["layers"]
+    assert len(layers) == 5  # base, user, venv, serving code, model
+    names = [[m.name.lstrip("./") for m in _layer_members(built, i)] for i in range(1, 5)]
+    user, venv, app, model = names
+    assert set(user) <= {"etc", "etc/passwd", "etc/group"}
+    assert all(n.startswith("opt") for n in venv) and "opt/venv/bin/python" in venv
+    assert all(n.startswith("opt") for n in app) and "opt/mlpack/app/mlpack/server/__init__.py" in app
+    assert {n for n in model if n.count("/") >= 3} == {
+        f"opt/mlpack/bundle/{p.name}" for p in (built.context / "bundle").iterdir()}
+    # No installers, no caches, no secrets, bytecode for the venv and the app.
+    everything = [n for layer in names for n in layer]
+    assert not [n for n in everything if "/site-packages/pip/" in n or n.endswith("/bin/pip")]
+    assert not [n for n in everything if n.startswith(("root/.cache", "run/secrets", "tmp/mlpack"))]
+    assert not [n for n in everything if "/site-packages/numpy/" in n and "/tests/" in n]
+    assert any(n.endswith(".cpython-311.pyc") and "mlpack/app" in n for n in app)
+    host_ca = hashlib.sha256(HOST_CA.read_bytes()).hexdigest()
+    for i in range(len(layers)):
+        data = gzip.decompress(_blob(built.layout, layers[i]["digest"]))
+        with tarfile.open(fileobj=__import__("io").BytesIO(data)) as tar:
+            for member in tar:
+                if member.isfile() and member.size == HOST_CA.stat().st_size:
+                    content = tar.extractfile(member).read()
+                    assert hashlib.sha256(content).hexdigest() != host_ca, f"host CA leaked: {member.name}"
+
+
+def test_sizes(built: Built, run_home: Path) -> None:
+    """Uncompressed (sum of diff tars) and compressed (sum of gzip blobs) sizes."""
+    layers = built.manifest["layers"]
+    compressed = [layer["size"] for layer in layers]
+    uncompressed = [len(gzip.decompress(_blob(built.layout, layer["digest"]))) for layer in layers]
+    report = {
+        "uncompressed_mib": round(sum(uncompressed) / MIB, 1),
+        "compressed_mib": round(sum(compressed) / MIB, 1),
+        "base_uncompressed_mib": round(uncompressed[0] / MIB, 1),
+        "base_compressed_mib": round(compressed[0] / MIB, 1),
+        "layers_uncompressed_mib": [round(u / MIB, 2) for u in uncompressed],
+        "layers_compressed_mib": [round(c / MIB, 2) for c in compressed],
+    }
+    (run_home / "render-sizes.json").write_text(json.dumps(report, indent=2))
+    print("\nCPU image sizes:", json.dumps(report))
+    above_base = sum(uncompressed[1:])
+    assert above_base < 170 * MIB, report  # venv + code + model
+    assert uncompressed[-1] < 1 * MIB, report  # the model layer of a small model is small
+    assert sum(uncompressed) < 250 * MIB, report
+    assert sum(compressed) < 90 * MIB, report
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _http(url: str, body: dict | None = None, timeout: float = 5) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def test_the_image_runs_and_predicts(built: Built, sklearn_bundles, run_home: Path) -> None:
+    """umoci unpacks the image into an OCI runtime bundle whose config.json
+    comes from the image config (user, env, entrypoint); runc runs it with a
+    read-only root filesystem, sharing the host network so the test can reach it."""
+    require_tool("umoci")
+    require_tool("runc")
+    bundle = sklearn_bundles[0]
+    rb = run_home / "render-build" / f"runtime-{os.getpid()}"
+    subprocess.run(["umoci", "unpack", "--image", f"{built.layout}:latest", str(rb)],
+                   check=True, capture_output=True, timeout=600)
+    config = json.loads((rb / "config.json").read_text())
+    port = _free_port()
+    process = config["process"]
+    process["terminal"] = False
+    process["env"] = [e for e in process["env"] if not e.startswith("MLPACK_PORT=")]
+    process["env"] += [f"MLPACK_PORT={port}", "MLPACK_HOST=127.0.0.1"]
+    config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"] if n["type"] != "network"]
+    config["root"]["readonly"] = True
+    config["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+                             "options": ["nosuid", "nodev", "mode=1777", "size=64m"]})
+    (rb / "config.json").write_text(json.dumps(config))
+    state = run_home / "render-runc"
+    runc = ["runc", "--root", str(state)]
+    name = f"mlpack-render-{os.getpid()}"
+    log = rb / "container.log"
+    with log.open("w") as out:
+        subprocess.run([*runc, "run", "-d", "-b", str(rb), "--pid-file", str(rb / "pid"), name],
+                       stdout=out, stderr=subprocess.STDOUT, check=True, timeout=60)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if _http(f"{base}/v2/health/ready", timeout=2).get("ready") is not False:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"not ready in 90 s:\n{log.read_text()[-3000:]}"
+            time.sleep(0.5)
+        pid = int((rb / "pid").read_text())
+        uids = [line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("Uid:")]
+        assert uids[0].split()[1:] == ["10001"] * 4
+
+        sample = bundle.sample()
+        spec = bundle.inputs[0]
+        x = sample[spec.name]
+        request = {"inputs": [{"name": spec.name, "shape": list(x.shape), "datatype": "FP32",
+                               "data": x.ravel().tolist()}]}
+        answer = _http(f"{base}/v2/models/{bundle.name}/infer", request)
+        outputs = {o["name"]: np.asarray(o["data"]).reshape(o["shape"]) for o in answer["outputs"]}
+        expected = bundle.load_predictor().run(sample)
+        assert set(outputs) == set(expected)
+        for key, value in expected.items():
+            np.testing.assert_allclose(outputs[key], np.asarray(value), rtol=1e-5, atol=1e-6)
+
+        # The image's own HEALTHCHECK command, run inside the container.
+        probe = built.docker_config["Healthcheck"]["Test"][1:]
+        health = subprocess.run([*runc, "exec", name, *probe], capture_output=True, timeout=30)
+        assert health.returncode == 0, health.stderr
+        # onnxruntime's optional tooling was stripped without breaking inference,
+        # and pip is gone.
+        check = subprocess.run([*runc, "exec", name, "/opt/venv/bin/python", "-c",
+                                "import importlib.util as u, onnxruntime; "
+                                "print(u.find_spec('pip'), u.find_spec('onnxruntime.transformers'))"],
+                               capture_output=True, text=True, timeout=60)
+        assert check.stdout.split() == ["None", "None"], check.stderr
+
+        subprocess.run([*runc, "kill", name, "SIGTERM"], check=True, timeout=30)
+        deadline = time.monotonic() + 30
+        while "stopped" not in subprocess.run([*runc, "state", name], capture_output=True, text=True).stdout:
+            assert time.monotonic() < deadline, "SIGTERM did not stop the server in 30 s"
+            time.sleep(0.5)
+    finally:
+        subprocess.run([*runc, "delete", "-f", name], capture_output=True, timeout=60)
+
+
+def test_a_new_model_rebuilds_only_the_model_layer(built: Built, buildah: Buildah, sklearn_bundles,
+                                                   run_home: Path) -> None:
+    work = run_home / "render-build" / "b"
+    work.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    other = _build(buildah, sklearn_bundles[1].path, work, "localhost/mlpack-test/iris-lr:b")
+    elapsed = time.monotonic() - start
+    first = [layer["digest"] for layer in built.manifest["layers"]]
+    second = [layer["digest"] for layer in other.manifest["layers"]]
+    assert first[:-1] == second[:-1], "a new model must reuse base, user, venv and code layers"
+    assert first[-1] != second[-1]
+    assert "Using cache" in (work / "bud.log").read_text() or "--> Using cache" in (work / "bud.log").read_text()
+    print(f"\nrebuild with a new model: {elapsed:.1f} s")

@@ -1,0 +1,54 @@
+"""The pieces of mlpack.serve that need no container: options, payloads, log summaries."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mlpack.errors import ConfigError, ServeError
+from mlpack.service import ServeOptions, serve, summarize_log, to_payload
+
+
+def test_options_map_onto_limits_and_tag() -> None:
+    o = ServeOptions(name="iris", cpus=0.5, memory="256Mi", pids=64)
+    assert o.limits().memory == 256 * 1024**2 and o.limits().cpu_quota == (50_000, 100_000)
+    assert o.image_tag == "mlpack/iris:latest"
+    assert ServeOptions(name="x", tag="localhost/x:2").image_tag == "localhost/x:2"
+
+
+def test_serve_rejects_unknown_options_and_bad_limits_before_any_work(tmp_path) -> None:
+    with pytest.raises(ServeError, match="unknown serve option") as info:
+        serve(object(), [[1.0]], cpu=2)  # a typo of cpus
+    assert "cpus" in info.value.hint and info.value.stage == "config"
+    from mlpack.settings import Settings
+
+    settings = Settings.from_env({"MLPACK_HOME": str(tmp_path)})
+    with pytest.raises(ConfigError):
+        serve(object(), [[1.0]], memory="lots", settings=settings)
+    assert not (tmp_path / "serve").exists()
+
+
+def test_payloads_are_rows_or_named_inputs() -> None:
+    assert to_payload(np.array([[1.0, 2.0]], dtype=np.float32)) == {"inputs": [[1.0, 2.0]]}
+    named = to_payload({"a": np.array([[1]]), "b": [[2.5]]})
+    assert named == {"inputs": {"a": [[1]], "b": [[2.5]]}}
+    json.dumps(named)
+
+
+def test_log_summary_keeps_errors_and_drops_access_lines() -> None:
+    log = "\n".join([
+        json.dumps({"level": "info", "logger": "mlpack.server", "msg": "starting"}),
+        json.dumps({"level": "info", "logger": "mlpack.access", "msg": "request", "status": 503}),
+        "\x1b[0;93mplain warning line\x1b[m",
+        json.dumps({"level": "error", "logger": "mlpack.server", "msg": "model failed to load",
+                    "exc": "Traceback (most recent call last):\n  File x\nModuleNotFoundError: No module named 'sklearn'\n"
+                           "  hint: fix hooks.py"}),
+    ])
+    lines = summarize_log(log)
+    assert lines[0] == "info: starting"
+    assert lines[1] == "plain warning line"
+    assert lines[2].startswith("error: model failed to load | ModuleNotFoundError: No module named 'sklearn'")
+    assert "hint: fix hooks.py" in lines[2]
+    assert not any("request" in line for line in lines)
