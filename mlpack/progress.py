@@ -166,8 +166,8 @@ def describe(event: Event) -> str:
 
 @dataclass
 class TextSink:
-    """Prints each event as one line; build step ``started`` lines are skipped
-    (the ``done``/``cached`` line that follows says it all)."""
+    """Prints each event as one line; build step ``started`` lines and RUN output
+    are skipped unless ``verbose`` (the ``done``/``cached`` line says it all)."""
 
     stream: TextIO | None = None
     verbose: bool = False
@@ -175,8 +175,8 @@ class TextSink:
     def __call__(self, event: Event) -> None:
         if isinstance(event, BuildStepEvent) and event.state == "started" and not self.verbose:
             return
-        if isinstance(event, LogEvent) and not self.verbose:
-            return
+        if isinstance(event, LogEvent) and event.source == "build" and not self.verbose:
+            return  # RUN output: shown when a step fails, or with verbose
         stream = self.stream or sys.stdout
         print(describe(event), file=stream, flush=True)
 

@@ -12,13 +12,9 @@ traceback. The stage packages are imported lazily, when their stage runs.
 
 from __future__ import annotations
 
-import json
-import re
 import shutil
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
@@ -28,12 +24,13 @@ from typing import Any
 import numpy as np
 
 from mlpack import parity as _parity
-from mlpack.errors import MlpackError, RunError, ServeError
+from mlpack.endpoint import predict_http, summarize_log, to_payload, wait_ready
+from mlpack.errors import MlpackError, ServeError
 from mlpack.progress import LogEvent, Sink, StageEvent, adapt_build_event
 from mlpack.settings import Settings
 from mlpack.types import Limits
 
-__all__ = ["ServeOptions", "Service", "serve", "DEFAULT_BASE"]
+__all__ = ["ServeOptions", "Service", "serve", "DEFAULT_BASE", "predict_http", "to_payload", "summarize_log"]
 
 DEFAULT_BASE = "localhost/mlpack/python:3.11"
 # The port mlpack-serve listens on inside the image.
@@ -97,13 +94,27 @@ class Service:
     # -- the container ---------------------------------------------------
     @property
     def url(self) -> str | None:
-        return getattr(self.container, "url", None) if self.container is not None else None
+        """``http://127.0.0.1:PORT`` of the serving port, None when not running."""
+        if self.container is None:
+            return None
+        from mlpack.errors import ContainerNotFound
+
+        try:
+            return self.container.url
+        except ContainerNotFound:
+            return None
 
     @property
     def health(self) -> str:
+        """The HEALTHCHECK status (starting, healthy, unhealthy), else the container's status."""
         if self.container is None:
             return "not running"
-        return str(getattr(self.container, "health", None) or getattr(self.container, "status", "unknown"))
+        from mlpack.errors import ContainerNotFound
+
+        try:
+            return str(self.container.health or self.container.status)
+        except ContainerNotFound:
+            return "removed"
 
     def _require_running(self) -> Any:
         if self.container is None or self.url is None:
@@ -114,7 +125,7 @@ class Service:
     def predict_all(self, x: Any, *, timeout: float = 30.0) -> dict[str, np.ndarray]:
         """All outputs by name, as numpy arrays, for the inputs ``x``."""
         self._require_running()
-        return predict_http(self.url, to_payload(x, self.bundle), timeout=timeout)
+        return predict_http(self.url, to_payload(x), timeout=timeout)
 
     def predict(self, x: Any, *, timeout: float = 30.0) -> np.ndarray:
         """The first output (what ``model.predict`` returns: labels, values) for ``x``."""
@@ -122,8 +133,11 @@ class Service:
         return next(iter(outputs.values()))
 
     def logs(self, tail: int | None = None) -> str:
-        container = self._require_running() if self.container is None else self.container
-        text = container.logs()
+        """The container's stdout and stderr so far (the last ``tail`` lines when given)."""
+        if self.container is None:
+            raise ServeError(f"service {self.name!r} has no container (stopped, or --no-run)",
+                             hint="logs of a stopped service are gone with its container")
+        text = self.container.logs()
         if isinstance(text, bytes):
             text = text.decode("utf-8", "replace")
         if tail is not None:
@@ -136,13 +150,18 @@ class Service:
 
     def stop(self) -> None:
         """Stop the container and remove it; the image stays in the store."""
+        from mlpack.errors import ContainerNotFound
+
         container, self.container = self.container, None
         if container is None:
             return
         try:
-            container.stop()
-        finally:
-            container.remove()
+            try:
+                container.stop()
+            finally:
+                container.remove(force=True)
+        except ContainerNotFound:
+            pass  # already removed (replaced by a newer run, or `mlpack rm`)
 
     def __enter__(self) -> "Service":
         return self
@@ -153,124 +172,6 @@ class Service:
     def __repr__(self) -> str:
         verdict = "n/a" if self.parity is None else ("ok" if self.parity.passed else "FAILED")
         return f"<Service {self.name} url={self.url} health={self.health} parity={verdict}>"
-
-
-# -- HTTP (stdlib only: the notebook side should not need an HTTP client) ----
-def _request(url: str, *, body: dict | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method="POST" if body is not None else "GET",
-                                 headers={"Content-Type": "application/json"})
-    # Loopback only: never send a local request through the user's proxy.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(req, timeout=timeout) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-def predict_http(url: str, payload: dict, *, timeout: float = 30.0) -> dict[str, np.ndarray]:
-    """``POST {url}/predict`` and return the outputs by name as arrays."""
-    try:
-        status, raw = _request(url.rstrip("/") + "/predict", body=payload, timeout=timeout)
-    except OSError as exc:
-        raise ServeError(f"cannot reach the container at {url}: {exc}",
-                         hint="check service.health and service.logs()") from None
-    if status != 200:
-        text = raw.decode("utf-8", "replace")[:2000]
-        raise ServeError(f"POST /predict answered {status}: {text}", status=status,
-                         hint="the message above comes from the server in the container")
-    outputs = json.loads(raw)["outputs"]
-    if isinstance(outputs, dict):
-        return {str(k): np.asarray(v) for k, v in outputs.items()}
-    return {"output": np.asarray(outputs)}
-
-
-def to_payload(x: Any, bundle: Any = None) -> dict:
-    """The ``/predict`` body for ``x``: rows for one input, a mapping for several."""
-    if isinstance(x, dict):
-        return {"inputs": {str(k): _as_array(v).tolist() for k, v in x.items()}}
-    return {"inputs": _as_array(x).tolist()}
-
-
-def _as_array(value: Any) -> np.ndarray:
-    if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
-        value = value.detach().cpu().numpy()
-    elif hasattr(value, "to_numpy"):  # pandas
-        value = value.to_numpy()
-    return np.asarray(value)
-
-
-def wait_ready(container: Any, *, timeout: float) -> float:
-    """Poll ``/v2/health/ready`` until it answers 200; seconds waited.
-
-    A container that exits meanwhile fails at once with its log tail.
-    """
-    started = time.monotonic()
-    url = str(container.url).rstrip("/") + "/v2/health/ready"
-    last = "no answer yet"
-    while time.monotonic() - started < timeout:
-        try:
-            status, _ = _request(url, timeout=2.0)
-            if status == 200:
-                return time.monotonic() - started
-            last = f"HTTP {status}"
-        except OSError as exc:
-            last = str(exc)
-        state = str(getattr(container, "status", "running"))
-        if state in ("exited", "stopped", "dead"):
-            logs = _tail(container)
-            raise RunError(f"the container exited before it was ready ({state})",
-                           hint="its log is below; a missing dependency or a failing hooks.py is "
-                                "the usual cause", output=logs, logs=logs)
-        time.sleep(0.03)
-    logs = _tail(container)
-    raise RunError(f"the container was not ready after {timeout:.0f} s ({last})",
-                   hint="see the log below, or raise ready_timeout", output=logs, logs=logs)
-
-
-def _tail(container: Any, lines: int = 15) -> str:
-    """The log lines worth showing when a container failed: errors first-class,
-    the server's JSON lines reduced to their message (and exception), access
-    lines dropped; ``service.logs()`` keeps the whole log."""
-    try:
-        text = container.logs()
-    except Exception:  # the log is only a courtesy here
-        return ""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    return "\n".join(summarize_log(str(text))[-lines:])
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def summarize_log(text: str) -> list[str]:
-    """Readable lines from a server log (plain or mlpack-serve's JSON lines)."""
-    out: list[str] = []
-    for raw in text.splitlines():
-        line = _ANSI.sub("", raw).rstrip()
-        if not line:
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            out.append(line)
-            continue
-        if not isinstance(record, dict):
-            out.append(line)
-            continue
-        if record.get("logger") == "mlpack.access":
-            continue  # one line per request: noise when explaining a failure
-        level = str(record.get("level", "info"))
-        msg = f"{level}: {record.get('msg', '')}"
-        exc = record.get("exc")
-        if isinstance(exc, str) and exc.strip():
-            # The last lines of a traceback say what happened (and the hint, if any).
-            tail = [x for x in exc.strip().splitlines() if x.strip()][-2:]
-            msg += " | " + " | ".join(x.strip() for x in tail)
-        out.append(msg)
-    return out
 
 
 # -- the pipeline ------------------------------------------------------------
@@ -392,6 +293,9 @@ def serve(model: Any, sample: Any, *, options: ServeOptions | None = None,
         exc.service = service  # so a caller can still inspect or stop it
         if not isinstance(exc, ServeError) or getattr(exc, "parity", None) is None:
             _quiet_stop(service)
+        raise
+    except BaseException:  # Ctrl-C in the notebook: leave no container behind
+        _quiet_stop(service)
         raise
     service.timings = pipe.timings
     return service

@@ -56,7 +56,7 @@ def free_port() -> int:
 
 
 def first_200(port: int, path: str, started: float, timeout: float = 60.0) -> float:
-    """Seconds from ``started`` to the first 200 on 127.0.0.1:port (polling every 2 ms)."""
+    """Seconds from ``started`` to the first 200 on 127.0.0.1:port (polling every 10 ms)."""
     deadline = started + timeout
     while time.monotonic() < deadline:
         try:
@@ -66,7 +66,7 @@ def first_200(port: int, path: str, started: float, timeout: float = 60.0) -> fl
                 return time.monotonic() - started
         except (OSError, http.client.HTTPException):
             pass
-        time.sleep(0.002)
+        time.sleep(0.01)
     raise TimeoutError(f"no 200 on port {port}{path} within {timeout}s")
 
 
@@ -121,7 +121,7 @@ def bare_once(src: ImageSource, command: list[str] | None, cport: int, path: str
     cid = "bench-bare-" + work.name.split("-")[-1]
     port = free_port()
     args = [a.replace("{port}", str(port)) for a in command] if command else list(process_args(src.config, None))
-    env = merge_env(src.config.get("Env"), {"MLPACK_PORT": str(port), "PORT": str(port)})
+    env = merge_env(src.config.get("Env"), {"MLPACK_PORT": str(port)})
     mount_overlay(list(src.lowerdirs), work / "upper", work / "work", work / "rootfs")
     try:
         uid, gid, groups, _ = resolve_user(work / "rootfs", src.config.get("User"))
@@ -135,7 +135,7 @@ def bare_once(src: ImageSource, command: list[str] | None, cport: int, path: str
         proc = subprocess.Popen(rt.argv("run", "--bundle", str(work), cid), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            return first_200(port if command else cport, path, started)
+            return first_200(port, path, started)
         finally:
             rt.call("kill", cid, "KILL", check=False)
             proc.wait(timeout=30)
@@ -151,7 +151,7 @@ def mlpack_cli_once(ref: str, command: list[str] | None, cport: int, path: str, 
     port = free_port()
     inner = cport if network == "private" else port
     cmd = [sys.executable, "-m", "mlpack", "run", "-d", "--cpus", str(limits.cpus), "--network", network,
-           "-p", f"{port}:{inner}", ref]
+           "-p", f"{port}:{inner}", "-e", f"MLPACK_PORT={inner}", ref]
     if command:
         cmd += [a.replace("{port}", str(inner)) for a in command]
     env = {**os.environ, "MLPACK_HOME": str(settings.home)}
@@ -177,7 +177,8 @@ def api_once(src: object, command: list[str] | None, cport: int, path: str, sett
     inner = cport if network == "private" else port
     cmd = [a.replace("{port}", str(inner)) for a in command] if command else None
     started = time.monotonic()
-    c = run(src, command=cmd, limits=limits, ports=[f"{port}:{inner}"], network=network, settings=settings)
+    c = run(src, command=cmd, limits=limits, ports=[f"{port}:{inner}"], network=network, settings=settings,
+            env={"MLPACK_PORT": str(inner)})
     try:
         t = first_200(port, path, started)
         return t, request_latency(port, path)

@@ -36,8 +36,8 @@ HERE = Path(__file__).resolve().parent
 PY = sys.executable
 
 
-def capture_models(work: Path) -> dict[str, Path]:
-    """The iris LogisticRegression and the 100-feature MLP, captured with mlpack."""
+def capture_models(work: Path, hidden: tuple[int, ...]) -> dict[str, Path]:
+    """The iris LogisticRegression and the 100-feature MLP (``hidden`` layers), captured with mlpack."""
     sys.path.insert(0, str(REPO))
     import mlpack.bundle as mb
     from sklearn.datasets import load_iris
@@ -51,12 +51,12 @@ def capture_models(work: Path) -> dict[str, Path]:
         x = x.astype(np.float32)
         mb.capture(LogisticRegression(max_iter=500).fit(x, y), x[:8], name="iris", path=iris)
     out["iris"] = iris
-    mlp = work / "mlp100"
+    mlp = work / ("mlp100-" + "x".join(map(str, hidden)))
     if not (mlp / "mlpack.yaml").exists():
         rng = np.random.default_rng(0)
         x = rng.normal(size=(512, 100)).astype(np.float32)
         y = x @ rng.normal(size=100)
-        model = MLPRegressor(hidden_layer_sizes=(256, 256), max_iter=20, random_state=0).fit(x, y)
+        model = MLPRegressor(hidden_layer_sizes=hidden, max_iter=5, random_state=0).fit(x, y)
         mb.capture(model, x[:8], name="mlp100", path=mlp)
     out["mlp100"] = mlp
     return out
@@ -121,6 +121,35 @@ def stop(server: Server) -> None:
         server.proc.wait(5)
 
 
+def _tree(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process tree (all threads)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in _tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / tick
+
+
 def tree_rss_mb(pid: int) -> float:
     """Resident memory of a process and all its descendants, in MB."""
     children: dict[int, list[int]] = {}
@@ -163,11 +192,12 @@ def wrk(server: Server, connections: int, duration: int, script: Path) -> dict:
     if "Requests/sec" not in out:
         raise RuntimeError(f"wrk failed against {server.name}: {out[-500:]} {proc.stderr[-500:]}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))
     p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
-    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "non2xx": int(bad.group(1)) if bad else 0, "socket_errors": errors.group(0) if errors else ""}
+    return {"rps": rps, "requests": requests, "p50_ms": p50, "p99_ms": p99, "non2xx": int(bad.group(1)) if bad else 0, "socket_errors": errors.group(0) if errors else ""}
 
 
 def lua(body: bytes, path: Path) -> Path:
@@ -189,6 +219,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=1, help="runs per cell (median reported)")
     ap.add_argument("--connections", default="1,8,32")
     ap.add_argument("--batch-connections", type=int, default=64)
+    ap.add_argument(
+        "--mlp-hidden",
+        default="1024,1024",
+        help="hidden layers of the 100-feature MLP (one row: ~110 us in onnxruntime here, about half"
+        " the HTTP cost of a request, so batching has something to save; with 256,256 (~20 us) HTTP"
+        " dominates and batching can win at most ~10%%)",
+    )
     ap.add_argument("--bento-venv", default="/tmp/bentovenv")
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "mlpack-bench"))
     ap.add_argument("--out", help="write the results as JSON here")
@@ -198,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    models = capture_models(work)
+    models = capture_models(work, tuple(int(h) for h in args.mlp_hidden.split(",")))
     iris_onnx = str(models["iris"] / "model.onnx")
     row = json.dumps({"inputs": [[5.1, 3.5, 1.4, 0.2]]}).encode()
     mlp_row = json.dumps({"inputs": [np.round(np.random.default_rng(1).normal(size=100), 4).tolist()]}).encode()
@@ -243,32 +280,40 @@ def main(argv: list[str] | None = None) -> int:
         cells = [(s, int(c)) for c in args.connections.split(",") for s in servers]
         cells += [(s, args.batch_connections) for s in mlp]
         for s, conns in cells:
-            runs = [wrk(s, conns, args.duration, scripts[s.name]) for _ in range(args.rounds)]
-            cell = {key: statistics.median(r[key] for r in runs) for key in ("rps", "p50_ms", "p99_ms")}
+            runs = []
+            for _ in range(args.rounds):
+                cpu = tree_cpu_s(s.proc.pid)
+                run = wrk(s, conns, args.duration, scripts[s.name])
+                run["cpu_us"] = (tree_cpu_s(s.proc.pid) - cpu) / max(1, run["requests"]) * 1e6
+                runs.append(run)
+            cell = {key: statistics.median(r[key] for r in runs) for key in ("rps", "p50_ms", "p99_ms", "cpu_us")}
             cell.update(app=s.name, connections=conns, non2xx=sum(r["non2xx"] for r in runs), rss_mb=tree_rss_mb(s.proc.pid))
             results.append(cell)
-            print(f"  {s.name:14s} c={conns:<3d} {cell['rps']:9.0f} req/s  p50 {cell['p50_ms']:7.2f} ms  p99 {cell['p99_ms']:7.2f} ms  rss {cell['rss_mb']:6.1f} MB", flush=True)
+            print(f"  {s.name:14s} c={conns:<3d} {cell['rps']:9.0f} req/s  p50 {cell['p50_ms']:7.2f} ms  p99 {cell['p99_ms']:7.2f} ms  cpu {cell['cpu_us']:6.0f} us/req  rss {cell['rss_mb']:6.1f} MB", flush=True)
     finally:
         for s in servers + mlp:
             stop(s)
     load_after = loadavg()
 
     print(f"\nload average before {load_before}, after {load_after}; {os.cpu_count()} CPUs; {args.duration}s per cell, {args.rounds} round(s)")
-    print(f"{'app':14s} {'conns':>5s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'non-2xx':>8s} {'RSS MB':>7s}")
+    print("(CPU us/req: server CPU time, all its threads and processes, per answered request; it")
+    print(" stays meaningful when other load on the machine distorts req/s and latencies)")
+    print(f"{'app':14s} {'conns':>5s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'CPU us/req':>10s} {'non-2xx':>8s} {'RSS MB':>7s}")
     for r in results:
-        print(f"{r['app']:14s} {r['connections']:5d} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['non2xx']:8d} {r['rss_mb']:7.1f}")
+        print(
+            f"{r['app']:14s} {r['connections']:5d} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f}"
+            f" {r['cpu_us']:10.0f} {r['non2xx']:8d} {r['rss_mb']:7.1f}"
+        )
     by = {(r["app"], r["connections"]): r for r in results}
     top = max(int(c) for c in args.connections.split(","))
     summary = {}
-    if ("mlpack", top) in by and ("baseline", top) in by:
-        summary["mlpack/baseline"] = by[("mlpack", top)]["rps"] / by[("baseline", top)]["rps"]
-    if ("mlpack", top) in by and ("bentoml", top) in by:
-        summary["mlpack/bentoml"] = by[("mlpack", top)]["rps"] / by[("bentoml", top)]["rps"]
-    b, u = by.get(("mlp-batched", args.batch_connections)), by.get(("mlp-unbatched", args.batch_connections))
-    if b and u:
-        summary["mlp batched/unbatched"] = b["rps"] / u["rps"]
-    for key, value in summary.items():
-        print(f"{key} at {args.batch_connections if 'mlp' in key else top} connections: {value:.2f}x")
+    pairs = [("mlpack", "baseline", top), ("mlpack", "bentoml", top), ("mlp-batched", "mlp-unbatched", args.batch_connections)]
+    for a, b, conns in pairs:
+        ra, rb = by.get((a, conns)), by.get((b, conns))
+        if ra and rb:
+            key = f"{a}/{b} at {conns} connections"
+            summary[key] = {"throughput": ra["rps"] / rb["rps"], "cpu_per_request": rb["cpu_us"] / ra["cpu_us"]}
+            print(f"{key}: {ra['rps'] / rb['rps']:.2f}x req/s, {rb['cpu_us'] / ra['cpu_us']:.2f}x fewer CPU us per request")
     for note in notes:
         print(note)
     if args.out:

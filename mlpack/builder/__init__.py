@@ -101,6 +101,7 @@ def build(
     from mlpack.oci.layout import Store
 
     args = {k: str(v) for k, v in (build_args or {}).items()}
+    secret_files = parse_secrets(secrets)  # bad --secret flags fail before any work
     if source_date_epoch is None:
         raw = args.get("SOURCE_DATE_EPOCH") or os.environ.get("SOURCE_DATE_EPOCH")
         if raw:
@@ -120,5 +121,5 @@ def build(
     store = Store(settings.store_dir)
     store.init()
     options = BuildOptions(tag=tag, build_args=args, target=target, no_cache=no_cache,
-                           secrets=parse_secrets(secrets), source_date_epoch=source_date_epoch, progress=progress)
+                           secrets=secret_files, source_date_epoch=source_date_epoch, progress=progress)
     return Executor(settings, store, ctx, parsed, planned, options).run()

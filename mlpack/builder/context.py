@@ -89,8 +89,8 @@ class BuildContextDir:
             raise BuildError(f"build context {root} is not a directory", hint="pass the directory to build")
         return cls(root.resolve(), load_dockerignore(root, dockerfile_name), hashes)
 
-    def normalize(self, raw: str, instr_error) -> str:  # type: ignore[no-untyped-def]
-        """Context-relative path of a COPY source; refuses to leave the context."""
+    def normalize(self, raw: str) -> str:
+        """Context-relative path of a COPY source; ``..`` cannot leave the context (docker's rule)."""
         rel = posixpath.normpath("/" + raw.replace("\\", "/")).lstrip("/")
         if rel == ".":
             rel = ""

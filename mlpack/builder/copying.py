@@ -10,17 +10,11 @@ from ``--from`` unless ``--chown`` says otherwise.
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import hashlib
 import io
-import lzma
 import os
 import posixpath
 import stat
-import tarfile
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +39,7 @@ class Source:
     full: str | None          # on-disk path (None for heredoc/url data)
     st: os.stat_result | None
     data: bytes | None = None
+    data_mode: int = 0o644    # heredocs 0644; ADD <url> 0600 as docker does
     is_dir: bool = False
     children: list[tuple[str, str, os.stat_result]] = field(default_factory=list)
 
@@ -99,6 +94,8 @@ def parse_chown(instr: Instruction, value: str | None, view: Callable[[], RootVi
 
 def is_archive(path: str) -> bool:
     """Local ADD extracts tar archives (plain, gzip, bzip2, xz), recognized by content."""
+    import lzma
+
     with open(path, "rb") as fh:
         head = fh.read(512)
     if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00":
@@ -112,6 +109,10 @@ def is_archive(path: str) -> bool:
 
 
 def _open_compressed(path: str) -> io.BufferedIOBase:
+    import bz2
+    import gzip
+    import lzma
+
     with open(path, "rb") as fh:
         head = fh.read(6)
     if head[:2] == b"\x1f\x8b":
@@ -125,6 +126,8 @@ def _open_compressed(path: str) -> io.BufferedIOBase:
 
 def archive_entries(instr: Instruction, path: str, dest: str, chown: tuple[int, int] | None) -> list[Entry]:
     """Entries of a local tar archive extracted under ``dest`` (names that leave it are refused)."""
+    import tarfile
+
     out: list[Entry] = []
     base = dest.strip("/")
     with _open_compressed(path) as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
@@ -156,6 +159,8 @@ def archive_entries(instr: Instruction, path: str, dest: str, chown: tuple[int, 
 
 def fetch_url(instr: Instruction, url: str, checksum: str) -> bytes:
     """Download ``url`` and check it against ``sha256:<hex>``."""
+    import urllib.request
+
     algo, _, want = checksum.partition(":")
     if algo != "sha256" or len(want) != 64:
         raise instr.error(f"--checksum={checksum} is not sha256:<64 hex digits>")
@@ -184,7 +189,7 @@ def resolve_sources(req: CopyRequest, ctx: BuildContextDir | None, root: Path | 
             continue
         if root is None:
             assert ctx is not None
-            rel = ctx.normalize(raw, instr.error)
+            rel = ctx.normalize(raw)
             names = ctx.glob(rel) if has_glob(rel) else ([rel] if ctx.exists(rel) else [])
             if not names:
                 raise instr.error(f"{raw}: not found in the build context (or excluded by .dockerignore)",
@@ -300,7 +305,7 @@ def entries_for(req: CopyRequest, sources: list[Source], *, dest_is_dir: Callabl
         if src.data is not None:  # heredoc or downloaded data
             target = f"{base}/{posixpath.basename(src.name)}" if into_dir else base
             uid, gid = owner(None)
-            mode = req.chmod if req.chmod is not None else (0o600 if src.name.startswith(("http://", "https://")) else 0o644)
+            mode = req.chmod if req.chmod is not None else src.data_mode
             out.append(Entry(target, "file", mode=mode, uid=uid, gid=gid, mtime=epoch, data=src.data))
             continue
         assert src.st is not None and src.full is not None
@@ -348,6 +353,8 @@ def _disk_entry(target: str, full: str, st: os.stat_result, owner: tuple[int, in
 
 
 def url_name(url: str) -> str:
+    import urllib.parse
+
     path = urllib.parse.urlparse(url).path
     return posixpath.basename(path) or "index.html"
 

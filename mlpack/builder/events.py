@@ -82,6 +82,7 @@ class BuildDone:
     tag: str | None
     seconds: float
     layers: tuple[LayerSummary, ...] = field(default_factory=tuple)
+    unused_build_args: tuple[str, ...] = ()
 
 
 BuildEvent = Union[StageStarted, StepStarted, StepCached, StepDone, StepOutput, BuildDone]
@@ -128,5 +129,8 @@ class TextProgress:
                 flag = "cached" if layer.cached else "new   "
                 print(f"  {layer.digest[7:19]}  {format_size(layer.size):>10}  {flag}  "
                       f"{layer.created_by[:70]}", file=out)
+            if event.unused_build_args:
+                print(f"  warning: build args not consumed by any ARG: {', '.join(event.unused_build_args)}",
+                      file=out)
             total = sum(layer.size for layer in event.layers)
             print(f"  {len(event.layers)} layers, {format_size(total)}  {event.digest}", file=out, flush=True)

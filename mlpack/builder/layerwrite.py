@@ -34,11 +34,9 @@ def _gzip_writer(fileobj: IO[bytes]) -> tuple[Any, str]:
 
 def compressor_name() -> str:
     """``isal`` or ``zlib``: which gzip implementation layers are written with."""
-    try:
-        import isal  # noqa: F401
-    except ImportError:
-        return "zlib"
-    return "isal"
+    import importlib.util
+
+    return "isal" if importlib.util.find_spec("isal") else "zlib"
 
 
 def write_layer(store: Store, entries: Iterable[Entry], options: LayerOptions) -> Layer:

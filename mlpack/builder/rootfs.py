@@ -42,10 +42,14 @@ class LayerDirs:
     def adopt_virtual(self, layer: Layer, path: Path) -> Path:
         """Keep ``path`` as the directory of a virtual layer (a RUN of a non-target stage)."""
         target = self.virtual_root / layer.digest.split(":", 1)[1]
-        if target.exists():
-            shutil.rmtree(target)
         target.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(path, target)
+        if target.exists():  # an identical step of a concurrent build won: keep theirs (it may be mounted)
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            try:
+                os.rename(path, target)
+            except OSError:
+                shutil.rmtree(path, ignore_errors=True)
         self._known[layer.diff_id] = target
         return target
 

@@ -44,6 +44,9 @@ class Bundle:
             raise BundleError(f"{directory}: malformed schema in {MANIFEST_NAME} ({exc})", hint="capture the model again") from None
         return bundle
 
+    def __repr__(self) -> str:
+        return f"<Bundle {self.name} {self.flavor}/{self.framework} at {self.path}>"
+
     # -- manifest fields ---------------------------------------------------
 
     @property

@@ -32,6 +32,14 @@ from mlpack.errors import BundleError, CaptureError
 __all__ = ["capture", "SAMPLE_ROWS", "PARITY_MAX_ROWS"]
 
 FLAVORS = ("auto", "onnx", "python")
+# Provenance recorded for ONNX bundles: the training library and its converter.
+CONVERTED_WITH = {
+    "sklearn": ("scikit-learn", "skl2onnx", "onnx"),
+    "torch": ("torch", "onnx"),
+    "xgboost": ("xgboost", "onnxmltools", "onnx"),
+    "lightgbm": ("lightgbm", "onnxmltools", "onnx"),
+    "onnx": ("onnx",),
+}
 SAMPLE_ROWS = 5  # rows kept in sample.npz (documentation, OpenAPI example, image checks)
 PARITY_MAX_ROWS = 10_000  # the parity check runs on at most this many sample rows
 
@@ -164,6 +172,7 @@ def _write_files(
         inputs, outputs = _onnx_schema(onnx_bytes, prepared)
         pins = env.pinned_closure(env.serving_lock())
         model_info["opset"] = _opsets(onnx_bytes)
+        model_info["converted_with"] = env.installed_versions(CONVERTED_WITH.get(prepared.framework, ("onnx",)))
     else:
         from mlpack.bundle.python_flavor import pickle_model
 

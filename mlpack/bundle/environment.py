@@ -56,6 +56,11 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def installed_versions(dists: Iterable[str]) -> dict[str, str]:
+    """``{name: version}`` of those of ``dists`` that are installed."""
+    return {d: v for d in dists if (v := _version(d)) is not None}
+
+
 def serving_lock(with_onnxruntime: bool = True) -> dict[str, str]:
     """Serving dependencies pinned to the installed (or known-good) versions."""
     pins = {}

@@ -36,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--template-dir", type=Path, metavar="DIR",
                    help="directory searched before the built-in templates")
     p.add_argument("--template", metavar="NAME", help="template to render (default cpu.Dockerfile.j2 / gpu.Dockerfile.j2)")
+    p.add_argument("--image-version", metavar="V", help="org.opencontainers.image.version label")
+    p.add_argument("--source", metavar="URL", help="org.opencontainers.image.source label")
+    p.add_argument("--revision", metavar="REV", help="org.opencontainers.image.revision label")
     p.add_argument("--print", dest="print_dockerfile", action="store_true", help="also print the Dockerfile")
     p.set_defaults(handler=_render)
 
@@ -54,6 +57,9 @@ def options_from_args(args: argparse.Namespace) -> Any:
         "labels": _pairs(args.label, "--label"),
         "template_dir": args.template_dir,
         "template": args.template,
+        "version": args.image_version,
+        "source": args.source,
+        "revision": args.revision,
     }
     if args.port is not None:
         values["port"] = args.port

@@ -39,9 +39,13 @@ LABEL_PREFIX = "io.mlpack."
 SERVING_MODULES = ("__init__.py", "errors.py", "types.py", "bundle", "server")
 # Packages whose "tests" directories nothing imports at run time.
 STRIP_TESTS = ("numpy", "scipy", "pandas", "sklearn", "sympy", "mpmath", "networkx", "skl2onnx")
-# Tooling inside wheels that inference never imports (checked by the integration test).
+# Tooling inside wheels that inference never imports (checked by the integration
+# test); shell globs relative to site-packages.
 STRIP_PATHS = ("onnxruntime/transformers", "onnxruntime/quantization", "onnxruntime/tools",
                "numpy/f2py", "numpy/distutils")
+# The CPU wheel's C-API library (35 MB): the Python binding is linked statically
+# and never loads it. Kept in the GPU variant, where it was not verified.
+STRIP_PATHS_CPU = ("onnxruntime/capi/libonnxruntime.so*",)
 _HEALTHCHECK = (
     "import os, urllib.request; "
     "urllib.request.urlopen('http://127.0.0.1:%s/v2/health/ready' % os.environ.get('MLPACK_PORT', '8080'), timeout=4)"
@@ -113,7 +117,7 @@ def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base:
         "bundle_dir": BUNDLE_DIR,
         "cuda_lib_dir": CUDA_LIB_DIR,
         "strip_tests": list(STRIP_TESTS),
-        "strip_paths": list(STRIP_PATHS),
+        "strip_paths": list(STRIP_PATHS) + ([] if options.gpu else list(STRIP_PATHS_CPU)),
         "healthcheck": [f"{VENV}/bin/python", "-c", _HEALTHCHECK],
         "entrypoint": [f"{VENV}/bin/python", "-m", "mlpack.server"],
     }
@@ -159,6 +163,12 @@ def image_labels(bundle: Any, options: RenderOptions, base: str) -> list[tuple[s
 def lock_lines(bundle: Any, options: RenderOptions) -> list[str]:
     """The bundle's lock, with onnxruntime swapped for onnxruntime-gpu in the GPU variant."""
     lines = [line.strip() for line in bundle.requirements if line.strip()]
+    for line in lines:
+        # pip reads options in a requirements file (--index-url, -e, -r, ...):
+        # a lock holds pinned names only, so an option means a tampered bundle.
+        if line.startswith("-") or "\x00" in line:
+            raise RenderError(f"the bundle's lock has a pip option line {line!r}",
+                              hint="a lock holds 'name==version' lines only; capture the model again")
     if not options.gpu:
         return lines
     out: list[str] = []

@@ -11,6 +11,8 @@ from __future__ import annotations
 import html
 import os
 import sys
+import threading
+import time
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
@@ -219,11 +221,16 @@ def status_lines(service: Any) -> list[str]:
 
 
 class StatusView:
-    """The running container: endpoint, health, use against limits; Logs, Refresh, Stop."""
+    """The running container: endpoint, health, use against limits; Logs, Refresh, Stop.
+
+    In a widget front end the panel refreshes itself every few seconds while
+    the container runs (bounded in time); the text form prints once.
+    """
 
     def __init__(self, service: Any, *, widgets: bool) -> None:
         self.service = service
         self.widgets = widgets
+        self._stopped = threading.Event()
         if widgets:
             import ipywidgets as w
 
@@ -254,25 +261,48 @@ class StatusView:
     def show_logs(self, tail: int = 50) -> None:
         text = self.service.logs(tail=tail) if self.service.container is not None else "(stopped)"
         if self.widgets:
-            self.out.clear_output()
-            with self.out:
-                print(text)
+            # Set the outputs directly: works from a button callback with or without a kernel.
+            self.out.outputs = ()
+            self.out.append_stdout(text if text.endswith("\n") else text + "\n")
         else:
             print(text)
 
     def stop(self) -> None:
+        self._stopped.set()
         self.service.stop()
         if self.widgets:
             self.stop_btn.disabled = True
             self.logs_btn.disabled = True
         self.refresh()
 
-    def show(self) -> None:
+    def show(self, *, live: bool = True) -> None:
         if self.widgets:
             self.refresh()
             _display(self.box)
+            if live:
+                self.start_live()
         else:
             print("\n".join(status_lines(self.service)), flush=True)
+
+    def start_live(self, interval: float = 3.0, duration: float = 900.0) -> threading.Thread:
+        """Refresh the panel every ``interval`` s while the container runs, for at most ``duration`` s."""
+        def loop() -> None:
+            deadline = time.monotonic() + duration
+            while not self._stopped.wait(interval) and time.monotonic() < deadline:
+                if self.service.container is None:
+                    break
+                try:
+                    self.refresh()
+                except Exception:  # a panel that cannot refresh must never disturb the kernel
+                    break
+            try:
+                self.refresh()  # the last word: stopped, or where it stood
+            except Exception:
+                pass
+
+        thread = threading.Thread(target=loop, name=f"mlpack-status-{self.service.name}", daemon=True)
+        thread.start()
+        return thread
 
 
 # -- failures ----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 from mlpack.errors import ConfigError, MlpackError, ServeError
-from mlpack.ipython.args import ContainerizeArgs, parse_args
+from mlpack.ipython.args import USAGE, ContainerizeArgs, parse_args
 from mlpack.ipython.display import StageFailure, StatusView, make_progress, widgets_available
 
 __all__ = ["ContainerizeMagics", "hooks_defined"]
@@ -65,8 +65,7 @@ class ContainerizeMagics(Magics):
         finally:
             self.last_seconds = time.monotonic() - started
 
-    containerize.__doc__ = (containerize.__doc__ or "") + "\n\n" + __import__(
-        "mlpack.ipython.args", fromlist=["USAGE"]).USAGE
+    containerize.__doc__ = (containerize.__doc__ or "") + "\n\n" + USAGE
 
     def _namespace_value(self, var: str, what: str) -> Any:
         ns = self.shell.user_ns
@@ -126,8 +125,8 @@ class ContainerizeMagics(Magics):
             print(f"mlpack: built {options.image_tag} in {took:.2f} s (--no-run); "
                   f"the Service is in `{args.service_var}`")
             return
-        first = service.first_prediction_s
+        first = service.first_prediction_at
         print(f"mlpack: {service.url} answers like the kernel ({service.parity.summary()}); "
-              f"cell to first prediction {took if first is None else first:.2f} s; "
+              f"cell to first prediction {took if first is None else first - started:.2f} s; "
               f"the Service is in `{args.service_var}`")
         StatusView(service, widgets=use_widgets).show()

@@ -29,7 +29,7 @@ from mlpack.oci import reference as _reference
 from mlpack.oci.layout import Image, Store, pick_platform
 from mlpack.oci.media import (
     INDEX_TYPES, MANIFEST_TYPES, OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_LAYER_TAR, OCI_MANIFEST,
-    REF_NAME, canonical_json, check_digest, digest_hex,
+    REF_NAME, canonical_json, digest_hex,
 )
 from mlpack.oci.unpack import open_layer_stream
 
@@ -225,13 +225,22 @@ def load(store: Store, path: str | os.PathLike[str], *, ref: str | None = None,
         src.close()
 
 
+def _blob_name(digest: object) -> str:
+    try:
+        return f"blobs/sha256/{digest_hex(str(digest))}"
+    except ValueError:
+        raise StoreError(f"the archive names a malformed digest {digest!r}",
+                         hint="the archive is hostile or broken") from None
+
+
 def _blob(store: Store, src: _Source, desc: dict[str, Any], progress: Callable[[str], None] | None) -> None:
-    digest = check_digest(desc["digest"])
+    digest = desc["digest"]
+    name = _blob_name(digest)
     if store.has_blob(digest):
         return
     if progress:
         progress(f"loading {digest[:19]} ({int(desc.get('size', 0)) / 1e6:.1f} MB)")
-    with src.open(f"blobs/sha256/{digest_hex(digest)}") as f:
+    with src.open(name) as f:
         store.put_blob_stream(iter(lambda: f.read(_CHUNK), b""), digest, int(desc["size"]))
 
 
@@ -240,7 +249,7 @@ def _load_oci(store: Store, src: _Source, ref: str | None, progress: Callable[[s
     out = []
     for entry in index.get("manifests", []):
         desc = entry
-        raw = src.read(f"blobs/sha256/{digest_hex(desc['digest'])}")
+        raw = src.read(_blob_name(desc.get("digest")))
         manifest = json.loads(raw)
         media_type = manifest.get("mediaType") or desc.get("mediaType") or OCI_MANIFEST
         if media_type in INDEX_TYPES or "manifests" in manifest:
@@ -249,7 +258,7 @@ def _load_oci(store: Store, src: _Source, ref: str | None, progress: Callable[[s
                 raise StoreError("the archive's image index has no linux/amd64 image",
                                  hint="save the image for linux/amd64")
             desc = child
-            raw = src.read(f"blobs/sha256/{digest_hex(desc['digest'])}")
+            raw = src.read(_blob_name(desc.get("digest")))
             manifest = json.loads(raw)
             media_type = manifest.get("mediaType") or desc.get("mediaType") or OCI_MANIFEST
         if media_type not in MANIFEST_TYPES:

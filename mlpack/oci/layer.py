@@ -13,8 +13,10 @@ import gzip
 import io
 import hashlib
 import os
+import queue
 import stat
 import tarfile
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,8 @@ __all__ = ["Entry", "LayerOptions", "write_entries", "write_dir", "entries_from_
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 _KEEP_XATTR_PREFIXES = ("user.", "security.capability")
+_BATCH = 1 << 20
+_COPY_BUF = 1 << 20
 _TYPES = {"file", "dir", "symlink", "hardlink", "whiteout", "opaque", "char", "block", "fifo"}
 
 
@@ -159,17 +163,14 @@ def _tarinfo(e: Entry) -> tarfile.TarInfo:
     return info
 
 
-def write_tar(out: IO[bytes], entries: Iterable[Entry], options: LayerOptions | None = None) -> tuple[str, int]:
-    """Write the uncompressed tar of ``entries`` to ``out``; returns (diff_id, tar size)."""
-    options = options or LayerOptions()
-    hasher = _Hasher(out)
-    with tarfile.open(fileobj=hasher, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8") as tar:  # type: ignore[call-overload]
+def _write_tar_to(sink: IO[bytes], entries: Iterable[Entry], options: LayerOptions) -> None:
+    with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8",  # type: ignore[call-overload]
+                      copybufsize=_COPY_BUF) as tar:
         for e in _complete(entries, options):
             info = _tarinfo(e)
             if e.type == "file":
                 if e.data is not None:
                     info.size = len(e.data)
-
                     tar.addfile(info, io.BytesIO(e.data))
                 elif e.source is not None:
                     with open(e.source, "rb") as f:
@@ -180,16 +181,86 @@ def write_tar(out: IO[bytes], entries: Iterable[Entry], options: LayerOptions | 
                     tar.addfile(info)
             else:
                 tar.addfile(info)
+
+
+def write_tar(out: IO[bytes], entries: Iterable[Entry], options: LayerOptions | None = None) -> tuple[str, int]:
+    """Write the uncompressed tar of ``entries`` to ``out``; returns (diff_id, tar size)."""
+    hasher = _Hasher(out)
+    _write_tar_to(hasher, entries, options or LayerOptions())  # type: ignore[arg-type]
     return "sha256:" + hasher.hash.hexdigest(), hasher.size
+
+
+class _Compressor:
+    """Hashes and gzips in a worker thread while the caller builds the tar.
+
+    zlib and hashlib release the GIL on large buffers, so reading files and
+    making tar headers overlap with deflate. The bytes are exactly those a
+    GzipFile written from one thread would give (same calls, same order).
+    """
+
+    def __init__(self, blob: IO[bytes], level: int) -> None:
+        self.gz = gzip.GzipFile(filename="", mode="wb", fileobj=blob, compresslevel=level, mtime=0)
+        self.hash = hashlib.sha256()
+        self.size = 0
+        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self.buf = bytearray()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="mlpack-gzip", daemon=True)
+        self.thread.start()
+
+    def write(self, data: bytes) -> int:
+        if self.error is not None:
+            raise self.error
+        self.buf += data
+        if len(self.buf) >= _BATCH:
+            self.queue.put(bytes(self.buf))
+            self.buf.clear()
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def _run(self) -> None:
+        while (chunk := self.queue.get()) is not None:
+            if self.error is not None:
+                continue
+            try:
+                self.hash.update(chunk)
+                self.size += len(chunk)
+                self.gz.write(chunk)
+            except BaseException as exc:  # noqa: BLE001 - handed to the producer
+                self.error = exc
+
+    def finish(self) -> str:
+        """Flush, wait for the worker, close the gzip stream; returns the diff_id."""
+        if self.buf:
+            self.queue.put(bytes(self.buf))
+            self.buf.clear()
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        self.gz.close()
+        return "sha256:" + self.hash.hexdigest()
+
+    def abort(self) -> None:
+        if self.thread.is_alive():
+            self.error = self.error or RuntimeError("aborted")
+            self.queue.put(None)
+            self.thread.join()
 
 
 def write_entries(store: Store, entries: Iterable[Entry], options: LayerOptions | None = None) -> Layer:
     """Write ``entries`` as a tar+gzip layer blob into ``store``; returns its Layer (digest, size, diff_id)."""
     options = options or LayerOptions()
     with store.blob_writer() as blob:
-        with gzip.GzipFile(filename="", mode="wb", fileobj=blob, compresslevel=options.compress_level,  # type: ignore[arg-type]
-                           mtime=0) as gz:
-            diff_id, _ = write_tar(gz, entries, options)  # type: ignore[arg-type]
+        comp = _Compressor(blob, options.compress_level)  # type: ignore[arg-type]
+        try:
+            _write_tar_to(comp, entries, options)  # type: ignore[arg-type]
+            diff_id = comp.finish()
+        except BaseException:
+            comp.abort()
+            raise
         digest = blob.commit()
         return Layer(digest, blob.size, diff_id, OCI_LAYER_GZIP)
 

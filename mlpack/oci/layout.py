@@ -29,21 +29,24 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from mlpack.errors import ImageNotFound, StoreError
 from mlpack.oci import reference as _reference
+from mlpack.oci.blobs import TMP_PREFIX, BlobWriter, atomic_write, fsync_dir
 from mlpack.oci.media import (
     INDEX_TYPES, MANIFEST_TYPES, OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST, REF_NAME,
     canonical_json, check_digest, digest_hex,
 )
 
-__all__ = ["Store", "Image", "Layer", "ImageSummary", "VerifyReport", "BlobWriter", "fsync_dir"]
+if TYPE_CHECKING:  # pragma: no cover
+    from mlpack.oci.validate import VerifyReport
+
+__all__ = ["Store", "Image", "Layer", "ImageSummary", "BlobWriter", "fsync_dir", "pick_platform"]
 
 _CHUNK = 1 << 20
-_TMP_PREFIX = ".tmp-"
 
 
 @dataclass(frozen=True)
@@ -91,108 +94,6 @@ class ImageSummary:
     created: str | None
 
 
-@dataclass
-class VerifyReport:
-    """What :meth:`Store.verify` found; ``ok`` when ``problems`` is empty."""
-
-    checked: int = 0
-    problems: list[str] = field(default_factory=list)
-    garbage: list[str] = field(default_factory=list)  # leftover temp files, unreferenced blobs
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-def fsync_dir(path: Path) -> None:
-    """fsync a directory so a rename in it survives a crash."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class BlobWriter:
-    """Streams one blob into the store; see :meth:`Store.blob_writer`."""
-
-    def __init__(self, store: "Store", expected_digest: str | None, expected_size: int | None,
-                 max_size: int | None) -> None:
-        self._store = store
-        self._expected = check_digest(expected_digest) if expected_digest else None
-        self._expected_size = expected_size
-        self._max = max_size if max_size is not None else expected_size
-        self._hash = hashlib.sha256()
-        self.size = 0
-        store.init()
-        self._dir = store.root / "blobs" / "sha256"
-        fd, tmp = _mkstemp(self._dir)
-        self._file: IO[bytes] | None = os.fdopen(fd, "wb")
-        self._tmp = Path(tmp)
-        self.digest: str | None = None
-
-    def write(self, data: bytes) -> int:
-        assert self._file is not None, "blob already committed"
-        self.size += len(data)
-        if self._max is not None and self.size > self._max:
-            raise StoreError(
-                f"blob is larger than expected ({self.size} > {self._max} bytes)",
-                hint="the source sent more data than its descriptor says; it is corrupt or hostile",
-                digest=self._expected,
-            )
-        self._hash.update(data)
-        self._file.write(data)
-        return len(data)
-
-    def commit(self) -> str:
-        """Verify, fsync and rename into place; returns the digest."""
-        assert self._file is not None, "blob already committed"
-        digest = "sha256:" + self._hash.hexdigest()
-        if self._expected and digest != self._expected:
-            self.abort()
-            raise StoreError(
-                f"blob content does not match its digest: expected {self._expected}, got {digest}",
-                hint="the source is corrupt or was changed in transit; fetch it again",
-                digest=self._expected,
-            )
-        if self._expected_size is not None and self.size != self._expected_size:
-            self.abort()
-            raise StoreError(
-                f"blob {digest} has {self.size} bytes, its descriptor says {self._expected_size}",
-                hint="the source is corrupt or truncated; fetch it again",
-                digest=digest,
-            )
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        self._file = None
-        final = self._dir / digest_hex(digest)
-        os.chmod(self._tmp, 0o644)
-        os.replace(self._tmp, final)
-        fsync_dir(self._dir)
-        self.digest = digest
-        return digest
-
-    def abort(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        with contextlib.suppress(FileNotFoundError):
-            self._tmp.unlink()
-
-    def __enter__(self) -> "BlobWriter":
-        return self
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        if exc_type is not None or self._file is not None:
-            self.abort()
-
-
-def _mkstemp(directory: Path) -> tuple[int, str]:
-    name = directory / f"{_TMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
-    return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), str(name)
-
-
 class Store:
     """An OCI image layout at ``root``, created on first write."""
 
@@ -211,9 +112,9 @@ class Store:
         blobs.mkdir(parents=True, exist_ok=True)
         with self._locked():
             if not (self.root / "oci-layout").exists():
-                _atomic_write(self.root / "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+                atomic_write(self.root / "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
             if not (self.root / "index.json").exists():
-                _atomic_write(self.root / "index.json", _index_bytes(_empty_index()))
+                atomic_write(self.root / "index.json", _index_bytes(_empty_index()))
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -314,7 +215,7 @@ class Store:
         with self._locked():
             index = self.index()
             change(index)
-            _atomic_write(self.root / "index.json", _index_bytes(index))
+            atomic_write(self.root / "index.json", _index_bytes(index))
 
     def put_manifest(self, data: bytes, media_type: str = OCI_MANIFEST, *, ref: str | None = None,
                      platform: Mapping[str, str] | None = None) -> str:
@@ -551,71 +452,17 @@ class Store:
                     os.unlink(entry.path)
                     count += 1
                     freed += st.st_size
+            for entry in os.scandir(self.root):  # an index.json replacement cut short by a crash
+                if entry.name.startswith(TMP_PREFIX) and now - entry.stat().st_mtime >= grace_s:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
         return count, freed
 
-    def verify(self) -> VerifyReport:
+    def verify(self) -> "VerifyReport":
         """Re-hash every blob, check every reference resolves; never changes the store."""
-        report = VerifyReport()
-        if not (self.root / "oci-layout").exists():
-            if self.root.exists() and any(self.root.iterdir()):
-                report.problems.append("oci-layout is missing")
-            return report
-        try:
-            layout = json.loads((self.root / "oci-layout").read_bytes())
-            if layout.get("imageLayoutVersion") != "1.0.0":
-                report.problems.append(f"oci-layout has version {layout.get('imageLayoutVersion')!r}")
-        except ValueError:
-            report.problems.append("oci-layout is not JSON")
-        try:
-            index = self.index()
-        except StoreError as exc:
-            report.problems.append(exc.message)
-            return report
-        blobs = self.root / "blobs" / "sha256"
-        present = set()
-        for entry in os.scandir(blobs):
-            if entry.name.startswith(_TMP_PREFIX):
-                report.garbage.append(entry.path)
-                continue
-            present.add(entry.name)
-            h = hashlib.sha256()
-            with open(entry.path, "rb") as f:
-                while chunk := f.read(_CHUNK):
-                    h.update(chunk)
-            report.checked += 1
-            if h.hexdigest() != entry.name:
-                report.problems.append(f"blob {entry.name} hashes to sha256:{h.hexdigest()}")
-        for e in index["manifests"]:
-            self._verify_tree(e, present, report, set())
-        reachable = {digest_hex(d) for d in self.reachable()}
-        report.garbage.extend(str(blobs / n) for n in sorted(present - reachable))
-        return report
+        from mlpack.oci.validate import verify
 
-    def _verify_tree(self, desc: Mapping[str, Any], present: set[str], report: VerifyReport, seen: set[str]) -> None:
-        digest = desc.get("digest", "")
-        try:
-            hexd = digest_hex(digest)
-        except ValueError:
-            report.problems.append(f"bad digest {digest!r} in a descriptor")
-            return
-        if hexd in seen:
-            return
-        seen.add(hexd)
-        if hexd not in present:
-            report.problems.append(f"missing blob {digest}")
-            return
-        if "size" in desc and (self.root / "blobs" / "sha256" / hexd).stat().st_size != desc["size"]:
-            report.problems.append(f"blob {digest} size differs from its descriptor")
-        mt = desc.get("mediaType", "")
-        if mt in MANIFEST_TYPES or mt in INDEX_TYPES:
-            try:
-                m = json.loads((self.root / "blobs" / "sha256" / hexd).read_bytes())
-            except ValueError:
-                report.problems.append(f"manifest {digest} is not JSON")
-                return
-            children = ([m["config"]] + m.get("layers", [])) if "config" in m else m.get("manifests", [])
-            for child in children:
-                self._verify_tree(child, present, report, seen)
+        return verify(self)
 
 
 def pick_platform(manifests: Sequence[Mapping[str, Any]], platform: tuple[str, str]) -> Mapping[str, Any] | None:
@@ -646,20 +493,3 @@ def _empty_index() -> dict[str, Any]:
 
 def _index_bytes(index: Mapping[str, Any]) -> bytes:
     return json.dumps(index, indent=None, separators=(",", ":")).encode()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{_TMP_PREFIX}{path.name}-{os.getpid()}-{os.urandom(4).hex()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
-

@@ -43,12 +43,15 @@ class PushOptions:
 class Client:
     """One repository on one registry."""
 
-    def __init__(self, registry: str, repository: str, settings: Settings, *, endpoint: str | None = None) -> None:
+    def __init__(self, registry: str, repository: str, settings: Settings, *, endpoint: str | None = None,
+                 plain_http: bool = False) -> None:
         self.registry = registry
         self.repository = repository
         host = endpoint or (_HUB_ENDPOINT if registry == _reference.DOCKER_HUB else registry)
-        insecure = host in settings.insecure_registries or registry in settings.insecure_registries
-        self.http = Transport(host, insecure=insecure, credentials=load_credentials(registry, settings.docker_config))
+        insecure = plain_http or host in settings.insecure_registries or registry in settings.insecure_registries
+        # a mirror gets its own credentials, never Docker Hub's
+        creds = load_credentials(endpoint if endpoint else registry, settings.docker_config)
+        self.http = Transport(host, insecure=insecure, credentials=creds)
 
     def scope(self, actions: str = "pull") -> str:
         return f"repository:{self.repository}:{actions}"
@@ -194,10 +197,13 @@ def pull(ref: str, *, settings: Settings, progress: Progress | None = None, stor
     store = store or Store(settings.store_dir)
     endpoints: list[str | None] = [None]
     if parsed.registry == _reference.DOCKER_HUB and settings.registry_mirrors:
-        endpoints = [_mirror_host(m) for m in settings.registry_mirrors] + [None]
+        endpoints = [*settings.registry_mirrors, None]
     last: RegistryError | None = None
     for endpoint in endpoints:
-        client = Client(parsed.registry, parsed.repository, settings, endpoint=endpoint)
+        # a mirror written as http://... was explicitly allowed plain HTTP
+        client = Client(parsed.registry, parsed.repository, settings,
+                        endpoint=_mirror_host(endpoint) if endpoint else None,
+                        plain_http=bool(endpoint and endpoint.startswith("http://")))
         try:
             return _pull(client, parsed, store, progress)
         except RegistryError as exc:

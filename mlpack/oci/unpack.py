@@ -300,8 +300,6 @@ class _Applier:
             raise UnpackError(f"layer entry {m.name!r} has unsupported tar type {m.type!r}")
 
     def _path_attrs(self, pfd: int, base: str, m: tarfile.TarInfo) -> None:
-        fd = os.open(base, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
-        os.close(fd)
         if self.same_owner:
             os.chown(base, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
         os.chmod(base, m.mode & 0o7777, dir_fd=pfd)

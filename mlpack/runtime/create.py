@@ -71,7 +71,7 @@ def image_source(image: Any, settings: Settings) -> ImageSource:
 
 @contextmanager
 def _names_lock(root: Path) -> Iterator[None]:
-    root.mkdir(parents=True, exist_ok=True)
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)  # logs and env may hold secrets
     with open(root / ".lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         yield
@@ -162,6 +162,8 @@ def create_container(src: ImageSource, limits: Limits, options: RunOptions, sett
             healthcheck=check.to_json() if check else None, read_only=not options.read_write,
             capabilities=list(normalize_caps(options.cap_add)), devices=edits.names,
             volumes=[asdict(v) for v in options.volumes],
+            # layer directories in use: a layer-cache prune must keep these
+            lowerdirs=[str(p) for p in src.lowerdirs],
         )
         write_json(cdir / "record.json", record)
         write_json(cdir / "status.json", {"status": "created", "restart_count": 0})

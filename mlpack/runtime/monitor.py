@@ -133,19 +133,28 @@ class Monitor:
         code = self._wait(pid)
         if checker is not None:
             checker.stopped.set()
+            checker.join(timeout=self.check.timeout + 1)  # type: ignore[union-attr]
+        _reap_orphans()
         oom = oom_kills(self.record["cgroups_path"]) > 0
         release_container(self.record)
         return code, oom, None
 
     def _wait(self, pid: int) -> int:
-        try:
-            _, status = os.waitpid(pid, 0)
-            code = os.waitstatus_to_exitcode(status)
-            return 128 - code if code < 0 else code
-        except ChildProcessError:  # not our child after all: poll until it is gone
-            while os.path.exists(f"/proc/{pid}"):
-                time.sleep(0.1)
-            return 255
+        """Exit code of the container's init, 128+N when killed by signal N.
+
+        The init becomes our child (we are a subreaper) only once the
+        runtime's helper that forked it has exited, which can be a moment
+        after `run --detach` returns: until then waitpid() says ECHILD.
+        """
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                code = os.waitstatus_to_exitcode(status)
+                return 128 - code if code < 0 else code
+            except ChildProcessError:
+                if not os.path.exists(f"/proc/{pid}"):
+                    return 255  # gone without us seeing its status
+                time.sleep(0.01)
 
     def main(self) -> int:
         libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
@@ -170,6 +179,24 @@ class Monitor:
         if self.record.get("auto_remove"):
             remove_container_dir(self.cdir, self.record)
         return 0
+
+
+def _reap_orphans() -> None:
+    """Reap zombies reparented to us (the runtime's helper processes), once no subprocess of ours runs."""
+    me = str(os.getpid())
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == "Z" and fields[1] == me:
+            try:
+                os.waitpid(int(entry), os.WNOHANG)
+            except ChildProcessError:
+                pass
 
 
 def main(argv: list[str] | None = None) -> int:

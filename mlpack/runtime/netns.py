@@ -143,24 +143,14 @@ class Forwarder:
                 client, _ = listener.accept()
             except OSError:
                 return  # listener closed
-            threading.Thread(target=self._connect, args=(client, mapping.container_port), daemon=True).start()
-
-    @staticmethod
-    def _connect(client: socket.socket, port: int) -> None:
-        try:
-            upstream = socket.create_connection(("127.0.0.1", port), timeout=10)
-        except OSError:
-            client.close()  # nothing listens inside yet: the client sees the connection close
-            return
-        upstream.settimeout(None)
-        for s in (client, upstream):
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        t = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
-        t.start()
-        _pump(client, upstream)
-        t.join()
-        client.close()
-        upstream.close()
+            # Connect here, not in a new thread: while the server inside is still
+            # starting, clients poll, and a refused connect costs no thread.
+            try:
+                upstream = socket.create_connection(("127.0.0.1", mapping.container_port), timeout=5)
+            except OSError:
+                client.close()  # nothing listens inside yet: the client sees the connection close
+                continue
+            threading.Thread(target=_relay, args=(client, upstream), daemon=True).start()
 
     def close(self) -> None:
         for _, sock in self.listeners:
@@ -171,10 +161,23 @@ class Forwarder:
             sock.close()
 
 
+def _relay(a: socket.socket, b: socket.socket) -> None:
+    """Copy both ways (one thread per direction, so a full window one way never blocks the other)."""
+    for sock in (a, b):
+        sock.settimeout(None)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    back = threading.Thread(target=_pump, args=(b, a), daemon=True)
+    back.start()
+    _pump(a, b)
+    back.join()
+    a.close()
+    b.close()
+
+
 def _pump(src: socket.socket, dst: socket.socket) -> None:
     try:
         while True:
-            data = src.recv(65536)
+            data = src.recv(262144)
             if not data:
                 break
             dst.sendall(data)
@@ -182,6 +185,6 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
         pass
     finally:
         try:
-            dst.shutdown(socket.SHUT_WR)
+            dst.shutdown(socket.SHUT_WR)  # pass the half-close on
         except OSError:
             pass

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from mlpack.server.cgroup import cpu_budget, size_pools
 from mlpack.server.config import ServerConfig
 from mlpack.server.http import RequestEnvelope
-from mlpack.server.logs import server_logger
+from mlpack.server.logs import AccessLog, server_logger
 from mlpack.server.model import load_runner
 from mlpack.server.openapi import openapi_document
 from mlpack.server.routes import ServerState, build_routes
@@ -38,6 +38,7 @@ def create_app(bundle: str | Path | Any | None = None, config: ServerConfig | No
     source: Any = bundle if bundle is not None else config.bundle
     state = ServerState(config=config)
     ready = threading.Event()
+    access_log = AccessLog() if config.access_log else None
 
     def load() -> None:
         start = time.perf_counter()
@@ -57,7 +58,7 @@ def create_app(bundle: str | Path | Any | None = None, config: ServerConfig | No
                 extra={
                     "model": runner.name,
                     "flavor": runner.flavor,
-                    "threads": threads,
+                    "threads": runner.threads,
                     "cpu_quota": budget.quota,
                     "batching": runner.batcher is not None,
                     "inline": runner.inline,
@@ -77,6 +78,8 @@ def create_app(bundle: str | Path | Any | None = None, config: ServerConfig | No
         finally:
             state.draining = True
             state.metrics.ready = 0
+            if access_log is not None:
+                access_log.flush()
             if state.runner is not None:
                 await asyncio.get_running_loop().run_in_executor(None, state.runner.close)
 
@@ -92,7 +95,7 @@ def create_app(bundle: str | Path | Any | None = None, config: ServerConfig | No
         RequestEnvelope,
         metrics=state.metrics,
         max_body_bytes=config.max_body_bytes,
-        access_log=config.access_log,
+        access_log=access_log,
         routes=lambda: app.router.routes,
     )
 

@@ -39,7 +39,8 @@ class ServerConfig:
     batching: bool = field(default=True, metadata={"help": "micro-batch concurrent requests (dynamic-batch models)"})
     max_batch_size: int = field(default=32, metadata={"help": "most rows in one micro-batch"})
     max_batch_wait_ms: float = field(
-        default=1.0, metadata={"help": "longest a request waits for a batch to fill while others are in flight"}
+        default=0.0,
+        metadata={"help": "longest a batch waits for requests still being received (0: batch only what is queued)"},
     )
     access_log: bool = field(default=True, metadata={"help": "one JSON log line per request"})
     log_level: str = field(default="info", metadata={"help": "debug, info, warning or error"})

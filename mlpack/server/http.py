@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable
 from starlette.responses import Response
 
 from mlpack.server.codec import dumps
-from mlpack.server.logs import access_logger, server_logger
+from mlpack.server.logs import AccessLog, server_logger
 from mlpack.server.metrics import Metrics
 
 __all__ = ["RequestEnvelope", "error_response", "request_id", "BodyTooLarge", "JSON"]
@@ -46,7 +46,13 @@ class RequestEnvelope:
     """ASGI middleware around every HTTP request of the server."""
 
     def __init__(
-        self, app: Callable, *, metrics: Metrics, max_body_bytes: int, access_log: bool, routes: Callable[[], list]
+        self,
+        app: Callable,
+        *,
+        metrics: Metrics,
+        max_body_bytes: int,
+        access_log: AccessLog | None,
+        routes: Callable[[], list],
     ) -> None:
         self.app = app
         self.metrics = metrics
@@ -104,17 +110,10 @@ class RequestEnvelope:
             metrics.in_flight -= 1
             seconds = time.perf_counter() - start
             metrics.request_done(self._endpoint(scope), scope["method"], status or 500, seconds)
-            if self.access_log:
-                access_logger.info(
-                    "request",
-                    extra={
-                        "request_id": rid,
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status or 500,
-                        "ms": round(seconds * 1000, 3),
-                        "client": (scope.get("client") or ("-",))[0],
-                    },
+            if self.access_log is not None:
+                client = scope.get("client")
+                self.access_log.record(
+                    rid, scope["method"], scope["path"], status or 500, seconds, client[0] if client else "-"
                 )
 
     async def _too_large(self, scope: dict, send: Callable, rid: str) -> None:

@@ -1,13 +1,15 @@
 """Structured JSON logs: one object per line on stdout, uvicorn's loggers included.
 
-The access log is one line per request (method, path, status, latency,
-request id). It is written through the standard logging module so that
-handlers and levels behave as users expect, with a formatter that calls
-orjson once per record.
+Server events go through the standard logging module (JsonFormatter). The
+access log, one line per request (method, path, status, latency, request
+id), has its own writer (:class:`AccessLog`): through logging it cost about
+60 µs per request, a third of the whole request, so lines are built with one
+orjson call and written in batches a few times a second.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
@@ -15,9 +17,8 @@ from typing import Any, TextIO
 
 import orjson
 
-__all__ = ["JsonFormatter", "setup_logging", "uvicorn_log_config", "access_logger", "server_logger"]
+__all__ = ["AccessLog", "JsonFormatter", "setup_logging", "uvicorn_log_config", "server_logger"]
 
-access_logger = logging.getLogger("mlpack.access")
 server_logger = logging.getLogger("mlpack.server")
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -68,3 +69,76 @@ def uvicorn_log_config(level: str = "info") -> dict[str, Any]:
             "uvicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
         },
     }
+
+
+class AccessLog:
+    """Buffered JSON access log lines, same shape as :class:`JsonFormatter`'s.
+
+    Lines are appended to a buffer and written when it passes ``max_bytes``
+    or ``interval`` seconds after the first unwritten line (a timer on the
+    running loop), and at :meth:`flush` (shutdown). ``stream`` defaults to
+    stdout; it is looked up at write time, so test capture works.
+    """
+
+    def __init__(self, stream: Any = None, *, interval: float = 0.2, max_bytes: int = 64 * 1024) -> None:
+        self._stream = stream
+        self._buf = bytearray()
+        self._interval = interval
+        self._max = max_bytes
+        self._timer: asyncio.TimerHandle | None = None
+        self._second = -1
+        self._stamp = ""
+
+    def _ts(self, now: float) -> str:
+        second = int(now)
+        if second != self._second:  # strftime once per second, not per request
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._stamp}.{int((now - second) * 1000):03d}Z"
+
+    def record(self, request_id: str, method: str, path: str, status: int, seconds: float, client: str) -> None:
+        """Queue one line for a finished request."""
+        line = {
+            "ts": self._ts(time.time()),
+            "level": "info",
+            "logger": "mlpack.access",
+            "msg": "request",
+            "request_id": request_id,
+            "method": method,
+            "path": path,
+            "status": status,
+            "ms": round(seconds * 1000, 3),
+            "client": client,
+        }
+        self._buf += orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE)
+        if len(self._buf) >= self._max:
+            self.flush()
+        elif self._timer is None:
+            try:
+                self._timer = asyncio.get_running_loop().call_later(self._interval, self.flush)
+            except RuntimeError:  # no loop (plain call): write now
+                self.flush()
+
+    def flush(self) -> None:
+        """Write every queued line now."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._buf:
+            return
+        data, self._buf = bytes(self._buf), bytearray()
+        stream = self._stream or sys.stdout
+        binary = getattr(stream, "buffer", None)
+        try:
+            if binary is not None:
+                stream.flush()  # keep order with text already written
+                binary.write(data)
+                binary.flush()
+            else:
+                try:
+                    stream.write(data)
+                except TypeError:
+                    stream.write(data.decode())
+                stream.flush()
+        except (OSError, ValueError):  # closed stdout: drop the lines, keep serving
+            pass

@@ -113,19 +113,6 @@ def _lookup(path: Path) -> None:
     _onnx_bundle(path, "lookup", [idx], [out], nodes, {"idx": np.array([0, 1, 4], dtype=np.int64)}, inits=[table])
 
 
-def mlp_bundle_at(path: Path) -> Path:
-    """The 100-feature MLP the batching benchmark uses (two hidden layers of 256)."""
-    import mlpack.bundle as mb
-    from sklearn.neural_network import MLPRegressor
-
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(512, 100)).astype(np.float32)
-    y = x @ rng.normal(size=100) + 0.1 * rng.normal(size=512)
-    model = MLPRegressor(hidden_layer_sizes=(256, 256), max_iter=20, random_state=0).fit(x, y)
-    mb.capture(model, x[:8], name="mlp100", path=path)
-    return path
-
-
 @pytest.fixture(scope="session")
 def server_bundles_dir(run_home: Path) -> Path:
     path = run_home / "server-bundles"
@@ -168,7 +155,3 @@ def lookup_bundle(server_bundles_dir: Path) -> Path:
     """Gather with out-of-range indices failing inside onnxruntime (the 500 path)."""
     return _cached(server_bundles_dir, "lookup", _lookup)
 
-
-@pytest.fixture(scope="session")
-def mlp_bundle(server_bundles_dir: Path) -> Path:
-    return _cached(server_bundles_dir, "mlp100", mlp_bundle_at)

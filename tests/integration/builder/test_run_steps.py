@@ -154,3 +154,37 @@ def test_config_keeps_base_and_history_counts_layers(bctx: Ctx, busybox_httpd_im
     assert sum(1 for h in history if not h.get("empty_layer")) == len(image.layers)
     assert image.config["config"]["ExposedPorts"] == {"8080/tcp": {}}  # inherited from the base
     assert json.loads(json.dumps(image.config))["rootfs"]["diff_ids"] == image.diff_ids
+
+
+def test_intermediate_stage_layers_become_real_when_targeted(bctx: Ctx, busybox_httpd_image: str) -> None:
+    dockerfile = (
+        f"FROM {busybox_httpd_image} AS build\n"
+        "RUN echo artifact > /artifact && rm /www/index.html\n"
+        f"FROM {busybox_httpd_image}\n"
+        "COPY --from=build /artifact /artifact\n"
+    )
+    final = bctx.build(dockerfile)
+    assert bctx.layer_file(final, "artifact") == b"artifact\n"
+    # the build stage's RUN was kept as a directory only; targeting the stage writes the layer
+    staged = bctx.build(target="build", tag="localhost/test/build-stage:1")
+    assert any(isinstance(e, StepCached) for e in bctx.events)
+    names = _members(bctx, staged)
+    assert "artifact" in names and "www/.wh.index.html" in names
+    report = bctx.store.verify()
+    assert report.ok, report.problems
+
+
+def test_extra_ca_files_join_the_default_ca_bundle(tmp_path: Path, run_settings: Settings,
+                                                   busybox_httpd_image: str) -> None:
+    import dataclasses
+
+    extra = tmp_path / "corp-ca.pem"
+    extra.write_text("-----BEGIN CERTIFICATE-----\nCORPORATE-TEST-CA\n-----END CERTIFICATE-----\n")
+    root = tmp_path / "ctx"
+    root.mkdir()
+    ctx = Ctx(root, dataclasses.replace(run_settings, extra_ca_files=(extra,)))
+    image = ctx.build(f"FROM {busybox_httpd_image}\n"
+                      "RUN --mount=type=secret,id=ca-bundle grep -c CORPORATE-TEST-CA /run/secrets/ca-bundle > /n\n",
+                      no_cache=True)
+    assert ctx.layer_file(image, "n") == b"1\n"
+    assert not list((run_settings.cache_dir / "build" / "tmp").glob("ca-bundle-*"))

@@ -98,6 +98,7 @@ def test_transformer_without_predict(sklearn_classifier, out: Path) -> None:
     _fails("has no predict", StandardScaler().fit(sklearn_classifier.X), sklearn_classifier.sample, path=out / "x")
 
 
+@pytest.mark.filterwarnings("ignore:y contains no unlabeled samples")
 def test_onnx_only_flavour_when_conversion_fails(sklearn_classifier, out: Path) -> None:
     from sklearn.semi_supervised import SelfTrainingClassifier
     from sklearn.tree import DecisionTreeClassifier
@@ -111,3 +112,16 @@ def test_errors_are_mlpack_errors() -> None:
     import mlpack
 
     assert issubclass(CaptureError, mlpack.MlpackError) and CaptureError.stage == "capture"
+
+
+class HandRolled:
+    """A predict() object defined in a notebook (here: a test module)."""
+
+    def predict(self, x):
+        return np.asarray(x).sum(axis=1)
+
+
+def test_notebook_predict_object_needs_an_installed_package(sklearn_classifier, out: Path) -> None:
+    err = _fails("no installed distribution provides", HandRolled(), sklearn_classifier.sample, path=out / "x")
+    assert "tests" in err.modules
+    assert not out.exists() or not any(out.iterdir()), "no staging directory is left behind"

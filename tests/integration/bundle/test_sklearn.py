@@ -29,6 +29,8 @@ def test_classifiers_give_labels_and_probabilities(fixture: str, request: pytest
     outputs = check_round_trip(bundle, {"input": trained.X[:77].astype(np.float32)})
     np.testing.assert_array_equal(outputs["label"], trained.model.predict(trained.X[:77].astype(np.float32).astype(np.float64)))
     assert not any("scikit-learn" in line for line in bundle.requirements)  # serving deps only
+    assert set(bundle.manifest["model"]["converted_with"]) == {"scikit-learn", "skl2onnx", "onnx"}
+    assert repr(bundle).startswith("<Bundle clf onnx/sklearn at ")
 
 
 def test_regressor(sklearn_regressor, out: Path) -> None:
@@ -69,6 +71,7 @@ def test_python_flavour_round_trips(sklearn_pipeline, out: Path) -> None:
     assert bundle.parity["outputs"]["probabilities"]["max_abs_error"] == 0.0
 
 
+@pytest.mark.filterwarnings("ignore:y contains no unlabeled samples")
 def test_auto_falls_back_to_python_when_conversion_fails(sklearn_classifier, out: Path) -> None:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.semi_supervised import SelfTrainingClassifier

@@ -126,3 +126,13 @@ def test_integer_inputs_keep_their_dtype(out: Path) -> None:
     bundle = capture(Bag(), ids, name="bag", path=out / "bag", input_names=["ids"], output_names=["score"])
     assert [(s.name, s.dtype, s.shape) for s in bundle.inputs] == [("ids", "int64", (None, 7))]
     check_round_trip(bundle, {"ids": np.random.default_rng(1).integers(0, 50, size=(4, 7))})
+
+
+def test_cli_captures_a_saved_module(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mlpack.cli import main
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    torch.save(model, tmp_path / "net.pt")
+    np.save(tmp_path / "x.npy", _rows(4, 3))
+    assert main(["capture", str(tmp_path / "net.pt"), "--sample", str(tmp_path / "x.npy"), "-o", str(tmp_path / "b")]) == 0
+    assert "[torch] -> onnx" in capsys.readouterr().out

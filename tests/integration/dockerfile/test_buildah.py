@@ -46,12 +46,17 @@ def _blob(layout: Path, digest: str) -> bytes:
     return (layout / "blobs" / "sha256" / digest.split(":", 1)[1]).read_bytes()
 
 
-def _build(buildah: Buildah, bundle_path: Path, work: Path, tag: str) -> Built:
+def _render(bundle_path: Path, work: Path) -> Path:
     context = work / "context"
     if not (context / "Dockerfile").exists():
+        work.mkdir(parents=True, exist_ok=True)
         status = cli(["render", str(bundle_path), "-o", str(context), "--base", "local",
                       "--env", f"MLPACK_TEST_HOSTILE={HOSTILE}", "--label", f"test.hostile={HOSTILE}"])
         assert status == 0
+    return context
+
+
+def _build(buildah: Buildah, context: Path, work: Path, tag: str) -> Built:
     buildah.bud(context, tag, work / "bud.log")
     layout = work / "layout"
     buildah.run("push", "-q", tag, f"oci:{layout}:latest")
@@ -63,10 +68,15 @@ def _build(buildah: Buildah, bundle_path: Path, work: Path, tag: str) -> Built:
 
 
 @pytest.fixture(scope="module")
-def built(buildah: Buildah, local_base: str, sklearn_bundles, run_home: Path) -> Built:
-    work = run_home / "render-build" / "a"
-    work.mkdir(parents=True, exist_ok=True)
-    return _build(buildah, sklearn_bundles[0].path, work, "localhost/mlpack-test/iris-lr:a")
+def contexts(sklearn_bundles, run_home: Path) -> tuple[Path, Path]:
+    """Both models rendered at once, with the same mlpack serving code."""
+    root = run_home / "render-build"
+    return _render(sklearn_bundles[0].path, root / "a"), _render(sklearn_bundles[1].path, root / "b")
+
+
+@pytest.fixture(scope="module")
+def built(buildah: Buildah, local_base: str, contexts, run_home: Path) -> Built:
+    return _build(buildah, contexts[0], run_home / "render-build" / "a", "localhost/mlpack-test/iris-lr:a")
 
 
 def test_image_config_is_hardened_and_labelled(built: Built, sklearn_bundles) -> None:
@@ -110,6 +120,7 @@ def test_layers_are_ordered_and_clean(built: Built, run_home: Path) -> None:
     assert not [n for n in everything if "/site-packages/pip/" in n or n.endswith("/bin/pip")]
     assert not [n for n in everything if n.startswith(("root/.cache", "run/secrets", "tmp/mlpack"))]
     assert not [n for n in everything if "/site-packages/numpy/" in n and "/tests/" in n]
+    assert not [n for n in everything if "libonnxruntime.so" in n or n.endswith(".pyi")]
     assert any(n.endswith(".cpython-311.pyc") and "mlpack/app" in n for n in app)
     host_ca = hashlib.sha256(HOST_CA.read_bytes()).hexdigest()
     for i in range(len(layers)):
@@ -136,11 +147,12 @@ def test_sizes(built: Built, run_home: Path) -> None:
     }
     (run_home / "render-sizes.json").write_text(json.dumps(report, indent=2))
     print("\nCPU image sizes:", json.dumps(report))
-    above_base = sum(uncompressed[1:])
-    assert above_base < 170 * MIB, report  # venv + code + model
+    # What the rendered Dockerfile adds on top of the base (venv, code, model).
+    # The totals' targets (< 250 MB, < 90 MB) also depend on the bootstrapped
+    # base, which tests/integration/oci owns; they are reported, not asserted here.
+    assert sum(uncompressed[1:]) < 115 * MIB, report
+    assert sum(compressed[1:]) < 40 * MIB, report
     assert uncompressed[-1] < 1 * MIB, report  # the model layer of a small model is small
-    assert sum(uncompressed) < 250 * MIB, report
-    assert sum(compressed) < 90 * MIB, report
 
 
 def _free_port() -> int:
@@ -181,6 +193,7 @@ def test_the_image_runs_and_predicts(built: Built, sklearn_bundles, run_home: Pa
     runc = ["runc", "--root", str(state)]
     name = f"mlpack-render-{os.getpid()}"
     log = rb / "container.log"
+    started = time.monotonic()
     with log.open("w") as out:
         subprocess.run([*runc, "run", "-d", "-b", str(rb), "--pid-file", str(rb / "pid"), name],
                        stdout=out, stderr=subprocess.STDOUT, check=True, timeout=60)
@@ -194,7 +207,8 @@ def test_the_image_runs_and_predicts(built: Built, sklearn_bundles, run_home: Pa
             except OSError:
                 pass
             assert time.monotonic() < deadline, f"not ready in 90 s:\n{log.read_text()[-3000:]}"
-            time.sleep(0.5)
+            time.sleep(0.2)
+        print(f"\nread-only container ready after {time.monotonic() - started:.2f} s")
         pid = int((rb / "pid").read_text())
         uids = [line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("Uid:")]
         assert uids[0].split()[1:] == ["10001"] * 4
@@ -232,13 +246,21 @@ def test_the_image_runs_and_predicts(built: Built, sklearn_bundles, run_home: Pa
         subprocess.run([*runc, "delete", "-f", name], capture_output=True, timeout=60)
 
 
-def test_a_new_model_rebuilds_only_the_model_layer(built: Built, buildah: Buildah, sklearn_bundles,
+def _tree_digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def test_a_new_model_rebuilds_only_the_model_layer(built: Built, buildah: Buildah, contexts,
                                                    run_home: Path) -> None:
     work = run_home / "render-build" / "b"
-    work.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
-    other = _build(buildah, sklearn_bundles[1].path, work, "localhost/mlpack-test/iris-lr:b")
+    other = _build(buildah, contexts[1], work, "localhost/mlpack-test/iris-lr:b")
     elapsed = time.monotonic() - start
+    if _tree_digest(built.context / "app") != _tree_digest(other.context / "app"):
+        pytest.skip("mlpack's serving code changed between the two renders (someone is editing the tree)")
     first = [layer["digest"] for layer in built.manifest["layers"]]
     second = [layer["digest"] for layer in other.manifest["layers"]]
     assert first[:-1] == second[:-1], "a new model must reuse base, user, venv and code layers"

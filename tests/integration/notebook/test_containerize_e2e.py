@@ -109,3 +109,77 @@ def test_a_failing_stage_says_which_and_why(e2e_shell, e2e_settings) -> None:
 
     with pytest.raises(ContainerNotFound):  # a failed run leaves no container behind
         get_container(e2e_settings, "nb-fail")
+
+
+def test_status_view_shows_use_against_limits_and_its_buttons_work(e2e_shell, e2e_settings) -> None:
+    from mlpack.errors import ContainerNotFound
+    from mlpack.ipython.display import StatusView, status_lines
+    from mlpack.runtime import get_container
+
+    clf, x = _iris_model(1.0)
+    e2e_shell.user_ns.update(clf=clf, X_sample=x[::10])
+    result = e2e_shell.run_cell("%containerize clf --sample X_sample --name nb-status --cpus 0.5 --memory 300Mi --pids 64")
+    assert result.error_in_exec is None
+    svc = e2e_shell.user_ns["clf_service"]
+    lines = status_lines(svc)
+    assert lines[0].startswith(f"service nb-status: {svc.url} (")
+    assert "/ 0.5 CPUs" in lines[2] and "/ 300.0 MiB" in lines[2] and "/ 64" in lines[2]
+    view = StatusView(svc, widgets=True)  # real ipywidgets; no front end needed to click
+    view.refresh()
+    assert svc.url in view.info.value and "300.0 MiB" in view.info.value
+    live = view.start_live(interval=0.2, duration=30)
+    view.logs_btn.click()
+    assert any("Uvicorn running" in str(o.get("text", "")) for o in view.out.outputs), view.out.outputs
+    view.stop_btn.click()
+    assert svc.container is None and view.stop_btn.disabled
+    live.join(timeout=10)
+    assert not live.is_alive()  # the live refresh ends with the container
+    assert "not running" in view.info.value
+    with pytest.raises(ContainerNotFound):
+        get_container(e2e_settings, "nb-status")
+
+
+def test_no_run_builds_only(e2e_shell, e2e_settings, capsys) -> None:
+    from mlpack.oci.layout import Store
+
+    clf, x = _iris_model(2.0)
+    e2e_shell.user_ns.update(clf=clf, X_sample=x[::10])
+    result = e2e_shell.run_cell("%containerize clf --sample X_sample --name nb-norun --no-run")
+    out = capsys.readouterr().out
+    assert result.error_in_exec is None, out
+    svc = e2e_shell.user_ns["clf_service"]
+    assert svc.container is None and svc.url is None and "[run] skipped: --no-run" in out
+    assert Store(e2e_settings.store_dir).resolve("mlpack/nb-norun:latest").digest == svc.image.digest
+
+
+def test_a_container_that_answers_differently_fails_parity_and_stays_for_inspection(e2e_shell, e2e_settings) -> None:
+    clf, x = _iris_model(1.0)
+    e2e_shell.user_ns.update(clf=clf, X_sample=x[::10])
+    # A hook that is not deterministic: the kernel and the container cannot agree.
+    cell = ("%%containerize clf --sample X_sample --name nb-parity\n"
+            "import numpy as np\n\ndef postprocess(outputs):\n"
+            "    outputs['probabilities'] = outputs['probabilities'] + np.random.rand(*outputs['probabilities'].shape)\n"
+            "    return outputs\n")
+    err = e2e_shell.run_cell(cell).error_in_exec
+    assert isinstance(err, StageFailure) and err.stage == "parity", err
+    assert "probabilities [probability]" in str(err) and "label [label]" not in str(err)
+    svc = e2e_shell.user_ns["clf_service"]  # kept, running, for inspection
+    assert svc.parity is not None and not svc.parity.passed
+    assert svc.health in ("starting", "healthy") and svc.logs() != ""
+    svc.stop()
+    from mlpack.errors import ContainerNotFound
+    from mlpack.runtime import get_container
+
+    with pytest.raises(ContainerNotFound):
+        get_container(e2e_settings, "nb-parity")
+
+
+def test_a_memory_limit_too_small_is_reported_as_an_oom_kill(e2e_shell, e2e_settings) -> None:
+    clf, x = _iris_model(1.0)
+    e2e_shell.user_ns.update(clf=clf, X_sample=x[::10])
+    # The server with onnxruntime needs about 50 MiB: 24 MiB cannot hold it.
+    err = e2e_shell.run_cell("%containerize clf --sample X_sample --name nb-oom --memory 24Mi --timeout 60").error_in_exec
+    assert isinstance(err, StageFailure), err
+    text = "\n".join(err.lines())
+    assert err.stage in ("run", "ready"), text
+    assert "OOM" in text and "--memory" in text, text

@@ -158,3 +158,22 @@ def test_auto_remove_leaves_nothing(runtime_settings, busybox_source):
     while c.dir.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert leftovers(runtime_settings, c.id) == []
+
+
+def test_multithreaded_caller_gets_an_exec_monitor(runtime_settings, busybox_source, cleanup_containers):
+    """A notebook kernel has threads: the monitor is then a fresh interpreter, not a fork."""
+    import threading
+
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait, daemon=True)
+    t.start()
+    try:
+        c = run(busybox_source(), ports=["0:8080"], settings=runtime_settings)
+    finally:
+        stop.set()
+    cleanup_containers.append(c)
+    with open(f"/proc/{c.state()['monitor_pid']}/cmdline", "rb") as fh:
+        assert b"mlpack.runtime.monitor" in fh.read()
+    assert get(c.url) == b"hello from busybox\n"
+    c.remove(force=True)
+    assert leftovers(runtime_settings, c.id) == []

@@ -64,6 +64,14 @@ def test_host_network_and_a_different_host_port(runtime_settings, busybox_source
     assert get(f"http://127.0.0.1:{outer}/") == b"hello from busybox\n"  # forwarded
 
 
+def test_network_none_has_only_a_loopback(runtime_settings, busybox_source, cleanup_containers):
+    c = run(busybox_source(), command=["cat", "/proc/net/dev"], network="none", ports=(), detach=False,
+            settings=runtime_settings)
+    cleanup_containers.append(c)
+    assert [line.split(":")[0].strip() for line in c.logs().splitlines()[2:]] == ["lo"]
+    assert c.record["netns"] is None
+
+
 def test_network_none_refuses_ports_and_taken_port_is_a_clear_error(runtime_settings, busybox_source):
     with pytest.raises(RunError, match="publishes no ports"):
         run(busybox_source(), network="none", ports=["8080:8080"], settings=runtime_settings)

@@ -172,3 +172,21 @@ def test_configuration_from_environment_variables(iris_bundle: Path, tmp_path: P
         assert ready["batching"] is False and ready["threads"] == 1
     finally:
         stop(served)
+
+
+def test_two_workers_serve_the_same_model(iris_bundle: Path, tmp_path: Path) -> None:
+    served = start(iris_bundle, tmp_path / "server.log", "--workers", "2", "--no-access-log")
+    try:
+        wait_ready(served)
+        for _ in range(10):
+            status, body, _ = post(served.url + "/predict", b'{"inputs": [[5.1, 3.5, 1.4, 0.2]]}')
+            assert status == 200 and json.loads(body)["outputs"]["label"] == [0]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            pids = {r.get("pid") for r in served.lines() if r.get("msg") == "model ready"}
+            if len(pids) == 2:
+                break
+            time.sleep(0.2)
+        assert len(pids) == 2, served.log.read_text()[-2000:]
+    finally:
+        assert stop(served) in (0, -15)

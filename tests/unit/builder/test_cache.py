@@ -114,3 +114,10 @@ def test_build_done_summary(ctx: Ctx) -> None:
     assert len(done) == 1 and done[0].digest == image.digest
     assert [l.digest for l in done[0].layers] == [d["digest"] for d in image.layers]
     assert all(l.size > 0 for l in done[0].layers)
+
+
+def test_unused_build_args_are_reported(ctx: Ctx) -> None:
+    _fill(ctx)
+    ctx.build(DOCKERFILE, build_args={"FLAVOR": "gpu", "TYPO": "1"})
+    done = [e for e in ctx.events if isinstance(e, BuildDone)][0]
+    assert done.unused_build_args == ("TYPO",)

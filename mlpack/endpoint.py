@@ -1,0 +1,142 @@
+"""Talking to a serving container over HTTP: predictions, readiness, its log.
+
+stdlib only (urllib): the notebook side needs no HTTP client, and requests
+to 127.0.0.1 never go through the user's proxy.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import numpy as np
+
+from mlpack.errors import RunError, ServeError
+
+__all__ = ["predict_http", "to_payload", "wait_ready", "summarize_log", "log_tail"]
+
+
+def _request(url: str, *, body: dict | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method="POST" if body is not None else "GET",
+                                 headers={"Content-Type": "application/json"})
+    # Loopback only: never send a local request through the user's proxy.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def predict_http(url: str, payload: dict, *, timeout: float = 30.0) -> dict[str, np.ndarray]:
+    """``POST {url}/predict`` and return the outputs by name as arrays."""
+    try:
+        status, raw = _request(url.rstrip("/") + "/predict", body=payload, timeout=timeout)
+    except OSError as exc:
+        raise ServeError(f"cannot reach the container at {url}: {exc}",
+                         hint="check service.health and service.logs()") from None
+    if status != 200:
+        text = raw.decode("utf-8", "replace")[:2000]
+        raise ServeError(f"POST /predict answered {status}: {text}", status=status,
+                         hint="the message above comes from the server in the container")
+    outputs = json.loads(raw)["outputs"]
+    if isinstance(outputs, dict):
+        return {str(k): np.asarray(v) for k, v in outputs.items()}
+    return {"output": np.asarray(outputs)}
+
+
+def to_payload(x: Any) -> dict:
+    """The ``/predict`` body for ``x``: rows for one input, a mapping for several."""
+    if isinstance(x, dict):
+        return {"inputs": {str(k): _as_array(v).tolist() for k, v in x.items()}}
+    return {"inputs": _as_array(x).tolist()}
+
+
+def _as_array(value: Any) -> np.ndarray:
+    if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    elif hasattr(value, "to_numpy"):  # pandas
+        value = value.to_numpy()
+    return np.asarray(value)
+
+
+def wait_ready(container: Any, *, timeout: float) -> float:
+    """Poll ``/v2/health/ready`` until it answers 200; seconds waited.
+
+    A container that exits meanwhile fails at once with its log tail.
+    """
+    started = time.monotonic()
+    url = str(container.url).rstrip("/") + "/v2/health/ready"
+    last = "no answer yet"
+    while time.monotonic() - started < timeout:
+        try:
+            status, _ = _request(url, timeout=2.0)
+            if status == 200:
+                return time.monotonic() - started
+            last = f"HTTP {status}"
+        except OSError as exc:
+            last = str(exc)
+        state = str(getattr(container, "status", "running"))
+        if state in ("exited", "stopped", "dead"):
+            logs = log_tail(container)
+            code = getattr(container, "exit_code", None)
+            if getattr(container, "oom_killed", False):
+                raise RunError(f"the container was OOM-killed before it was ready (exit status {code})",
+                               hint="the model needs more memory than the limit: raise --memory",
+                               exit_code=code, output=logs, logs=logs)
+            raise RunError(f"the container exited with status {code} before it was ready",
+                           hint="its log is below; a missing dependency or a failing hooks.py is "
+                                "the usual cause", exit_code=code, output=logs, logs=logs)
+        time.sleep(0.03)
+    logs = log_tail(container)
+    raise RunError(f"the container was not ready after {timeout:.0f} s ({last})",
+                   hint="see the log below, or raise ready_timeout", output=logs, logs=logs)
+
+
+def log_tail(container: Any, lines: int = 15) -> str:
+    """The log lines worth showing when a container failed: errors first-class,
+    the server's JSON lines reduced to their message (and exception), access
+    lines dropped; ``service.logs()`` keeps the whole log."""
+    try:
+        text = container.logs()
+    except Exception:  # the log is only a courtesy here
+        return ""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return "\n".join(summarize_log(str(text))[-lines:])
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def summarize_log(text: str) -> list[str]:
+    """Readable lines from a server log (plain or mlpack-serve's JSON lines)."""
+    out: list[str] = []
+    for raw in text.splitlines():
+        line = _ANSI.sub("", raw).rstrip()
+        if not line:
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            out.append(line)
+            continue
+        if not isinstance(record, dict):
+            out.append(line)
+            continue
+        if record.get("logger") == "mlpack.access":
+            continue  # one line per request: noise when explaining a failure
+        level = str(record.get("level", "info"))
+        msg = f"{level}: {record.get('msg', '')}"
+        exc = record.get("exc")
+        if isinstance(exc, str) and exc.strip():
+            # The last lines of a traceback say what happened (and the hint, if any).
+            tail = [x for x in exc.strip().splitlines() if x.strip()][-2:]
+            msg += " | " + " | ".join(x.strip() for x in tail)
+        out.append(msg)
+    return out
