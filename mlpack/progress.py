@@ -12,6 +12,7 @@ display lives in :mod:`mlpack.ipython.display`.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ __all__ = [
     "ListSink",
     "adapt_build_event",
     "describe",
+    "short",
     "format_size",
     "failure_lines",
 ]
@@ -147,11 +149,19 @@ def adapt_build_event(event: Any) -> Event | None:
     )
 
 
+def short(text: str, width: int = 160) -> str:
+    """The first line of ``text``, blanks collapsed, cut at ``width`` characters."""
+    first = text.strip().splitlines()[0] if text and text.strip() else ""
+    first = re.sub(r"\s{2,}", " ", first)
+    return first[:width] + ("…" if len(first) > width else "")
+
+
 def describe(event: Event) -> str:
     """One line of text for an event, the same in a terminal and in a notebook."""
     if isinstance(event, StageEvent):
         took = f" ({event.seconds:.2f} s)" if event.seconds is not None else ""
-        detail = f": {event.detail}" if event.detail else ""
+        first = short(event.detail)
+        detail = f": {first}" if first else ""
         return f"[{event.stage}] {event.state}{took}{detail}"
     if isinstance(event, BuildStepEvent):
         where = f"{event.step}/{event.total} " if event.step is not None and event.total else (
@@ -200,6 +210,8 @@ def failure_lines(error: BaseException, *, output_lines: int = 30) -> list[str]:
     message = getattr(error, "message", None) or str(error) or type(error).__name__
     if not isinstance(error, MlpackError):
         message = f"{type(error).__name__}: {message}"
+    # Dockerfile continuations leave runs of blanks in an instruction: one is enough.
+    message = "\n".join(re.sub(r"[ \t]{2,}", " ", line) for line in str(message).splitlines())
     lines = [f"stage {stage} failed: {message}"]
     hint = getattr(error, "hint", None)
     if hint:
@@ -215,6 +227,8 @@ def failure_lines(error: BaseException, *, output_lines: int = 30) -> list[str]:
         output = output.decode("utf-8", "replace")
     if output:
         tail = str(output).rstrip().splitlines()[-output_lines:]
+        if tail and tail[-1].strip() and tail[-1].strip() in message:
+            return lines  # the message already ends with the output's tail (the builder's RUN errors)
         lines.append("  output:")
         lines.extend(f"    {line}" for line in tail)
     return lines

@@ -122,7 +122,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         volumes=tuple(parse_volume(v) for v in args.volume),
         devices=tuple(args.device),
         restart=parse_restart(args.restart),
-        auto_remove=args.rm,
+        # attached: this process removes it after reading the exit code (a
+        # monitor-side removal could race the read)
+        auto_remove=args.rm and args.detach,
         hostname=args.hostname,
         healthcheck=check,
         no_healthcheck=args.no_healthcheck,
@@ -141,13 +143,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             sys.stdout.flush()
     except KeyboardInterrupt:
         container.stop(timeout=10)
-    try:
-        code = container.wait()
-    except ContainerNotFound:  # --rm removed it already
-        return 0
-    if container.dir.exists() and container.oom_killed:
+    code = container.wait()
+    if container.oom_killed:
         print(f"mlpack run: container {container.name} was OOM-killed (limit {limits.memory_human()})",
               file=sys.stderr)
+    if args.rm:
+        container.remove(force=True)
     return code
 
 

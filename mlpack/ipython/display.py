@@ -26,6 +26,7 @@ from mlpack.progress import (
     describe,
     failure_lines,
     format_size,
+    short,
 )
 
 __all__ = [
@@ -137,7 +138,7 @@ class WidgetProgress(ProgressView):
     def _render_stage(self, stage: str) -> None:
         state = self.states[stage]
         took = f" {self.seconds[stage]:.2f} s" if stage in self.seconds else ""
-        detail = html.escape(self.details.get(stage, ""))
+        detail = html.escape(short(self.details.get(stage, "")))
         self.rows[stage].value = (
             f"<span style='color:{_COLORS.get(state, '#000')};font-family:monospace'>"
             f"{_ICONS.get(state, '?')} {stage:<8}{took}</span> <small>{detail}</small>")

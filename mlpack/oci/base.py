@@ -52,7 +52,11 @@ class BaseOptions:
     ref: str = BASE_REF
     suite: str = "bookworm"
     variant: str = "essential"
-    packages: tuple[str, ...] = ("python3", "python3-venv", "ca-certificates", "libstdc++6")
+    packages: tuple[str, ...] = ("python3", "python3-venv", "ca-certificates", "libstdc++6", "usr-is-merged")
+    # usrmerge (pulled in by init-system-helpers) brings ~45 MiB of perl that a
+    # model server never runs; the tree is already merged, so it goes again.
+    purge: tuple[str, ...] = ("usrmerge", "libfile-find-rule-perl", "libnumber-compare-perl",
+                              "libtext-glob-perl", "perl", "libperl5.36", "perl-modules-5.36")
     mirrors: tuple[str, ...] = ()           # empty: the host's Debian apt sources
     source_date_epoch: int = DEFAULT_EPOCH
     extra_args: tuple[str, ...] = field(default_factory=tuple)
@@ -103,6 +107,9 @@ def bootstrap(settings: Settings, options: BaseOptions | None = None, *,
         cmd += [f"--dpkgopt={o}" for o in _EXCLUDES]
         # host-specific files would make the layer differ between machines
         cmd += ['--customize-hook=: > "$1/etc/resolv.conf"; echo mlpack > "$1/etc/hostname"']
+        if options.purge:
+            # dpkg only warns about packages that are not installed
+            cmd += [f'--customize-hook=chroot "$1" dpkg --purge {" ".join(options.purge)}']
         cmd += list(options.extra_args)
         cmd += [options.suite, str(tar_path), *mirrors]
         env = dict(os.environ, SOURCE_DATE_EPOCH=str(options.source_date_epoch))

@@ -89,9 +89,14 @@ def run(
                          "command": tuple(command) if command else base.command,
                          "name": name or base.name,
                          "ports": parse_ports(ports) if ports is not None else base.ports})
+    remove_after = not detach and opts.auto_remove
+    if remove_after:  # removed here once the exit code is read, never before
+        opts = RunOptions(**{**opts.__dict__, "auto_remove": False})
     src = image_source(image, settings)
     cdir = create_container(src, limits or Limits(), opts, settings, publish_exposed=ports is None)
     container = Container(cdir, settings)
     if not detach:
         container.wait()
+        if remove_after:
+            container.remove(force=True)
     return container

@@ -28,6 +28,8 @@ class Container:
         self.dir = cdir
         self.settings = settings
         self._record: dict[str, Any] | None = None
+        self._final: dict[str, Any] | None = None
+        self._final_logs: str | None = None
 
     # --- what it is -----------------------------------------------------
     @property
@@ -77,6 +79,8 @@ class Container:
         """status.json, corrected when the monitor died without writing its last word."""
         st = read_json(self.dir / "status.json")
         if not st and not self.dir.exists():
+            if self._final is not None:  # removed by this handle: its last state stays readable
+                return dict(self._final)
             raise ContainerNotFound(f"container {self.short_id} was removed")
         if st.get("status") in _LIVE and st.get("monitor_pid") and not pid_alive(st["monitor_pid"]):
             if pid_alive(st.get("pid")):
@@ -138,7 +142,7 @@ class Container:
         try:
             data = (self.dir / "container.log").read_bytes()
         except FileNotFoundError:
-            return ""
+            data = (self._final_logs or "").encode()
         text = data.decode("utf-8", errors="replace")
         if tail is not None:
             lines = text.splitlines(keepends=True)
@@ -229,7 +233,10 @@ class Container:
             time.sleep(0.02)
         if pid_alive(st.get("monitor_pid")):
             os.kill(st["monitor_pid"], _signal.SIGKILL)
+        final = self.state()
+        self._final_logs = self.logs()
         remove_container_dir(self.dir, self.record)
+        self._final = final
 
     def exec(self, args: Sequence[str], *, env: Sequence[str] = (), user: str | None = None,
              workdir: str | None = None, capture: bool = True, timeout: float | None = None,

@@ -50,6 +50,7 @@ def create_app(bundle: str | Path | Any | None = None, config: ServerConfig | No
             state.error = f"{type(exc).__name__}: {exc}"
             server_logger.error("model failed to load", exc_info=exc, extra={"bundle": str(source)})
         else:
+            route_inference(runner.name)
             state.runner = runner
             state.metrics.ready = 1
             state.metrics.load_seconds = time.perf_counter() - start
@@ -90,14 +91,26 @@ def create_app(bundle: str | Path | Any | None = None, config: ServerConfig | No
         openapi_url="/openapi.json",
         lifespan=lifespan,
     )
-    app.router.routes.extend(build_routes(state))
-    app.add_middleware(
-        RequestEnvelope,
+    routes = build_routes(state)
+    # Ours first: a request to /predict should not be matched against /docs first.
+    app.router.routes[:0] = routes
+    envelope = RequestEnvelope(
+        app.router,  # replaced by the inner app when Starlette builds the middleware stack
         metrics=state.metrics,
         max_body_bytes=config.max_body_bytes,
         access_log=access_log,
         routes=lambda: app.router.routes,
     )
+    endpoints = {(m, r.path): r.endpoint for r in routes for m in (r.methods or ())}
+    envelope.fast[("POST", "/predict")] = (endpoints[("POST", "/predict")], {})
+    infer = endpoints[("POST", "/v2/models/{model_name}/infer")]
+    infer_v = endpoints[("POST", "/v2/models/{model_name}/versions/{model_version}/infer")]
+
+    def route_inference(name: str) -> None:
+        envelope.fast[("POST", f"/v2/models/{name}/infer")] = (infer, {"model_name": name})
+        envelope.fast[("POST", f"/v2/models/{name}/versions/1/infer")] = (infer_v, {"model_name": name, "model_version": "1"})
+
+    app.add_middleware(_bind, envelope=envelope)  # type: ignore[arg-type]
 
     def openapi() -> dict[str, Any]:
         runner = state.runner
@@ -113,6 +126,12 @@ def create_app(bundle: str | Path | Any | None = None, config: ServerConfig | No
     app.state.mlpack = state
     app.state.loaded = ready
     return app
+
+
+def _bind(app: Any, *, envelope: RequestEnvelope) -> RequestEnvelope:
+    """Middleware factory: Starlette calls it with the inner app when it builds the stack."""
+    envelope.app = app
+    return envelope
 
 
 def app_from_env() -> FastAPI:

@@ -21,7 +21,8 @@ __all__ = ["AccessLog", "JsonFormatter", "setup_logging", "uvicorn_log_config", 
 
 server_logger = logging.getLogger("mlpack.server")
 
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# uvicorn adds "color_message" (ANSI escapes) to its records: not for JSON logs.
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):

@@ -70,7 +70,7 @@ def _serve_error(exc: ServeError, rid: str) -> Response:
 
 
 def build_routes(state: ServerState) -> list[Route]:
-    """The server's routes, closed over ``state``."""
+    """The server's routes, closed over ``state``; ``.endpoint`` of each is the handler."""
 
     async def predict(request: Request) -> Response:
         rid = request_id(request.scope)

@@ -183,3 +183,16 @@ def test_a_memory_limit_too_small_is_reported_as_an_oom_kill(e2e_shell, e2e_sett
     text = "\n".join(err.lines())
     assert err.stage in ("run", "ready"), text
     assert "OOM" in text and "--memory" in text, text
+
+
+def test_a_failing_build_step_shows_its_output(e2e_shell, e2e_settings, busybox_httpd_image, capsys) -> None:
+    clf, x = _iris_model(1.0)
+    e2e_shell.user_ns.update(clf=clf, X_sample=x[::10], busybox=busybox_httpd_image)
+    # A base image without python: the dependency RUN step fails inside the builder's sandbox.
+    err = e2e_shell.run_cell("%containerize clf --sample X_sample --name nb-buildfail --base {busybox}").error_in_exec
+    assert isinstance(err, StageFailure), err
+    shown = "\n".join(err._render_traceback_())
+    assert err.stage == "build", shown
+    assert "RUN failed with exit code 127" in shown and "python3: not found" in shown, shown
+    assert "Traceback" not in shown and len(shown.splitlines()) < 60
+    assert "[build] failed" in capsys.readouterr().out

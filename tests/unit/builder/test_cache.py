@@ -121,3 +121,16 @@ def test_unused_build_args_are_reported(ctx: Ctx) -> None:
     ctx.build(DOCKERFILE, build_args={"FLAVOR": "gpu", "TYPO": "1"})
     done = [e for e in ctx.events if isinstance(e, BuildDone)][0]
     assert done.unused_build_args == ("TYPO",)
+
+
+def test_events_translate_for_the_pipeline_progress(ctx: Ctx) -> None:
+    from mlpack.progress import BuildStepEvent, adapt_build_event
+
+    _fill(ctx)
+    ctx.build(DOCKERFILE)
+    ctx.build()
+    adapted = [adapt_build_event(e) for e in ctx.events]
+    steps = [a for a in adapted if isinstance(a, BuildStepEvent)]
+    assert {s.state for s in steps} >= {"cached", "done"}
+    cached = [s for s in steps if s.state == "cached"]
+    assert cached[0].instruction == "COPY requirements.lock /deps/" and cached[0].size and cached[0].total

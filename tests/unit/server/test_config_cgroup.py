@@ -131,3 +131,11 @@ def test_explicit_sizes_win_and_budget_takes_the_smaller() -> None:
     assert CpuBudget(quota=1.5, affinity=8).cpus == 1.5
     assert CpuBudget(quota=None, affinity=2).cpus == 2.0
     assert CpuBudget(quota=6, affinity=2).cpus == 2
+
+
+def test_mlpack_serve_rejects_bad_settings_before_starting(capsys: pytest.CaptureFixture[str]) -> None:
+    from mlpack.server.__main__ import main
+
+    assert main(["--port", "0", "--bundle", "/nonexistent"]) == 2
+    err = capsys.readouterr().err
+    assert "port must be 1-65535" in err and "hint" in err
