@@ -19,7 +19,8 @@ from mlpack.errors import CaptureError
 
 __all__ = ["SERVING_DISTRIBUTIONS", "environment", "serving_lock", "distributions_for_modules", "pinned_closure"]
 
-SERVING_DISTRIBUTIONS = ("onnxruntime", "numpy", "fastapi", "uvicorn", "orjson", "PyYAML")
+# Keep in step with the ``serve`` extra in pyproject.toml (a unit test checks).
+SERVING_DISTRIBUTIONS = ("onnxruntime", "numpy", "fastapi", "uvicorn", "orjson", "PyYAML", "httptools", "uvloop")
 
 # Used only where a serving dependency is not installed in the capturing
 # environment (a notebook without mlpack[serve]): versions known to work.
@@ -30,6 +31,8 @@ _FALLBACK_PINS = {
     "uvicorn": "0.54.0",
     "orjson": "3.13.0",
     "PyYAML": "6.0.4",
+    "httptools": "0.9.0",
+    "uvloop": "0.23.0",
 }
 
 

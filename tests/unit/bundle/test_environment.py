@@ -52,3 +52,17 @@ def test_classes_from_the_notebook_are_refused() -> None:
 def test_environment_records_python_and_platform() -> None:
     info = env.environment()
     assert info["python"].startswith("3.") and info["platform"] and info["mlpack"]
+
+
+def test_serving_lock_covers_the_serve_extra() -> None:
+    """The image's lock installs exactly what pyproject's ``serve`` extra names."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    from mlpack.bundle.environment import SERVING_DISTRIBUTIONS
+
+    pyproject = tomllib.loads((Path(__file__).parents[3] / "pyproject.toml").read_text())
+    extra = {re.split(r"[<>=!;\[ ]", req, maxsplit=1)[0].lower()
+             for req in pyproject["project"]["optional-dependencies"]["serve"]}
+    assert extra == {d.lower() for d in SERVING_DISTRIBUTIONS}
