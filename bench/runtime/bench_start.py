@@ -155,6 +155,9 @@ def mlpack_cli_once(ref: str, command: list[str] | None, cport: int, path: str, 
     if command:
         cmd += [a.replace("{port}", str(inner)) for a in command]
     env = {**os.environ, "MLPACK_HOME": str(settings.home)}
+    # An installed mlpack has its .pyc files; a dev shell that sets
+    # PYTHONDONTWRITEBYTECODE would time the compiler at every CLI start.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     if settings.runtime:
         env["MLPACK_RUNTIME"] = settings.runtime
     started = time.monotonic()

@@ -30,7 +30,27 @@ __all__ = [
 ]
 
 
-def resolve_input(thing: Any, dockerfile: str | os.PathLike[str] | None) -> tuple[Path, Path]:
+def _render_bundle(thing: Any, store: Any) -> Any:
+    """Render a bundle with the default base, or with the offline base
+    (``localhost/mlpack/python``) when only that one is in the store."""
+    from mlpack.dockerfile import RenderOptions, render
+
+    rendered = render(thing)
+    if store is None or _has_image(store, rendered.base_image):
+        return rendered
+    local = render(thing, RenderOptions(base="local"))
+    return local if _has_image(store, local.base_image) else rendered
+
+
+def _has_image(store: Any, ref: str) -> bool:
+    try:
+        store.resolve(ref)
+    except LookupError:
+        return False
+    return True
+
+
+def resolve_input(thing: Any, dockerfile: str | os.PathLike[str] | None, store: Any = None) -> tuple[Path, Path]:
     """(context dir, Dockerfile path) for a Bundle, a BuildContext, a bundle dir or a context dir."""
     if hasattr(thing, "dockerfile") and hasattr(thing, "path"):  # a rendered BuildContext
         ctx = Path(thing.path)
@@ -43,10 +63,7 @@ def resolve_input(thing: Any, dockerfile: str | os.PathLike[str] | None) -> tupl
     path = Path(getattr(thing, "path", thing))
     looks_like_bundle = (path / "mlpack.yaml").is_file() and not (path / "Dockerfile").is_file()
     if hasattr(thing, "manifest") or (looks_like_bundle and dockerfile is None):
-        from mlpack.dockerfile import render
-
-        rendered = render(thing)
-        return resolve_input(rendered, dockerfile)
+        return resolve_input(_render_bundle(thing, store), dockerfile)
     if not path.is_dir():
         raise BuildError(f"build context {path} is not a directory",
                          hint="pass a directory with a Dockerfile, a bundle or a rendered BuildContext")
@@ -68,7 +85,8 @@ def parse_secrets(values: Sequence[str] | Mapping[str, str | os.PathLike[str]] |
         secret_id = fields.get("id")
         src = fields.get("src") or fields.get("source")
         if not secret_id or not src:
-            raise BuildError(f"--secret {text!r} needs id=NAME,src=FILE", hint="e.g. --secret id=ca-bundle,src=ca.pem")
+            raise BuildError(f"--secret {text!r} needs id=NAME,src=FILE",
+                             hint="e.g. --secret id=ca-bundle,src=ca.pem")
         if not Path(src).is_file():
             raise BuildError(f"--secret {secret_id}: {src} is not a file")
         out[secret_id] = Path(src)
@@ -108,7 +126,8 @@ def build(
             if not raw.isdigit():
                 raise BuildError(f"SOURCE_DATE_EPOCH={raw!r} is not a number of seconds")
             source_date_epoch = int(raw)
-    ctx_dir, df_path = resolve_input(bundle_or_context_or_dir, dockerfile)
+    store = Store(settings.store_dir)
+    ctx_dir, df_path = resolve_input(bundle_or_context_or_dir, dockerfile, store)
     try:
         text = df_path.read_text()
     except OSError as exc:
@@ -118,7 +137,6 @@ def build(
     planned = plan(parsed, build_args=args, target=target)
     hashes = HashCache(settings.cache_dir / "build" / "hashes.json")
     ctx = BuildContextDir.open(ctx_dir, df_path.name, hashes)
-    store = Store(settings.store_dir)
     store.init()
     options = BuildOptions(tag=tag, build_args=args, target=target, no_cache=no_cache,
                            secrets=secret_files, source_date_epoch=source_date_epoch, progress=progress)

@@ -84,7 +84,8 @@ def parse_chown(instr: Instruction, value: str | None, view: Callable[[], RootVi
             fields = line.split(":")
             if len(fields) >= 3 and fields[0] == name and fields[2].isdigit():
                 return int(fields[2])
-        raise instr.error(f"--chown: {'user' if db == 'passwd' else 'group'} {name!r} is not in /etc/{db} of the image",
+        kind = "user" if db == "passwd" else "group"
+        raise instr.error(f"--chown: {kind} {name!r} is not in /etc/{db} of the image",
                           hint="use numeric ids (--chown=1000:1000) or create the user in an earlier RUN")
 
     uid = lookup("passwd", user)
@@ -150,7 +151,8 @@ def archive_entries(instr: Instruction, path: str, dest: str, chown: tuple[int, 
                 out.append(Entry(target, "symlink", linkname=m.linkname, **common))  # type: ignore[arg-type]
             elif m.islnk():
                 link = posixpath.normpath("/" + m.linkname).lstrip("/")
-                out.append(Entry(target, "hardlink", linkname=f"{base}/{link}" if base else link, **common))  # type: ignore[arg-type]
+                link = f"{base}/{link}" if base else link
+                out.append(Entry(target, "hardlink", linkname=link, **common))  # type: ignore[arg-type]
             elif m.isfifo():
                 out.append(Entry(target, "fifo", **common))  # type: ignore[arg-type]
             # device nodes in an ADDed archive are dropped: a build never needs them
@@ -199,7 +201,10 @@ def resolve_sources(req: CopyRequest, ctx: BuildContextDir | None, root: Path | 
                                              lambda r: ctx.walk(r), req.excludes))
         else:
             rel = posixpath.normpath("/" + raw).lstrip("/")
-            names = _glob_dir(root, rel) if has_glob(rel) else ([rel] if os.path.lexists(root / rel) or not rel else [])
+            if has_glob(rel):
+                names = _glob_dir(root, rel)
+            else:
+                names = [rel] if not rel or os.path.lexists(root / rel) else []
             if not names:
                 raise instr.error(f"{raw}: not found in the source stage or image")
             for name in names:
@@ -217,9 +222,11 @@ def _glob_dir(root: Path, pattern: str) -> list[str]:
             d = root / base if base else root
             if not d.is_dir():
                 continue
-            for name in sorted(os.listdir(d)) if has_glob(part) else [part]:
-                if (has_glob(part) and fnmatch.fnmatchcase(name, part)) or (not has_glob(part) and os.path.lexists(d / name)):
-                    nxt.append(f"{base}/{name}" if base else name)
+            if has_glob(part):
+                matches = [n for n in sorted(os.listdir(d)) if fnmatch.fnmatchcase(n, part)]
+            else:
+                matches = [part] if os.path.lexists(d / part) else []
+            nxt.extend(f"{base}/{name}" if base else name for name in matches)
         found = nxt
     return found
 

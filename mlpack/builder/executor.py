@@ -132,25 +132,28 @@ class Executor(MetadataSteps, CopySteps, RunSteps):
         return state
 
     def _from(self, stage: Stage) -> StageState:
+        """The stage's starting state. SOURCE_DATE_EPOCH is part of every root key:
+        a layer clamped to another epoch is another layer."""
         self.step += 1
         instr = stage.from_instruction
         text = f"FROM {stage.base}" + (f" AS {stage.name}" if stage.name else "")
         self._emit(StepStarted(self.step, self.total, text, stage.label))
         if stage.base_stage is not None:
             parent = self.states[stage.base_stage]
-            state = StageState(stage=stage, layers=list(parent.layers), cached=[True] * len(parent.layers),
+            state = StageState(stage=stage, layers=list(parent.layers), cached=list(parent.cached),
                                created_by=list(parent.created_by), cfg=copy.deepcopy(parent.cfg), key=parent.key,
                                shell=list(parent.shell))
         elif stage.base == "scratch":
             state = StageState(stage=stage, layers=[], cached=[], created_by=[], cfg=ConfigState.from_base(None),
-                               key=chain_key("", "FROM", "scratch"))
+                               key=chain_key("", "FROM", "scratch", self.opts.source_date_epoch))
         else:
             image = self._base_image(instr, stage.base)
             layers = [Layer(d["digest"], int(d["size"]), diff, d.get("mediaType", ""))
                       for d, diff in zip(image.layers, image.diff_ids)]
             state = StageState(stage=stage, layers=layers, cached=[True] * len(layers),
                                created_by=[f"FROM {stage.base}"] * len(layers),
-                               cfg=ConfigState.from_base(image.config), key=chain_key("", "FROM", image.digest))
+                               cfg=ConfigState.from_base(image.config),
+                               key=chain_key("", "FROM", image.digest, self.opts.source_date_epoch))
         self._emit(StepDone(self.step, self.total, text, None, 0.0, stage.label))
         return state
 

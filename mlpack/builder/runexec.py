@@ -119,7 +119,8 @@ class RunSteps:
                         oci_mounts.append(Mount.bind(runstep.cache_mount_dir(self.settings.cache_dir, m), m.target,
                                                      readonly=m.readonly))
                         if m.sharing == "locked":
-                            stack.enter_context(_flock(self.settings.cache_dir / "mounts" / (m.id.replace("/", "_") + ".lock")))
+                            lock = self.settings.cache_dir / "mounts" / (m.id.replace("/", "_") + ".lock")
+                            stack.enter_context(_flock(lock))
                     elif m.type == "secret":
                         src = self._secret_file(instr, m)
                         if src is not None:
@@ -133,7 +134,13 @@ class RunSteps:
                         else:
                             root = self.ctx.root
                         rel = os.path.normpath("/" + (m.source or "/")).lstrip("/")
-                        oci_mounts.append(Mount.bind(root / rel if rel else root, m.target, readonly=m.readonly))
+                        source = os.path.realpath(root / rel if rel else root)
+                        top = os.path.realpath(root)
+                        if source != top and not source.startswith(top + "/"):
+                            # a symlink in the context (or stage) must not expose host files
+                            raise instr.error(f"--mount source {m.source!r} leads outside its root",
+                                              hint="bind mounts see only the context or the source stage")
+                        oci_mounts.append(Mount.bind(source, m.target, readonly=m.readonly))
                 if not view.is_dir(cwd):
                     (upper / cwd.strip("/")).mkdir(parents=True, exist_ok=True)
                 spec = SandboxSpec(lowerdirs=lowers, upperdir=upper, args=argv, env=env, cwd=cwd,
@@ -146,7 +153,8 @@ class RunSteps:
             if result.exit_code != 0:
                 tail = "\n".join(result.output.rstrip("\n").splitlines()[-30:])
                 raise BuildError(
-                    f"{instr.file}:{instr.line}: RUN failed with exit code {result.exit_code}: {instr.original}\n{tail}",
+                    f"{instr.file}:{instr.line}: RUN failed with exit code {result.exit_code}: "
+                    f"{instr.original}\n{tail}",
                     hint="fix the command; the store was not changed",
                     file=instr.file, line=instr.line, instruction=instr.original, step=self.step,
                     exit_code=result.exit_code, output=result.output,

@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "rendered first) into an OCI image in the local store.",
     )
     p.add_argument("context", metavar="CONTEXT", help="build context directory (or a bundle directory)")
-    p.add_argument("-f", "--file", dest="dockerfile", metavar="DOCKERFILE", help="Dockerfile path (default CONTEXT/Dockerfile)")
+    p.add_argument("-f", "--file", dest="dockerfile", metavar="DOCKERFILE",
+                   help="Dockerfile path (default CONTEXT/Dockerfile)")
     p.add_argument("-t", "--tag", metavar="TAG", help="name the image, e.g. localhost/app:1")
     p.add_argument("--build-arg", action="append", type=_build_arg, default=[], metavar="KEY=VALUE",
                    help="set a build-time ARG (repeatable)")

@@ -177,7 +177,17 @@ def create_container(src: ImageSource, limits: Limits, options: RunOptions, sett
         raise
     for _, s in listeners:
         s.close()  # the monitor holds them now
-    _wait_started(cdir)
+    try:
+        _wait_started(cdir)
+    except RunError as exc:
+        if not getattr(exc, "timed_out", False):
+            # It never ran: nothing worth keeping (the runtime's message is in the error).
+            monitor = read_json(cdir / "status.json").get("monitor_pid")
+            deadline = time.monotonic() + 5
+            while monitor and os.path.exists(f"/proc/{monitor}") and time.monotonic() < deadline:
+                time.sleep(0.01)
+            remove_container_dir(cdir, record)
+        raise
     return cdir
 
 
@@ -249,8 +259,9 @@ def _wait_started(cdir: Path) -> None:
         if st.get("status") in ("running", "exited", "restarting"):
             if st.get("error"):
                 raise RunError(f"container {cdir.name[:12]} did not start: {st['error']}",
-                               hint="see `mlpack logs` and the runtime's message above", exit_code=st.get("exit_code"))
+                               hint="check the command, user and mounts; `mlpack info` shows the runtime",
+                               exit_code=st.get("exit_code"))
             return
         time.sleep(0.005)
     raise RunError(f"container {cdir.name[:12]} did not start within {START_TIMEOUT:.0f}s",
-                   hint=f"see {cdir / 'monitor.log'}")
+                   hint=f"see {cdir / 'monitor.log'}", timed_out=True)

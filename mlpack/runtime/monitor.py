@@ -93,7 +93,7 @@ class Monitor:
         self.status = StatusFile(cdir / "status.json", read_json(cdir / "status.json"))
         self.restart = RestartPolicy(**self.record["restart"])
         self.check = Healthcheck.from_json(self.record.get("healthcheck"))
-        ports = [PortMapping(**p) for p in self.record.get("ports", [])]
+        ports = [PortMapping(**p) for p in self.record.get("listen_ports", [])]
         listeners = [(p, socket.socket(fileno=fd)) for p, fd in zip(ports, listen_fds)]
         netns = self.record.get("netns") if self.record["network"] != "host" else None
         self.forwarder = Forwarder(listeners, netns) if listeners else None

@@ -227,7 +227,7 @@ def resolve_user(rootfs: Path, user: str | None) -> tuple[int, int, tuple[int, .
     if name.isdigit():
         uid = int(name)
         entry = next((e for e in passwd if len(e) >= 4 and e[2] == name), None)
-        gid = int(entry[3]) if entry else uid if uid != 0 else 0
+        gid = int(entry[3]) if entry else 0  # as runc/docker: no passwd entry -> group 0
         if entry and len(entry) >= 6:
             home = entry[5]
         username = entry[0] if entry else None

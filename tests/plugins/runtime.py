@@ -59,7 +59,8 @@ def busybox_rootfs(run_home: Path) -> Path:
     (tmp / "etc" / "group").write_text("root:x:0:\napp:x:1000:\nstaff:x:50:app\n")
     (tmp / "etc" / "hosts").write_text("127.0.0.1 localhost\n")
     (tmp / "www" / "index.html").write_text("hello from busybox\n")
-    os.chown(tmp / "home" / "app", 1000, 1000) if os.geteuid() == 0 else None
+    if os.geteuid() == 0:
+        os.chown(tmp / "home" / "app", 1000, 1000)
     (tmp / ".complete").touch()
     shutil.rmtree(root, ignore_errors=True)
     os.rename(tmp, root)

@@ -188,3 +188,11 @@ def test_extra_ca_files_join_the_default_ca_bundle(tmp_path: Path, run_settings:
                       no_cache=True)
     assert ctx.layer_file(image, "n") == b"1\n"
     assert not list((run_settings.cache_dir / "build" / "tmp").glob("ca-bundle-*"))
+
+
+def test_bind_mount_cannot_follow_a_symlink_out_of_the_context(bctx: Ctx, busybox_httpd_image: str) -> None:
+    import os
+
+    os.symlink("/etc", bctx.root / "hostetc")
+    with pytest.raises(BuildError, match="outside"):
+        bctx.build(f"FROM {busybox_httpd_image}\nRUN --mount=type=bind,source=hostetc,target=/h cat /h/shadow\n")

@@ -101,3 +101,16 @@ def test_buildah_builds_the_same_file_list(serving_context, serving_image, run_s
         subprocess.run([buildah, *storage, "rm", "--all"], capture_output=True, timeout=120)
         subprocess.run(["umount", "-R", str(root / "overlay")], capture_output=True)
         shutil.rmtree(tmp_path / "storage", ignore_errors=True)
+
+
+def test_building_a_bundle_directory_renders_it_and_reuses_every_layer(  # type: ignore[no-untyped-def]
+        sklearn_bundle, serving_image, run_settings: Settings) -> None:
+    from mlpack.builder import build
+
+    events: list[object] = []
+    image = build(sklearn_bundle.path, tag="localhost/mlpack-test/from-bundle:1", settings=run_settings,
+                  progress=events.append)
+    assert image.config["config"]["Labels"]["io.mlpack.model.name"] == sklearn_bundle.name
+    # rendered again into another directory: same content, so the same layers from the cache
+    assert [l["digest"] for l in image.layers] == [l["digest"] for l in serving_image.layers]
+    assert not any(type(e).__name__ == "StepStarted" and "RUN" in e.instruction for e in events)

@@ -49,7 +49,8 @@ def test_cli_run_ps_logs_stop_rm_across_processes(runtime_settings, busybox_http
         stop = mlpack_cli(runtime_settings, "stop", "-t", "1", cid[:12])
         assert stop.returncode == 0, stop.stderr
         assert c.status == "exited"
-        assert "running" not in mlpack_cli(runtime_settings, "ps", "--format", "json").stdout.replace(cid, "")
+        running = json.loads(mlpack_cli(runtime_settings, "ps", "--format", "json").stdout)
+        assert cid[:12] not in [row["id"] for row in running]
         assert cid[:12] in mlpack_cli(runtime_settings, "ps", "-a").stdout
         inspect = json.loads(mlpack_cli(runtime_settings, "inspect", "--format", "json", cid[:12]).stdout)
         assert inspect["Id"] == cid and inspect["State"]["status"] == "exited"
@@ -177,3 +178,17 @@ def test_multithreaded_caller_gets_an_exec_monitor(runtime_settings, busybox_sou
     assert get(c.url) == b"hello from busybox\n"
     c.remove(force=True)
     assert leftovers(runtime_settings, c.id) == []
+
+
+@pytest.mark.parametrize("runtime_name", ["crun", "runc"], indirect=True)
+def test_a_command_that_cannot_start_is_an_error_and_leaves_nothing(runtime_settings, busybox_source):
+    from mlpack.runtime.mounts import mounts_under
+
+    runtime_settings.containers_dir.mkdir(parents=True, exist_ok=True)
+    before = set(runtime_settings.containers_dir.glob("*/record.json"))
+    mounts_before = set(mounts_under(runtime_settings.containers_dir))
+    with pytest.raises(RunError, match="did not start") as err:
+        run(busybox_source(), command=["/no/such/program"], ports=["0:8080"], settings=runtime_settings)
+    assert "/no/such/program" in str(err.value)
+    assert set(runtime_settings.containers_dir.glob("*/record.json")) == before
+    assert set(mounts_under(runtime_settings.containers_dir)) == mounts_before

@@ -134,3 +134,12 @@ def test_events_translate_for_the_pipeline_progress(ctx: Ctx) -> None:
     assert {s.state for s in steps} >= {"cached", "done"}
     cached = [s for s in steps if s.state == "cached"]
     assert cached[0].instruction == "COPY requirements.lock /deps/" and cached[0].size and cached[0].total
+
+
+def test_a_different_source_date_epoch_is_a_different_build(ctx: Ctx) -> None:
+    _fill(ctx)
+    first = ctx.build(DOCKERFILE, source_date_epoch=1_700_000_000)
+    other = ctx.build(source_date_epoch=1_600_000_000)
+    assert _cached(ctx) == [] and other.digest != first.digest
+    again = ctx.build(source_date_epoch=1_700_000_000)
+    assert again.digest == first.digest

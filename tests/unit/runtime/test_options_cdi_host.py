@@ -16,6 +16,7 @@ from mlpack.runtime.options import (
     PortMapping, RestartPolicy, RunOptions, parse_healthcheck, parse_port, parse_ports, parse_restart, parse_volume,
 )
 from mlpack.runtime.state import find_container_dir, write_json
+from mlpack.settings import Settings
 
 
 def test_ports() -> None:
@@ -172,3 +173,15 @@ def test_find_container_by_prefix_or_name(tmp_path: Path) -> None:
         find_container_dir(tmp_path, "zzz")
     with pytest.raises(LookupError):
         find_container_dir(tmp_path, "../etc")
+
+
+def test_host_info_names_runtime_and_cgroup_mode(settings) -> None:
+    from mlpack.runtime import host_info
+
+    info = host_info(settings)
+    assert info["cgroup_mode"] in ("v1", "v2", "hybrid")
+    assert info["runtime"] in ("crun", "runc", None)
+    if info["runtime"]:
+        assert info["runtime_version"].startswith(info["runtime"])
+    forced = host_info(Settings.from_env({"MLPACK_HOME": str(settings.home), "MLPACK_RUNTIME": "/nonexistent/rt"}))
+    assert forced["runtime"] is None and "no OCI runtime" in forced["runtime_error"]

@@ -129,3 +129,7 @@ def test_seccomp_profile_is_small_and_x86_64() -> None:
     assert prof["architectures"][0] == "SCMP_ARCH_X86_64"
     clone = prof["syscalls"][2]
     assert clone["names"] == ["clone"] and clone["args"][0]["value"] == 0x10000000
+
+
+def test_numeric_user_without_passwd_entry_gets_group_0(tmp_path: Path) -> None:
+    assert resolve_user(tmp_path, "1234")[:2] == (1234, 0)  # no /etc/passwd at all
