@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -95,7 +94,7 @@ def create_container(src: ImageSource, limits: Limits, options: RunOptions, sett
     """Create and start a container; returns its directory once it runs (or has already exited)."""
     rt = select_runtime(settings)
     root = settings.containers_dir
-    cid = secrets.token_hex(32)
+    cid = os.urandom(32).hex()
     cdir = root / cid
     record: dict[str, Any] = {}
     listeners: list = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +58,8 @@ def parse_port(value: str | int | PortMapping | tuple) -> PortMapping:
         parts = text.split(":")
         if len(parts) == 3:
             host_ip, text = parts[0], ":".join(parts[1:])
+    import ipaddress  # only when a port is published: keeps `mlpack ps` start-up small
+
     try:
         ipaddress.ip_address(host_ip)
     except ValueError:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import threading
@@ -107,7 +106,7 @@ def run_sandbox(
     if not upper.is_dir():
         raise RunError(f"upperdir {upper} does not exist", hint="create it before calling run_sandbox")
     rt = select_runtime(settings)
-    sid = "mlpack-sbx-" + secrets.token_hex(6)
+    sid = "mlpack-sbx-" + os.urandom(6).hex()
     base = settings.home / "sandbox" / sid
     rootfs = base / "rootfs"
     own_workdir = spec.workdir is None

@@ -12,7 +12,7 @@ import pytest
 
 from mlpack.errors import BuildError
 from mlpack.settings import Settings
-from tests.unit.builder.conftest import Ctx
+from tests.unit.builder.helpers import Ctx
 
 PAYLOAD = b"pinned payload\n"
 

@@ -12,7 +12,7 @@ import pytest
 from mlpack.builder.events import StepCached, StepOutput
 from mlpack.errors import BuildError
 from mlpack.settings import Settings
-from tests.unit.builder.conftest import Ctx
+from tests.unit.builder.helpers import Ctx
 
 pytestmark = [pytest.mark.build, pytest.mark.runtime]
 

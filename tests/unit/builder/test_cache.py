@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mlpack.builder.events import BuildDone, StepCached, StepDone
 from mlpack.settings import Settings
-from tests.unit.builder.conftest import Ctx
+from tests.unit.builder.helpers import Ctx
 
 DOCKERFILE = (
     "FROM scratch\n"

@@ -9,7 +9,7 @@ import tarfile
 import pytest
 
 from mlpack.errors import BuildError
-from tests.unit.builder.conftest import Ctx
+from tests.unit.builder.helpers import Ctx
 
 
 def test_copy_context_with_dockerignore_globs_and_dest_rules(ctx: Ctx) -> None:

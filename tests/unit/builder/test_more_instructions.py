@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mlpack.errors import BuildError
-from tests.unit.builder.conftest import Ctx
+from tests.unit.builder.helpers import Ctx
 
 
 def test_copy_from_an_image_in_the_store(ctx: Ctx) -> None:
