@@ -14,7 +14,10 @@ from dataclasses import replace
 from typing import Any
 
 from mlpack.errors import ExportError, ImageNotFound
-from mlpack.kube import ExportOptions, ExportResult, ImageInfo, check_export, export_k8s
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # mlpack.kube and PyYAML load only when an export runs: `mlpack run` starts faster
+    from mlpack.kube import ExportOptions, ExportResult, ImageInfo
 from mlpack.settings import Settings
 from mlpack.types import Limits
 
@@ -54,6 +57,8 @@ def _parse_port(exposed: dict[str, Any] | None, env: dict[str, str]) -> int | No
 
 def image_info_from_config(reference: str, digest: str | None, config: dict[str, Any]) -> ImageInfo:
     """ImageInfo from an OCI image config (the whole config blob or its ``config`` part)."""
+    from mlpack.kube import ImageInfo
+
     inner = config.get("config") if isinstance(config.get("config"), dict) else config
     env = dict(
         item.split("=", 1) for item in (inner.get("Env") or []) if isinstance(item, str) and "=" in item
@@ -92,6 +97,8 @@ def image_info(image: Any, *, reference: str | None = None, digest: str | None =
 
 
 def _image_info(image: Any) -> ImageInfo:
+    from mlpack.kube import ImageInfo
+
     if isinstance(image, ImageInfo):
         return image
     if isinstance(image, str):
@@ -133,6 +140,8 @@ def resolve_image(
     its digest, user and port); with ``push`` the image is pushed there first
     and the manifests name the pushed digest. Given ``limits`` and
     ``options``, everything else is checked before anything is pushed."""
+    from mlpack.kube import ExportOptions, ImageInfo, check_export
+
     source = image
     if isinstance(image, str) and not _DIGEST_IN_REF.search(image.strip()):
         found = _from_store(image.strip(), settings)
@@ -171,6 +180,8 @@ def export(
 ) -> ExportResult:
     """Resolve (and push) ``image``, then write the manifests: what mlpack.export_k8s
     and ``mlpack export k8s`` both run."""
+    from mlpack.kube import ExportOptions, export_k8s
+
     if isinstance(options, dict):
         options = ExportOptions(**options)
     options = options or ExportOptions()
@@ -227,6 +238,8 @@ def _check_gpus(value: str | None) -> None:
 
 def _export_k8s(args: argparse.Namespace, settings: Settings) -> int:
     _check_gpus(args.gpus)
+    from mlpack.kube import ExportOptions
+
     limits = Limits(cpus=args.cpus, memory=args.memory, pids=args.pids_limit, gpus=args.gpus)
     options = ExportOptions(
         name=args.name,
