@@ -13,39 +13,12 @@ import os
 import stat
 from pathlib import Path
 
-from mlpack.oci.layer import Entry
+from mlpack.oci.layer import Entry, is_opaque, layer_xattrs
 
 __all__ = ["Entry", "from_upperdir", "lower_lookup"]
 
 # overlayfs bookkeeping (kernel and userxattr flavours) never goes into a layer
-_OVERLAY_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
 _CHUNK = 1 << 20
-
-
-def _xattrs(path: str) -> dict[str, bytes]:
-    try:
-        names = os.listxattr(path, follow_symlinks=False)
-    except OSError:
-        return {}
-    out = {}
-    for name in names:
-        if name.startswith(_OVERLAY_XATTR_PREFIXES):
-            continue
-        try:
-            out[name] = os.getxattr(path, name, follow_symlinks=False)
-        except OSError:
-            continue
-    return out
-
-
-def _is_opaque(path: str) -> bool:
-    for name in ("trusted.overlay.opaque", "user.overlay.opaque"):
-        try:
-            if os.getxattr(path, name, follow_symlinks=False) == b"y":
-                return True
-        except OSError:
-            continue
-    return False
 
 
 def _is_whiteout(st: os.stat_result) -> bool:
@@ -77,7 +50,7 @@ def lower_lookup(lowers: list[Path], rel: str) -> tuple[str, os.stat_result] | N
         except OSError:
             # stop at an opaque parent: lowers below it are hidden
             parent = os.path.dirname(path)
-            if os.path.isdir(parent) and _is_opaque(parent) and parent != base:
+            if os.path.isdir(parent) and is_opaque(parent) and parent != base:
                 return None
             continue
         if _is_whiteout(st):
@@ -102,7 +75,7 @@ def _same_content(a: str, b: str, size: int) -> bool:
 def _entry_for(path: str, rel: str, st: os.stat_result, links: dict[tuple[int, int], str]) -> Entry:
     mode = stat.S_IMODE(st.st_mode)
     base = dict(path=rel, mode=mode, uid=st.st_uid, gid=st.st_gid, mtime=int(st.st_mtime),
-                xattrs=_xattrs(path))
+                xattrs=layer_xattrs(path))
     if stat.S_ISREG(st.st_mode):
         key = (st.st_dev, st.st_ino)
         if st.st_nlink > 1:
@@ -136,7 +109,7 @@ def _unchanged(path: str, st: os.stat_result, lower: tuple[str, os.stat_result] 
         return os.readlink(path) == os.readlink(lpath)
     if stat.S_ISREG(st.st_mode):
         return (st.st_size == lst.st_size and st.st_mtime_ns == lst.st_mtime_ns
-                and _xattrs(path) == _xattrs(lpath) and _same_content(path, lpath, st.st_size))
+                and layer_xattrs(path) == layer_xattrs(lpath) and _same_content(path, lpath, st.st_size))
     return st.st_rdev == lst.st_rdev
 
 
@@ -160,7 +133,7 @@ def from_upperdir(upper: Path, lowers: list[Path]) -> list[Entry]:
                 continue
             lower = lower_lookup(lowers, rel)
             if stat.S_ISDIR(st.st_mode):
-                opaque = _is_opaque(path)
+                opaque = is_opaque(path)
                 children = walk(path, rel)
                 if opaque:
                     children.insert(0, Entry(path=rel, type="opaque"))

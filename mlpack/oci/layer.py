@@ -26,7 +26,7 @@ from mlpack.errors import StoreError
 from mlpack.oci.layout import Layer, Store
 from mlpack.oci.media import OCI_LAYER_GZIP
 
-__all__ = ["Entry", "LayerOptions", "write_entries", "write_dir", "entries_from_dir", "write_tar"]
+__all__ = ["Entry", "LayerOptions", "write_entries", "write_dir", "entries_from_dir", "write_tar", "layer_xattrs", "is_opaque"]
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
@@ -289,12 +289,12 @@ def entries_from_dir(path: str | os.PathLike[str], options: LayerOptions | None 
         st = os.lstat(full)
         lpath = f"{prefix}/{rel}" if prefix else rel
         common = dict(mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid, mtime=int(st.st_mtime))
-        xattrs = _xattrs(full, st)
+        xattrs = layer_xattrs(full)
         if stat.S_ISCHR(st.st_mode) and options.overlay_upper and st.st_rdev == 0:
             out.append(Entry(lpath, "whiteout", mtime=common["mtime"]))
         elif stat.S_ISDIR(st.st_mode):
             out.append(Entry(lpath, "dir", xattrs=xattrs, **common))  # type: ignore[arg-type]
-            if options.overlay_upper and _is_opaque(full):
+            if options.overlay_upper and is_opaque(full):
                 out.append(Entry(lpath, "opaque", mtime=common["mtime"]))
         elif stat.S_ISLNK(st.st_mode):
             out.append(Entry(lpath, "symlink", linkname=os.readlink(full), xattrs=xattrs, **common))  # type: ignore[arg-type]
@@ -314,15 +314,19 @@ def entries_from_dir(path: str | os.PathLike[str], options: LayerOptions | None 
     return out
 
 
-def _xattrs(path: Path, st: os.stat_result) -> dict[str, bytes]:
+def layer_xattrs(path: Path | str) -> dict[str, bytes]:
+    """The extended attributes of ``path`` that belong in a layer.
+
+    Only ``user.*`` and file capabilities; ``trusted.overlay.*`` and
+    ``user.overlay.*`` describe an overlay itself and must never leak.
+    """
     try:
         names = os.listxattr(path, follow_symlinks=False)
     except OSError:
         return {}
     out = {}
     for name in names:
-        # trusted.overlay.* describe the overlay itself and must never leak into a layer
-        if name.startswith(_KEEP_XATTR_PREFIXES):
+        if name.startswith(_KEEP_XATTR_PREFIXES) and not name.startswith("user.overlay."):
             try:
                 out[name] = os.getxattr(path, name, follow_symlinks=False)
             except OSError:
@@ -330,7 +334,8 @@ def _xattrs(path: Path, st: os.stat_result) -> dict[str, bytes]:
     return out
 
 
-def _is_opaque(path: Path) -> bool:
+def is_opaque(path: Path | str) -> bool:
+    """True when ``path`` is an overlay upper directory marked opaque."""
     for attr in ("trusted.overlay.opaque", "user.overlay.opaque"):
         try:
             if os.getxattr(path, attr, follow_symlinks=False) == b"y":
