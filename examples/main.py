@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"trained {type(clf).__name__} on iris ({len(X)} rows) in {time.monotonic() - started:.2f} s")
 
     try:
-        service = mlpack.serve(clf, X[:40], name=args.name, cpus=args.cpus, memory=args.memory,
+        service = mlpack.serve(clf, X[::4],  # every 4th row: all three classes
+                               name=args.name, cpus=args.cpus, memory=args.memory,
                                pids=args.pids, progress=TextSink())
     except mlpack.MlpackError as exc:
         print("\n".join(failure_lines(exc)), file=sys.stderr)
