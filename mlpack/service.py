@@ -230,6 +230,12 @@ def serve(model: Any, sample: Any, *, options: ServeOptions | None = None,
         options = replace(options, **kwargs)
     settings = settings or Settings.from_env()
     limits = options.limits()  # validate before any work
+    if options.k8s and not options.push:
+        # Manifests must name an image the cluster can pull, pinned by digest:
+        # a name in the local store is neither, so say so before building.
+        raise ServeError("Kubernetes export needs the image in a registry",
+                         hint="add --push REGISTRY/REPO:TAG (push=... in Python); the manifests "
+                              "then pin the pushed digest", stage="config")
     t0 = time.monotonic()
     pipe = _Pipeline(progress)
     # The container this one replaces is removed while the image builds.

@@ -52,3 +52,13 @@ def test_log_summary_keeps_errors_and_drops_access_lines() -> None:
     assert lines[2].startswith("error: model failed to load | ModuleNotFoundError: No module named 'sklearn'")
     assert "hint: fix hooks.py" in lines[2]
     assert not any("request" in line for line in lines)
+
+
+def test_k8s_export_without_push_is_refused_before_any_work(tmp_path) -> None:
+    from mlpack.settings import Settings
+
+    settings = Settings.from_env({"MLPACK_HOME": str(tmp_path / "home")})
+    with pytest.raises(ServeError) as info:
+        serve(object(), np.zeros((2, 4)), k8s=tmp_path / "k8s", settings=settings)
+    assert "--push" in str(info.value) and info.value.stage == "config"
+    assert not (tmp_path / "home").exists() and not (tmp_path / "k8s").exists()
