@@ -243,9 +243,28 @@ def _prune(args: argparse.Namespace, settings: Settings) -> int:
     keep: set[str] = set()
     for summary in store.list():
         keep.update(store.resolve(summary.digest).diff_ids)
+    keep.update(_layers_in_use(settings))
     layers = prune(settings.layers_dir, keep, grace_s=args.grace)
     print(f"deleted {count} blobs ({_human(freed)}) and {layers} unpacked layer(s)")
     return 0
+
+
+def _layers_in_use(settings: Settings) -> set[str]:
+    """diff_ids of the unpacked layers under any container, even one whose image was removed:
+    pruning them would pull the floor from under a running container."""
+    from pathlib import Path
+
+    from mlpack.runtime import list_containers
+
+    base = settings.layers_dir / "sha256"
+    used = set()
+    for container in list_containers(settings, all=True):
+        for lower in container.record.get("lowerdirs") or []:
+            try:
+                used.add("sha256:" + Path(lower).relative_to(base).parts[0])
+            except (ValueError, IndexError):
+                continue
+    return used
 
 
 def inspect_target(args: argparse.Namespace, settings: Settings) -> int:
