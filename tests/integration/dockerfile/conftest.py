@@ -19,9 +19,11 @@ without it the secret file is simply absent and pip uses its own CAs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,13 +113,25 @@ def local_base(request: pytest.FixtureRequest, buildah: Buildah, run_home: Path,
     except Exception as exc:  # a broken bootstrap must not hide what render can show
         warnings.warn(f"mlpack base bootstrap failed ({exc}); making the base with mmdebstrap here")
     else:
-        result = buildah.run("pull", "-q", f"oci:{run_settings.store_dir}:{LOCAL_BASE}", check=False)
+        result = buildah.run("pull", "-q", f"oci:{_lowercase_path(run_settings.store_dir)}:{LOCAL_BASE}",
+                             check=False)
         if result.returncode == 0:
             if not buildah.has_image(LOCAL_BASE):
                 buildah.run("tag", result.stdout.strip().splitlines()[-1], LOCAL_BASE)
             return LOCAL_BASE
         warnings.warn(f"buildah could not read the bootstrapped base: {result.stderr[-500:]}")
     return _mmdebstrap_base(buildah, run_home)
+
+
+def _lowercase_path(path: Path) -> Path:
+    """buildah names an image pulled from an OCI layout after the layout's path, and
+    refuses upper case there (mktemp makes such names): go through a lower-case link."""
+    if str(path) == str(path).lower():
+        return path
+    link = Path(tempfile.gettempdir()) / f"mlpack-store-{hashlib.sha256(str(path).encode()).hexdigest()[:16]}"
+    if not link.is_symlink():
+        link.symlink_to(path)
+    return link
 
 
 def _mmdebstrap_base(buildah: Buildah, run_home: Path) -> str:

@@ -150,8 +150,9 @@ def test_sizes(built: Built, run_home: Path) -> None:
     # What the rendered Dockerfile adds on top of the base (venv, code, model).
     # The totals' targets (< 250 MB, < 90 MB) also depend on the bootstrapped
     # base, which tests/integration/oci owns; they are reported, not asserted here.
-    assert sum(uncompressed[1:]) < 115 * MIB, report
-    assert sum(compressed[1:]) < 40 * MIB, report
+    # (onnxruntime, numpy, fastapi/uvicorn with uvloop and httptools: about 125 MiB, 42 MiB gzipped)
+    assert sum(uncompressed[1:]) < 130 * MIB, report
+    assert sum(compressed[1:]) < 46 * MIB, report
     assert uncompressed[-1] < 1 * MIB, report  # the model layer of a small model is small
 
 

@@ -178,9 +178,7 @@ def test_two_workers_serve_the_same_model(iris_bundle: Path, tmp_path: Path) -> 
     served = start(iris_bundle, tmp_path / "server.log", "--workers", "2", "--no-access-log")
     try:
         wait_ready(served)
-        for _ in range(10):
-            status, body, _ = post(served.url + "/predict", b'{"inputs": [[5.1, 3.5, 1.4, 0.2]]}')
-            assert status == 200 and json.loads(body)["outputs"]["label"] == [0]
+        # Each worker loads the model itself and answers 503 until it has: wait for both.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             pids = {r.get("pid") for r in served.lines() if r.get("msg") == "model ready"}
@@ -188,5 +186,8 @@ def test_two_workers_serve_the_same_model(iris_bundle: Path, tmp_path: Path) -> 
                 break
             time.sleep(0.2)
         assert len(pids) == 2, served.log.read_text()[-2000:]
+        for _ in range(10):
+            status, body, _ = post(served.url + "/predict", b'{"inputs": [[5.1, 3.5, 1.4, 0.2]]}')
+            assert status == 200 and json.loads(body)["outputs"]["label"] == [0]
     finally:
         assert stop(served) in (0, -15)
