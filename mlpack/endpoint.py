@@ -53,11 +53,12 @@ def predict_http(url: str, payload: dict, *, timeout: float = 30.0) -> dict[str,
 def to_payload(x: Any) -> dict:
     """The ``/predict`` body for ``x``: rows for one input, a mapping for several."""
     if isinstance(x, dict):
-        return {"inputs": {str(k): _as_array(v).tolist() for k, v in x.items()}}
-    return {"inputs": _as_array(x).tolist()}
+        return {"inputs": {str(k): as_array(v).tolist() for k, v in x.items()}}
+    return {"inputs": as_array(x).tolist()}
 
 
-def _as_array(value: Any) -> np.ndarray:
+def as_array(value: Any) -> np.ndarray:
+    """A numpy array from an array, a list, a torch tensor or a pandas object."""
     if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
         value = value.detach().cpu().numpy()
     elif hasattr(value, "to_numpy"):  # pandas

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from mlpack.endpoint import as_array
 from mlpack.errors import ServeError
 
 __all__ = ["ParityResult", "compare", "kernel_outputs", "load_hooks", "sample_feeds"]
@@ -92,14 +93,6 @@ def load_hooks(source: str | None) -> tuple[Any, Any]:
     return namespace.get("preprocess"), namespace.get("postprocess")
 
 
-def _as_array(value: Any) -> np.ndarray:
-    if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
-        value = value.detach().cpu().numpy()
-    elif hasattr(value, "to_numpy"):  # pandas
-        value = value.to_numpy()
-    return np.asarray(value)
-
-
 def sample_feeds(bundle: Any) -> dict[str, np.ndarray]:
     """The rows the container is asked about: the bundle's stored sample, by input name."""
     return {str(k): np.asarray(v) for k, v in bundle.sample().items()}
@@ -129,11 +122,11 @@ def kernel_outputs(model: Any, sample: Any, bundle: Any, hooks_source: str | Non
             pass  # a bundle without expected outputs: ask the model
     if preprocess is not None:
         feeds = _call_hook(preprocess, "preprocess", dict(feeds))
-        feeds = {str(k): _as_array(v) for k, v in feeds.items()}
+        feeds = {str(k): as_array(v) for k, v in feeds.items()}
     outputs = _model_outputs(model, sample, feeds)
     if postprocess is not None:
-        outputs = _call_hook(postprocess, "postprocess", {k: _as_array(v) for k, v in outputs.items()})
-    return {str(k): _as_array(v) for k, v in outputs.items()}
+        outputs = _call_hook(postprocess, "postprocess", {k: as_array(v) for k, v in outputs.items()})
+    return {str(k): as_array(v) for k, v in outputs.items()}
 
 
 def _call_hook(func: Any, name: str, value: dict) -> dict:

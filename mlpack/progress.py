@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO, Union
 
+from mlpack.builder.events import format_size  # one spelling of sizes everywhere
 from mlpack.errors import MlpackError
 
 __all__ = [
@@ -74,18 +75,6 @@ class LogEvent:
 
 Event = Union[StageEvent, BuildStepEvent, LogEvent]
 Sink = Callable[[Event], None]
-
-
-def format_size(size: int | None) -> str:
-    """``1536`` -> ``'1.5 KiB'``; None -> ``''``."""
-    if size is None:
-        return ""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GiB"  # pragma: no cover
 
 
 def _first(obj: Any, *names: str, default: Any = None) -> Any:

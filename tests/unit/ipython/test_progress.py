@@ -40,7 +40,7 @@ def test_text_sink_prints_stage_and_finished_steps_only() -> None:
 
 
 def test_format_size() -> None:
-    assert format_size(None) == "" and format_size(12) == "12 B" and format_size(1536) == "1.5 KiB"
+    assert format_size(None) == "-" and format_size(12) == "12 B" and format_size(1536) == "1.5 KiB"
 
 
 def test_widget_progress_tracks_stages_steps_and_cache_hits() -> None:
