@@ -73,6 +73,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_verify)
     p = system.add_parser("prune", help="delete unreferenced blobs and unused unpacked layers")
     p.add_argument("--grace", type=float, default=0.0, help="spare blobs younger than this many seconds")
+    p.add_argument("--build-cache", action="store_true",
+                   help="also drop the build cache and RUN cache mounts (the next build is cold)")
     p.set_defaults(handler=_prune)
 
 
@@ -246,6 +248,10 @@ def _prune(args: argparse.Namespace, settings: Settings) -> int:
     keep.update(_layers_in_use(settings))
     layers = prune(settings.layers_dir, keep, grace_s=args.grace)
     print(f"deleted {count} blobs ({_human(freed)}) and {layers} unpacked layer(s)")
+    if args.build_cache:
+        from mlpack.builder.prune import prune_cache
+
+        print(f"deleted the build cache ({_human(prune_cache(settings))})")
     return 0
 
 
