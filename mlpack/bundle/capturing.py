@@ -147,7 +147,11 @@ def _staging_dir(target: Path) -> Path:
 
 
 def _rows(arrays: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
-    return {k: v[:n] for k, v in arrays.items()}
+    """``n`` rows spread evenly over the sample (first and last included), not its head:
+    samples are often sorted by class, and these rows are what the image is checked on."""
+    length = len(next(iter(arrays.values())))
+    index = np.unique(np.linspace(0, length - 1, num=min(n, length)).round().astype(int))
+    return {k: v[index] for k, v in arrays.items()}
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
