@@ -8,6 +8,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlpack.bundle.spec import NAME_RE
 from mlpack.errors import ConfigError
 from mlpack.service import ServeOptions
 from mlpack.types import Limits
@@ -17,8 +18,9 @@ __all__ = ["ContainerizeArgs", "parse_args", "USAGE"]
 USAGE = ("%%containerize MODEL_VAR --sample SAMPLE_VAR [--name N] [--cpus C] [--memory M] "
          "[--pids P] [--gpus G] [--port P] [--push REF] [--k8s DIR] [--no-run] [--base REF] [--timeout S] [--debug]")
 
-# An image name component (lowercase, digits, separators), as registries accept.
-_NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+# The capture's rule for names (one separator between runs), checked here so a bad
+# --name fails before any work; 63 more because the name also names a container.
+_NAME_MAX = 63
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ def parse_args(line: str) -> ContainerizeArgs:
             raise ConfigError(f"%containerize: {label} must be a variable name, not {var!r}",
                               hint=f"usage: {USAGE}")
     name = ns.name or default_name(ns.model_var)
-    if not _NAME_RE.match(name) or len(name) > 63:
+    if not NAME_RE.match(name) or len(name) > _NAME_MAX:
         raise ConfigError(f"--name {name!r} is not a valid image and container name",
                           hint="use lowercase letters, digits and single . _ - between them (at most 63)")
     if ns.port is not None and not 0 < ns.port < 65536:
