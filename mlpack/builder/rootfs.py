@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 from mlpack.builder.cache import is_virtual
 from mlpack.errors import BuildError
 from mlpack.oci import layercache
-from mlpack.oci.layer import Entry
+from mlpack.oci.layer import Entry, is_opaque
 from mlpack.oci.layout import Layer, Store
 from mlpack.settings import Settings
 
@@ -162,14 +162,7 @@ class _DirLayer:
         return Meta(st.st_mode, st.st_uid, st.st_gid, int(st.st_mtime), link)
 
     def is_opaque(self, rel_dir: str) -> bool:
-        full = f"{self.base}/{rel_dir}" if rel_dir else self.base
-        for name in ("trusted.overlay.opaque", "user.overlay.opaque"):
-            try:
-                if os.getxattr(full, name, follow_symlinks=False) == b"y":
-                    return True
-            except OSError:
-                continue
-        return False
+        return is_opaque(f"{self.base}/{rel_dir}" if rel_dir else self.base)
 
 
 def index_of(entries: list[Entry]) -> dict[str, Any]:
