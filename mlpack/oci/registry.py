@@ -19,7 +19,9 @@ from mlpack.errors import RegistryError, StoreError
 from mlpack.oci import reference as _reference
 from mlpack.oci.auth import load_credentials
 from mlpack.oci.layout import Image, Store, pick_platform
-from mlpack.oci.media import ACCEPT_MANIFESTS, INDEX_TYPES, MANIFEST_TYPES, check_digest
+from mlpack.oci.media import (
+    ACCEPT_MANIFESTS, INDEX_TYPES, MANIFEST_TYPES, MAX_MANIFEST_BYTES, check_digest, oversized_config,
+)
 from mlpack.oci.reference import Reference
 from mlpack.oci.transport import Transport
 from mlpack.settings import Settings
@@ -30,7 +32,7 @@ __all__ = ["pull", "push", "PushOptions", "Progress", "Client"]
 Progress = Callable[[str, str, int, int], None]
 
 _CHUNK = 1 << 20
-_MAX_MANIFEST = 4 << 20
+_MAX_MANIFEST = MAX_MANIFEST_BYTES
 _HUB_ENDPOINT = "registry-1.docker.io"
 
 
@@ -225,6 +227,10 @@ def _pull(client: Client, ref: Reference, store: Store, progress: Progress | Non
         if digest != child["digest"]:
             raise RegistryError("manifest digest differs from the index", registry=client.registry, step="get manifest")
     manifest = json.loads(data)
+    too_big = oversized_config(manifest)
+    if too_big:
+        raise RegistryError(too_big, hint="the registry serves a hostile or broken image", registry=client.registry,
+                            step="get manifest")
     for desc in [manifest["config"], *manifest.get("layers", [])]:
         client.get_blob(store, desc, progress)
     store.put_manifest(data, media_type, ref=str(ref))
