@@ -9,6 +9,7 @@ store's files; the manifest is pushed last, byte for byte as stored.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import urllib.parse
 from collections.abc import Callable
@@ -53,7 +54,8 @@ class Client:
         insecure = plain_http or host in settings.insecure_registries or registry in settings.insecure_registries
         # a mirror gets its own credentials, never Docker Hub's
         creds = load_credentials(endpoint if endpoint else registry, settings.docker_config)
-        self.http = Transport(host, insecure=insecure, credentials=creds)
+        self.http = Transport(host, insecure=insecure, credentials=creds,
+                              insecure_hosts=tuple(settings.insecure_registries))
 
     def scope(self, actions: str = "pull") -> str:
         return f"repository:{self.repository}:{actions}"
@@ -69,8 +71,13 @@ class Client:
         """(bytes, media type, digest) of the manifest or index ``ref`` (tag or digest)."""
         resp = self.http.request("GET", self.url("manifests", ref), step="get manifest",
                                  headers={"Accept": ACCEPT_MANIFESTS}, scope=self.scope())
-        data = resp.read(_MAX_MANIFEST + 1)
-        resp.close()
+        try:
+            data = resp.read(_MAX_MANIFEST + 1)
+        except (OSError, http.client.HTTPException) as exc:
+            raise RegistryError(f"manifest {ref} broke off: {exc}", hint="pull again", registry=self.registry,
+                                step="get manifest") from None
+        finally:
+            resp.close()
         if len(data) > _MAX_MANIFEST:
             raise RegistryError("manifest is larger than 4 MiB", registry=self.registry, step="get manifest")
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
