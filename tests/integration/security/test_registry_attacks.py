@@ -74,9 +74,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: bytes = b"", headers: dict | None = None) -> None:
         self.send_response(status)
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
+        for item in {**(headers or {}), "Content-Length": str(len(body))}.items():
+            self.send_header(*item)
         self.end_headers()
         self.wfile.write(body)
 
