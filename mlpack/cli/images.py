@@ -203,7 +203,8 @@ def _load(args: argparse.Namespace, settings: Settings) -> int:
 
     quiet = args.quiet
     images = load(_store(settings), args.input, ref=args.tag,
-                  progress=None if quiet else (lambda line: print(line, file=sys.stderr)))
+                  progress=None if quiet else (lambda line: print(line, file=sys.stderr)),
+                  layers_dir=settings.layers_dir)
     for image in images:
         print(f"Loaded image: {image.ref or image.digest}")
     return 0

@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import orjson
 
+from mlpack.server.shapes import check_v2_shape
 from mlpack.server.tensors import NUMPY_OF_V2, V2_OF_NUMPY, Spec, check_rows, coerce, invalid
 
 __all__ = ["Decoded", "loads", "dumps", "decode_predict", "encode_predict", "decode_v2", "encode_v2"]
@@ -179,6 +180,7 @@ def decode_v2(body: bytes, header_length: str | None, inputs: Sequence[Spec], ou
         shape = tensor.get("shape")
         if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
             raise invalid(f"input {name!r}: \"shape\" must be a list of integers, got {shape!r}", input=name)
+        shape = check_v2_shape(spec, shape)
         tparams = tensor.get("parameters", {})
         if not isinstance(tparams, dict):
             raise invalid(f'input {name!r}: "parameters" must be a JSON object', input=name)
