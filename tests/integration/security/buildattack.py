@@ -14,6 +14,7 @@ import pytest
 
 from mlpack.builder.runstep import MountSpec, cache_mount_dir
 from mlpack.settings import Settings
+from tests.unit.builder.helpers import Ctx
 
 SECRET = b"host-loopback-secret-7c1f"
 
@@ -23,6 +24,15 @@ def needs_root_and_runtime() -> None:
         pytest.skip("RUN steps need root (overlayfs, namespaces)")
     if not (shutil.which("crun") or shutil.which("runc")):
         pytest.skip("no OCI runtime (crun or runc); tests/run.sh installs them")
+
+
+@pytest.fixture
+def bctx(tmp_path: Path, run_settings: Settings, busybox_httpd_image: str) -> Ctx:
+    """A build context whose home is the run's (the busybox base is there); test modules import it."""
+    needs_root_and_runtime()
+    root = tmp_path / "ctx"
+    root.mkdir()
+    return Ctx(root, run_settings)
 
 
 class LoopbackServer:

@@ -14,18 +14,10 @@ import pytest
 from mlpack.errors import BuildError
 from mlpack.oci import layercache
 from mlpack.settings import Settings
-from tests.integration.security.buildattack import needs_root_and_runtime
+from tests.integration.security.buildattack import bctx, needs_root_and_runtime  # noqa: F401 - a fixture
 from tests.unit.builder.helpers import Ctx
 
 pytestmark = [pytest.mark.build, pytest.mark.runtime]
-
-
-@pytest.fixture
-def bctx(tmp_path: Path, run_settings: Settings, busybox_httpd_image: str) -> Ctx:
-    needs_root_and_runtime()
-    root = tmp_path / "ctx"
-    root.mkdir()
-    return Ctx(root, run_settings)
 
 
 def _tree(root: Path) -> dict[str, str]:

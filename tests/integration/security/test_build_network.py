@@ -13,20 +13,13 @@ import pytest
 from mlpack.errors import BuildError
 from mlpack.oci.base import BASE_REF
 from mlpack.settings import Settings
-from tests.integration.security.buildattack import (
+from tests.integration.security.buildattack import (  # noqa: F401 - bctx is a fixture
+    bctx,
     SECRET, LoopbackServer, needs_root_and_runtime, rendezvous, wait_for,
 )
 from tests.unit.builder.helpers import Ctx
 
 pytestmark = [pytest.mark.build, pytest.mark.runtime]
-
-
-@pytest.fixture
-def bctx(tmp_path: Path, run_settings: Settings, busybox_httpd_image: str) -> Ctx:
-    needs_root_and_runtime()
-    root = tmp_path / "ctx"
-    root.mkdir()
-    return Ctx(root, run_settings)
 
 
 @pytest.fixture
