@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from mlpack.errors import BuildError
-from mlpack.runtime.inroot import resolve_in_root
 from mlpack.settings import Settings
 from tests.integration.security.buildattack import bctx, needs_root_and_runtime  # noqa: F401 - a fixture
 from tests.unit.builder.helpers import Ctx
@@ -115,20 +114,3 @@ def test_mountpoint_cleanup_never_deletes_host_files(bctx: Ctx, busybox_httpd_im
                f"mv /m /m.old && ln -s {victim} /m\n",
                no_cache=True, secrets={"s": str(secret)})
     assert (victim / "x" / "y").is_dir() and (victim / "x" / "f").is_file()
-
-
-def test_resolution_without_openat2_agrees(tmp_path: Path, host_dir: Path) -> None:
-    root = tmp_path / "r"
-    (root / "data").mkdir(parents=True)
-    (root / "data" / "f").write_text("in root")
-    os.symlink("/data", root / "abs")
-    os.symlink("../../../../..", root / "up")
-    os.symlink(str(host_dir), root / "host")
-    os.symlink("/etc", root / "etc")
-    for use in (True, False):
-        assert resolve_in_root(root, "abs/f", use_openat2=use) == root / "data" / "f"
-        assert resolve_in_root(root, "up/data/f", use_openat2=use) == root / "data" / "f"
-        assert resolve_in_root(root, "host/shadow", use_openat2=use) is None
-        assert resolve_in_root(root, "abs", follow=False, use_openat2=use) == root / "abs"
-        with pytest.raises(BuildError, match="symbolic links"):
-            resolve_in_root(root, "etc/shadow", use_openat2=use)
