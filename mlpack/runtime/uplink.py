@@ -13,6 +13,10 @@ an unprivileged client, while
 
 - the host's loopback (127.0.0.1:*, what local daemons and test servers bind)
   is refused (``--disable-host-loopback``: 10.0.2.2 leads nowhere),
+- the host's own addresses (192.0.2.2 on eth0, a bridge's 172.17.0.1, ...),
+  where services bound to 0.0.0.0 listen, are ``unreachable`` routes in the
+  step's namespace (set before the step starts; a step has no CAP_NET_ADMIN
+  to remove them),
 - the host's interfaces, routes, listening sockets and traffic are not
   visible: ``/proc/net/*`` and an AF_PACKET socket see only the namespace's
   ``lo`` and ``tap0``,
@@ -26,6 +30,7 @@ the builder dies.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import select
 import shutil
@@ -35,9 +40,11 @@ from pathlib import Path
 
 from mlpack.errors import RunError
 
-__all__ = ["Uplink", "start_uplink", "uplink_available", "UPLINK_RESOLV_CONF", "READY_TIMEOUT"]
+__all__ = ["Uplink", "start_uplink", "uplink_available", "host_addresses", "block_addresses",
+           "UPLINK_RESOLV_CONF", "READY_TIMEOUT"]
 
 UPLINK_RESOLV_CONF = "nameserver 10.0.2.3\n"
+SLIRP_NET = ipaddress.ip_network("10.0.2.0/24")  # slirp4netns's own: gateway .2, DNS .3, the step .100
 READY_TIMEOUT = 30.0
 
 
@@ -68,6 +75,42 @@ class Uplink:
             self.proc.wait()
 
 
+def host_addresses(fib_trie: Path = Path("/proc/net/fib_trie")) -> list[str]:
+    """The IPv4 addresses of this network namespace's interfaces (loopback left out: slirp refuses it)."""
+    found: list[str] = []
+    try:
+        lines = fib_trie.read_text().splitlines()
+    except OSError:
+        return found
+    last = ""
+    for line in lines:
+        text = line.strip()
+        if text.startswith("|--"):
+            last = text[3:].strip()
+        elif text == "/32 host LOCAL" and last:
+            addr = ipaddress.ip_address(last)
+            if not addr.is_loopback and addr not in SLIRP_NET and last not in found:
+                found.append(last)
+    return sorted(found)
+
+
+def block_addresses(netns_path: Path, addresses: list[str]) -> None:
+    """Make ``addresses`` unreachable routes inside the namespace at ``netns_path``."""
+    if not addresses:
+        return
+    ip, nsenter = shutil.which("ip"), shutil.which("nsenter")
+    if ip is None or nsenter is None:
+        raise RunError("RUN steps' network needs ip (iproute2) and nsenter (util-linux) to fence off the host",
+                       hint="install iproute2 and util-linux, or build with --network=none")
+    batch = "".join(f"route add unreachable {a}/32\n" for a in addresses)
+    proc = subprocess.run([nsenter, f"--net={netns_path}", ip, "-batch", "-"], input=batch.encode(),
+                          capture_output=True, timeout=30, check=False)
+    if proc.returncode != 0:
+        raise RunError(f"cannot fence the host's addresses off the RUN network: "
+                       f"{proc.stderr.decode('utf-8', 'replace').strip()}",
+                       hint="build with --network=none")
+
+
 def start_uplink(netns_path: Path, resolv_conf: Path, log: Path) -> Uplink:
     """Start slirp4netns for the namespace pinned at ``netns_path``; writes ``resolv_conf`` for the
     step; slirp4netns's messages go to ``log``."""
@@ -78,6 +121,7 @@ def start_uplink(netns_path: Path, resolv_conf: Path, log: Path) -> Uplink:
             hint="install it (apt-get install slirp4netns), or build with --network=none "
                  "(or RUN --network=none) when the steps need no network",
         )
+    block_addresses(netns_path, host_addresses())
     resolv_conf.write_text(UPLINK_RESOLV_CONF)
     ready_r, ready_w = os.pipe()
     exit_r, exit_w = os.pipe()

@@ -124,3 +124,23 @@ def test_af_packet_sees_none_of_the_hosts_traffic(tmp_path: Path, run_settings: 
     assert "sent=True" in result  # the host really sent while the socket was open
     assert "marker=False" in result, result
     assert any(b"Bearer sniff-me" in r for r in server.requests)
+
+
+def test_the_hosts_own_addresses_are_unreachable(bctx: Ctx, busybox_httpd_image: str,
+                                                 server: LoopbackServer) -> None:
+    from mlpack.runtime.uplink import host_addresses
+
+    addresses = host_addresses()
+    if not addresses:
+        pytest.skip("this host has no address besides loopback")
+    tries = "; ".join(f"nc -w 5 {a} {server.port} </dev/null 2>> /nc.err" for a in addresses)
+    image = bctx.build(
+        f"FROM {busybox_httpd_image}\n"
+        f"RUN ip route > /routes; {tries}; ip route del unreachable {addresses[0]} 2> /del.err; echo $? > /del.rc\n",
+        no_cache=True)
+    routes = bctx.layer_file(image, "routes").decode()
+    assert all(f"unreachable {a}" in routes for a in addresses), routes
+    errors = bctx.layer_file(image, "nc.err").decode()
+    assert errors.count("No route to host") == len(addresses), errors  # never a connection, not even refused
+    assert bctx.layer_file(image, "del.rc") != b"0\n"  # the step cannot lift the fence (no CAP_NET_ADMIN)
+    assert server.requests == []
