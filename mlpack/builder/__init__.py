@@ -105,19 +105,28 @@ def build(
     secrets: Sequence[str] | Mapping[str, str | os.PathLike[str]] | None = None,
     progress: Progress | None = None,
     source_date_epoch: int | None = None,
+    network: str = "default",
+    limits: Any = None,
 ) -> Any:
     """Build a Dockerfile into the store at ``settings.store_dir``; returns the stored Image.
 
     ``source_date_epoch`` (else the SOURCE_DATE_EPOCH build arg, else the
     environment variable) clamps mtimes and dates so that two builds of the
-    same context give the same image digest.
+    same context give the same image digest. ``network`` is what RUN steps
+    get by default (``default``: a namespace of their own with an uplink;
+    ``none``; ``host``) and ``limits`` (a :class:`mlpack.Limits`) the cgroup of
+    each RUN step (default :func:`~mlpack.builder.state.default_run_limits`).
     """
     from mlpack.builder.context import BuildContextDir, HashCache
     from mlpack.builder.executor import BuildOptions, Executor
+    from mlpack.builder.state import default_run_limits
+    from mlpack.runtime.sandboxreap import reap_stale
     from mlpack.builder.parser import parse
     from mlpack.builder.stages import plan
     from mlpack.oci.layout import Store
 
+    if network not in ("default", "none", "host"):
+        raise BuildError(f"network {network!r} is not default, none or host")
     args = {k: str(v) for k, v in (build_args or {}).items()}
     secret_files = parse_secrets(secrets)  # bad --secret flags fail before any work
     if source_date_epoch is None:
@@ -138,6 +147,8 @@ def build(
     hashes = HashCache(settings.cache_dir / "build" / "hashes.json")
     ctx = BuildContextDir.open(ctx_dir, df_path.name, hashes)
     store.init()
+    reap_stale(settings.home)  # RUN steps of builds that were killed: processes, mounts, cgroups, dirs
     options = BuildOptions(tag=tag, build_args=args, target=target, no_cache=no_cache,
-                           secrets=secret_files, source_date_epoch=source_date_epoch, progress=progress)
+                           secrets=secret_files, source_date_epoch=source_date_epoch, progress=progress,
+                           network=network, limits=limits if limits is not None else default_run_limits())
     return Executor(settings, store, ctx, parsed, planned, options).run()
