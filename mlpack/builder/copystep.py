@@ -76,7 +76,7 @@ class CopySteps:
                                      data_mode=0o600)
                 entries = copying.entries_for(req, [src], dest_is_dir=lambda p: self._view(state).is_dir(p),
                                               epoch=self.opts.source_date_epoch or 0)
-                return self._write(self._with_lower_parents(state, entries))
+                return self._write(self._with_lower_parents(state, entries, chown))
 
             self._fs_step(state, instr, key, created_by, produce_url)
             return
@@ -94,7 +94,7 @@ class CopySteps:
                     found = copying.resolve_sources(req, None, root, heredocs)
                     entries = copying.entries_for(req, found, dest_is_dir=lambda p: self._view(state).is_dir(p),
                                                   epoch=self.opts.source_date_epoch or 0)
-                    return self._write(self._with_lower_parents(state, entries))
+                    return self._write(self._with_lower_parents(state, entries, chown))
 
             self._fs_step(state, instr, key, created_by, produce_from)
             return
@@ -111,7 +111,7 @@ class CopySteps:
             req.dest = self._resolve_dest(state, req.dest)
             entries = copying.entries_for(req, found, dest_is_dir=lambda p: self._view(state).is_dir(p),
                                           epoch=self.opts.source_date_epoch or 0)
-            return self._write(self._with_lower_parents(state, entries))
+            return self._write(self._with_lower_parents(state, entries, chown))
 
         self._fs_step(state, instr, key, created_by, produce_ctx)
 

@@ -267,8 +267,11 @@ class Executor(CopySteps, RunSteps):
         self.dirs.save_index(layer, entries)
         return layer
 
-    def _with_lower_parents(self, state: StageState, entries: list[Entry]) -> list[Entry]:
-        """Parents that exist below keep their mode and owner in the new layer."""
+    def _with_lower_parents(self, state: StageState, entries: list[Entry],
+                            owner: tuple[int, int] | None = None) -> list[Entry]:
+        """Parents that exist below keep their mode and owner in the new layer; the
+        ones the step creates are 0755 and owned by ``owner`` (COPY --chown, as
+        BuildKit creates the destination path), else by root."""
         have = {e.path.strip("/") for e in entries}
         parents: set[str] = set()
         for e in entries:
@@ -280,11 +283,15 @@ class Executor(CopySteps, RunSteps):
             return entries
         view = self._view(state)
         extra = []
+        uid, gid = owner or (0, 0)
+        mtime = self.opts.source_date_epoch or 0
         for rel in missing:
             st = view.lstat(rel)
             if st is not None and stat.S_ISDIR(st.st_mode):
                 extra.append(Entry(rel, "dir", mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid,
                                    mtime=int(st.st_mtime)))
+            elif st is None and owner is not None:
+                extra.append(Entry(rel, "dir", mode=0o755, uid=uid, gid=gid, mtime=mtime))
         return extra + entries
 
     def _abs(self, state: StageState, path: str) -> str:
