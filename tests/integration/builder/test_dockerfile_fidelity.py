@@ -3,28 +3,19 @@ and a failed RUN's exit status as `mlpack build`'s exit status."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from mlpack.builder.events import StepOutput
 from mlpack.cli import main
-from mlpack.settings import Settings
 from tests.unit.builder.helpers import Ctx
 
 pytestmark = [pytest.mark.build, pytest.mark.runtime]
 
 
-@pytest.fixture
-def bctx(tmp_path: Path, run_settings: Settings, busybox_httpd_image: str) -> Ctx:
-    root = tmp_path / "ctx"
-    root.mkdir()
-    return Ctx(root, run_settings)
-
-
 def test_shebang_heredoc_runs_by_its_interpreter(bctx: Ctx, busybox_httpd_image: str) -> None:
     # /bin/cat as the interpreter prints the script; /bin/sh would fail on "this is not shell"
-    bctx.build(f"FROM {busybox_httpd_image}\nRUN <<EOF\n#!/bin/cat\nthis is not shell\nEOF\n")
+    bctx.build(f"FROM {busybox_httpd_image}\nRUN <<EOF\n#!/bin/cat\nthis is not shell\nEOF\n",
+               no_cache=True)
     outputs = [e.output for e in bctx.events if isinstance(e, StepOutput)]
     assert outputs == ["#!/bin/cat\nthis is not shell\n"]
 
