@@ -90,8 +90,15 @@ def parse_chown(instr: Instruction, value: str | None, view: Callable[[], RootVi
                           hint="use numeric ids (--chown=1000:1000) or create the user in an earlier RUN")
 
     uid = lookup("passwd", user)
-    gid = lookup("group", group) if group else uid
-    return uid, gid
+    if group:
+        return uid, lookup("group", group)
+    # a user name alone: its primary group from /etc/passwd (BuildKit); a number alone: gid = uid
+    for line in ((view().read_file("/etc/passwd") or b"").decode("utf-8", "replace").splitlines()
+                 if not user.isdigit() else []):
+        fields = line.split(":")
+        if len(fields) >= 4 and fields[0] == user and fields[3].isdigit():
+            return uid, int(fields[3])
+    return uid, uid
 
 
 def is_archive(path: str) -> bool:
@@ -195,6 +202,10 @@ def resolve_sources(req: CopyRequest, ctx: BuildContextDir | None, root: Path | 
             rel = ctx.normalize(raw)
             names = ctx.glob(rel) if has_glob(rel) else ([rel] if ctx.exists(rel) else [])
             if not names:
+                if posixpath.normpath(raw.replace("\\", "/")).split("/")[0] == "..":
+                    raise instr.error(f"{raw}: the path leaves the build context (COPY sees only files under "
+                                      f"{ctx.root}; .. stops at its top) and {rel or '.'} is not there",
+                                      hint="move the file into the context, or build from a directory above it")
                 raise instr.error(f"{raw}: not found in the build context (or excluded by .dockerignore)",
                                   hint=f"the context is {ctx.root}")
             for name in names:

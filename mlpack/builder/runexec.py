@@ -21,6 +21,7 @@ from mlpack.builder import copying, runstep
 from mlpack.builder.cache import chain_key, virtual_layer
 from mlpack.builder.changeset import from_upperdir
 from mlpack.builder.events import StepOutput
+from mlpack.builder.instructions import RunCommand
 from mlpack.builder.parser import Instruction
 from mlpack.builder.rootfs import RootView
 from mlpack.builder.stages import PROXY_ARGS
@@ -34,14 +35,13 @@ __all__ = ["RunSteps"]
 class RunSteps:
     """``_do_run`` mixed into :class:`~mlpack.builder.executor.Executor`."""
 
-    def _do_run(self, state: StageState, instr: Instruction) -> None:
-        flags = instr.flag_dict({"mount": True, "network": True, "security": True})
-        if "security" in flags and flags["security"][-1] != "sandbox":
-            raise instr.error("RUN --security=insecure is not allowed", hint="mlpack runs RUN steps sandboxed")
+    def _do_run(self, state: StageState, cmd: RunCommand) -> None:
+        # flags come parsed and validated (mlpack.builder.instructions); mounts expand here
+        instr = cmd.node
         expander = state.expander(self.df.escape)
-        mounts = runstep.parse_mounts(instr, flags.get("mount", []), expander)
-        network = runstep.parse_network(instr, flags.get("network"), self.opts.network)
-        argv = runstep.run_argv(instr, state.shell, expander)
+        mounts = runstep.parse_mounts(instr, list(cmd.mounts), expander)
+        network = runstep.parse_network(instr, [cmd.network] if cmd.network else None, self.opts.network)
+        argv = cmd.argv(state.shell)
         env = dict(state.cfg.env)
         for name, value in state.args.items():
             env.setdefault(name, value)
