@@ -9,9 +9,11 @@ it sits on every request's path. Single event loop per worker, so no locks
 from __future__ import annotations
 
 import bisect
+import time
+from dataclasses import dataclass
 from typing import Iterable
 
-__all__ = ["Histogram", "Metrics", "CONTENT_TYPE"]
+__all__ = ["Histogram", "Metrics", "CONTENT_TYPE", "InferStatistics", "INFER_ENDPOINTS"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -71,6 +73,33 @@ class Histogram:
         return lines
 
 
+# Endpoints whose requests are inferences (the statistics count them); the gRPC
+# method is recorded under its path with method "GRPC" and the status code's name.
+INFER_ENDPOINTS = frozenset(
+    {
+        "/predict",
+        "/v2/models/{model_name}/infer",
+        "/v2/models/{model_name}/versions/{model_version}/infer",
+        "/inference.GRPCInferenceService/ModelInfer",
+    }
+)
+_OK = frozenset({"200", "OK"})
+
+
+@dataclass(frozen=True)
+class InferStatistics:
+    """Inference counters summed over both transports (Triton's statistics read them)."""
+
+    ok: int
+    ok_seconds: float
+    failed: int
+    failed_seconds: float
+    runs: int
+    run_seconds: float
+    rows: int
+    last_inference_ms: float
+
+
 class Metrics:
     """Every metric the server exports, recorded by the middleware and the model runner."""
 
@@ -87,6 +116,7 @@ class Metrics:
         )
         self.batch = Histogram("mlpack_batch_size", "Rows per model run.", (), BATCH_BUCKETS)
         self.batch_requests = Histogram("mlpack_batch_requests", "Requests merged into one model run.", (), BATCH_BUCKETS)
+        self.last_run = 0.0  # wall-clock time of the last model run
 
     def request_done(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         code = str(status)
@@ -95,9 +125,24 @@ class Metrics:
         self.latency.observe(seconds, endpoint, code)
 
     def model_run(self, seconds: float, rows: int, requests: int) -> None:
+        self.last_run = time.time()
         self.inference.observe(seconds)
         self.batch.observe(rows)
         self.batch_requests.observe(requests)
+
+    def infer_statistics(self) -> InferStatistics:
+        """Inference requests (ok and failed, with their time), model runs and rows so far."""
+        ok = failed = 0
+        ok_s = failed_s = 0.0
+        for (endpoint, status), (_, total, n) in self.latency._series.items():
+            if endpoint in INFER_ENDPOINTS:
+                if status in _OK:
+                    ok, ok_s = ok + n, ok_s + total
+                else:
+                    failed, failed_s = failed + n, failed_s + total
+        runs = self.inference._series.get((), [None, 0.0, 0])
+        rows = self.batch._series.get((), [None, 0.0, 0])
+        return InferStatistics(ok, ok_s, failed, failed_s, runs[2], runs[1], int(rows[1]), self.last_run * 1000.0)
 
     def expose(self) -> bytes:
         """The Prometheus text exposition (format 0.0.4)."""

@@ -46,7 +46,7 @@ def _not_ready(state: ServerState, rid: str) -> Response:
     return error_response(503, "model is still loading", rid, headers={"Retry-After": "1"})
 
 
-async def _infer(state: ServerState, runner: ModelRunner, feeds: dict, rid: str) -> Any:
+async def run_model(state: ServerState, runner: ModelRunner, feeds: dict, rid: str) -> Any:
     """Run the model; unexpected failures become ServeError(500) after logging."""
     try:
         return await runner.infer(feeds)
@@ -79,7 +79,7 @@ def build_routes(state: ServerState) -> list[Route]:
             return _not_ready(state, rid)
         try:
             decoded = decode_predict(await request.body(), runner.inputs, runner.outputs)
-            outputs = await _infer(state, runner, decoded.feeds, rid)
+            outputs = await run_model(state, runner, decoded.feeds, rid)
             return Response(encode_predict(outputs, decoded.outputs), media_type=JSON)
         except ServeError as exc:
             return _serve_error(exc, rid)
@@ -99,7 +99,7 @@ def build_routes(state: ServerState) -> list[Route]:
                 runner.inputs,
                 runner.outputs,
             )
-            outputs = await _infer(state, runner, decoded.feeds, rid)
+            outputs = await run_model(state, runner, decoded.feeds, rid)
             body, header_len = encode_v2(outputs, decoded, model_name=runner.name, model_version=MODEL_VERSION)
         except ServeError as exc:
             return _serve_error(exc, rid)

@@ -8,6 +8,7 @@ input, what was expected and what came.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -121,9 +122,10 @@ def coerce(spec: Spec, data: Any, *, shape: Sequence[int] | None = None, bools: 
         shape = tuple(shape)
         if any((not isinstance(d, int)) or d < 0 for d in shape):
             raise invalid(f"input {name!r}: shape {list(shape)} must be non-negative integers", input=name)
-        if int(np.prod(shape, dtype=np.int64)) != arr.size:
+        # math.prod: numpy's int64 product wraps around, so [2**32, 2**32] would "hold" 0 values.
+        if math.prod(shape) != arr.size:
             raise invalid(
-                f"input {name!r}: shape {list(shape)} holds {int(np.prod(shape))} elements but {arr.size} values came",
+                f"input {name!r}: shape {list(shape)} holds {math.prod(shape)} elements but {arr.size} values came",
                 input=name,
             )
         arr = arr.reshape(shape)

@@ -73,3 +73,202 @@ def test_tritonclient_http_bad_bytes_are_4xx_with_the_reason(words_server: Serve
             client.infer("words", [numbers])
     finally:
         client.close()
+
+
+# -- gRPC ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def iris_server(iris_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    log = tmp_path_factory.mktemp("iris-grpc") / "server.log"
+    with serving(iris_bundle, log, "--max-body-bytes", "65536") as served:
+        yield served
+
+
+def _grpc_client(served: Served):  # type: ignore[no-untyped-def]
+    import tritonclient.grpc as tg
+
+    return tg.InferenceServerClient(f"127.0.0.1:{served.grpc_port}")
+
+
+def _status(info: pytest.ExceptionInfo) -> str:
+    return str(info.value.status())
+
+
+def test_tritonclient_grpc_health_metadata_config_statistics(iris_server: Served) -> None:
+    client = _grpc_client(iris_server)
+    try:
+        assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("iris")
+        assert client.get_server_metadata(as_json=True)["name"] == "mlpack"
+        meta = client.get_model_metadata("iris", as_json=True)
+        assert meta["inputs"] == [{"name": "input", "datatype": "FP32", "shape": ["-1", "4"]}]
+        assert [o["name"] for o in meta["outputs"]] == ["label", "probabilities"]
+        config = client.get_model_config("iris", as_json=True)["config"]
+        assert config["input"] == [{"name": "input", "data_type": "TYPE_FP32", "dims": ["-1", "4"]}]
+        assert client.get_model_repository_index(as_json=True)["models"] == [{"name": "iris", "version": "1", "state": "READY"}]
+        before = client.get_inference_statistics("iris", as_json=True)["model_stats"][0]
+        x = np.ones((3, 4), np.float32)
+        import tritonclient.grpc as tg
+
+        tensor = tg.InferInput("input", [3, 4], "FP32")
+        tensor.set_data_from_numpy(x)
+        client.infer("iris", [tensor])
+        after = client.get_inference_statistics("iris", as_json=True)["model_stats"][0]
+        assert int(after["inference_count"]) == int(before.get("inference_count", 0)) + 3
+        assert int(after["inference_stats"]["success"]["count"]) == int(before["inference_stats"]["success"].get("count", 0)) + 1
+        with pytest.raises(tg.InferenceServerException) as info:
+            client.get_model_metadata("nope")
+        assert _status(info) == "StatusCode.NOT_FOUND"
+        with pytest.raises(tg.InferenceServerException) as info:
+            client.is_model_ready("iris", model_version="2")
+        assert _status(info) == "StatusCode.NOT_FOUND"
+    finally:
+        client.close()
+
+
+def test_tritonclient_grpc_infer_equals_onnxruntime_in_process(iris_server: Served, iris_bundle: Path) -> None:
+    import tritonclient.grpc as tg
+
+    x = Bundle.load(iris_bundle).sample()["input"]
+    want = Bundle.load(iris_bundle).load_predictor(threads=1).run({"input": x})
+    client = _grpc_client(iris_server)
+    try:
+        tensor = tg.InferInput("input", list(x.shape), "FP32")
+        tensor.set_data_from_numpy(x)
+        result = client.infer("iris", [tensor], outputs=[tg.InferRequestedOutput("probabilities")], request_id="g1")
+        np.testing.assert_array_equal(result.as_numpy("probabilities"), want["probabilities"])
+        assert result.as_numpy("label") is None and result.get_response().id == "g1"
+        result = client.infer("iris", [tensor], model_version="1")
+        np.testing.assert_array_equal(result.as_numpy("label"), want["label"])
+        # the single-input rule: KServe's and MLServer's names are accepted
+        other = tg.InferInput("input-0", list(x.shape), "FP32")
+        other.set_data_from_numpy(x)
+        np.testing.assert_array_equal(client.infer("iris", [other]).as_numpy("label"), want["label"])
+    finally:
+        client.close()
+
+
+def test_tritonclient_grpc_bytes_round_trip(words_server: Served, words_bundle: Path) -> None:
+    import tritonclient.grpc as tg
+
+    text = _texts()
+    want = _want(words_bundle, text)
+    client = _grpc_client(words_server)
+    try:
+        tensor = tg.InferInput("text", [len(text)], "BYTES")
+        tensor.set_data_from_numpy(text)
+        result = client.infer("words", [tensor])
+        np.testing.assert_array_equal(result.as_numpy("label"), want["label"])
+        assert [v.decode() for v in result.as_numpy("echo")] == want["echo"].tolist()
+    finally:
+        client.close()
+
+
+def _triton_stub(served: Served):  # type: ignore[no-untyped-def]
+    import grpc
+    from tritonclient.grpc import service_pb2_grpc
+
+    channel = grpc.insecure_channel(f"127.0.0.1:{served.grpc_port}")
+    return channel, service_pb2_grpc.GRPCInferenceServiceStub(channel)
+
+
+def test_typed_contents_in_and_out_with_triton_messages(iris_server: Served, iris_bundle: Path, words_server: Served) -> None:
+    from tritonclient.grpc import service_pb2 as pb
+
+    x = Bundle.load(iris_bundle).sample()["input"]
+    want = Bundle.load(iris_bundle).load_predictor(threads=1).run({"input": x})
+    channel, stub = _triton_stub(iris_server)
+    try:
+        request = pb.ModelInferRequest(model_name="iris")
+        tensor = request.inputs.add(name="input", datatype="FP32", shape=list(x.shape))
+        tensor.contents.fp32_contents.extend(x.ravel().tolist())
+        response = stub.ModelInfer(request)
+        assert not response.raw_output_contents  # typed in, typed out
+        out = {o.name: o for o in response.outputs}
+        assert list(out["label"].contents.int64_contents) == want["label"].tolist()
+        np.testing.assert_array_equal(
+            np.array(out["probabilities"].contents.fp32_contents, np.float32).reshape(out["probabilities"].shape),
+            want["probabilities"],
+        )
+    finally:
+        channel.close()
+    channel, stub = _triton_stub(words_server)
+    try:
+        request = pb.ModelInferRequest(model_name="words")
+        tensor = request.inputs.add(name="text", datatype="BYTES", shape=[2])
+        tensor.contents.bytes_contents.extend(["dog".encode(), "日本語".encode()])
+        response = stub.ModelInfer(request)
+        out = {o.name: o for o in response.outputs}
+        assert list(out["label"].contents.int64_contents) == [2, 4]
+        assert [b.decode() for b in out["echo"].contents.bytes_contents] == ["dog", "日本語"]
+    finally:
+        channel.close()
+
+
+def _bad_requests():  # type: ignore[no-untyped-def]
+    from tritonclient.grpc import service_pb2 as pb
+
+    def req(**kw):  # type: ignore[no-untyped-def]
+        r = pb.ModelInferRequest(model_name=kw.pop("model", "iris"), model_version=kw.pop("version", ""))
+        raw = kw.pop("raw", None)
+        t = r.inputs.add(name=kw.pop("name", "input"), datatype=kw.pop("datatype", "FP32"), shape=kw.pop("shape", [1, 4]))
+        if raw is not None:
+            r.raw_input_contents.append(raw)
+        else:
+            t.contents.fp32_contents.extend(kw.pop("values", [1.0, 2.0, 3.0, 4.0]))
+        return r
+
+    four = np.ones(4, np.float32).tobytes()
+    return [
+        ("unknown model", req(model="nope"), "NOT_FOUND"),
+        ("unknown version", req(version="7"), "NOT_FOUND"),
+        ("wrong datatype", req(datatype="INT64"), "INVALID_ARGUMENT"),
+        ("shape and data disagree", req(shape=[2, 4]), "INVALID_ARGUMENT"),
+        ("wrong shape", req(shape=[4], values=[1.0] * 4), "INVALID_ARGUMENT"),
+        ("negative shape", req(shape=[-1, -4]), "INVALID_ARGUMENT"),
+        ("huge shape", req(shape=[2**32, 2**32]), "INVALID_ARGUMENT"),
+        ("raw not a whole number of values", req(raw=four[:-1]), "INVALID_ARGUMENT"),
+        ("raw for another shape", req(raw=four * 2), "INVALID_ARGUMENT"),
+        ("two raw buffers for one input", _with_extra_raw(req(raw=four)), "INVALID_ARGUMENT"),
+        ("FP16 without raw", req(datatype="FP16"), "INVALID_ARGUMENT"),
+        ("message over the limit", req(raw=b"\0" * 70_000, shape=[4375, 4]), "RESOURCE_EXHAUSTED"),
+    ]
+
+
+def _with_extra_raw(request):  # type: ignore[no-untyped-def]
+    request.raw_input_contents.append(b"x")
+    return request
+
+
+def test_malformed_grpc_requests_get_the_protocol_status(iris_server: Served) -> None:
+    import grpc
+
+    channel, stub = _triton_stub(iris_server)
+    try:
+        for what, request, status in _bad_requests():
+            with pytest.raises(grpc.RpcError) as info:
+                stub.ModelInfer(request, timeout=10)
+            assert info.value.code().name == status, f"{what}: {info.value.code()} {info.value.details()}"
+            assert info.value.details(), what
+        # and the server still answers
+        assert stub.ServerReady(__import__("tritonclient.grpc.service_pb2", fromlist=["x"]).ServerReadyRequest()).ready
+    finally:
+        channel.close()
+    assert "Traceback" not in iris_server.log.read_text()
+
+
+def test_lying_bytes_lengths_over_grpc_are_invalid_argument(words_server: Served) -> None:
+    import grpc
+    from tritonclient.grpc import service_pb2 as pb
+
+    channel, stub = _triton_stub(words_server)
+    try:
+        for raw in (b"\x10\x00\x00\x00abc", b"\x03\x00", b"\x02\x00\x00\x00\xff\xfe"):
+            request = pb.ModelInferRequest(model_name="words")
+            request.inputs.add(name="text", datatype="BYTES", shape=[1])
+            request.raw_input_contents.append(raw)
+            with pytest.raises(grpc.RpcError) as info:
+                stub.ModelInfer(request, timeout=10)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value.details()
+    finally:
+        channel.close()
