@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import orjson
 
+from mlpack.server.protocol import input_spec
 from mlpack.server.tensors import NUMPY_OF_V2, V2_OF_NUMPY, Spec, check_rows, coerce, invalid
 
 __all__ = [
@@ -177,14 +178,13 @@ def decode_v2(body: bytes, header_length: str | None, inputs: Sequence[Spec], ou
     bools = _may_hold_bools(body)
     feeds: dict[str, np.ndarray] = {}
     offset = 0
+    given = len(doc["inputs"])
     for tensor in doc["inputs"]:
         if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
             raise invalid('each V2 input must be an object with "name", "shape", "datatype" and "data"')
         name = tensor["name"]
-        spec = by_name.get(name)
-        if spec is None:
-            raise invalid(f"unknown input {name!r}", input=name, hint=f"the model's inputs are {_names(inputs)}")
-        if name in feeds:
+        spec = input_spec(name, inputs, by_name, given)
+        if spec.name in feeds:
             raise invalid(f"input {name!r} appears twice", input=name)
         datatype = tensor.get("datatype")
         if datatype != spec.datatype:
@@ -207,7 +207,7 @@ def decode_v2(body: bytes, header_length: str | None, inputs: Sequence[Spec], ou
             data = tensor["data"]
             if not isinstance(data, list):
                 data = [data]
-        feeds[name] = coerce(spec, data, shape=shape, bools=bools)
+        feeds[spec.name] = coerce(spec, data, shape=shape, bools=bools)
     if offset != len(raw):
         raise invalid(f"{len(raw) - offset} bytes of binary data belong to no input")
     missing = [s.name for s in inputs if s.name not in feeds]

@@ -13,9 +13,10 @@ import time
 from dataclasses import dataclass
 from typing import Iterable
 
-__all__ = ["Histogram", "Metrics", "CONTENT_TYPE", "InferStatistics", "INFER_ENDPOINTS"]
+__all__ = ["Histogram", "Metrics", "CONTENT_TYPE", "OPENMETRICS_TYPE", "InferStatistics", "INFER_ENDPOINTS", "exposition"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -144,11 +145,16 @@ class Metrics:
         rows = self.batch._series.get((), [None, 0.0, 0])
         return InferStatistics(ok, ok_s, failed, failed_s, runs[2], runs[1], int(rows[1]), self.last_run * 1000.0)
 
-    def expose(self) -> bytes:
-        """The Prometheus text exposition (format 0.0.4)."""
+    def expose(self, *, openmetrics: bool = False) -> bytes:
+        """The Prometheus text exposition (format 0.0.4), or OpenMetrics 1.0.0.
+
+        The two differ where it matters to parsers: OpenMetrics names a counter's
+        family without ``_total`` and ends with ``# EOF``.
+        """
+        family = "mlpack_requests" if openmetrics else "mlpack_requests_total"
         lines = [
-            "# HELP mlpack_requests_total HTTP requests by endpoint, method and status.",
-            "# TYPE mlpack_requests_total counter",
+            f"# HELP {family} Requests by endpoint, method and status (gRPC: method GRPC, status the code's name).",
+            f"# TYPE {family} counter",
         ]
         for (endpoint, method, code), n in sorted(self.requests.items()):
             lines.append(f"mlpack_requests_total{_labels(('endpoint', 'method', 'status'), (endpoint, method, code))} {n}")
@@ -165,4 +171,13 @@ class Metrics:
         ]
         for hist in (self.latency, self.inference, self.batch, self.batch_requests):
             lines += hist.expose()
+        if openmetrics:
+            lines.append("# EOF")
         return ("\n".join(lines) + "\n").encode()
+
+
+def exposition(metrics: Metrics, accept: str) -> tuple[bytes, str]:
+    """The body and content type ``accept`` asks for: OpenMetrics when named, else Prometheus text."""
+    if "application/openmetrics-text" in accept:
+        return metrics.expose(openmetrics=True), OPENMETRICS_TYPE
+    return metrics.expose(), CONTENT_TYPE

@@ -272,3 +272,28 @@ def test_lying_bytes_lengths_over_grpc_are_invalid_argument(words_server: Served
             assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value.details()
     finally:
         channel.close()
+
+
+@pytest.mark.parametrize("compression", ["gzip", "deflate"])
+def test_tritonclient_http_config_statistics_index_and_compression(
+    iris_server: Served, iris_bundle: Path, compression: str
+) -> None:
+    import tritonclient.http as triton
+
+    x = Bundle.load(iris_bundle).sample()["input"]
+    want = Bundle.load(iris_bundle).load_predictor(threads=1).run({"input": x})
+    client = triton.InferenceServerClient(url=f"127.0.0.1:{iris_server.port}")
+    try:
+        assert client.get_model_config("iris")["input"] == [{"name": "input", "data_type": "TYPE_FP32", "dims": [-1, 4]}]
+        assert client.get_model_repository_index() == [{"name": "iris", "version": "1", "state": "READY"}]
+        before = client.get_inference_statistics("iris")["model_stats"][0]["inference_count"]
+        tensor = triton.InferInput("input-0", list(x.shape), "FP32")  # the single-input rule
+        tensor.set_data_from_numpy(x)
+        result = client.infer("iris", [tensor], request_compression_algorithm=compression)
+        np.testing.assert_array_equal(result.as_numpy("probabilities"), want["probabilities"])
+        assert client.get_inference_statistics()["model_stats"][0]["inference_count"] == before + len(x)
+        # a Triton extension mlpack does not serve: a clear protocol error, not a decoding failure
+        with pytest.raises(triton.InferenceServerException, match="no route /v2/trace/setting"):
+            client.get_trace_settings()
+    finally:
+        client.close()
