@@ -18,6 +18,7 @@ from typing import Any, Awaitable, Callable
 
 import grpc
 from google.protobuf import json_format
+from google.protobuf.message import DecodeError
 
 from mlpack.errors import ServeError
 from mlpack.server.grpc.codec import decode_request, encode_response
@@ -122,19 +123,24 @@ def handlers(state: Any, infer: Callable[[Any, dict, str], Awaitable[Any]], acce
             message = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
             raise _Abort(STATUS_OF_HTTP.get(status, grpc.StatusCode.INTERNAL), message) from None
 
-    def wrap(method: str, fn: Callable[[Any, str], Awaitable[Any]]) -> Callable[[Any, Any], Awaitable[Any]]:
+    def wrap(method: str, fn: Callable[[Any, str], Awaitable[Any]], request_class: Any) -> Callable[[bytes, Any], Awaitable[Any]]:
         path = f"/{SERVICE}/{method}"
         counted = method == "ModelInfer"  # in-flight count drives the micro-batcher, as on REST
 
-        async def handler(request: Any, context: Any) -> Any:
+        async def handler(message: bytes, context: Any) -> Any:
             start = time.perf_counter()
             code = grpc.StatusCode.OK
             metrics = state.metrics
             rid = "-"
             if counted:
                 metrics.in_flight += 1
-                rid = request.id if _SAFE_ID.match(request.id) else os.urandom(8).hex()
             try:
+                try:
+                    request = request_class.FromString(message)
+                except DecodeError:
+                    raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"the request is not a valid {request_class.DESCRIPTOR.name}") from None
+                if counted:
+                    rid = request.id if _SAFE_ID.match(request.id) else os.urandom(8).hex()
                 return await fn(request, rid)
             except _Abort as exc:
                 code = exc.code
@@ -167,10 +173,10 @@ def handlers(state: Any, infer: Callable[[Any, dict, str], Awaitable[Any]], acce
     return grpc.method_handlers_generic_handler(
         SERVICE,
         {
+            # The request is parsed in the handler: grpcio answers a message that does
+            # not parse with INTERNAL, where the protocol wants INVALID_ARGUMENT.
             name: grpc.unary_unary_rpc_method_handler(
-                wrap(name, fn),
-                request_deserializer=types[name][0].FromString,
-                response_serializer=types[name][1].SerializeToString,
+                wrap(name, fn, types[name][0]), response_serializer=types[name][1].SerializeToString
             )
             for name, fn in functions.items()
         },

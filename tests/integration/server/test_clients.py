@@ -297,3 +297,67 @@ def test_tritonclient_http_config_statistics_index_and_compression(
             client.get_trace_settings()
     finally:
         client.close()
+
+
+def test_fuzzed_grpc_messages_never_get_internal(iris_server: Served) -> None:
+    """Random ModelInferRequests and random bytes: only the protocol's client-error statuses."""
+    import grpc
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from tritonclient.grpc import service_pb2 as pb
+
+    allowed = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.RESOURCE_EXHAUSTED}
+    datatypes = st.sampled_from(["FP32", "FP64", "INT64", "INT8", "UINT8", "BOOL", "BYTES", "FP16", "BF16", "", "fp32"])
+    dims = st.lists(st.integers(min_value=-3, max_value=2**40) | st.integers(0, 6), max_size=4)
+    contents = st.fixed_dictionaries(
+        {},
+        optional={
+            "fp32_contents": st.lists(st.floats(width=32, allow_nan=True), max_size=30),
+            "int64_contents": st.lists(st.integers(-(2**63), 2**63 - 1), max_size=30),
+            "int_contents": st.lists(st.integers(-(2**31), 2**31 - 1), max_size=30),
+            "bool_contents": st.lists(st.booleans(), max_size=30),
+            "bytes_contents": st.lists(st.binary(max_size=8), max_size=8),
+        },
+    )
+    tensor = st.fixed_dictionaries(
+        {"name": st.sampled_from(["input", "input-0", "x", ""]), "datatype": datatypes, "shape": dims, "contents": contents}
+    )
+    request = st.fixed_dictionaries(
+        {
+            "model_name": st.sampled_from(["iris", "iris", "other", ""]),
+            "model_version": st.sampled_from(["", "1", "2"]),
+            "inputs": st.lists(tensor, max_size=3),
+            "raw": st.lists(st.binary(max_size=64), max_size=3),
+            "outputs": st.lists(st.sampled_from(["label", "probabilities", "nope"]), max_size=3),
+        }
+    )
+    channel = grpc.insecure_channel(f"127.0.0.1:{iris_server.grpc_port}")
+    infer = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+
+    def call(message: bytes) -> grpc.StatusCode:
+        try:
+            infer(message, timeout=10)
+            return grpc.StatusCode.OK
+        except grpc.RpcError as exc:
+            assert exc.code() in allowed, (exc.code(), exc.details())
+            return exc.code()
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @given(request, st.binary(max_size=200))
+    def fuzz(doc: dict, junk: bytes) -> None:
+        msg = pb.ModelInferRequest(model_name=doc["model_name"], model_version=doc["model_version"])
+        for t in doc["inputs"]:
+            tensor_msg = msg.inputs.add(name=t["name"], datatype=t["datatype"], shape=t["shape"])
+            for field, values in t["contents"].items():
+                getattr(tensor_msg.contents, field).extend(values)
+        msg.raw_input_contents.extend(doc["raw"])
+        for name in doc["outputs"]:
+            msg.outputs.add(name=name)
+        call(msg.SerializeToString())
+        call(junk)
+
+    try:
+        fuzz()
+    finally:
+        channel.close()
+    assert "Traceback" not in iris_server.log.read_text()
