@@ -24,7 +24,7 @@ from mlpack.server.http import RequestEnvelope
 from mlpack.server.logs import AccessLog, server_logger
 from mlpack.server.model import load_runner
 from mlpack.server.openapi import openapi_document
-from mlpack.server.protocol import set_header_timeout
+from mlpack.server.connection import set_header_timeout
 from mlpack.server.routes import ServerState, build_routes
 
 __all__ = ["create_app", "app_from_env"]
