@@ -78,7 +78,7 @@ def build_routes(state: ServerState) -> list[Route]:
         if runner is None:
             return _not_ready(state, rid)
         try:
-            decoded = decode_predict(await request.body(), runner.inputs, runner.outputs)
+            decoded = decode_predict(await request.body(), runner.inputs, runner.outputs, runner.table)
             outputs = await _infer(state, runner, decoded.feeds, rid)
             return Response(encode_predict(outputs, decoded.outputs), media_type=JSON)
         except ServeError as exc:
@@ -98,6 +98,7 @@ def build_routes(state: ServerState) -> list[Route]:
                 request.headers.get("inference-header-content-length"),
                 runner.inputs,
                 runner.outputs,
+                runner.table,
             )
             outputs = await _infer(state, runner, decoded.feeds, rid)
             body, header_len = encode_v2(outputs, decoded, model_name=runner.name, model_version=MODEL_VERSION)
@@ -136,6 +137,8 @@ def build_routes(state: ServerState) -> list[Route]:
             "inputs": [{"name": s.name, "datatype": s.datatype, "shape": s.v2_shape()} for s in runner.inputs],
             "outputs": [{"name": s.name, "datatype": s.datatype, "shape": s.v2_shape()} for s in runner.outputs],
         }
+        if runner.table is not None:  # MLServer's convention: a pandas (or str) model, one input per column
+            doc["parameters"] = {"content_type": "pd" if runner.table.kind == "table" else "str", **runner.table.to_dict()}
         return Response(dumps(doc), media_type=JSON)
 
     async def model_ready(request: Request) -> Response:
