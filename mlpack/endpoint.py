@@ -58,8 +58,20 @@ def to_payload(x: Any) -> dict:
     if isinstance(x, (list, tuple)) and x and all(isinstance(r, dict) for r in x):
         return {"inputs": [{str(k): _plain(v) for k, v in r.items()} for r in x]}
     if isinstance(x, dict):
-        return {"inputs": {str(k): as_array(v).tolist() for k, v in x.items()}}
+        return {"inputs": {str(k): _json_values(as_array(v)) for k, v in x.items()}}
     return {"inputs": as_array(x).tolist()}
+
+
+def _json_values(array: np.ndarray) -> Any:
+    """``array.tolist()`` with NaN as null (JSON has no NaN; a table's missing float is null)."""
+    values = array.tolist()
+    if array.dtype.kind != "f" or not np.isnan(array).any():
+        return values
+
+    def clean(v: Any) -> Any:
+        return [clean(x) for x in v] if isinstance(v, list) else (None if v != v else v)
+
+    return clean(values)
 
 
 def _missing(value: Any) -> bool:

@@ -101,3 +101,21 @@ def test_v2_takes_one_input_per_column_like_pandas_codec() -> None:
     with pytest.raises(ServeError) as info:
         decode_v2(orjson.dumps(body), None, INPUTS, OUTPUTS, TABLE)
     assert info.value.status == 422 and "column 'plan'" in info.value.message
+
+
+def test_a_dataframe_payload_decodes_to_its_columns_with_missing_values() -> None:
+    """What Service.predict sends for a DataFrame (NaN as null) decodes to the same columns."""
+    pd = pytest.importorskip("pandas")
+    from mlpack.endpoint import to_payload
+
+    frame = pd.DataFrame({
+        "age": [31, 45], "income": [52000.5, np.nan], "city": ["oslo", "rome"],
+        "plan": pd.Categorical(["gold", "basic"], categories=["basic", "gold"]), "member": [True, False],
+    })
+    body = orjson.dumps(to_payload(frame))
+    assert b"NaN" not in body and b"null" in body
+    _check(decode_predict(body, INPUTS, OUTPUTS, TABLE).feeds)
+    records = orjson.dumps(to_payload(frame.to_dict("records")))
+    _check(decode_predict(records, INPUTS, OUTPUTS, TABLE).feeds)
+    columns = {n: np.asarray(frame[n].tolist(), dtype=object if n in ("city", "plan") else None) for n in frame.columns}
+    _check(decode_predict(orjson.dumps(to_payload(columns)), INPUTS, OUTPUTS, TABLE).feeds)
