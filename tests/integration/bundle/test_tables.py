@@ -189,6 +189,15 @@ def test_lightgbm_on_a_category_column_falls_back_and_rebuilds_the_dataframe(fra
     out = b.load_predictor(threads=1).run({"age": data["age"].to_numpy()[:6], "income": data["income"].to_numpy()[:6],
                                            "city": data["city"].astype(str).to_numpy()[:6]})
     np.testing.assert_array_equal(out["prediction"], model.predict(data[:6]))  # exactly: the same model on the same frame
+    for client in _app(b):  # the server rebuilds the DataFrame from records, categories included
+        rows = data[:4].assign(city=data["city"][:4].astype(str))
+        r = client.post("/predict", json={"inputs": rows.to_dict("records")})
+        assert r.status_code == 200 and r.json()["outputs"]["prediction"] == model.predict(data[:4]).tolist()
+        r = client.post("/predict", json={"inputs": [{**rows.to_dict("records")[0], "city": "paris"}]})
+        assert r.status_code == 422 and "'paris' is not one of its categories" in r.json()["error"]
+        doc = client.get("/openapi.json").json()
+        inputs = doc["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]["inputs"]
+        assert inputs["anyOf"][0]["items"]["properties"]["city"]["enum"] == ["kyiv", "lima", "oslo", "rome"]
 
 
 def test_catboost_with_cat_features_falls_back(frame, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -261,3 +270,15 @@ def test_capture_failure_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(CaptureError, match="column 't' has dtype datetime64"):
         capture(model, when, name="dates", path=tmp_path / "dates")
     assert not (tmp_path / "dates").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_openapi_describes_the_columns(forest_client, frame) -> None:  # type: ignore[no-untyped-def]
+    doc = forest_client.get("/openapi.json").json()
+    body = doc["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    records, columns = body["schema"]["properties"]["inputs"]["anyOf"]
+    assert list(records["items"]["properties"]) == list(frame.columns)
+    assert records["items"]["properties"]["city"]["type"] == "string"
+    assert columns["properties"]["member"]["items"]["type"] == "boolean"
+    assert "pandas object" in columns["properties"]["city"]["description"]
+    # the stored example is a request the server answers
+    assert forest_client.post("/predict", json=body["example"]).status_code == 200
