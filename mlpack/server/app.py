@@ -124,7 +124,7 @@ def create_app(bundle: str | Path | Any | None = None, config: ServerConfig | No
             return openapi_document(name=config.model_name or "model", inputs=[], outputs=[], sample=None)
         if app.openapi_schema is None:
             app.openapi_schema = openapi_document(
-                name=runner.name, inputs=runner.inputs, outputs=runner.outputs, sample=runner.sample
+                name=runner.name, inputs=runner.inputs, outputs=runner.outputs, sample=runner.sample, table=runner.table
             )
         return app.openapi_schema
 

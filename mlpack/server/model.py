@@ -66,12 +66,14 @@ class ModelRunner:
         hooks: ModuleType | None = None,
         sample: dict[str, np.ndarray] | None = None,
         flavor: str = "onnx",
+        table: Any = None,
     ) -> None:
         self.predictor = predictor
         self.inputs = inputs
         self.outputs = outputs
         self.name = name
         self.flavor = flavor
+        self.table = table  # the bundle's TableSchema (table or text model), else None
         self.sample = sample or {}
         self.metrics = metrics
         self._pre: Callable | None = getattr(hooks, "preprocess", None)
@@ -190,6 +192,7 @@ def _runner(bundle: Any, predictor: Any, *, config: ServerConfig, metrics: Metri
         hooks=load_hooks(getattr(bundle, "hooks_path", None)),
         sample=_sample(bundle),
         flavor=str(getattr(bundle, "flavor", "onnx")),
+        table=getattr(bundle, "table", None),
     )
 
 

@@ -129,7 +129,7 @@ def build_routes(state: ServerState) -> list[Route]:
         if runner is None:
             return _not_ready(state, rid)
         try:
-            decoded = decode_predict(await _body(request, state), runner.inputs, runner.outputs)
+            decoded = decode_predict(await _body(request, state), runner.inputs, runner.outputs, runner.table)
             outputs = await run_model(state, runner, decoded.feeds, rid)
             return Response(encode_predict(outputs, decoded.outputs), media_type=JSON)
         except ServeError as exc:
@@ -149,6 +149,7 @@ def build_routes(state: ServerState) -> list[Route]:
                 request.headers.get("inference-header-content-length"),
                 runner.inputs,
                 runner.outputs,
+                runner.table,
             )
             outputs = await run_model(state, runner, decoded.feeds, rid)
             body, header_len = encode_v2(outputs, decoded, model_name=runner.name, model_version=MODEL_VERSION)
