@@ -63,6 +63,9 @@ async def run_model(state: ServerState, runner: ModelRunner, feeds: dict, rid: s
     except ServeError as exc:
         if getattr(exc, "status", None) == 422:  # our own validation (hooks included)
             raise
+        if getattr(exc, "hook", None):  # the hook's own words to the client, its traceback to the log
+            server_logger.error(f"{exc.message}\n{exc.traceback}", extra={"request_id": rid, "error": exc.message})
+            raise
         # The predictor wraps onnxruntime failures; on a request that passed
         # validation they are the server's problem, not the client's.
         server_logger.error("model run failed", extra={"request_id": rid, "error": exc.message})
