@@ -68,7 +68,7 @@ def check(text: str, *, file: str = "Dockerfile", build_args: Mapping[str, str] 
         dockerfile = parse(text, file=file, problems=problems)
     except BuildError as exc:  # a bad escape directive: nothing else can be read
         return [_finding(exc)]
-    commands = ins.instructions(dockerfile.instructions, problems=problems)
+    commands = ins.instructions(dockerfile.instructions, escape=dockerfile.escape, problems=problems)
     findings = [_finding(p) for p in problems]
     findings += lint(dockerfile, commands)
     try:

@@ -153,8 +153,8 @@ class Executor(CopySteps, RunSteps):
         triggers = state.cfg.config.pop("OnBuild", None) or []
         commands: list[AnyCommand] = []
         for text in triggers:
-            nodes = parse(str(text), file=f"ONBUILD of {state.stage.base}").instructions
-            commands += instructions(nodes)
+            parsed = parse(str(text), file=f"ONBUILD of {state.stage.base}")
+            commands += instructions(parsed.instructions, escape=parsed.escape)
         self.total += len(commands)
         return commands
 

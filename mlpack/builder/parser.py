@@ -70,26 +70,6 @@ class Instruction:
             hint=hint, file=self.file, line=self.line, instruction=self.original,
         )
 
-    def flag_dict(self, allowed: dict[str, bool]) -> dict[str, list[str]]:
-        """Parse ``--name=value`` flags; ``allowed`` maps names to "takes a value".
-
-        Repeated flags accumulate (``--mount`` may come several times)."""
-        out: dict[str, list[str]] = {}
-        for raw in self.flags:
-            name, eq, value = raw[2:].partition("=")
-            if name not in allowed:
-                raise self.error(
-                    f"unknown flag --{name}",
-                    hint=f"{self.cmd} accepts: " + ", ".join(f"--{n}" for n in sorted(allowed)) if allowed
-                    else f"{self.cmd} takes no flags",
-                )
-            if allowed[name] and not eq:
-                raise self.error(f"flag --{name} needs a value (--{name}=...)")
-            if not allowed[name] and eq and value.lower() not in ("true", "false"):
-                raise self.error(f"flag --{name} takes no value")
-            out.setdefault(name, []).append(value if eq else "true")
-        return out
-
 
 @dataclass(frozen=True)
 class Dockerfile:

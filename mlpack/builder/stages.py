@@ -96,7 +96,7 @@ def plan(dockerfile: Dockerfile, *, build_args: Mapping[str, str], target: str |
          commands: list[AnyCommand] | None = None) -> Plan:
     """Split into stages, expand FROM lines and pick what ``target`` needs."""
     if commands is None:
-        commands = instructions(dockerfile.instructions)
+        commands = instructions(dockerfile.instructions, escape=dockerfile.escape)
     global_args: dict[str, str | None] = {}
     stages: list[Stage] = []
     by_name: dict[str, int] = {}
