@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from mlpack.builder import instructions as ins
 from mlpack.builder.parser import Dockerfile, parse
-from mlpack.builder.stages import PLATFORM_ARGS, plan
+from mlpack.builder.stages import PLATFORM_ARGS, plan, stage_refs
 from mlpack.errors import BuildError
 
 __all__ = ["Finding", "check", "lint"]
@@ -76,7 +76,7 @@ def check(text: str, *, file: str = "Dockerfile", build_args: Mapping[str, str] 
     except BuildError as exc:
         findings.append(_finding(exc))
     findings += _arg_use(commands)
-    findings += _stage_refs(commands)
+    findings += _from_names(commands)
     return sorted(set(findings), key=lambda f: (f.line, f.severity, f.message))
 
 
@@ -99,7 +99,7 @@ def _arg_use(commands: list[ins.AnyCommand]) -> list[Finding]:
     return out
 
 
-def _stage_refs(commands: list[ins.AnyCommand]) -> list[Finding]:
+def _from_names(commands: list[ins.AnyCommand]) -> list[Finding]:
     """``--from`` names: a number must be a stage above; a name that is no stage but
     is close to one is most likely a typo (it would be pulled as an image)."""
     names: list[str] = []
@@ -111,18 +111,18 @@ def _stage_refs(commands: list[ins.AnyCommand]) -> list[Finding]:
             if cmd.name:
                 names.append(cmd.name)
             continue
-        ref = cmd.from_ if isinstance(cmd, ins.CopyCommand) else None
-        if not ref or "$" in ref:
-            continue
-        if ref.isdigit():
-            if int(ref) >= index:
-                out.append(Finding(cmd.line, f"--from={ref} names stage {ref}, which is not above this one"))
-            continue
-        if ref.lower() in names:
-            continue
-        close = difflib.get_close_matches(ref.lower(), names, n=1, cutoff=0.6)
-        if close:
-            out.append(Finding(cmd.line, f"--from={ref} is not a stage (stages: {', '.join(names)}); "
-                                         "as written it is pulled from a registry as an image",
-                               hint=f"did you mean --from={close[0]}?"))
+        for ref in stage_refs(cmd):
+            if "$" in ref:
+                continue
+            if ref.isdigit():
+                if int(ref) >= index:
+                    out.append(Finding(cmd.line, f"from={ref} names stage {ref}, which is not above this one"))
+                continue
+            if ref.lower() in names:
+                continue
+            close = difflib.get_close_matches(ref.lower(), names, n=1, cutoff=0.6)
+            if close:
+                out.append(Finding(cmd.line, f"from={ref} is not a stage (stages: {', '.join(names)}); "
+                                             "as written it is pulled from a registry as an image",
+                                   hint=f"did you mean from={close[0]}?"))
     return out

@@ -111,7 +111,9 @@ def test_check_lists_every_problem_with_its_line() -> None:
     assert [(f.line, f.severity) for f in findings] == [
         (2, "warning"), (3, "error"), (4, "error"), (5, "error"), (6, "error"), (6, "error"), (7, "error"),
         (8, "error")]
-    assert findings[3].hint == "did you mean --from=build?"
+    assert findings[3].hint == "did you mean from=build?"
+    mount = check("FROM scratch AS tools\nFROM scratch\nRUN --mount=type=bind,from=tols,target=/t true\n")
+    assert [(f.line, f.hint) for f in mount] == [(3, "did you mean from=tools?")]
     assert check("FROM scratch AS a\nCOPY --from=a /x /y\nFROM a\nRUN true\n") == []
 
 
