@@ -1,8 +1,11 @@
-"""Executes the planned stages instruction by instruction.
+"""Executes the planned stages command by command.
 
-Filesystem steps (RUN, COPY, ADD, WORKDIR when it creates a directory) go
-through the step cache; metadata steps (ENV, LABEL, USER, CMD, ...) only
-change the config and are replayed on every build, which costs nothing.
+Each typed command (:mod:`mlpack.builder.instructions`) is dispatched on its
+type. Filesystem steps (RUN, COPY, ADD, WORKDIR when it creates a directory)
+go through the step cache; metadata steps (ENV, LABEL, USER, CMD, ...) are the
+functions of :data:`mlpack.builder.metadata.STEPS`: they only change the
+config and are replayed on every build, which costs nothing. A base image's
+ONBUILD triggers run right after its FROM.
 """
 
 from __future__ import annotations

@@ -173,8 +173,7 @@ class RunCommand(Command):
         script = self.args[0]
         if not self.heredocs:
             return shell + [script]
-        marker = heredoc_word(script.strip())
-        if marker is not None and len(self.heredocs) >= 1:
+        if heredoc_word(script.strip()) is not None:  # the whole command is one heredoc
             body = self.heredocs[0].content
             if body.startswith("#!"):
                 return _shebang_argv(body)
@@ -331,10 +330,6 @@ def _kv_pairs(node: Instruction, escape: str) -> tuple[tuple[tuple[str, str], ..
     return tuple(pairs), False
 
 
-def _no_flags(node: Instruction) -> None:
-    _flags(node)
-
-
 def _needs_args(node: Instruction) -> None:
     if not node.args.strip():
         raise node.error(f"{node.cmd} requires at least one argument")
@@ -485,7 +480,7 @@ def _healthcheck(node: Instruction, flags: dict[str, object], args: str) -> Heal
 
 
 def _onbuild(node: Instruction, escape: str) -> OnbuildCommand:
-    _no_flags(node)
+    _flags(node)  # ONBUILD itself takes none
     if node.sub is None:
         raise node.error("ONBUILD requires at least one argument")
     if node.sub.cmd == "ONBUILD":

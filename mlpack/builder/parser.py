@@ -4,8 +4,13 @@ The parser turns text into :class:`Instruction` values and knows nothing of
 what instructions mean; :mod:`mlpack.builder.instructions` gives them types.
 It follows BuildKit's dockerfile/parser: parser directives only at the top,
 comment lines dropped even inside continuations, the escape character
-(``\\`` or backtick) ending a line joins it with the next one, and heredocs
-(``<<EOF``, ``<<-EOF``, ``<<"EOF"``) after RUN, COPY and ADD.
+(``\\`` or backtick) ending a line joins it with the next one unless an
+escape character comes right before it, whitespace (tabs too) separates the
+instruction and its words, leading ``--flags`` are read on every instruction
+(quotes removed; ``--`` ends them), a JSON array must hold only strings, and
+heredocs (``<<EOF``, ``<<-EOF``, ``<<"EOF"``, ``<<file.txt``, ``3<<EOF``) are
+words of RUN, COPY, ADD (and ONBUILD of those) that are neither quoted nor in
+JSON form.
 """
 
 from __future__ import annotations
