@@ -319,19 +319,11 @@ class Executor(CopySteps, RunSteps):
             rel = view.resolve(path) or path.strip("/")
             # BuildKit creates the directory as the stage's USER, so a later RUN may write there
             user = state.cfg.config.get("User") or ""
+            # a user name alone takes its primary group (copying.parse_chown)
             owner = copying.parse_chown(instr, user, lambda: view) if user else (0, 0)
             assert owner is not None
-            if user and ":" not in user and not user.isdigit():
-                owner = (owner[0], _primary_gid(view, user.partition(":")[0]) or owner[1])
             entries = [Entry(rel, "dir", mode=0o755, uid=owner[0], gid=owner[1])]
             return self._write(self._with_lower_parents(state, entries))
 
         self._fs_step(state, instr, key, instr.original, produce)
 
-
-def _primary_gid(view: RootView, name: str) -> int | None:
-    for line in (view.read_file("/etc/passwd") or b"").decode("utf-8", "replace").splitlines():
-        fields = line.split(":")
-        if len(fields) >= 4 and fields[0] == name and fields[3].isdigit():
-            return int(fields[3])
-    return None
