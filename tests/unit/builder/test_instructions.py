@@ -121,3 +121,11 @@ def test_check_lists_every_problem_with_its_line() -> None:
 def test_check_rejects_each_malformed_instruction(line: str, message: str) -> None:
     findings = [f for f in check(f"FROM scratch\n{line}\nRUN true\n") if f.severity == "error"]
     assert [f.line for f in findings] == [2] and message.replace("\\", "") in findings[0].message
+
+
+def test_check_warns_about_undefined_variables_and_unused_build_args() -> None:
+    text = ("ARG G=1\nFROM scratch AS base\nARG A\nENV B=$A C=$B\nWORKDIR /w/$NOPE\nCOPY <<EOF /x\n$INSIDE\nEOF\n"
+            "FROM base\nLABEL l=$B$PATH$TARGETARCH\nUSER ${WHO:-root}\n"
+            "FROM busybox\nENV X=$FROM_IMAGE\n")
+    warnings = [(f.line, f.message.split(" ")[0]) for f in check(text, build_args={"A": "1", "EXTRA": "2"})]
+    assert warnings == [(0, "build"), (4, "$B"), (5, "$NOPE")]  # ${WHO:-root} says what happens
