@@ -22,6 +22,7 @@ from mlpack.builder.cache import is_virtual
 from mlpack.errors import BuildError
 from mlpack.oci import layercache
 from mlpack.oci.layer import Entry, is_opaque
+from mlpack.oci.layertree import record_tree
 from mlpack.oci.layout import Layer, Store
 from mlpack.settings import Settings
 
@@ -66,6 +67,8 @@ class LayerDirs:
                 os.rename(path, target)
             except OSError:  # raced with an unpack of the same layer: theirs is as good
                 pass
+            else:
+                record_tree(self.settings.layers_dir, diff_id, target)
         self._known[diff_id] = target
         return target
 
