@@ -24,7 +24,7 @@ from mlpack.server.http import RequestEnvelope
 from mlpack.server.logs import AccessLog, server_logger
 from mlpack.server.model import load_runner
 from mlpack.server.openapi import openapi_document
-from mlpack.server.protocol import set_header_timeout
+from mlpack.server.connection import set_header_timeout
 from mlpack.server.routes import ServerState, build_routes
 
 __all__ = ["create_app", "app_from_env"]
@@ -124,7 +124,7 @@ def create_app(bundle: str | Path | Any | None = None, config: ServerConfig | No
             return openapi_document(name=config.model_name or "model", inputs=[], outputs=[], sample=None)
         if app.openapi_schema is None:
             app.openapi_schema = openapi_document(
-                name=runner.name, inputs=runner.inputs, outputs=runner.outputs, sample=runner.sample
+                name=runner.name, inputs=runner.inputs, outputs=runner.outputs, sample=runner.sample, table=runner.table
             )
         return app.openapi_schema
 

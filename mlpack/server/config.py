@@ -31,6 +31,7 @@ class ServerConfig:
     bundle: str = field(default="/opt/mlpack/bundle", metadata={"help": "bundle directory to serve"})
     host: str = field(default="0.0.0.0", metadata={"help": "address to listen on"})
     port: int = field(default=8080, metadata={"help": "TCP port to listen on"})
+    grpc_port: int = field(default=8081, metadata={"help": "TCP port of the gRPC inference service (0: no gRPC)"})
     workers: int | None = field(default=None, metadata={"help": "server processes (default: from the CPU quota)"})
     threads: int | None = field(
         default=None, metadata={"help": "onnxruntime intra-op threads per worker (default: from the CPU quota)"}
@@ -64,6 +65,8 @@ class ServerConfig:
         problems = []
         if not 0 < self.port < 65536:
             problems.append(f"port must be 1-65535, got {self.port}")
+        if not 0 <= self.grpc_port < 65536 or self.grpc_port == self.port:
+            problems.append(f"grpc_port must be 0 (off) or 1-65535 and not the HTTP port, got {self.grpc_port}")
         for name in ("workers", "threads"):
             value = getattr(self, name)
             if value is not None and value < 1:

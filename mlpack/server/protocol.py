@@ -1,59 +1,137 @@
-"""uvicorn's HTTP protocol with a deadline for request headers.
+"""The Open Inference Protocol's documents, shared by the REST routes and the gRPC service.
 
-uvicorn times out idle keep-alive connections but not a connection that
-sends part of its request line or headers and then stalls (slowloris), nor a
-new connection that sends nothing: each held a socket and a protocol object
-forever. Here every connection must complete a request's headers within
-``header_timeout_s`` of opening, and of its previous response; otherwise it
-is closed. The body's own deadline is in :mod:`mlpack.server.http`.
+Model metadata, Triton's model configuration, statistics and repository index
+are built here once as plain dicts (the REST JSON); the gRPC service parses the
+same dicts into its messages, so both transports always say the same thing.
+
+Interoperability rule: a model with a single input accepts that input under any
+name (KServe's samples send ``input-0``, MLServer's NumpyRequestCodec
+``input-1``); the metadata says so in ``parameters.any_input_name``.
 """
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
+from typing import Any, Sequence
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from mlpack import __version__
+from mlpack.server.metrics import Metrics
+from mlpack.server.tensors import Spec, invalid
 
-try:
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Fast
-except ImportError:  # pragma: no cover - httptools is part of uvicorn[standard]
-    _Fast = H11Protocol  # type: ignore[misc,assignment]
+__all__ = [
+    "MODEL_VERSION",
+    "SERVER_NAME",
+    "EXTENSIONS",
+    "server_metadata",
+    "model_metadata",
+    "model_config",
+    "model_statistics",
+    "repository_index",
+    "input_spec",
+]
 
-__all__ = ["HeaderDeadlineProtocol", "set_header_timeout"]
+MODEL_VERSION = "1"
+SERVER_NAME = "mlpack"
+EXTENSIONS = ["binary_tensor_data", "model_configuration", "statistics", "model_repository"]
 
-_TIMEOUT = {"seconds": 10.0}
-
-
-def set_header_timeout(seconds: float) -> None:
-    """The header deadline of every connection accepted from now on (per worker process)."""
-    _TIMEOUT["seconds"] = seconds
+# Triton's model_config DataType names.
+_CONFIG_TYPES = {"BYTES": "TYPE_STRING"}
 
 
-class HeaderDeadlineProtocol(_Fast):  # type: ignore[misc,valid-type]
-    """httptools (else h11) protocol whose connections close when headers do not come in time."""
+def server_metadata() -> dict[str, Any]:
+    return {"name": SERVER_NAME, "version": __version__, "extensions": EXTENSIONS}
 
-    _deadline: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm()
+def _platform(runner: Any) -> str:
+    return "onnxruntime_onnx" if runner.flavor == "onnx" else f"mlpack_{runner.flavor}"
 
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._arm()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-        super().connection_lost(exc)
+def _tensors(specs: Sequence[Spec]) -> list[dict[str, Any]]:
+    return [{"name": s.name, "datatype": s.datatype, "shape": s.v2_shape()} for s in specs]
 
-    def _arm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-        self._deadline = self.loop.call_later(_TIMEOUT["seconds"], self._expire, self.cycle)
 
-    def _expire(self, cycle: Any) -> None:
-        # A new request's headers replace self.cycle; the same cycle means none came.
-        if self.cycle is cycle and not self.transport.is_closing():
-            self.transport.close()
+def model_metadata(runner: Any) -> dict[str, Any]:
+    """The V2 model metadata document."""
+    doc: dict[str, Any] = {
+        "name": runner.name,
+        "versions": [MODEL_VERSION],
+        "platform": _platform(runner),
+        "inputs": _tensors(runner.inputs),
+        "outputs": _tensors(runner.outputs),
+    }
+    params: dict[str, Any] = {}
+    if len(runner.inputs) == 1:
+        params["any_input_name"] = True
+    if runner.table is not None:  # MLServer's convention: a pandas (or str) model, one input per column
+        params.update(content_type="pd" if runner.table.kind == "table" else "str", **runner.table.to_dict())
+    if params:
+        doc["parameters"] = params
+    return doc
+
+
+def model_config(runner: Any) -> dict[str, Any]:
+    """Triton's model configuration (JSON form): full shapes, ``max_batch_size`` 0.
+
+    mlpack accepts any number of rows per request and batches on its own, so
+    it reports no Triton batch dimension: the dims are the whole shape, -1 for
+    a dynamic axis.
+    """
+
+    def entry(spec: Spec) -> dict[str, Any]:
+        return {"name": spec.name, "data_type": _CONFIG_TYPES.get(spec.datatype, "TYPE_" + spec.datatype), "dims": spec.v2_shape()}
+
+    return {
+        "name": runner.name,
+        "platform": _platform(runner),
+        "backend": "onnxruntime" if runner.flavor == "onnx" else "python",
+        "max_batch_size": 0,
+        "input": [entry(s) for s in runner.inputs],
+        "output": [entry(s) for s in runner.outputs],
+    }
+
+
+def _duration(count: int, seconds: float) -> dict[str, int]:
+    return {"count": int(count), "ns": int(seconds * 1e9)}
+
+
+def model_statistics(runner: Any, metrics: Metrics) -> dict[str, Any]:
+    """Triton's statistics document, from the server's own counters (both transports)."""
+    stats = metrics.infer_statistics()
+    return {
+        "model_stats": [
+            {
+                "name": runner.name,
+                "version": MODEL_VERSION,
+                "last_inference": int(stats.last_inference_ms),
+                "inference_count": stats.rows,
+                "execution_count": stats.runs,
+                "inference_stats": {
+                    "success": _duration(stats.ok, stats.ok_seconds),
+                    "fail": _duration(stats.failed, stats.failed_seconds),
+                    "queue": _duration(0, 0.0),
+                    "compute_input": _duration(0, 0.0),
+                    "compute_infer": _duration(stats.runs, stats.run_seconds),
+                    "compute_output": _duration(0, 0.0),
+                },
+                "batch_stats": [],
+            }
+        ]
+    }
+
+
+def repository_index(name: str, *, ready: bool, reason: str = "") -> list[dict[str, str]]:
+    """The one model this server serves, as Triton's repository index lists it."""
+    entry = {"name": name, "version": MODEL_VERSION, "state": "READY" if ready else ("UNAVAILABLE" if reason else "LOADING")}
+    if reason:
+        entry["reason"] = reason
+    return [entry]
+
+
+def input_spec(name: str, inputs: Sequence[Spec], by_name: dict[str, Spec], given: int) -> Spec:
+    """The model input a request tensor named ``name`` feeds (one of ``given`` tensors)."""
+    spec = by_name.get(name)
+    if spec is not None:
+        return spec
+    if len(inputs) == 1 and given == 1:
+        return inputs[0]  # the single-input rule: any one name
+    listed = ", ".join(repr(s.name) for s in inputs)
+    raise invalid(f"unknown input {name!r}", input=name, hint=f"the model's inputs are {listed}")
