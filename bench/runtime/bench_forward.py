@@ -51,13 +51,9 @@ def main() -> int:
         try:
             host, port = c.url.removeprefix("http://").split(":")
             addr = (host, int(port))
-            for _ in range(600):
-                try:
-                    with socket.create_connection(addr, timeout=30) as s:
-                        if round_trip(s) == b"ping":
-                            break
-                except OSError:
-                    pass
+            for chunk in c.follow_logs():
+                if "listening" in chunk:
+                    break
             rtt, conn = [], []
             with socket.create_connection(addr, timeout=30) as s:
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

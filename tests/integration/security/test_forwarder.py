@@ -34,16 +34,11 @@ def test_idle_connections_cost_the_monitor_no_threads(runtime_settings, tmp_path
             settings=runtime_settings)
     cleanup_containers.append(c)
     host, port = c.url.removeprefix("http://").split(":")
-    first = None
-    for _ in range(600):  # bounded: until the server inside answers through the forwarder
-        try:
-            first = socket.create_connection((host, int(port)), timeout=30)
-            if round_trip(first) == b"ping":
-                break
-        except OSError:
-            pass
-        first = None
-    assert first is not None, c.logs()
+    for chunk in c.follow_logs():  # until the server inside says it listens (or the container ends)
+        if "listening" in chunk:
+            break
+    first = socket.create_connection((host, int(port)), timeout=30)
+    assert round_trip(first) == b"ping", c.logs()
     monitor = c.state()["monitor_pid"]
     before = process_status(monitor)
     clients = [first]

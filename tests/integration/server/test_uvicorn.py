@@ -122,20 +122,20 @@ def test_sigterm_finishes_the_request_in_flight(iris_bundle: Path, tmp_path: Pat
         head = f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         sock.sendall(head.encode() + body[:10])
         # In flight once the server counts it (the gauge also counts the /metrics request itself).
-        for _ in range(500):
-            if re.search(rb"^mlpack_requests_in_flight 2", get(served.url + "/metrics")[1], re.M):
-                break
-        else:
-            raise AssertionError("the partial request never reached the server")
+        deadline = time.monotonic() + 30  # a bound on an event, not a wait
+        while not re.search(rb"^mlpack_requests_in_flight 2", get(served.url + "/metrics")[1], re.M):
+            assert time.monotonic() < deadline, "the partial request never reached the server"
+            time.sleep(0.01)
         served.proc.send_signal(signal.SIGTERM)
         # Shutdown has started when the listener is gone: no new connections from then on.
-        for _ in range(1000):
+        deadline = time.monotonic() + 30
+        while True:
             try:
                 socket.create_connection(("127.0.0.1", served.port), timeout=2).close()
             except OSError:
                 break
-        else:
-            raise AssertionError("the server still accepts connections after SIGTERM")
+            assert time.monotonic() < deadline, "the server still accepts connections after SIGTERM"
+            time.sleep(0.01)
         assert served.proc.poll() is None, "exited with a request in flight"
         sock.sendall(body[10:])
         response = b""
