@@ -16,7 +16,7 @@ import numpy as np
 
 from mlpack.errors import ServeError
 
-__all__ = ["Spec", "coerce", "check_rows", "invalid", "V2_OF_NUMPY", "NUMPY_OF_V2", "shape_text"]
+__all__ = ["Spec", "coerce", "check_rows", "invalid", "V2_OF_NUMPY", "NUMPY_OF_V2", "shape_text", "v2_datatype"]
 
 # Open Inference Protocol datatypes <-> numpy dtype names.
 V2_OF_NUMPY = {
@@ -37,6 +37,13 @@ V2_OF_NUMPY = {
     "bytes": "BYTES",
 }
 NUMPY_OF_V2 = {v: k for k, v in V2_OF_NUMPY.items() if k not in {"object", "bytes"}}
+# Keyed by dtype object (str(dtype) is a slow Python-level call in numpy 2): what encoders look up.
+_V2_OF_DTYPE = {np.dtype(k): v for k, v in V2_OF_NUMPY.items() if k not in {"str", "object", "bytes"}}
+
+
+def v2_datatype(arr: np.ndarray) -> str:
+    """The V2 datatype of an output array (strings and objects are BYTES)."""
+    return _V2_OF_DTYPE.get(arr.dtype, "BYTES")
 
 _KIND_WORDS = {"b": "booleans", "i": "integers", "u": "integers", "f": "numbers", "U": "strings", "S": "bytes", "O": "mixed values"}
 
