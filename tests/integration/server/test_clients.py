@@ -4,6 +4,9 @@ tensors; the answers must equal onnxruntime's in-process."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 from pathlib import Path
 from typing import Iterator
 
@@ -361,3 +364,25 @@ def test_fuzzed_grpc_messages_never_get_internal(iris_server: Served) -> None:
     finally:
         channel.close()
     assert "Traceback" not in iris_server.log.read_text()
+
+
+def _external_python(variable: str, package: str) -> str:
+    python = os.environ.get(variable)
+    if not python:
+        pytest.skip(f"{package} cannot share the test venv (its pins downgrade pandas/psutil): set {variable} to a venv's python that has it")
+    return python
+
+
+def test_kserve_rest_and_grpc_clients(iris_server: Served, iris_bundle: Path, tmp_path: Path) -> None:
+    python = _external_python("MLPACK_KSERVE_PYTHON", "kserve")
+    x = Bundle.load(iris_bundle).sample()["input"]
+    want = Bundle.load(iris_bundle).load_predictor(threads=1).run({"input": x})
+    doc = {"model": "iris", "input": "input", "x": x.tolist(), "outputs": {k: v.tolist() for k, v in want.items()}}
+    (tmp_path / "want.json").write_text(json.dumps(doc))
+    script = Path(__file__).parent / "external" / "kserve_clients.py"
+    done = subprocess.run(
+        [python, str(script), str(iris_server.port), str(iris_server.grpc_port), str(tmp_path / "want.json")],
+        capture_output=True, text=True, timeout=120, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count(": OK") == 4, done.stdout
