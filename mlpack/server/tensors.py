@@ -135,7 +135,7 @@ def coerce(spec: Spec, data: Any, *, shape: Sequence[int] | None = None, bools: 
                 f"input {name!r}: shape {list(shape)} holds {math.prod(shape)} elements but {arr.size} values came",
                 input=name,
             )
-        arr = arr.reshape(shape)
+        arr = _unit_axis(spec, arr.reshape(shape))
     _check_shape(spec, arr)
     return arr
 
@@ -203,10 +203,28 @@ def _numeric(spec: Spec, arr: np.ndarray) -> np.ndarray:
         return arr.astype(target)
 
 
+def _fits(expected: Sequence[int | None], shape: Sequence[int]) -> bool:
+    return len(shape) == len(expected) and all(e is None or e == g for e, g in zip(expected, shape))
+
+
+def _unit_axis(spec: Spec, arr: np.ndarray) -> np.ndarray:
+    """A V2 tensor that differs from the model's shape only by a trailing axis of 1 is
+    reshaped to it: MLServer's codecs send a list of strings as [N, 1], skl2onnx
+    text models take [N, 1] where clients send [N]."""
+    if _fits(spec.shape, arr.shape):
+        return arr
+    if arr.ndim == len(spec.shape) + 1 and arr.shape[-1] == 1:
+        fitted = arr.reshape(arr.shape[:-1])
+    elif arr.ndim + 1 == len(spec.shape) and spec.shape[-1] == 1:
+        fitted = arr.reshape(arr.shape + (1,))
+    else:
+        return arr
+    return fitted if _fits(spec.shape, fitted.shape) else arr
+
+
 def _check_shape(spec: Spec, arr: np.ndarray) -> None:
     expected = spec.shape
-    ok = arr.ndim == len(expected) and all(e is None or e == g for e, g in zip(expected, arr.shape))
-    if not ok:
+    if not _fits(expected, arr.shape):
         hint = None
         if arr.ndim == len(expected) - 1 and len(expected) >= 2:
             hint = "wrap a single row in a list: [[...]]"

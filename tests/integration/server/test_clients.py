@@ -386,3 +386,23 @@ def test_kserve_rest_and_grpc_clients(iris_server: Served, iris_bundle: Path, tm
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count(": OK") == 4, done.stdout
+
+
+def test_mlserver_codecs_numeric_and_strings(iris_server: Served, iris_bundle: Path, words_server: Served, words_bundle: Path, tmp_path: Path) -> None:
+    python = _external_python("MLPACK_MLSERVER_PYTHON", "mlserver")
+    x = Bundle.load(iris_bundle).sample()["input"]
+    iris_want = Bundle.load(iris_bundle).load_predictor(threads=1).run({"input": x})
+    text = _texts()
+    words_want = _want(words_bundle, text)
+    cases = [
+        {"url": iris_server.url, "model": "iris", "codec": "numpy", "x": x.tolist(), "outputs": {k: v.tolist() for k, v in iris_want.items()}},
+        {"url": words_server.url, "model": "words", "codec": "string", "x": text.tolist(), "outputs": {k: v.tolist() for k, v in words_want.items()}},
+    ]
+    (tmp_path / "cases.json").write_text(json.dumps(cases))
+    script = Path(__file__).parent / "external" / "mlserver_codecs.py"
+    done = subprocess.run(
+        [python, str(script), str(tmp_path / "cases.json")],
+        capture_output=True, text=True, timeout=120, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count(": OK") == 2, done.stdout
