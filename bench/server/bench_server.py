@@ -12,7 +12,10 @@ interleaved (every app at 1 connection, then every app at 8, ...) so that a
 noisy neighbour on the machine hits all of them alike. Each cell is a bounded
 wrk run; with --rounds N the median of N runs is reported.
 
-``ceiling`` is a raw ASGI app on the same uvicorn + uvloop + httptools stack
+``mlserver-grpc`` is MLServer 1.7's gRPC on the same model (its scikit-learn
+runtime; from --mlserver-venv, made with ``python -m venv /tmp/mlservervenv &&
+/tmp/mlservervenv/bin/pip install mlserver mlserver-sklearn``), loaded with
+the same client as mlpack's gRPC. ``ceiling`` is a raw ASGI app on the same uvicorn + uvloop + httptools stack
 that answers a fixed JSON document (ceiling_app.py): the most any app can do
 here. ``mlpack-grpc`` and ``mlpack-pyhttp`` load the same mlpack process
 through gRPC and through HTTP with the same kind of client (grpc_load.py,
@@ -73,6 +76,23 @@ def capture_models(work: Path, hidden: tuple[int, ...]) -> dict[str, Path]:
     return out
 
 
+def mlserver_repository(work: Path) -> Path:
+    """The same iris LogisticRegression for MLServer's scikit-learn runtime (one process, no extra workers)."""
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    root = work / "mlserver"
+    (root / "iris").mkdir(parents=True, exist_ok=True)
+    x, y = load_iris(return_X_y=True)
+    joblib.dump(LogisticRegression(max_iter=500).fit(x.astype(np.float32), y), root / "iris" / "model.joblib")
+    (root / "iris" / "model-settings.json").write_text(
+        json.dumps({"name": "iris", "implementation": "mlserver_sklearn.SKLearnModel", "parameters": {"uri": "./model.joblib"}})
+    )
+    (root / "settings.json").write_text(json.dumps({"parallel_workers": 0, "metrics_endpoint": None, "debug": False}))
+    return root
+
+
 @dataclass
 class Server:
     name: str
@@ -80,13 +100,14 @@ class Server:
     body: bytes
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path = REPO
+    path: str = "/predict"
     port: int = 0
     grpc_port: int = 0
     proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/predict"
+        return f"http://127.0.0.1:{self.port}{self.path}"
 
 
 def free_port() -> int:
@@ -100,7 +121,9 @@ def free_port() -> int:
 def start(server: Server, logdir: Path) -> None:
     server.port = free_port()
     server.grpc_port = free_port()
-    cmd = [c.replace("{port}", str(server.port)).replace("{grpc_port}", str(server.grpc_port)) for c in server.cmd]
+    fill = lambda text: text.replace("{port}", str(server.port)).replace("{grpc_port}", str(server.grpc_port))  # noqa: E731
+    cmd = [fill(c) for c in server.cmd]
+    server.env = {k: fill(v) for k, v in server.env.items()}
     log = (logdir / f"{server.name}.log").open("wb")
     server.proc = subprocess.Popen(
         cmd, cwd=server.cwd, env={**os.environ, **server.env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -266,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         " dominates and batching can win at most ~10%%)",
     )
     ap.add_argument("--bento-venv", default="/tmp/bentovenv")
+    ap.add_argument("--mlserver-venv", default="/tmp/mlservervenv")
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "mlpack-bench"))
     ap.add_argument("--out", help="write the results as JSON here")
     args = ap.parse_args(argv)
@@ -303,6 +327,20 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         notes.append(f"BentoML skipped: {bento} not found (see the module docstring to install it)")
+    mlserver = Path(args.mlserver_venv) / "bin" / "mlserver"
+    if mlserver.exists():
+        v2_row = json.dumps({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}).encode()
+        servers.append(
+            Server(
+                "mlserver",
+                [str(mlserver), "start", str(mlserver_repository(work))],
+                v2_row,
+                {"MLSERVER_HOST": "127.0.0.1", "MLSERVER_HTTP_PORT": "{port}", "MLSERVER_GRPC_PORT": "{grpc_port}", "MLSERVER_METRICS_PORT": "0"},
+                path="/v2/models/iris/infer",
+            )
+        )
+    else:
+        notes.append(f"MLServer skipped: {mlserver} not found (python -m venv {args.mlserver_venv} && {args.mlserver_venv}/bin/pip install mlserver mlserver-sklearn)")
     mlp = [
         Server("mlp-unbatched", [PY, "-m", "mlpack.server", "--bundle", str(models["mlp100"]), "--no-batching", "--host", "127.0.0.1", "--port", "{port}", "--grpc-port", "0"], mlp_row),
         Server("mlp-batched", [PY, "-m", "mlpack.server", "--bundle", str(models["mlp100"]), "--host", "127.0.0.1", "--port", "{port}", "--grpc-port", "0"], mlp_row),
@@ -316,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
             start(s, logdir)
         answers = {s.name: wait_answering(s) for s in servers + mlp}
         ref = json.loads(answers["baseline"])["outputs"]["label"]
+        if "mlserver" in answers:
+            assert json.loads(answers["mlserver"])["outputs"][0]["data"] == ref, "mlserver answered differently"
         for name in ("mlpack", "bentoml"):
             if name in answers:
                 assert json.loads(answers[name])["outputs"]["label"] == ref, f"{name} answered differently"
@@ -324,8 +364,9 @@ def main(argv: list[str] | None = None) -> int:
         for s in servers + mlp:  # warm up: JITs, allocators, connection pools
             wrk(s, 8, 1, scripts[s.name])
         mlpack_server = next(s for s in servers if s.name == "mlpack")
-        cells = [(s, int(c), "wrk", s.name) for c in args.connections.split(",") for s in servers]
+        cells = [(s, int(c), "wrk", s.name) for c in args.connections.split(",") for s in servers if s.name != "mlserver"]
         cells += [(mlpack_server, int(c), kind, f"mlpack-{kind}") for c in args.connections.split(",") for kind in ("pyhttp", "grpc")]
+        cells += [(s, int(c), "grpc", "mlserver-grpc") for c in args.connections.split(",") for s in servers if s.name == "mlserver"]
         cells += [(s, args.batch_connections, "wrk", s.name) for s in mlp]
         for s, conns, kind, label in cells:
             runs = []
@@ -360,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         ("mlpack", "baseline", top),
         ("mlpack", "bentoml", top),
         ("mlpack-grpc", "mlpack-pyhttp", top),
+        ("mlpack-grpc", "mlserver-grpc", top),
         ("mlp-batched", "mlp-unbatched", args.batch_connections),
     ]
     for a, b, conns in pairs:
