@@ -1,8 +1,11 @@
-"""Executes the planned stages instruction by instruction.
+"""Executes the planned stages command by command.
 
-Filesystem steps (RUN, COPY, ADD, WORKDIR when it creates a directory) go
-through the step cache; metadata steps (ENV, LABEL, USER, CMD, ...) only
-change the config and are replayed on every build, which costs nothing.
+Each typed command (:mod:`mlpack.builder.instructions`) is dispatched on its
+type. Filesystem steps (RUN, COPY, ADD, WORKDIR when it creates a directory)
+go through the step cache; metadata steps (ENV, LABEL, USER, CMD, ...) are the
+functions of :data:`mlpack.builder.metadata.STEPS`: they only change the
+config and are replayed on every build, which costs nothing. A base image's
+ONBUILD triggers run right after its FROM.
 """
 
 from __future__ import annotations
@@ -24,8 +27,11 @@ from mlpack.builder.parser import Dockerfile, Instruction
 from mlpack.builder.rootfs import LayerDirs, RootView
 from mlpack.builder.shell import ExpansionError
 from mlpack.builder.stages import Plan, Stage
+from mlpack.builder import metadata
 from mlpack.builder.copystep import CopySteps
-from mlpack.builder.metadata import MetadataSteps
+from mlpack.builder.events import BuildWarning
+from mlpack.builder.instructions import AddCommand, AnyCommand, CopyCommand, RunCommand, WorkdirCommand, instructions
+from mlpack.builder.parser import parse
 from mlpack.builder.runexec import RunSteps
 from mlpack.builder.state import BuildOptions, StageState
 from mlpack.errors import ImageNotFound, MlpackError
@@ -33,10 +39,14 @@ from mlpack.oci.layer import Entry, LayerOptions
 from mlpack.oci.layout import Image, Layer, Store
 from mlpack.settings import Settings
 
-__all__ = ["BuildOptions", "Executor"]
+__all__ = ["BuildOptions", "Executor", "BuildInterrupted"]
 
 
-class Executor(MetadataSteps, CopySteps, RunSteps):
+class BuildInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a build; the message names the step it stopped in."""
+
+
+class Executor(CopySteps, RunSteps):
     """Runs a :class:`Plan` against a store; ``run()`` returns the tagged Image."""
 
     def __init__(self, settings: Settings, store: Store, ctx: BuildContextDir, dockerfile: Dockerfile,
@@ -53,7 +63,10 @@ class Executor(MetadataSteps, CopySteps, RunSteps):
         self.states: dict[int, StageState] = {}
         self._cleanup: list[Path] = []  # scratch files removed when the build ends
         self.step = 0
-        self.total = sum(1 + len(s.instructions) for s in plan.stages)
+        self.total = sum(1 + len(s.commands) for s in plan.stages)
+        self.current = ""  # the step running now, for an interrupted build's message
+        self.scope = metadata.Scope(escape=dockerfile.escape, build_args=options.build_args,
+                                    global_args=plan.global_args)
         epoch = options.source_date_epoch
         self.created = rfc3339(epoch) if epoch is not None else rfc3339(int(time.time()))
         self.layer_options = LayerOptions(source_date_epoch=epoch)
@@ -83,6 +96,9 @@ class Executor(MetadataSteps, CopySteps, RunSteps):
     def run(self) -> Image:
         try:
             return self._run()
+        except KeyboardInterrupt:
+            raise BuildInterrupted(f"build interrupted in {self.current or 'its first step'}; "
+                                   "no image was tagged and the store's index is unchanged") from None
         finally:
             for path in self._cleanup:
                 path.unlink(missing_ok=True)
@@ -126,10 +142,24 @@ class Executor(MetadataSteps, CopySteps, RunSteps):
     def _build_stage(self, stage: Stage) -> StageState:
         self._emit(StageStarted(stage_name=stage.label, base=stage.base, index=stage.index))
         state = self._from(stage)
-        for instr in stage.instructions:
+        for cmd in self._onbuild_triggers(state):
             self.step += 1
-            self._dispatch(state, instr)
+            self._dispatch(state, cmd)
+        for cmd in stage.commands:
+            self.step += 1
+            self._dispatch(state, cmd)
         return state
+
+    def _onbuild_triggers(self, state: StageState) -> list[AnyCommand]:
+        """The base image's ONBUILD triggers: they run right after FROM and are
+        not inherited by this image (BuildKit and docker)."""
+        triggers = state.cfg.config.pop("OnBuild", None) or []
+        commands: list[AnyCommand] = []
+        for text in triggers:
+            parsed = parse(str(text), file=f"ONBUILD of {state.stage.base}")
+            commands += instructions(parsed.instructions, escape=parsed.escape)
+        self.total += len(commands)
+        return commands
 
     def _from(self, stage: Stage) -> StageState:
         """The stage's starting state. SOURCE_DATE_EPOCH is part of every root key:
@@ -158,10 +188,16 @@ class Executor(MetadataSteps, CopySteps, RunSteps):
         return state
 
     def _base_image(self, instr: Instruction, ref: str) -> Image:
+        """An image from the store, else pulled. A ``--from`` name that is no stage
+        is said to be one (a typo of a stage name would otherwise look like a pull failure)."""
         try:
             return self.store.resolve(ref)
         except ImageNotFound:
             pass
+        not_a_stage = ""
+        if instr.cmd != "FROM":
+            not_a_stage = (f"{ref!r} is not a stage of this Dockerfile (stages: {self.plan.stage_names()}), "
+                           "so it is taken as an image")
         try:
             from mlpack.oci import registry
         except ImportError:
@@ -169,24 +205,42 @@ class Executor(MetadataSteps, CopySteps, RunSteps):
         pull = getattr(registry, "pull", None) if registry is not None else None
         if pull is None or ref.startswith("localhost/"):
             raise instr.error(
-                f"base image {ref!r} is not in the store",
+                f"{not_a_stage + ', and ' if not_a_stage else ''}base image {ref!r} is not in the store",
                 hint="run `mlpack base bootstrap` for localhost/mlpack/python, or `mlpack pull " + ref + "`",
             )
+        if not_a_stage:
+            self._emit(BuildWarning(instr.line, f"{not_a_stage}: pulling it from a registry"))
         try:
             pulled = pull(ref, settings=self.settings)
         except MlpackError as exc:
-            raise instr.error(f"base image {ref!r} is not in the store and pulling it failed: {exc}",
-                              hint="pull it first (`mlpack pull`) or load it (`mlpack load`)") from exc
+            prefix = f"{not_a_stage}; " if not_a_stage else ""
+            raise instr.error(f"{prefix}image {ref!r} is not in the store and pulling it failed: {exc.message}",
+                              hint="check the name against the stages above, or pull/load the image first"
+                              if not_a_stage else "pull it first (`mlpack pull`) or load it (`mlpack load`)") from exc
         return pulled if isinstance(pulled, Image) else self.store.resolve(ref)
 
-    def _dispatch(self, state: StageState, instr: Instruction) -> None:
-        handler = getattr(self, f"_do_{instr.cmd.lower()}", None)
-        if handler is None:  # pragma: no cover - the parser refuses unknown instructions
-            raise instr.error("instruction not supported")
+    def _dispatch(self, state: StageState, cmd: AnyCommand) -> None:
+        """Run one command: filesystem steps by type, metadata steps from ``metadata.STEPS``."""
+        self.current = f"step {self.step}/{self.total} of stage {state.stage.label} (line {cmd.line}: {cmd.original[:80]})"
         try:
-            handler(state, instr)
+            if isinstance(cmd, CopyCommand):
+                self._do_copy(state, cmd)
+            elif isinstance(cmd, AddCommand):
+                self._do_add(state, cmd)
+            elif isinstance(cmd, RunCommand):
+                self._do_run(state, cmd)
+            elif isinstance(cmd, WorkdirCommand):
+                self._workdir(state, cmd)
+            else:
+                self._meta(state, metadata.STEPS[type(cmd)](state, cmd, self.scope))
         except ExpansionError as exc:
-            raise instr.error(exc.message, hint=exc.hint) from None
+            raise cmd.error(exc.message, hint=exc.hint) from None
+
+    def _meta(self, state: StageState, text: str) -> None:
+        """A metadata step: no layer, an empty_layer history entry."""
+        self._emit(StepStarted(self.step, self.total, text, state.stage.label))
+        state.cfg.add_history(text, created=self.created, empty_layer=True)
+        self._emit(StepDone(self.step, self.total, text, None, 0.0, state.stage.label))
 
     # -- filesystem instructions ----------------------------------------------------------
     def _fs_step(self, state: StageState, instr: Instruction, key: str, created_by: str,
@@ -216,8 +270,11 @@ class Executor(MetadataSteps, CopySteps, RunSteps):
         self.dirs.save_index(layer, entries)
         return layer
 
-    def _with_lower_parents(self, state: StageState, entries: list[Entry]) -> list[Entry]:
-        """Parents that exist below keep their mode and owner in the new layer."""
+    def _with_lower_parents(self, state: StageState, entries: list[Entry],
+                            owner: tuple[int, int] | None = None) -> list[Entry]:
+        """Parents that exist below keep their mode and owner in the new layer; the
+        ones the step creates are 0755 and owned by ``owner`` (COPY --chown, as
+        BuildKit creates the destination path), else by root."""
         have = {e.path.strip("/") for e in entries}
         parents: set[str] = set()
         for e in entries:
@@ -229,11 +286,15 @@ class Executor(MetadataSteps, CopySteps, RunSteps):
             return entries
         view = self._view(state)
         extra = []
+        uid, gid = owner or (0, 0)
+        mtime = self.opts.source_date_epoch or 0
         for rel in missing:
             st = view.lstat(rel)
             if st is not None and stat.S_ISDIR(st.st_mode):
                 extra.append(Entry(rel, "dir", mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid,
                                    mtime=int(st.st_mtime)))
+            elif st is None and owner is not None:
+                extra.append(Entry(rel, "dir", mode=0o755, uid=uid, gid=gid, mtime=mtime))
         return extra + entries
 
     def _abs(self, state: StageState, path: str) -> str:
@@ -242,8 +303,9 @@ class Executor(MetadataSteps, CopySteps, RunSteps):
             path = workdir.rstrip("/") + "/" + path
         return path
 
-    def _do_workdir(self, state: StageState, instr: Instruction) -> None:
-        raw = state.expander(self.df.escape).word(instr.args.strip())
+    def _workdir(self, state: StageState, cmd: WorkdirCommand) -> None:
+        instr = cmd.node
+        raw = state.expander(self.df.escape).word(cmd.path)
         if not raw:
             raise instr.error("WORKDIR needs a path")
         path = os.path.normpath(self._abs(state, raw))
@@ -257,19 +319,11 @@ class Executor(MetadataSteps, CopySteps, RunSteps):
             rel = view.resolve(path) or path.strip("/")
             # BuildKit creates the directory as the stage's USER, so a later RUN may write there
             user = state.cfg.config.get("User") or ""
+            # a user name alone takes its primary group (copying.parse_chown)
             owner = copying.parse_chown(instr, user, lambda: view) if user else (0, 0)
             assert owner is not None
-            if user and ":" not in user and not user.isdigit():
-                owner = (owner[0], _primary_gid(view, user.partition(":")[0]) or owner[1])
             entries = [Entry(rel, "dir", mode=0o755, uid=owner[0], gid=owner[1])]
             return self._write(self._with_lower_parents(state, entries))
 
         self._fs_step(state, instr, key, instr.original, produce)
 
-
-def _primary_gid(view: RootView, name: str) -> int | None:
-    for line in (view.read_file("/etc/passwd") or b"").decode("utf-8", "replace").splitlines():
-        fields = line.split(":")
-        if len(fields) >= 4 and fields[0] == name and fields[3].isdigit():
-            return int(fields[3])
-    return None

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from mlpack.errors import StoreError
+from mlpack.oci import faults
 from mlpack.oci.media import check_digest, digest_hex
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,6 +64,7 @@ class BlobWriter:
             )
         self._hash.update(data)
         self._file.write(data)
+        faults.point("blob.write")
         return len(data)
 
     def commit(self) -> str:
@@ -89,7 +91,9 @@ class BlobWriter:
         self._file = None
         final = self._dir / digest_hex(digest)
         os.chmod(self._tmp, 0o644)
+        faults.point("blob.before-rename")
         os.replace(self._tmp, final)
+        faults.point("blob.after-rename")
         fsync_dir(self._dir)
         self.digest = digest
         return digest
@@ -123,6 +127,7 @@ def atomic_write(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        faults.point("file.before-rename")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -67,12 +67,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     import uvicorn  # noqa: PLC0415 - only the entry point needs it
 
+    from mlpack.server.connection import HeaderDeadlineProtocol  # noqa: PLC0415 - imports uvicorn
+
     common = dict(
         host=config.host,
         port=config.port,
         log_config=uvicorn_log_config(config.log_level),
         access_log=False,
         server_header=False,
+        http=HeaderDeadlineProtocol,
         lifespan="on",
         timeout_graceful_shutdown=max(1, math.ceil(config.graceful_timeout_s)),
     )

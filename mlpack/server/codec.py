@@ -17,6 +17,8 @@ import numpy as np
 import orjson
 
 from mlpack.server.protocol import input_spec
+from mlpack.server.shapes import check_v2_shape
+from mlpack.server.tables import column_values, decode_table
 from mlpack.server.tensors import NUMPY_OF_V2, Spec, check_rows, coerce, invalid, v2_datatype
 
 __all__ = [
@@ -87,11 +89,13 @@ def _pick_outputs(requested: Any, outputs: Sequence[Spec]) -> list[str]:
     return list(dict.fromkeys(requested))
 
 
-def decode_predict(body: bytes, inputs: Sequence[Spec], outputs: Sequence[Spec]) -> Decoded:
+def decode_predict(body: bytes, inputs: Sequence[Spec], outputs: Sequence[Spec], table: Any = None) -> Decoded:
     """Decode ``{"inputs": ..., "parameters": {...}}`` into model feeds.
 
     ``inputs`` is a list of rows (single-input models), a mapping of input
-    names to arrays, or a list of records ``{name: value}`` (multi-input).
+    names to arrays, or a list of records ``{name: value}`` (multi-input);
+    for a table model (``table``, the bundle's TableSchema) see
+    :func:`mlpack.server.tables.decode_table`.
     """
     doc = loads(body)
     if not isinstance(doc, dict) or "inputs" not in doc:
@@ -108,7 +112,9 @@ def decode_predict(body: bytes, inputs: Sequence[Spec], outputs: Sequence[Spec])
     data = doc["inputs"]
     bools = _may_hold_bools(body)
     feeds: dict[str, np.ndarray] = {}
-    if isinstance(data, dict):
+    if table is not None and table.kind == "table":
+        feeds = decode_table(data, table, inputs, bools=bools)
+    elif isinstance(data, dict):
         _check_names(data, inputs)
         for spec in inputs:
             feeds[spec.name] = coerce(spec, data[spec.name], bools=bools)
@@ -157,8 +163,14 @@ def encode_predict(outputs: Mapping[str, Any], names: Sequence[str] | None) -> b
 # -- Open Inference Protocol (KServe V2) -------------------------------------------
 
 
-def decode_v2(body: bytes, header_length: str | None, inputs: Sequence[Spec], outputs: Sequence[Spec]) -> Decoded:
-    """Decode a V2 infer request (JSON, or JSON header + binary tensors)."""
+def decode_v2(
+    body: bytes, header_length: str | None, inputs: Sequence[Spec], outputs: Sequence[Spec], table: Any = None
+) -> Decoded:
+    """Decode a V2 infer request (JSON, or JSON header + binary tensors).
+
+    A table model (``table``) takes one input per column, as MLServer's
+    PandasCodec sends them (strings as BYTES, shape ``[N]`` or ``[N, 1]``).
+    """
     raw = b""
     if header_length is not None:
         try:
@@ -192,6 +204,7 @@ def decode_v2(body: bytes, header_length: str | None, inputs: Sequence[Spec], ou
         shape = tensor.get("shape")
         if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
             raise invalid(f"input {name!r}: \"shape\" must be a list of integers, got {shape!r}", input=name)
+        shape = check_v2_shape(spec, shape)
         tparams = tensor.get("parameters", {})
         if not isinstance(tparams, dict):
             raise invalid(f'input {name!r}: "parameters" must be a JSON object', input=name)
@@ -207,7 +220,10 @@ def decode_v2(body: bytes, header_length: str | None, inputs: Sequence[Spec], ou
             data = tensor["data"]
             if not isinstance(data, list):
                 data = [data]
-        feeds[spec.name] = coerce(spec, data, shape=shape, bools=bools)
+        if table is not None and table.kind == "table":
+            feeds[spec.name] = _v2_column(table, spec, data, shape, bools)
+        else:
+            feeds[spec.name] = coerce(spec, data, shape=shape, bools=bools)
     if offset != len(raw):
         raise invalid(f"{len(raw) - offset} bytes of binary data belong to no input")
     missing = [s.name for s in inputs if s.name not in feeds]
@@ -237,6 +253,16 @@ def decode_v2(body: bytes, header_length: str | None, inputs: Sequence[Spec], ou
         id=req_id if isinstance(req_id, str) else None,
         parameters=params,
     )
+
+
+def _v2_column(table: Any, spec: Spec, data: Any, shape: list[int], bools: bool) -> np.ndarray:
+    """One V2 column input of a table model: shape [N] or [N, 1], checked like /predict's columns."""
+    if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
+        raise invalid(f"column {spec.name!r}: shape {shape} is not [N] or [N, 1]", input=spec.name)
+    values = data if isinstance(data, np.ndarray) else list(data)
+    if len(values) != shape[0]:
+        raise invalid(f"column {spec.name!r}: shape {shape} holds {shape[0]} values but {len(values)} came", input=spec.name)
+    return column_values(table.column(spec.name), spec, values, bools=bools)
 
 
 def encode_v2(

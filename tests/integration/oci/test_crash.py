@@ -1,8 +1,12 @@
-"""SIGKILL an mlpack pull or load at random moments: the store stays consistent.
+"""SIGKILL an mlpack pull or load at chosen points: the store stays consistent.
 
-A bounded number of iterations (15); after every kill ``verify()`` must find
-no problem (leftover temp files are garbage, not corruption), and the next
-operation, run to completion at the end, must succeed.
+Each kill lands at a fault-injection point of the store (mlpack.oci.faults,
+``MLPACK_FAULT=<point>:<n>``), so every run kills the process in the same
+place on a fast machine and a slow one: in the middle of a blob, with a blob
+complete but unnamed, named but the directory not synced, and with index.json
+written but not renamed. After each kill ``verify()`` must find no problem
+(leftover temp files are garbage, not corruption), the index must name no
+image, and the same operation run again on the leftovers must succeed.
 """
 
 from __future__ import annotations
@@ -12,25 +16,36 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from mlpack.oci import faults
 from mlpack.oci.archive import save
 from mlpack.oci.layer import Entry, write_entries
 from mlpack.oci.layout import Store
 from mlpack.oci.registry import push
 from mlpack.settings import Settings
 
-ITERATIONS = 15
 ROOT = Path(__file__).resolve().parents[3]
+# (point, hit): every hit number is reached by any pull or load of the image
+# below, whose 6 blobs (4 layers, config, manifest) each take at least one write.
+KILLS = [
+    ("blob.write", 1),            # first chunk of the first blob written
+    ("blob.write", 5),            # later, in another blob or further into one
+    ("blob.before-rename", 2),    # second blob complete and fsynced, not named
+    ("blob.after-rename", 3),     # third blob named, directory not synced
+    ("file.before-rename", 1),    # index.json written beside, not renamed
+]
 
 
-def _mlpack(home: Path, *args: str) -> subprocess.Popen[bytes]:
+def _mlpack(home: Path, *args: str, fault: str | None = None) -> subprocess.CompletedProcess[bytes]:
     env = dict(os.environ, MLPACK_HOME=str(home), PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "mlpack", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env.pop(faults.ENV, None)
+    if fault:
+        env[faults.ENV] = fault
+    return subprocess.run([sys.executable, "-m", "mlpack", *args], env=env, timeout=120,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -49,59 +64,42 @@ def crash_image(tmp_path_factory: pytest.TempPathFactory, local_registry):  # ty
     return ref, archive, digest
 
 
-def _wait_for_writes(blobs: Path, proc: subprocess.Popen[bytes], limit_s: float = 30.0) -> float:
-    """Wait until the process starts writing blobs (past interpreter start-up); returns when."""
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline and proc.poll() is None:
-        if blobs.is_dir() and any(n.startswith(".tmp-") for n in os.listdir(blobs)):
-            break
-        time.sleep(0.005)
-    return time.monotonic()
+def _empty(store: Store) -> None:
+    for entry in list(store.index()["manifests"]):
+        store.delete(entry["digest"])
+    store.gc(grace_s=0)
+    assert not list((store.root / "blobs" / "sha256").iterdir())
 
 
-def test_sigkill_during_pull_and_load_keeps_store_consistent(tmp_path: Path, crash_image) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("op", ["pull", "load"])
+def test_sigkill_at_each_fault_point_keeps_store_consistent(tmp_path: Path, crash_image, op: str) -> None:  # type: ignore[no-untyped-def]
     ref, archive, digest = crash_image
     home = tmp_path / "home"
     store = Store(home / "store")
-    blobs = home / "store" / "blobs" / "sha256"
-    # how long the writing part of a whole operation takes here, to spread the kills over it
-    proc = _mlpack(home, "pull", "-q", ref)
-    writing = _wait_for_writes(blobs, proc)
-    assert proc.wait(120) == 0, proc.stderr.read() if proc.stderr else ""
-    span = max(time.monotonic() - writing, 0.2)
-    rng = random.Random(int(os.environ.get("MLPACK_CRASH_SEED", "1234")))
-    killed = mid_blob = 0
-    for i in range(ITERATIONS):
-        if store.index()["manifests"]:
-            # the last run finished: empty the store so there is work to interrupt; after a
-            # kill the leftovers stay, and the next run has to cope with them
-            for entry in list(store.index()["manifests"]):
-                store.delete(entry["digest"])
-            store.gc(grace_s=0)
-        args = ("pull", "-q", ref) if i % 2 == 0 else ("load", "-q", "-i", str(archive))
-        proc = _mlpack(home, *args)
-        _wait_for_writes(blobs, proc)
-        time.sleep(rng.uniform(0, span * 1.2))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            killed += 1
-        status = proc.wait(60)
-        if status != -signal.SIGKILL:
-            assert status == 0, proc.stderr.read() if proc.stderr else ""
-            assert store.resolve(digest).digest == digest
+    store.init()
+    args = ("pull", "-q", ref) if op == "pull" else ("load", "-q", "-i", str(archive))
+    for point, hit in KILLS:
+        _empty(store)
+        killed = _mlpack(home, *args, fault=f"{point}:{hit}")
+        where = f"{op} killed at {point}:{hit}"
+        assert killed.returncode == -signal.SIGKILL, (
+            f"{where}: the fault point was not reached (exit {killed.returncode}): {killed.stderr!r}")
         report = store.verify()
-        assert report.ok, f"iteration {i} ({args[0]}): {report.problems}"
-        mid_blob += any("/.tmp-" in g for g in report.garbage)
+        assert report.ok, f"{where}: {report.problems}"
+        assert store.index()["manifests"] == [], f"{where}: the index names an incomplete image"
+        tmp = [g for g in report.garbage if os.path.basename(g).startswith(".tmp-")]
+        if point.startswith("blob.write") or point == "blob.before-rename":
+            assert tmp, f"{where}: no temp blob was left; the kill did not land mid-blob"
+        if point == "file.before-rename":
+            assert any(p.name.startswith(".tmp-index.json") for p in store.root.iterdir()), where
+        # the next run copes with whatever the kill left behind
+        again = _mlpack(home, *args)
+        assert again.returncode == 0, f"after {where}: {again.stderr.decode(errors='replace')}"
+        assert store.resolve(digest).digest == digest
+        report = store.verify()
+        assert report.ok, f"after {where}: {report.problems}"
         for entry in store.index()["manifests"]:
-            # whatever the index names must be complete
             assert store.resolve(entry["digest"]).digest == digest
-    print(f"crash test: {killed}/{ITERATIONS} runs killed, {mid_blob} in the middle of a blob; store always consistent")
-    assert killed >= ITERATIONS // 3, f"only {killed} of {ITERATIONS} runs were still going when killed"
-    assert mid_blob >= 1, "no kill landed in the middle of a blob write; the test proved little"
-    for args in (("pull", "-q", ref), ("load", "-q", "-i", str(archive))):
-        proc = _mlpack(home, *args)
-        assert proc.wait(120) == 0, proc.stderr.read() if proc.stderr else ""
-    assert store.resolve(ref).digest == digest
-    assert store.verify().ok
     store.gc(grace_s=0)
-    assert not store.verify().garbage
+    report = store.verify()
+    assert report.ok and not report.garbage, report
