@@ -19,7 +19,7 @@ import orjson
 from mlpack.server.protocol import input_spec
 from mlpack.server.shapes import check_v2_shape
 from mlpack.server.tables import column_values, decode_table
-from mlpack.server.tensors import NUMPY_OF_V2, V2_OF_NUMPY, Spec, check_rows, coerce, invalid
+from mlpack.server.tensors import NUMPY_OF_V2, Spec, check_rows, coerce, invalid, v2_datatype
 
 __all__ = [
     "Decoded",
@@ -265,12 +265,6 @@ def _v2_column(table: Any, spec: Spec, data: Any, shape: list[int], bools: bool)
     return column_values(table.column(spec.name), spec, values, bools=bools)
 
 
-def _v2_datatype(arr: np.ndarray) -> str:
-    if arr.dtype.kind in "USO":
-        return "BYTES"
-    return V2_OF_NUMPY.get(str(arr.dtype), "BYTES")
-
-
 def encode_v2(
     outputs: Mapping[str, Any], request: Decoded, *, model_name: str, model_version: str = "1"
 ) -> tuple[bytes, int | None]:
@@ -280,7 +274,7 @@ def encode_v2(
     buffers: list[bytes] = []
     for name in names:
         arr = np.asarray(outputs[name])
-        datatype = _v2_datatype(arr)
+        datatype = v2_datatype(arr)
         entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(arr.shape)}
         if request.binary_all or name in request.binary:
             buf = bytes_buffer(arr) if datatype == "BYTES" else np.ascontiguousarray(arr).tobytes()
