@@ -10,7 +10,8 @@ import numpy as np
 
 from mlpack.errors import CaptureError
 
-__all__ = ["TensorSpec", "NAME_RE", "validate_name", "dtype_name", "ORT_DTYPES", "default_name"]
+__all__ = ["TensorSpec", "NAME_RE", "validate_name", "dtype_name", "ORT_DTYPES", "default_name", "parse_dynamic_axes",
+           "ColumnSpec", "TableSchema", "COLUMN_DTYPES"]
 
 # An image name path component (OCI distribution spec); a bundle's name
 # becomes part of an image reference, so it is checked here once.
@@ -83,6 +84,36 @@ def validate_name(name: str) -> str:
             name=name,
         )
     return name
+
+
+def parse_dynamic_axes(value: Any) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """``{"input": [1]}``, ``{"input": {1: "seq"}}`` or ``"input:1,mask:1"`` as sorted
+    (name, axes) pairs; the batch axis 0 is always dynamic and may be listed."""
+    if value is None or value == "" or value == {}:
+        return ()
+    usage = 'pass dynamic_axes={"input": [1]} (input name -> axes), or "input:1,mask:1" on the command line'
+    if isinstance(value, str):
+        pairs: dict[str, list[Any]] = {}
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            name, sep, axis = part.rpartition(":")
+            if not sep or not name:
+                raise CaptureError(f"dynamic axis {part!r} is not NAME:AXIS", hint=usage)
+            pairs.setdefault(name, []).append(axis)
+        value = pairs
+    if not isinstance(value, dict):
+        raise CaptureError(f"dynamic_axes must be a mapping, not {type(value).__name__}", hint=usage)
+    out = []
+    for name, axes in value.items():
+        axes = list(axes) if isinstance(axes, (list, tuple, dict, set)) else [axes]
+        try:
+            ints = sorted({int(a) for a in axes} - {0})
+        except (TypeError, ValueError):
+            raise CaptureError(f"dynamic axes of {name!r} must be integers, got {axes!r}", hint=usage) from None
+        if not isinstance(name, str) or not name or any(a < 1 for a in ints):
+            raise CaptureError(f"dynamic axes {name!r}: {axes!r} are not input axes >= 1", hint=usage)
+        if ints:
+            out.append((name, tuple(ints)))
+    return tuple(sorted(out))
 
 
 def default_name(text: str) -> str:

@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--flavor", choices=("auto", "onnx", "python"), default="auto")
     p.add_argument("--hooks", help="python file defining preprocess(inputs) and/or postprocess(outputs)")
     p.add_argument("--allow-parity-failure", action="store_true", help="capture even if the parity check fails (recorded)")
+    p.add_argument("--dynamic-axes", help="torch: NAME:AXIS[,NAME:AXIS], axes besides the batch whose length varies in use")
     p.set_defaults(handler=_capture)
 
     p = sub.add_parser("inspect", help="show a bundle, an image or a container")
@@ -90,6 +91,7 @@ def _capture(args: argparse.Namespace, settings: Settings) -> int:
         flavor=args.flavor,
         hooks_source=hooks,
         allow_parity_failure=args.allow_parity_failure,
+        dynamic_axes=args.dynamic_axes,
     )
     print(bundle.summary())
     return 0

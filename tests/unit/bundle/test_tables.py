@@ -101,3 +101,25 @@ def test_unsupported_tables_are_refused_naming_the_column(sample, words) -> None
     for word in words:
         assert word in text, text
     assert info.value.hint
+
+
+@pytest.mark.parametrize(("value", "parsed"), [
+    (None, ()),
+    ({"input": [1]}, (("input", (1,)),)),
+    ({"input": {1: "seq", 0: "batch"}}, (("input", (1,)),)),
+    ("tokens:1,mask:1,tokens:2", (("mask", (1,)), ("tokens", (1, 2)))),
+    ({"input": [0]}, ()),
+])
+def test_dynamic_axes_spellings(value, parsed) -> None:  # type: ignore[no-untyped-def]
+    from mlpack.bundle.spec import parse_dynamic_axes
+
+    assert parse_dynamic_axes(value) == parsed
+
+
+@pytest.mark.parametrize("value", ["input", "input:x", {"input": [-1]}, [1], {"": [1]}])
+def test_bad_dynamic_axes_spellings(value) -> None:  # type: ignore[no-untyped-def]
+    from mlpack.bundle.spec import parse_dynamic_axes
+
+    with pytest.raises(CaptureError) as info:
+        parse_dynamic_axes(value)
+    assert info.value.hint
