@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from mlpack.errors import CaptureError
+from mlpack.errors import CaptureError, ServeError
 
 __all__ = ["TensorSpec", "NAME_RE", "validate_name", "dtype_name", "ORT_DTYPES", "default_name", "parse_dynamic_axes",
            "ColumnSpec", "TableSchema", "COLUMN_DTYPES"]
@@ -228,7 +228,17 @@ class TableSchema:
             if col.dtype == "category":
                 if col.value_kind != "str":
                     values = values.astype(np.float64 if col.value_kind == "float" else np.int64)
-                data[col.name] = pd.Categorical(values, categories=list(col.categories or ()), ordered=col.ordered)
+                categorical = pd.Categorical(values, categories=list(col.categories or ()), ordered=col.ordered)
+                unseen = (categorical.codes < 0) & ~pd.isna(values)
+                if unseen.any():
+                    # pandas would make the value NaN without a word: every transport stops here.
+                    raise ServeError(
+                        f"column {col.name!r}: {values[unseen][0]!r} is not one of its categories {list(col.categories or ())}",
+                        hint="send one of the categories the model was captured with",
+                        status=422,
+                        input=col.name,
+                    )
+                data[col.name] = categorical
             elif col.dtype == "str":
                 data[col.name] = pd.Series(values.astype(object), dtype=col.pandas_dtype or object)
             else:

@@ -282,3 +282,13 @@ def test_openapi_describes_the_columns(forest_client, frame) -> None:  # type: i
     assert "pandas object" in columns["properties"]["city"]["description"]
     # the stored example is a request the server answers
     assert forest_client.post("/predict", json=body["example"]).status_code == 200
+
+
+def test_a_column_named_like_the_graphs_own_values_falls_back(frame, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    xgboost = pytest.importorskip("xgboost")
+    hostile = frame[["age", "income"]].rename(columns={"income": "mlpack_table_shape"})
+    model = xgboost.XGBRegressor(n_estimators=4).fit(hostile, frame["income"])
+    b = capture(model, hostile, name="hostile", path=tmp_path / "h")
+    assert b.flavor == "python" and "'mlpack_table_shape'" in b.manifest["model"]["conversion_error"]
+    out = b.load_predictor(threads=1).run({c: hostile[c].to_numpy()[:3] for c in hostile.columns})
+    np.testing.assert_array_equal(out["prediction"], model.predict(hostile[:3]))

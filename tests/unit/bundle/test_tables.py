@@ -123,3 +123,14 @@ def test_bad_dynamic_axes_spellings(value) -> None:  # type: ignore[no-untyped-d
     with pytest.raises(CaptureError) as info:
         parse_dynamic_axes(value)
     assert info.value.hint
+
+
+def test_rebuilding_refuses_a_value_outside_the_categories() -> None:
+    """Whatever transport brought it, an unseen category never silently becomes NaN."""
+    from mlpack.errors import ServeError
+
+    schema, columns = table_sample(_frame())
+    columns["plan"] = np.array(["gold", "platinum", "basic"], dtype=object)
+    with pytest.raises(ServeError) as info:
+        schema.model_input(columns)
+    assert info.value.status == 422 and "'platinum'" in info.value.message and info.value.context["input"] == "plan"
