@@ -226,21 +226,23 @@ class TableSchema:
         for col in self.columns:
             values = np.asarray(feeds[col.name]).reshape(-1)
             if col.dtype == "category":
-                if col.value_kind != "str":
-                    values = values.astype(np.float64 if col.value_kind == "float" else np.int64)
-                categorical = pd.Categorical(values, categories=list(col.categories or ()), ordered=col.ordered)
-                unseen = (categorical.codes < 0) & ~pd.isna(values)
-                if unseen.any():
-                    # pandas would make the value NaN without a word: every transport stops here.
-                    raise ServeError(
-                        f"column {col.name!r}: {values[unseen][0]!r} is not one of its categories {list(col.categories or ())}",
-                        hint="send one of the categories the model was captured with",
-                        status=422,
-                        input=col.name,
-                    )
-                data[col.name] = categorical
+                data[col.name] = _categorical(pd, col, values)
             elif col.dtype == "str":
                 data[col.name] = pd.Series(values.astype(object), dtype=col.pandas_dtype or object)
             else:
                 data[col.name] = pd.Series(values.astype(col.dtype), dtype=col.pandas_dtype or col.dtype)
         return pd.DataFrame(data, columns=self.names)
+
+
+def _categorical(pd: Any, col: ColumnSpec, values: np.ndarray) -> Any:
+    """The column as a pandas Categorical; a value outside the categories is a 422, since
+    pandas would make it NaN without a word (every transport ends up here)."""
+    if col.value_kind != "str":
+        values = values.astype(np.float64 if col.value_kind == "float" else np.int64)
+    categories = list(col.categories or ())
+    categorical = pd.Categorical(values, categories=categories, ordered=col.ordered)
+    unseen = (categorical.codes < 0) & ~pd.isna(values)
+    if unseen.any():
+        message = f"column {col.name!r}: {values[unseen][0]!r} is not one of its categories {categories}"
+        raise ServeError(message, hint="send one of the categories the model was captured with", status=422, input=col.name)
+    return categorical
