@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Pickled files (.pkl, .joblib, .pt) run code when loaded: only capture files you trust.",
     )
     p.add_argument("model", help="model file: .onnx, .pkl, .pickle, .joblib, or .pt (a whole torch module)")
-    p.add_argument("--sample", required=True, help="sample input: .npy (one input) or .npz (one array per input name)")
+    p.add_argument("--sample", required=True, help="sample input: .npy (one input), .npz (one array per input name), .csv or .parquet (a table)")
     p.add_argument("-n", "--name", help="bundle name (an image name component); default from the model class")
     p.add_argument("-o", "--output", help="bundle directory (default ./bundles/NAME)")
     p.add_argument("--flavor", choices=("auto", "onnx", "python"), default="auto")
@@ -72,6 +72,15 @@ def _load_sample(path: Path) -> Any:
 
     if not path.is_file():
         raise CaptureError(f"sample file {path} does not exist", hint="save a few rows with np.save('sample.npy', X[:20])")
+    if path.suffix in (".csv", ".parquet"):  # a table: the columns' names and dtypes
+        try:
+            import pandas as pd
+        except ImportError:
+            raise CaptureError(f"reading {path.name} needs pandas", hint="pip install pandas, or save the sample as .npy") from None
+        try:
+            return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+        except (ImportError, ValueError, OSError) as exc:
+            raise CaptureError(f"cannot read the sample table {path}: {exc}", hint="save it with df.to_csv(path, index=False)") from None
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}

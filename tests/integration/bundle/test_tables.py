@@ -292,3 +292,16 @@ def test_a_column_named_like_the_graphs_own_values_falls_back(frame, tmp_path: P
     assert b.flavor == "python" and "'mlpack_table_shape'" in b.manifest["model"]["conversion_error"]
     out = b.load_predictor(threads=1).run({c: hostile[c].to_numpy()[:3] for c in hostile.columns})
     np.testing.assert_array_equal(out["prediction"], model.predict(hostile[:3]))
+
+
+def test_cli_captures_a_table_from_csv(forest, frame, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    import pickle
+
+    from mlpack.cli import main
+
+    frame[:30].to_csv(tmp_path / "sample.csv", index=False)
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps(forest))
+    assert main(["capture", str(tmp_path / "model.pkl"), "--sample", str(tmp_path / "sample.csv"), "-o", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert "table      age: int64" in out and "converted to ONNX" in out
+    assert Bundle.load(tmp_path / "b").parity["rows"] == 30
