@@ -26,7 +26,7 @@ from mlpack.bundle.frameworks import CaptureOptions, ConversionFailed, Prepared,
 from mlpack.bundle.manifest import FORMAT_VERSION, MANIFEST_NAME, sha256_file, write_manifest
 from mlpack.bundle.parity import compare, worst_line
 from mlpack.bundle.predictor import ort_specs
-from mlpack.bundle.spec import TensorSpec, default_name, dtype_name, parse_dynamic_axes, validate_name
+from mlpack.bundle.spec import NPZ_MISSING, TensorSpec, default_name, dtype_name, parse_dynamic_axes, validate_name
 from mlpack.errors import BundleError, CaptureError
 
 __all__ = ["capture", "SAMPLE_ROWS", "PARITY_MAX_ROWS"]
@@ -185,8 +185,17 @@ def _rows(arrays: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    # Strings as unicode arrays so that loading never needs allow_pickle.
-    clean = {k: (np.asarray(v).astype(str) if np.asarray(v).dtype.kind in "OSU" else np.asarray(v)) for k, v in arrays.items()}
+    # Strings as unicode arrays so that loading never needs allow_pickle; None
+    # (a missing string) as a mask beside them (Bundle._npz puts it back).
+    clean: dict[str, np.ndarray] = {}
+    for k, v in arrays.items():
+        v = np.asarray(v)
+        if v.dtype.kind == "O":
+            missing = np.frompyfunc(lambda x: x is None, 1, 1)(v).astype(bool)
+            if missing.any():
+                clean[NPZ_MISSING + k] = missing
+                v = np.where(missing, "", v)
+        clean[k] = v.astype(str) if v.dtype.kind in "OSU" else v
     with open(path, "wb") as fh:
         np.savez(fh, **clean)
 

@@ -95,10 +95,17 @@ def _check_names(schema: TableSchema) -> None:
         raise ConversionFailed(f"column name {clash[0]!r} starts with {INTERNAL_PREFIX!r}, which the ONNX graph uses itself")
 
 
+def _check_missing_strings(schema: TableSchema) -> None:
+    missing = [c.name for c in schema.columns if c.nullable and c.value_kind == "str"]
+    if missing:
+        raise ConversionFailed(f"string column(s) {missing} have missing values, which ONNX string tensors cannot carry")
+
+
 def sklearn_table_onnx(model: Any, prepared: Prepared, convert: Callable[..., Any], options: dict[int, Any]) -> bytes:
     """skl2onnx with the table's or text's inputs; ``convert(initial_types, options)`` -> ModelProto."""
     schema: TableSchema = prepared.table
     _check_names(schema)
+    _check_missing_strings(schema)
     options = {**options, **_text_options(model)}
     if schema.kind == "text":
         name = schema.columns[0].name

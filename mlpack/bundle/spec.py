@@ -11,7 +11,7 @@ import numpy as np
 from mlpack.errors import CaptureError, ServeError
 
 __all__ = ["TensorSpec", "NAME_RE", "validate_name", "dtype_name", "ORT_DTYPES", "default_name", "parse_dynamic_axes",
-           "ColumnSpec", "TableSchema", "COLUMN_DTYPES"]
+           "ColumnSpec", "TableSchema", "COLUMN_DTYPES", "NPZ_MISSING"]
 
 # An image name path component (OCI distribution spec); a bundle's name
 # becomes part of an image reference, so it is checked here once.
@@ -124,6 +124,10 @@ def default_name(text: str) -> str:
 
 # -- tables and text ---------------------------------------------------------------
 
+# sample.npz holds a string column with missing values as the strings plus a
+# boolean mask under this prefix, so that loading never needs allow_pickle.
+NPZ_MISSING = "mlpack_missing__"
+
 COLUMN_DTYPES = (
     "float16", "float32", "float64",
     "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
@@ -228,7 +232,10 @@ class TableSchema:
             if col.dtype == "category":
                 data[col.name] = _categorical(pd, col, values)
             elif col.dtype == "str":
-                data[col.name] = pd.Series(values.astype(object), dtype=col.pandas_dtype or object)
+                values = values.astype(object)
+                if col.nullable:  # pandas' own marker for a missing string
+                    values = np.where(pd.isna(values), np.nan, values)
+                data[col.name] = pd.Series(values, dtype=col.pandas_dtype or object)
             else:
                 data[col.name] = pd.Series(values.astype(col.dtype), dtype=col.pandas_dtype or col.dtype)
         return pd.DataFrame(data, columns=self.names)

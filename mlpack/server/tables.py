@@ -48,19 +48,22 @@ def column_values(col: Any, spec: Spec, values: Any, *, bools: bool = False) -> 
         values = [v[0] for v in values]  # [[v], [v], ...]: an [N, 1] column
     has_null = any(v is None for v in values)
     if has_null:
-        if not col.nullable or col.value_kind != "float":
+        if not col.nullable or col.value_kind not in ("float", "str"):
             raise invalid(
                 f"column {col.name!r} has a missing value (null); the model was captured without missing values there",
                 input=col.name,
                 hint=f"send {describe_column(col)} values; capture with a sample that has missing values to allow them",
             )
-        values = [math.nan if v is None else v for v in values]
+        if col.value_kind == "float":
+            values = [math.nan if v is None else v for v in values]
     if col.dtype == "category":
         _check_categories(col, values)
     elif col.value_kind == "str":
-        wrong = next((v for v in values if not isinstance(v, str)), None)
+        wrong = next((v for v in values if not isinstance(v, str) and v is not None), None)
         if wrong is not None:
             raise invalid(f"column {col.name!r}: expected strings, got {wrong!r}", input=col.name, hint=f"send {col.name!r} as strings")
+    if has_null and col.value_kind == "str":  # None stays None: the python flavour's DataFrame has it missing
+        return np.array(values, dtype=object)
     try:
         return coerce(spec, values, bools=bools)
     except Exception as exc:
@@ -71,6 +74,8 @@ def column_values(col: Any, spec: Spec, values: Any, *, bools: bool = False) -> 
 def _check_categories(col: Any, values: Sequence[Any]) -> None:
     allowed = set(col.categories or ())
     for v in values:
+        if v is None and col.nullable:
+            continue
         if isinstance(v, bool) or v not in allowed:
             raise invalid(
                 f"column {col.name!r}: {v!r} is not one of its categories {list(col.categories or ())}",

@@ -178,7 +178,8 @@ def test_boosters_on_a_dataframe_answer_like_predict(lib: str, frame, tmp_path: 
 
 def test_lightgbm_on_a_category_column_falls_back_and_rebuilds_the_dataframe(frame, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     lightgbm = pytest.importorskip("lightgbm")
-    data = frame[["age", "income"]].assign(city=pd.Categorical(frame["city"], categories=["kyiv", "lima", "oslo", "rome"]))
+    city = frame["city"].where(np.arange(N) % 9 != 4)  # some missing cities: a nullable category column
+    data = frame[["age", "income"]].assign(city=pd.Categorical(city, categories=["kyiv", "lima", "oslo", "rome"]))
     y = frame["income"] / 1000 + np.where(frame["city"] == "oslo", 40, 0)
     model = lightgbm.LGBMRegressor(n_estimators=20, min_child_samples=5, verbose=-1).fit(data, y)
     b = capture(model, data, name="lgbm-cat", path=tmp_path / "l")
@@ -186,18 +187,21 @@ def test_lightgbm_on_a_category_column_falls_back_and_rebuilds_the_dataframe(fra
     assert "category column(s) ['city']" in b.manifest["model"]["conversion_error"]
     assert "ONNX conversion failed" in b.summary() and "city: category ['kyiv', 'lima', 'oslo', 'rome']" in b.summary()
     assert any(line.startswith("pandas==") for line in b.requirements)
+    assert b.table.column("city").nullable and b.sample()["city"][4] is None
+    cities = np.array([None if pd.isna(c) else c for c in data["city"][:6]], dtype=object)
     out = b.load_predictor(threads=1).run({"age": data["age"].to_numpy()[:6], "income": data["income"].to_numpy()[:6],
-                                           "city": data["city"].astype(str).to_numpy()[:6]})
+                                           "city": cities})
     np.testing.assert_array_equal(out["prediction"], model.predict(data[:6]))  # exactly: the same model on the same frame
-    for client in _app(b):  # the server rebuilds the DataFrame from records, categories included
-        rows = data[:4].assign(city=data["city"][:4].astype(str))
-        r = client.post("/predict", json={"inputs": rows.to_dict("records")})
-        assert r.status_code == 200 and r.json()["outputs"]["prediction"] == model.predict(data[:4]).tolist()
-        r = client.post("/predict", json={"inputs": [{**rows.to_dict("records")[0], "city": "paris"}]})
+    for client in _app(b):  # the server rebuilds the DataFrame from records, categories and missing values included
+        rows = [{"age": int(a), "income": float(i), "city": c} for a, i, c in zip(data["age"][:6], data["income"][:6], cities)]
+        assert rows[4]["city"] is None
+        r = client.post("/predict", json={"inputs": rows})
+        assert r.status_code == 200 and r.json()["outputs"]["prediction"] == model.predict(data[:6]).tolist()
+        r = client.post("/predict", json={"inputs": [{**rows[0], "city": "paris"}]})
         assert r.status_code == 422 and "'paris' is not one of its categories" in r.json()["error"]
         doc = client.get("/openapi.json").json()
         inputs = doc["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]["inputs"]
-        assert inputs["anyOf"][0]["items"]["properties"]["city"]["enum"] == ["kyiv", "lima", "oslo", "rome"]
+        assert inputs["anyOf"][0]["items"]["properties"]["city"]["enum"] == ["kyiv", "lima", "oslo", "rome", None]
 
 
 def test_catboost_with_cat_features_falls_back(frame, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -85,8 +85,8 @@ def test_tensors_are_not_tables() -> None:
     [
         (pd.DataFrame({"when": pd.to_datetime(["2024-01-01", "2024-01-02"])}), ["'when'", "datetime64", "float, int, bool, str"]),
         (pd.DataFrame({"mixed": pd.Series(["a", 1], dtype=object)}), ["'mixed'", "int, str"]),
-        (pd.DataFrame({"city": pd.Series(["a", None], dtype=object)}), ["'city'", "missing values", "string"]),
-        (pd.DataFrame({"plan": pd.Categorical(["a", None])}), ["'plan'", "missing values", "category"]),
+        (pd.DataFrame({"level": pd.Categorical([1, None])}), ["'level'", "missing values", "numeric category"]),
+        (pd.Series(["a text", None]), ["'text'", "missing values", "text"]),
         (pd.DataFrame({0: [1.0], 1: [2.0]}), ["column name 0"]),
         (pd.DataFrame({"n": pd.array([1, None], dtype="Int64")}), ["'n'", "Int64"]),
         ([{"a": 1, "b": 2}, {"a": 1}], ["record 1", "'b'"]),
@@ -134,3 +134,24 @@ def test_rebuilding_refuses_a_value_outside_the_categories() -> None:
     with pytest.raises(ServeError) as info:
         schema.model_input(columns)
     assert info.value.status == 422 and "'platinum'" in info.value.message and info.value.context["input"] == "plan"
+
+
+def test_missing_strings_and_categories_are_nullable_columns(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """None/NaN in a string or string-category column: a nullable column, rebuilt as NaN,
+    stored in sample.npz as strings plus a mask (no pickle)."""
+    from mlpack.bundle.bundle import Bundle
+    from mlpack.bundle.capturing import _save_npz
+    from mlpack.bundle.spec import NPZ_MISSING
+
+    frame = pd.DataFrame({"city": pd.Series(["oslo", None, np.nan], dtype=object),
+                          "plan": pd.Categorical(["gold", None, "basic"])})
+    schema, columns = table_sample(frame)
+    assert [(c.name, c.nullable) for c in schema.columns] == [("city", True), ("plan", True)]
+    assert columns["city"].tolist() == ["oslo", None, None] and columns["plan"].tolist() == ["gold", None, "basic"]
+    again = schema.model_input(columns)
+    assert again["city"].isna().tolist() == [False, True, True] and again["plan"].isna().tolist() == [False, True, False]
+    _save_npz(tmp_path / "s.npz", columns)
+    with np.load(tmp_path / "s.npz", allow_pickle=False) as data:
+        assert sorted(data.files) == sorted(["city", "plan", NPZ_MISSING + "city", NPZ_MISSING + "plan"])
+    loaded = Bundle._npz(type("B", (), {"path": tmp_path})(), "s.npz")  # type: ignore[arg-type]
+    assert loaded["city"].tolist() == ["oslo", None, None] and loaded["plan"].tolist() == ["gold", None, "basic"]

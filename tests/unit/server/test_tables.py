@@ -119,3 +119,14 @@ def test_a_dataframe_payload_decodes_to_its_columns_with_missing_values() -> Non
     _check(decode_predict(records, INPUTS, OUTPUTS, TABLE).feeds)
     columns = {n: np.asarray(frame[n].tolist(), dtype=object if n in ("city", "plan") else None) for n in frame.columns}
     _check(decode_predict(orjson.dumps(to_payload(columns)), INPUTS, OUTPUTS, TABLE).feeds)
+
+
+def test_nullable_string_and_category_columns_keep_null_as_none() -> None:
+    table = TableSchema("table", (ColumnSpec("city", "str", "object", nullable=True),
+                                  ColumnSpec("plan", "category", "category", nullable=True, categories=("basic", "gold"))))
+    inputs = [Spec("city", "str", (None,)), Spec("plan", "str", (None,))]
+    feeds = decode_predict(orjson.dumps({"inputs": [{"city": None, "plan": "gold"}, {"city": "oslo", "plan": None}]}),
+                           inputs, OUTPUTS, table).feeds
+    assert feeds["city"].tolist() == [None, "oslo"] and feeds["plan"].tolist() == ["gold", None]
+    with pytest.raises(ServeError, match="column 'city': expected strings, got 3"):
+        decode_predict(orjson.dumps({"inputs": {"city": [None, 3], "plan": ["gold", "gold"]}}), inputs, OUTPUTS, table)
