@@ -18,26 +18,29 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mlpack.server.tensors import Spec, coerce, invalid
 
+if TYPE_CHECKING:  # pragma: no cover
+    from mlpack.bundle.spec import ColumnSpec, TableSchema
+
 __all__ = ["decode_table", "column_values", "describe_column"]
 
 
-def describe_column(col: Any) -> str:
+def describe_column(col: "ColumnSpec") -> str:
     """``int64``, ``str``, ``category of ['a', 'b']``, with ``or null`` when nullable."""
     text = f"category of {list(col.categories or ())}" if col.dtype == "category" else col.dtype
     return text + (" or null" if col.nullable else "")
 
 
-def _expected(table: Any) -> str:
+def _expected(table: "TableSchema") -> str:
     return ", ".join(f"{c.name!r} ({describe_column(c)})" for c in table.columns)
 
 
-def column_values(col: Any, spec: Spec, values: Any, *, bools: bool = False) -> np.ndarray:
+def column_values(col: "ColumnSpec", spec: Spec, values: Any, *, bools: bool = False) -> np.ndarray:
     """One column's values (a list, or a 1-D/[N, 1] array) as the input array, or a 422."""
     if isinstance(values, np.ndarray):
         arr = values.reshape(-1) if values.ndim == 2 and values.shape[1:] == (1,) else values
@@ -71,7 +74,7 @@ def column_values(col: Any, spec: Spec, values: Any, *, bools: bool = False) -> 
         raise invalid(message, input=col.name, hint=f"column {col.name!r} takes {describe_column(col)} values") from None
 
 
-def _check_categories(col: Any, values: Sequence[Any]) -> None:
+def _check_categories(col: "ColumnSpec", values: Sequence[Any]) -> None:
     allowed = set(col.categories or ())
     for v in values:
         if v is None and col.nullable:
@@ -84,7 +87,7 @@ def _check_categories(col: Any, values: Sequence[Any]) -> None:
             )
 
 
-def _from_records(rows: list[Any], names: list[str], table: Any) -> dict[str, list[Any]]:
+def _from_records(rows: list[Any], names: list[str], table: "TableSchema") -> dict[str, list[Any]]:
     columns: dict[str, list[Any]] = {n: [] for n in names}
     for i, row in enumerate(rows):
         if not isinstance(row, Mapping):
@@ -95,7 +98,7 @@ def _from_records(rows: list[Any], names: list[str], table: Any) -> dict[str, li
     return columns
 
 
-def _from_rows(rows: list[Any], names: list[str], table: Any) -> dict[str, list[Any]]:
+def _from_rows(rows: list[Any], names: list[str], table: "TableSchema") -> dict[str, list[Any]]:
     columns: dict[str, list[Any]] = {n: [] for n in names}
     for i, row in enumerate(rows):
         if not isinstance(row, list) or len(row) != len(names):
@@ -109,7 +112,7 @@ def _from_rows(rows: list[Any], names: list[str], table: Any) -> dict[str, list[
     return columns
 
 
-def _check_columns(given: Mapping[str, Any], names: list[str], table: Any, *, where: str = "the request") -> None:
+def _check_columns(given: Mapping[str, Any], names: list[str], table: "TableSchema", *, where: str = "the request") -> None:
     missing = [n for n in names if n not in given]
     if missing:
         col = table.column(missing[0])
@@ -123,7 +126,7 @@ def _check_columns(given: Mapping[str, Any], names: list[str], table: Any, *, wh
         raise invalid(f"{where} has unknown column {unknown[0]!r}", input=str(unknown[0]), hint=f"the model's columns are {_expected(table)}")
 
 
-def decode_table(data: Any, table: Any, inputs: Sequence[Spec], *, bools: bool = False) -> dict[str, np.ndarray]:
+def decode_table(data: Any, table: "TableSchema", inputs: Sequence[Spec], *, bools: bool = False) -> dict[str, np.ndarray]:
     """The ``inputs`` field of a ``/predict`` request to a table model, as one array per column."""
     names = table.names
     by_name = {s.name: s for s in inputs}
