@@ -125,6 +125,15 @@ def test_the_model_loads_without_the_default_locale(tmp_path: Path) -> None:
     out = b.load_predictor(threads=1).run({"text": np.array(["ÉCOLE fermée", "un CHAT"], dtype=object)})
     assert out["label"].tolist() == model.predict(["ÉCOLE fermée", "un CHAT"]).tolist() == ["school", "pets"]
     np.testing.assert_allclose(out["probabilities"], model.predict_proba(["ÉCOLE fermée", "un CHAT"]), atol=1e-5)
+    for client in _app(b):  # a text model takes a list of strings, and V2 one BYTES input
+        r = client.post("/predict", json={"inputs": ["ÉCOLE fermée", "un CHAT"]})
+        assert r.status_code == 200 and r.json()["outputs"]["label"] == ["school", "pets"]
+        v2 = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": ["ÉCOLE fermée", "un CHAT"]}]}
+        r = client.post("/v2/models/text/infer", json=v2)
+        assert r.status_code == 200 and r.json()["outputs"][0]["data"] == ["school", "pets"]
+        assert client.get("/v2/models/text").json()["parameters"]["content_type"] == "str"
+        r = client.post("/predict", json={"inputs": [3, 4]})
+        assert r.status_code == 422 and "expected strings" in r.json()["error"]
 
 
 def test_all_numeric_dataframe_selected_by_name(frame, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
