@@ -151,6 +151,7 @@ class ColumnSpec:
     nullable: bool = False
     categories: tuple[Any, ...] | None = None
     ordered: bool = False
+    categories_dtype: str = ""  # the categories' own pandas dtype (object or str for strings)
 
     @property
     def value_kind(self) -> str:
@@ -167,6 +168,8 @@ class ColumnSpec:
         if self.categories is not None:
             data["categories"] = list(self.categories)
             data["ordered"] = self.ordered
+            if self.categories_dtype:
+                data["categories_dtype"] = self.categories_dtype
         return data
 
     @classmethod
@@ -182,6 +185,7 @@ class ColumnSpec:
             nullable=bool(data.get("nullable", False)),
             categories=tuple(cats) if cats is not None else None,
             ordered=bool(data.get("ordered", False)),
+            categories_dtype=str(data.get("categories_dtype") or ""),
         )
 
 
@@ -247,7 +251,8 @@ def _categorical(pd: Any, col: ColumnSpec, values: np.ndarray) -> Any:
     if col.value_kind != "str":
         values = values.astype(np.float64 if col.value_kind == "float" else np.int64)
     categories = list(col.categories or ())
-    categorical = pd.Categorical(values, categories=categories, ordered=col.ordered)
+    index = pd.Index(categories, dtype=col.categories_dtype) if col.categories_dtype else categories
+    categorical = pd.Categorical(values, categories=index, ordered=col.ordered)
     unseen = (categorical.codes < 0) & ~pd.isna(values)
     if unseen.any():
         message = f"column {col.name!r}: {values[unseen][0]!r} is not one of its categories {categories}"

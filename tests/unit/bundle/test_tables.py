@@ -47,6 +47,14 @@ def test_model_input_rebuilds_the_exact_dataframe() -> None:
     assert list(again["plan"].cat.categories) == ["basic", "gold", "vip"] and again["plan"].cat.ordered
 
 
+@pytest.mark.parametrize("cats", ["object", "str"])
+def test_categories_keep_their_own_dtype(cats: str) -> None:
+    frame = pd.DataFrame({"city": pd.Categorical(pd.Series(["oslo", "rome", "oslo"], dtype=cats))})
+    schema, columns = table_sample(frame)
+    assert schema.columns[0].categories_dtype == str(frame["city"].cat.categories.dtype)
+    pd.testing.assert_frame_equal(TableSchema.from_dict(schema.to_dict()).model_input(columns), frame)
+
+
 def test_schema_round_trips_through_a_dict() -> None:
     schema, _ = table_sample(_frame())
     assert TableSchema.from_dict(schema.to_dict()) == schema
