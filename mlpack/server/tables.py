@@ -27,7 +27,7 @@ from mlpack.server.tensors import Spec, coerce, invalid
 if TYPE_CHECKING:  # pragma: no cover
     from mlpack.bundle.spec import ColumnSpec, TableSchema
 
-__all__ = ["decode_table", "column_values", "describe_column"]
+__all__ = ["decode_table", "column_values", "describe_column", "v2_column"]
 
 
 def describe_column(col: "ColumnSpec") -> str:
@@ -42,9 +42,15 @@ def _expected(table: "TableSchema") -> str:
 
 def column_values(col: "ColumnSpec", spec: Spec, values: Any, *, bools: bool = False) -> np.ndarray:
     """One column's values (a list, or a 1-D/[N, 1] array) as the input array, or a 422."""
-    if isinstance(values, np.ndarray):
+    if isinstance(values, np.ndarray):  # V2 binary or gRPC contents, already typed
         arr = values.reshape(-1) if values.ndim == 2 and values.shape[1:] == (1,) else values
-        return coerce(spec, arr, bools=bools)
+        if col.dtype == "category" or arr.dtype.kind == "O":
+            values = arr.tolist()  # the element checks below (categories, strings)
+        else:
+            if arr.dtype.kind == "f" and not col.nullable and np.isnan(arr).any():
+                raise invalid(f"column {col.name!r} has a missing value (NaN); the model was captured without missing values there",
+                              input=col.name, hint=f"send {describe_column(col)} values")
+            return coerce(spec, arr, bools=bools)
     if not isinstance(values, list):
         raise invalid(f"column {col.name!r}: expected a list of values, got {type(values).__name__}", input=col.name)
     if values and all(isinstance(v, list) and len(v) == 1 for v in values):
@@ -152,3 +158,15 @@ def decode_table(data: Any, table: "TableSchema", inputs: Sequence[Spec], *, boo
         detail = ", ".join(f"{n!r} has {k}" for n, k in lengths.items())
         raise invalid(f"columns have different lengths: {detail}", hint="send the same number of values for every column")
     return feeds
+
+
+def v2_column(table: "TableSchema", spec: Spec, data: Any, shape: Sequence[int], *, bools: bool = False) -> np.ndarray:
+    """One V2 input (REST or gRPC) of a table model: a column of shape [N] or [N, 1]
+    (MLServer's PandasCodec), checked like /predict's columns."""
+    shape = list(shape)
+    if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
+        raise invalid(f"column {spec.name!r}: shape {shape} is not [N] or [N, 1]", input=spec.name)
+    values = data.reshape(-1) if isinstance(data, np.ndarray) else list(data)
+    if len(values) != shape[0]:
+        raise invalid(f"column {spec.name!r}: shape {shape} holds {shape[0]} values but {len(values)} came", input=spec.name)
+    return column_values(table.column(spec.name), spec, values, bools=bools)
