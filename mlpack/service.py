@@ -56,6 +56,7 @@ class ServeOptions:
     tag: str | None = None  # image tag; default mlpack/<name>:latest
     ready_timeout: float = 60.0
     replace: bool = True  # stop and remove a container of the same name first
+    dynamic_axes: Any = None  # torch: {"input": [1]} or "input:1", axes whose length varies in use
 
     def limits(self) -> Limits:
         return Limits(cpus=self.cpus, memory=self.memory, pids=self.pids, gpus=self.gpus)
@@ -257,7 +258,7 @@ def serve(model: Any, sample: Any, *, options: ServeOptions | None = None,
         shutil.rmtree(bundle_dir, ignore_errors=True)
         bundle_dir.parent.mkdir(parents=True, exist_ok=True)
         bundle = capture(model, sample, name=options.name, path=bundle_dir,
-                         hooks_source=options.hooks_source)
+                         hooks_source=options.hooks_source, dynamic_axes=options.dynamic_axes)
         info["detail"] = f"{bundle.flavor}/{bundle.framework}"
 
     with pipe.stage("render"):

@@ -26,7 +26,7 @@ from mlpack.bundle.frameworks import CaptureOptions, ConversionFailed, Prepared,
 from mlpack.bundle.manifest import FORMAT_VERSION, MANIFEST_NAME, sha256_file, write_manifest
 from mlpack.bundle.parity import compare, worst_line
 from mlpack.bundle.predictor import ort_specs
-from mlpack.bundle.spec import TensorSpec, default_name, dtype_name, validate_name
+from mlpack.bundle.spec import NPZ_MISSING, TensorSpec, default_name, dtype_name, parse_dynamic_axes, validate_name
 from mlpack.errors import BundleError, CaptureError
 
 __all__ = ["capture", "SAMPLE_ROWS", "PARITY_MAX_ROWS"]
@@ -55,13 +55,16 @@ def capture(
     allow_parity_failure: bool = False,
     input_names: list[str] | tuple[str, ...] | None = None,
     output_names: list[str] | tuple[str, ...] | None = None,
+    dynamic_axes: Any = None,
 ) -> Bundle:
     """Captures ``model`` with ``sample`` (a few rows of real input) as a Bundle.
 
     ``flavor``: "auto" (ONNX, falling back to a pickle when conversion fails),
     "onnx" or "python". ``path`` defaults to ``./bundles/<name>``. A parity
     failure raises CaptureError unless ``allow_parity_failure`` (then it is
-    recorded). ``hooks_source`` is python source defining
+    recorded). ``dynamic_axes`` (torch): ``{"input": [1]}`` marks axes besides
+    the batch whose length varies in use (a sequence length), so the served
+    model accepts other lengths than the sample's. ``hooks_source`` is python source defining
     ``preprocess(inputs)`` and/or ``postprocess(outputs)``, stored as hooks.py.
     """
     started = time.perf_counter()
@@ -75,7 +78,13 @@ def capture(
     options = CaptureOptions(
         input_names=tuple(input_names) if input_names is not None else None,
         output_names=tuple(output_names) if output_names is not None else None,
+        dynamic_axes=parse_dynamic_axes(dynamic_axes),
     )
+    if options.dynamic_axes and adapter.name != "torch":
+        raise CaptureError(
+            f"dynamic_axes applies to torch models; a {adapter.name} model's inputs have one fixed width",
+            hint="leave dynamic_axes out (the batch axis is always dynamic)",
+        )
     staging = _staging_dir(target)
     try:
         prepared = adapter.prepare(model, sample, options)
@@ -176,8 +185,17 @@ def _rows(arrays: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    # Strings as unicode arrays so that loading never needs allow_pickle.
-    clean = {k: (np.asarray(v).astype(str) if np.asarray(v).dtype.kind in "OSU" else np.asarray(v)) for k, v in arrays.items()}
+    # Strings as unicode arrays so that loading never needs allow_pickle; None
+    # (a missing string) as a mask beside them (Bundle._npz puts it back).
+    clean: dict[str, np.ndarray] = {}
+    for k, v in arrays.items():
+        v = np.asarray(v)
+        if v.dtype.kind == "O":
+            missing = np.frompyfunc(lambda x: x is None, 1, 1)(v).astype(bool)
+            if missing.any():
+                clean[NPZ_MISSING + k] = missing
+                v = np.where(missing, "", v)
+        clean[k] = v.astype(str) if v.dtype.kind in "OSU" else v
     with open(path, "wb") as fh:
         np.savez(fh, **clean)
 

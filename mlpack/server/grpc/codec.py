@@ -14,6 +14,7 @@ import numpy as np
 
 from mlpack.server.codec import Decoded, binary_tensor, bytes_buffer
 from mlpack.server.protocol import MODEL_VERSION, input_spec
+from mlpack.server.tables import v2_column
 from mlpack.server.tensors import Spec, check_rows, coerce, invalid, v2_datatype
 
 __all__ = ["decode_request", "encode_response"]
@@ -56,8 +57,9 @@ def _typed(tensor: Any) -> Any:
     return np.array(values, dtype=dtype)
 
 
-def decode_request(request: Any, inputs: Sequence[Spec], outputs: Sequence[Spec]) -> Decoded:
-    """Validated feeds and the requested outputs of a ModelInferRequest, or a 422 ServeError."""
+def decode_request(request: Any, inputs: Sequence[Spec], outputs: Sequence[Spec], table: Any = None) -> Decoded:
+    """Validated feeds and the requested outputs of a ModelInferRequest, or a 422 ServeError
+    (a table model, ``table``: one column per input, as on REST V2)."""
     raw = list(request.raw_input_contents)
     tensors = list(request.inputs)
     given = len(tensors)
@@ -76,7 +78,10 @@ def decode_request(request: Any, inputs: Sequence[Spec], outputs: Sequence[Spec]
             data = binary_tensor(raw[i], 0, len(raw[i]), datatype, name)
         else:
             data = _typed(tensor)
-        feeds[spec.name] = coerce(spec, data, shape=list(tensor.shape))
+        if table is not None and table.kind == "table":
+            feeds[spec.name] = v2_column(table, spec, data, tensor.shape)
+        else:
+            feeds[spec.name] = coerce(spec, data, shape=list(tensor.shape))
     missing = [s.name for s in inputs if s.name not in feeds]
     if missing:
         raise invalid(f"missing input {missing[0]!r}", input=missing[0], hint=f"the model's inputs are {[s.name for s in inputs]}")

@@ -58,3 +58,13 @@ def test_default_name_is_image_safe() -> None:
     assert default_name("__x__") == "x"
     assert default_name("_") == "model"
     assert parse_args("MyModel --sample X").options.name == "mymodel"
+
+
+def test_dynamic_axes_are_checked_before_anything_runs() -> None:
+    from mlpack.errors import ConfigError
+    from mlpack.ipython.args import parse_args
+
+    assert parse_args("seq --sample x --dynamic-axes input:1").options.dynamic_axes == "input:1"
+    assert parse_args("seq --sample x").options.dynamic_axes is None
+    with pytest.raises(ConfigError, match="--dynamic-axes"):
+        parse_args("seq --sample x --dynamic-axes input")
