@@ -387,8 +387,7 @@ def serve(model: Any, sample: Any, *, options: ServeOptions | None = None,
         with pipe.stage("parity") as info:
             expected = _parity.kernel_outputs(model, sample, bundle, options.hooks_source)
             feeds = _parity.sample_feeds(bundle)
-            actual = predict_http(service.url, to_payload(feeds if len(feeds) > 1 else next(iter(feeds.values()))),
-                                  raw=True)
+            actual = _ask(service, feeds)
             service.first_prediction_at = time.monotonic()
             service.first_prediction_s = service.first_prediction_at - t0
             service.parity = _parity.compare(expected, actual)
@@ -422,6 +421,20 @@ def serve(model: Any, sample: Any, *, options: ServeOptions | None = None,
     _write_record(settings, service)
     _own(service)
     return service
+
+
+def _ask(service: Service, feeds: dict[str, Any]) -> dict[str, Any]:
+    """The container's raw answer for the sample; a failure carries the log's last lines
+    (a hook's traceback is there)."""
+    from mlpack.endpoint import log_tail
+
+    try:
+        return predict_http(service.url, to_payload(feeds if len(feeds) > 1 else next(iter(feeds.values()))),
+                            raw=True)
+    except ServeError as exc:
+        tail = log_tail(service.container)
+        raise ServeError(f"{exc.message}; the last lines of the container's log:\n{tail}" if tail else exc.message,
+                         hint=exc.hint, status=getattr(exc, "status", None), logs=tail) from None
 
 
 def _capture(model: Any, sample: Any, options: ServeOptions, settings: Settings) -> tuple[Any, str]:

@@ -174,7 +174,7 @@ def _write_files(
         flavor, model_file = "onnx", "model.onnx"
         (staging / model_file).write_bytes(onnx_bytes)
         inputs, outputs = _onnx_schema(onnx_bytes, prepared)
-        pins = env.pinned_closure(env.serving_lock())
+        pins = env.pinned_closure({**env.serving_lock(), **env.hook_distributions(hooks)})
         model_info["opset"] = _opsets(onnx_bytes)
         model_info["converted_with"] = env.installed_versions(CONVERTED_WITH.get(prepared.framework, ("onnx",)))
     else:
@@ -194,7 +194,8 @@ def _write_files(
             model_info["entry"] = {"kind": prepared.entry.get("kind", "torch")}
         model_info["distributions"] = dict(sorted(dists.items()))
         # The model's distributions, pinned exactly, then the serving stack without onnxruntime.
-        pins = env.pinned_closure({**env.serving_lock(with_onnxruntime=False), **dists})
+        pins = env.pinned_closure({**env.serving_lock(with_onnxruntime=False), **dists,
+                                   **env.hook_distributions(hooks)})
     model_info = {"file": model_file, **model_info}
     (staging / "requirements.lock").write_text(
         "# pinned by mlpack capture for the serving image\n" + "\n".join(env.lock_lines(pins)) + "\n", encoding="utf-8"

@@ -17,7 +17,8 @@ from importlib import metadata
 
 from mlpack.errors import CaptureError
 
-__all__ = ["SERVING_DISTRIBUTIONS", "environment", "serving_lock", "distributions_for_modules", "pinned_closure"]
+__all__ = ["SERVING_DISTRIBUTIONS", "environment", "serving_lock", "distributions_for_modules", "pinned_closure",
+           "hook_distributions"]
 
 # Keep in step with the ``serve`` extra in pyproject.toml (a unit test checks).
 SERVING_DISTRIBUTIONS = ("onnxruntime", "numpy", "fastapi", "uvicorn", "orjson", "PyYAML", "httptools", "uvloop")
@@ -171,3 +172,21 @@ def check_orphans(orphans: list[str]) -> None:
         "convertible to ONNX (flavor='onnx')",
         modules=orphans,
     )
+
+
+def hook_distributions(source: str | None) -> dict[str, str]:
+    """The installed distributions the hooks import (``import transformers`` in a hook puts
+    transformers in the image, even when the model does not need it), pinned exactly."""
+    if not source:
+        return {}
+    from mlpack.bundle.hooks import imported_modules
+
+    dists, orphans = distributions_for_modules(imported_modules(source))
+    if orphans:
+        raise CaptureError(
+            f"the hooks import {', '.join(orphans)}, which no installed distribution provides, "
+            "so the serving image could not import them",
+            hint="install it as a package (pip install -e .) or import only installed packages in the hooks",
+            modules=orphans,
+        )
+    return dists

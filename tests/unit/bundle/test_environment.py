@@ -66,3 +66,20 @@ def test_serving_lock_covers_the_serve_extra() -> None:
     extra = {re.split(r"[<>=!;\[ ]", req, maxsplit=1)[0].lower()
              for req in pyproject["project"]["optional-dependencies"]["serve"]}
     assert extra == {d.lower() for d in SERVING_DISTRIBUTIONS}
+
+
+def test_hooks_imports_become_pinned_distributions(tmp_path, monkeypatch) -> None:
+    from importlib.metadata import version
+
+    from mlpack.bundle.environment import hook_distributions
+    from mlpack.errors import CaptureError
+
+    source = ("import json\nimport mlpack\nfrom scipy import special\n\n"
+              "def postprocess(outputs):\n    import sklearn.utils\n    return outputs\n")
+    assert hook_distributions(source) == {"scipy": version("scipy"), "scikit-learn": version("scikit-learn")}
+    assert hook_distributions(None) == {}
+    (tmp_path / "my_local_helpers.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(CaptureError, match="my_local_helpers") as info:
+        hook_distributions("import my_local_helpers\ndef preprocess(i):\n    return i\n")
+    assert "pip install -e" in info.value.hint
