@@ -55,6 +55,8 @@ class ServeOptions:
     ready_timeout: float = 60.0
     replace: bool = True  # replace a service of the same name (blue/green); False refuses
     detach: bool = False  # keep serving after this process (script, kernel) exits
+    # packages to add to the image: "name==version" / "name" specs, or a requirements file's path
+    requirements: tuple[str, ...] | str | Path | None = None
 
     def limits(self) -> Limits:
         return Limits(cpus=self.cpus, memory=self.memory, pids=self.pids, gpus=self.gpus)
@@ -449,12 +451,13 @@ def _capture(model: Any, sample: Any, options: ServeOptions, settings: Settings)
     if options.name:
         bundle_dir = root / options.name / "bundle"
         bundle_dir.parent.mkdir(parents=True, exist_ok=True)
-        return capture(model, sample, name=options.name, path=bundle_dir,
-                       hooks_source=options.hooks_source), options.name
+        return capture(model, sample, name=options.name, path=bundle_dir, hooks_source=options.hooks_source,
+                       requirements=options.requirements), options.name
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".capture-", dir=root))
     try:
-        bundle = capture(model, sample, path=staging / "bundle", hooks_source=options.hooks_source)
+        bundle = capture(model, sample, path=staging / "bundle", hooks_source=options.hooks_source,
+                         requirements=options.requirements)
         name = f"{bundle.name[:54].rstrip('._-')}-{bundle.model_sha256[:8]}"
         target = root / name / "bundle"
         target.parent.mkdir(parents=True, exist_ok=True)

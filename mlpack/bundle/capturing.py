@@ -55,6 +55,7 @@ def capture(
     allow_parity_failure: bool = False,
     input_names: list[str] | tuple[str, ...] | None = None,
     output_names: list[str] | tuple[str, ...] | None = None,
+    requirements: Any = None,
 ) -> Bundle:
     """Captures ``model`` with ``sample`` (a few rows of real input) as a Bundle.
 
@@ -63,6 +64,8 @@ def capture(
     failure raises CaptureError unless ``allow_parity_failure`` (then it is
     recorded). ``hooks_source`` is python source defining
     ``preprocess(inputs)`` and/or ``postprocess(outputs)``, stored as hooks.py.
+    ``requirements``: packages to add to the image (``["name==version", "name"]`` or a
+    requirements file's path); the lock says why each package is there.
     """
     started = time.perf_counter()
     if flavor not in FLAVORS:
@@ -72,6 +75,8 @@ def capture(
     target = Path(path).expanduser() if path is not None else Path("bundles") / name
     target = target.absolute()
     hooks = _check_hooks(hooks_source)
+    # Checked before any work: a package the hooks import or the user asks for.
+    extra = [("imported by the hooks", env.hook_distributions(hooks)), ("requested", env.requested(requirements))]
     options = CaptureOptions(
         input_names=tuple(input_names) if input_names is not None else None,
         output_names=tuple(output_names) if output_names is not None else None,
@@ -93,7 +98,7 @@ def capture(
                         hint="use flavor='python' to capture it as a pickle with pinned package versions",
                     ) from None
                 model_info["conversion_error"] = str(exc)
-        manifest = _write_files(staging, name, model, prepared, onnx_bytes, model_info, hooks)
+        manifest = _write_files(staging, name, model, prepared, onnx_bytes, model_info, hooks, extra)
         _check_parity(staging, manifest, prepared, allow_parity_failure, started)
         _move_into_place(staging, target)
     except BaseException:
@@ -169,12 +174,13 @@ def _write_files(
     onnx_bytes: bytes | None,
     model_info: dict[str, Any],
     hooks: str | None,
+    extra: list[tuple[str, dict[str, str]]],
 ) -> dict[str, Any]:
     if onnx_bytes is not None:
         flavor, model_file = "onnx", "model.onnx"
         (staging / model_file).write_bytes(onnx_bytes)
         inputs, outputs = _onnx_schema(onnx_bytes, prepared)
-        pins = env.pinned_closure({**env.serving_lock(), **env.hook_distributions(hooks)})
+        pins, why = env.lock_for([("serving", env.serving_lock()), *extra])
         model_info["opset"] = _opsets(onnx_bytes)
         model_info["converted_with"] = env.installed_versions(CONVERTED_WITH.get(prepared.framework, ("onnx",)))
     else:
@@ -194,11 +200,11 @@ def _write_files(
             model_info["entry"] = {"kind": prepared.entry.get("kind", "torch")}
         model_info["distributions"] = dict(sorted(dists.items()))
         # The model's distributions, pinned exactly, then the serving stack without onnxruntime.
-        pins = env.pinned_closure({**env.serving_lock(with_onnxruntime=False), **dists,
-                                   **env.hook_distributions(hooks)})
+        pins, why = env.lock_for([("provides the model's classes", dists),
+                                  ("serving", env.serving_lock(with_onnxruntime=False)), *extra])
     model_info = {"file": model_file, **model_info}
     (staging / "requirements.lock").write_text(
-        "# pinned by mlpack capture for the serving image\n" + "\n".join(env.lock_lines(pins)) + "\n", encoding="utf-8"
+        "# pinned by mlpack capture for the serving image\n" + "\n".join(env.lock_lines(pins, why)) + "\n", encoding="utf-8"
     )
     sample_rows = _rows(prepared.feeds, SAMPLE_ROWS)
     _save_npz(staging / "sample.npz", sample_rows)

@@ -18,7 +18,7 @@ from importlib import metadata
 from mlpack.errors import CaptureError
 
 __all__ = ["SERVING_DISTRIBUTIONS", "environment", "serving_lock", "distributions_for_modules", "pinned_closure",
-           "hook_distributions"]
+           "hook_distributions", "requested", "requirement_specs", "lock_for"]
 
 # Keep in step with the ``serve`` extra in pyproject.toml (a unit test checks).
 SERVING_DISTRIBUTIONS = ("onnxruntime", "numpy", "fastapi", "uvicorn", "orjson", "PyYAML", "httptools", "uvloop")
@@ -106,8 +106,9 @@ def _project_name(dist: str) -> str:
         return dist
 
 
-def pinned_closure(roots: dict[str, str]) -> dict[str, str]:
-    """``roots`` plus their installed requirements (recursively), all pinned.
+def pinned_closure(roots: dict[str, str], why: dict[str, str] | None = None) -> dict[str, str]:
+    """``roots`` plus their installed requirements (recursively), all pinned; ``why``
+    (canonical name -> reason), when given, gets "required by X" for each added package.
 
     Requirements behind an ``extra`` marker are skipped; other markers are
     evaluated for this interpreter when ``packaging`` is available.
@@ -152,13 +153,19 @@ def pinned_closure(roots: dict[str, str]) -> dict[str, str]:
                 continue
             seen.add(key)
             pins[_project_name(name)] = version
+            if why is not None:
+                why.setdefault(key, f"required by {_project_name(dist)}")
             queue.append(name)
     return pins
 
 
-def lock_lines(pins: dict[str, str]) -> list[str]:
-    """``name==version`` lines, sorted case-insensitively."""
-    return [f"{name}=={version}" for name, version in sorted(pins.items(), key=lambda kv: kv[0].lower())]
+def lock_lines(pins: dict[str, str], why: dict[str, str] | None = None) -> list[str]:
+    """``name==version`` lines, sorted case-insensitively, each with its reason as a comment."""
+    lines = []
+    for name, version in sorted(pins.items(), key=lambda kv: kv[0].lower()):
+        reason = (why or {}).get(_canonical(name))
+        lines.append(f"{name}=={version}" + (f"  # {reason}" if reason else ""))
+    return lines
 
 
 def check_orphans(orphans: list[str]) -> None:
@@ -190,3 +197,78 @@ def hook_distributions(source: str | None) -> dict[str, str]:
             modules=orphans,
         )
     return dists
+
+
+_SPEC = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:==\s*([A-Za-z0-9.+!_-]+))?\s*$")
+
+
+def requested(requirements: Iterable[str] | str | None) -> dict[str, str]:
+    """The user's own additions, pinned: ``name==version`` as given, a bare ``name`` at the
+    version installed here. ``requirements`` is a list of such specs or the path of a
+    requirements file (comments and blank lines skipped; pip options refused)."""
+    if requirements is None:
+        return {}
+    if isinstance(requirements, (str, bytes)) or hasattr(requirements, "__fspath__"):
+        from pathlib import Path
+
+        path = Path(requirements)  # type: ignore[arg-type]
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise CaptureError(f"cannot read the requirements file {path}: {exc.strerror or exc}",
+                               hint="pass a list of 'name==version' specs or an existing file") from None
+    else:
+        lines = [str(r) for r in requirements]
+    pins: dict[str, str] = {}
+    for raw in lines:
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        match = _SPEC.match(line)
+        if match is None:
+            raise CaptureError(f"requirement {raw.strip()!r} is not 'name' or 'name==version'",
+                               hint="pin exact versions (the image must be reproducible); pip options, "
+                                    "ranges and URLs are not accepted")
+        name, version = match.group(1), match.group(2)
+        if version is None:
+            version = _version(name)
+            if version is None:
+                raise CaptureError(f"requirement {name!r} is not installed here, so its version is unknown",
+                                   hint=f"pin it ({name}==VERSION) or pip install {name} first; "
+                                        "check the spelling of the package name")
+        pins[_project_name(name) if _version(name) else name] = version
+    return pins
+
+
+def requirement_specs(specs: Iterable[str] = (), path: str | None = None) -> tuple[str, ...] | None:
+    """``--pip SPEC`` (repeatable) and ``--requirements FILE`` as one tuple of specs (None when neither)."""
+    if not specs and not path:
+        return None
+    lines = list(specs)
+    if path:
+        from pathlib import Path
+
+        try:
+            lines += Path(path).read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise CaptureError(f"cannot read the requirements file {path}: {exc.strerror or exc}",
+                               hint="pass a readable file of 'name==version' lines") from None
+    return tuple(lines)
+
+
+def lock_for(groups: list[tuple[str, dict[str, str]]]) -> tuple[dict[str, str], dict[str, str]]:
+    """The pinned lock and why each package is in it, from ``(reason, {name: version})``
+    groups in priority order (a later group never re-pins an earlier group's package, except
+    the user's own requests, which win)."""
+    roots: dict[str, str] = {}
+    why: dict[str, str] = {}
+    for reason, dists in groups:
+        for name, version in dists.items():
+            key = next((k for k in roots if _canonical(k) == _canonical(name)), None)
+            if key is not None and reason != "requested":
+                continue
+            if key is not None:
+                del roots[key]
+            roots[name] = version
+            why[_canonical(name)] = reason
+    return pinned_closure(roots, why), why

@@ -83,3 +83,27 @@ def test_hooks_imports_become_pinned_distributions(tmp_path, monkeypatch) -> Non
     with pytest.raises(CaptureError, match="my_local_helpers") as info:
         hook_distributions("import my_local_helpers\ndef preprocess(i):\n    return i\n")
     assert "pip install -e" in info.value.hint
+
+
+def test_requested_packages_are_pinned_and_bad_ones_named(tmp_path) -> None:
+    from importlib.metadata import version
+
+    from mlpack.bundle.environment import lock_for, lock_lines, requested, requirement_specs
+    from mlpack.errors import CaptureError
+
+    assert requested(["scipy", "six==1.16.0", "  # comment", ""]) == {"scipy": version("scipy"), "six": "1.16.0"}
+    (tmp_path / "req.txt").write_text("# extra\nscipy\n")
+    assert requested(tmp_path / "req.txt") == {"scipy": version("scipy")}
+    assert requirement_specs(["a==1"], str(tmp_path / "req.txt")) == ("a==1", "# extra", "scipy")
+    assert requirement_specs([], None) is None
+    with pytest.raises(CaptureError, match="'no-such-package-mlpack' is not installed here") as info:
+        requested(["no-such-package-mlpack"])
+    assert "pin it" in info.value.hint
+    for bad in ("scipy>=1", "-e .", "git+https://example.invalid/x.git", "--index-url=http://x"):
+        with pytest.raises(CaptureError, match="is not 'name' or 'name==version'"):
+            requested([bad])
+    with pytest.raises(CaptureError, match="cannot read the requirements file"):
+        requested(tmp_path / "missing.txt")
+    pins, why = lock_for([("serving", {"numpy": version("numpy")}), ("requested", {"six": "1.16.0"})])
+    lines = lock_lines(pins, why)
+    assert f"numpy=={version('numpy')}  # serving" in lines and "six==1.16.0  # requested" in lines

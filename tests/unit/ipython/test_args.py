@@ -58,3 +58,11 @@ def test_default_name_is_image_safe() -> None:
     assert default_name("__x__") == "x"
     assert default_name("_") == "model"
     assert parse_args("MyModel --sample X").options.name == "mymodel"
+
+
+def test_detach_and_added_packages(tmp_path) -> None:
+    (tmp_path / "req.txt").write_text("scipy==1.17.1\n")
+    o = parse_args(f"clf --sample X --detach --pip six==1.16.0 --pip tzdata --requirements {tmp_path}/req.txt").options
+    assert o.detach is True and o.requirements == ("six==1.16.0", "tzdata", "scipy==1.17.1")
+    plain = parse_args("clf --sample X").options
+    assert plain.detach is False and plain.requirements is None
