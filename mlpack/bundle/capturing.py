@@ -203,6 +203,7 @@ def _write_files(
         pins, why = env.lock_for([("provides the model's classes", dists),
                                   ("serving", env.serving_lock(with_onnxruntime=False)), *extra])
     model_info = {"file": model_file, **model_info}
+    env.build_local_wheels(pins, staging)  # packages no index has ship inside the bundle
     (staging / "requirements.lock").write_text(
         "# pinned by mlpack capture for the serving image\n" + "\n".join(env.lock_lines(pins, why)) + "\n", encoding="utf-8"
     )

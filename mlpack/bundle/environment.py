@@ -14,11 +14,16 @@ import re
 import sys
 from collections.abc import Iterable
 from importlib import metadata
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
 
 from mlpack.errors import CaptureError
 
 __all__ = ["SERVING_DISTRIBUTIONS", "environment", "serving_lock", "distributions_for_modules", "pinned_closure",
-           "hook_distributions", "requested", "requirement_specs", "lock_for"]
+           "hook_distributions", "requested", "requirement_specs", "lock_for",
+           "local_source", "build_local_wheels"]
 
 # Keep in step with the ``serve`` extra in pyproject.toml (a unit test checks).
 SERVING_DISTRIBUTIONS = ("onnxruntime", "numpy", "fastapi", "uvicorn", "orjson", "PyYAML", "httptools", "uvloop")
@@ -272,3 +277,64 @@ def lock_for(groups: list[tuple[str, dict[str, str]]]) -> tuple[dict[str, str], 
             roots[name] = version
             why[_canonical(name)] = reason
     return pinned_closure(roots, why), why
+
+
+def local_source(name: str) -> str | None:
+    """The local path a distribution was installed from (``pip install -e .``, ``pip install
+    ./dir`` or a local wheel), read from its PEP 610 ``direct_url.json``; None for an index."""
+    import json
+    from urllib.parse import unquote, urlparse
+
+    try:
+        text = metadata.distribution(name).read_text("direct_url.json")
+    except metadata.PackageNotFoundError:
+        return None
+    if not text:
+        return None
+    try:
+        url = str(json.loads(text).get("url", ""))
+    except ValueError:
+        return None
+    return unquote(urlparse(url).path) if url.startswith("file://") else None
+
+
+def build_local_wheels(pins: dict[str, str], out_dir: "Path") -> list[str]:
+    """Build a wheel for each pinned distribution that no index has (installed from a local
+    path) into ``out_dir``, so the image installs it from the build context; the file names."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    built: list[str] = []
+    for name, version in sorted(pins.items()):
+        source = local_source(name)
+        if source is None:
+            continue
+        path = Path(source)
+        before = set(Path(out_dir).glob("*.whl"))
+        if path.is_file() and path.suffix == ".whl":
+            shutil.copyfile(path, Path(out_dir) / path.name)
+        elif path.is_dir():
+            cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
+                   "-w", str(out_dir), str(path)]
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                raise CaptureError(f"building a wheel of the local package {name} ({path}) failed: {exc}",
+                                   hint="check that `pip wheel` works for it") from None
+            if proc.returncode != 0:
+                tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
+                raise CaptureError(
+                    f"the local package {name}=={version} at {path} does not build into a wheel:\n{tail}",
+                    hint=f"fix its build (pip wheel {path} must work), or publish it to an index",
+                    package=name)
+        else:
+            raise CaptureError(f"the local package {name}=={version} was installed from {path}, which is gone",
+                               hint="reinstall it (pip install -e PATH) or publish it to an index",
+                               package=name)
+        new = sorted(p.name for p in set(Path(out_dir).glob("*.whl")) - before)
+        if not new:
+            raise CaptureError(f"pip wheel wrote no wheel for the local package {name} ({path})",
+                               hint="check that `pip wheel` works for it", package=name)
+        built.extend(new)
+    return built
