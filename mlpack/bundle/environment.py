@@ -89,7 +89,8 @@ def distributions_for_modules(modules: Iterable[str]) -> tuple[dict[str, str], l
     providers = metadata.packages_distributions()
     found: dict[str, str] = {}
     orphans: list[str] = []
-    for module in sorted(set(modules)):
+    modules = set(modules)
+    for module in sorted(modules | implied_modules(modules)):
         top = module.split(".")[0]
         if top in sys.stdlib_module_names or top in ("builtins", "copyreg", "__builtin__", "mlpack"):
             continue
@@ -102,6 +103,30 @@ def distributions_for_modules(modules: Iterable[str]) -> tuple[dict[str, str], l
             if version is not None:
                 found[_project_name(dist)] = version
     return found, sorted(set(orphans))
+
+
+# Keras 3 pickles name only keras classes; the backend it runs on is a separate package.
+_KERAS_BACKENDS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "numpy": "numpy"}
+
+
+def implied_modules(modules: Iterable[str]) -> set[str]:
+    """Modules a model needs that its pickle does not name: Keras's backend framework
+    (``KERAS_BACKEND``, else what the installed keras is configured with, else tensorflow)."""
+    import os
+
+    tops = {m.split(".")[0] for m in modules}
+    implied: set[str] = set()
+    if "keras" in tops:
+        backend = os.environ.get("KERAS_BACKEND", "").strip().lower()
+        if not backend:
+            try:
+                import keras  # already imported by whoever built the model
+
+                backend = str(keras.config.backend())
+            except Exception:  # keras 2 (tf.keras) or no config: TensorFlow is the backend
+                backend = "tensorflow"
+        implied.add(_KERAS_BACKENDS.get(backend, backend))
+    return implied
 
 
 def _project_name(dist: str) -> str:

@@ -107,3 +107,43 @@ def test_requested_packages_are_pinned_and_bad_ones_named(tmp_path) -> None:
     pins, why = lock_for([("serving", {"numpy": version("numpy")}), ("requested", {"six": "1.16.0"})])
     lines = lock_lines(pins, why)
     assert f"numpy=={version('numpy')}  # serving" in lines and "six==1.16.0  # requested" in lines
+
+
+def test_keras_models_bring_their_backend(monkeypatch) -> None:
+    """A Keras 3 pickle names only keras classes; the backend package must be in the image too."""
+    from importlib.metadata import version
+
+    from mlpack.bundle.environment import distributions_for_modules, implied_modules
+
+    modules = {"keras.src.models.sequential", "keras.src.layers.core.dense", "numpy._core.multiarray"}
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    assert implied_modules(modules) == {"tensorflow"}
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    assert implied_modules(modules) == {"torch"}
+    assert implied_modules({"sklearn.linear_model._base"}) == set()
+    # torch is installed here: it is found and pinned; keras is not, so it is an orphan named in the error.
+    dists, orphans = distributions_for_modules(modules)
+    assert dists["torch"] == version("torch") and "numpy" in dists
+    assert orphans == ["keras"]
+
+
+def test_nested_estimators_bring_every_package_they_use() -> None:
+    """The pickle names every class reachable from the model: a Pipeline's steps, a meta
+    estimator's inner model (here an XGBoost model inside a scikit-learn one)."""
+    from importlib.metadata import version
+
+    import numpy as np
+    from sklearn.multioutput import MultiOutputRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from xgboost import XGBRegressor
+
+    from mlpack.bundle.environment import distributions_for_modules
+    from mlpack.bundle.python_flavor import pickle_model
+
+    x = np.random.default_rng(0).normal(size=(50, 3))
+    model = make_pipeline(StandardScaler(), MultiOutputRegressor(XGBRegressor(n_estimators=3))).fit(x, x[:, :2])
+    _, modules = pickle_model(model)
+    dists, orphans = distributions_for_modules(modules)
+    assert orphans == []
+    assert dists["scikit-learn"] == version("scikit-learn") and dists["xgboost"] == version("xgboost")
