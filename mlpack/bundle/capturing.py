@@ -9,7 +9,6 @@ the result, then move the bundle into place.
 
 from __future__ import annotations
 
-import ast
 import datetime as _dt
 import os
 import shutil
@@ -114,21 +113,10 @@ def _default_model_name(model: Any) -> str:
 
 
 def _check_hooks(source: str | None) -> str | None:
-    if source is None:
-        return None
-    if not isinstance(source, str):
-        raise CaptureError("hooks_source must be python source text", hint="pass the text of a module, not a function")
-    try:
-        tree = ast.parse(source, filename="hooks.py")
-    except SyntaxError as exc:
-        raise CaptureError(f"hooks_source does not parse: {exc}", hint="fix the syntax of the hooks code") from None
-    defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    if not defined & {"preprocess", "postprocess"}:
-        raise CaptureError(
-            "hooks_source defines neither preprocess(inputs) nor postprocess(outputs)",
-            hint="define def preprocess(inputs): ... and/or def postprocess(outputs): ... at module level",
-        )
-    return source
+    """The hooks contract's own check (mlpack.bundle.hooks), the one every caller uses."""
+    from mlpack.bundle.hooks import check_source
+
+    return None if source is None else check_source(source, CaptureError)
 
 
 def _staging_dir(target: Path) -> Path:
