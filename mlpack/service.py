@@ -12,6 +12,7 @@ traceback. The stage packages are imported lazily, when their stage runs.
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -363,7 +364,10 @@ def serve(model: Any, sample: Any, *, options: ServeOptions | None = None,
 
     with pipe.stage("build", detail=options.image_tag) as info:
         from mlpack.builder import build
-        image = build(context, tag=options.image_tag, settings=settings, progress=pipe.build_events)
+        try:
+            image = build(context, tag=options.image_tag, settings=settings, progress=pipe.build_events)
+        except MlpackError as exc:
+            raise _explain_build(exc) from None
         info["detail"] = f"{options.image_tag} {str(getattr(image, 'digest', ''))[:19]}"
 
     service = Service(name=name, options=options, bundle=bundle, image=image)
@@ -423,6 +427,30 @@ def serve(model: Any, sample: Any, *, options: ServeOptions | None = None,
     _write_record(settings, service)
     _own(service)
     return service
+
+
+# What pip and uv say when the index has no such package or version.
+_NOT_FOUND = (re.compile(r"No matching distribution found for ([^\s]+)"),
+              re.compile(r"Because ([^\s]+) was not found in the package registry"),
+              re.compile(r"Because there is no version of ([^\s]+)"))
+
+
+def _explain_build(exc: MlpackError) -> MlpackError:
+    """A build that failed because a locked package is nowhere to be found says which,
+    instead of ending in the installer's dump."""
+    output = str(getattr(exc, "output", "") or "") + "\n" + exc.message
+    for pattern in _NOT_FOUND:
+        match = pattern.search(output)
+        if match:
+            package = match.group(1).rstrip(".,:")
+            from mlpack.errors import BuildError
+
+            return BuildError(f"the image cannot install {package}: the package index has no such "
+                              "package or version", package=package, output=getattr(exc, "output", None),
+                              hint="check the name and the pin (requirements=[...], --pip); a package of "
+                                   "your own must be installed from its directory (pip install -e DIR) "
+                                   "so capture ships its wheel")
+    return exc
 
 
 def _ask(service: Service, feeds: dict[str, Any]) -> dict[str, Any]:

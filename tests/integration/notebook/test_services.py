@@ -154,3 +154,21 @@ def test_a_script_that_exits_stops_its_services_unless_detached(mode: str, e2e_s
     finally:
         service.stop()
     assert _gone(e2e_settings, name)
+
+
+def test_a_requirement_that_does_not_exist_is_named_and_replaces_nothing(iris, e2e_settings: Settings) -> None:
+    import mlpack
+    from mlpack.errors import BuildError
+
+    x, _ = iris
+    old = mlpack.serve(_tree(iris, 3), x[::10], name="req-svc", settings=e2e_settings)
+    try:
+        with pytest.raises(BuildError) as info:
+            mlpack.serve(_tree(iris, 3), x[::10], name="req-svc", requirements=["six==99.0.0"],
+                         settings=e2e_settings)
+        assert "cannot install six==99.0.0" in str(info.value), str(info.value)[-2000:]
+        assert info.value.stage == "build"
+        assert old.url is not None and old.container.running()
+        np.testing.assert_array_equal(old.predict(x[:5]).reshape(-1), _tree(iris, 3).predict(x[:5]))
+    finally:
+        old.stop()
