@@ -182,20 +182,26 @@ def _model_outputs(model: Any, sample: Any, feeds: dict[str, np.ndarray]) -> dic
 def kernel_outputs(model: Any, sample: Any, bundle: Any, hooks_source: str | None = None) -> dict[str, Any]:
     """What the container should answer for :func:`sample_feeds`: postprocess(model(preprocess(x))).
 
-    Without hooks that is the original model's answer that capture stored
-    (``bundle.expected()``); with hooks the kernel runs them around the model.
-    Values may be any structure a postprocess hook returns.
+    Without a preprocess hook the model's part is the original model's answer that
+    capture stored (``bundle.expected()``), so the model is not run again; with one
+    the kernel runs the model on the preprocessed rows. Values may be any structure
+    a postprocess hook returns.
     """
     hooks = load_source(hooks_source, ServeError)
     feeds = sample_feeds(bundle)
-    if not hooks:
+    stored: dict[str, np.ndarray] | None = None
+    if hooks.preprocess is None:
+        # The model's answer on exactly these rows is what capture stored: no second run.
         try:
-            return {str(k): np.asarray(v) for k, v in bundle.expected().items()}
+            stored = {str(k): np.asarray(v) for k, v in bundle.expected().items()}
         except (OSError, KeyError):
             pass  # a bundle without expected outputs: ask the model
     try:
-        feeds = {str(k): as_array(v) for k, v in hooks.before(dict(feeds)).items()}
-        outputs = hooks.after(_model_outputs(model, sample, feeds))
+        if stored is not None:
+            outputs = hooks.after(stored)
+        else:
+            feeds = {str(k): as_array(v) for k, v in hooks.before(dict(feeds)).items()}
+            outputs = hooks.after(_model_outputs(model, sample, feeds))
     except HookFailed as exc:
         raise ServeError(str(exc), hint="hooks run in the container without the notebook's variables: "
                                         "define or import everything they use inside the cell",

@@ -30,9 +30,8 @@ from mlpack.progress import LogEvent, Sink, StageEvent, adapt_build_event
 from mlpack.settings import Settings
 from mlpack.types import Limits
 
-__all__ = ["ServeOptions", "Service", "serve", "services", "DEFAULT_BASE", "predict_http", "to_payload", "summarize_log"]
+__all__ = ["ServeOptions", "Service", "serve", "services", "predict_http", "to_payload", "summarize_log"]
 
-DEFAULT_BASE = "localhost/mlpack/python:3.11"
 # The port mlpack-serve listens on inside the image.
 CONTAINER_PORT = 8080
 
@@ -357,7 +356,7 @@ def serve(model: Any, sample: Any, *, options: ServeOptions | None = None,
 
     with pipe.stage("render"):
         context = _render(bundle, options, work / "context")
-    base = getattr(context, "base_image", None) or options.base or DEFAULT_BASE
+    base = context.base_image  # decided once, by render's RenderOptions.base_image
 
     with pipe.stage("base", detail=str(base)) as info:
         info["detail"] = _ensure_base(str(base), settings, pipe)
