@@ -177,7 +177,8 @@ class Service:
         self.stop()
 
     def __repr__(self) -> str:
-        return f"<Service {self.name} url={self.url} health={self.health} parity={self._verdict()}>"
+        verdict = "n/a" if self.parity is None else ("ok" if self.parity.passed else "FAILED")
+        return f"<Service {self.name} url={self.url} health={self.health} parity={verdict}>"
 
     def _verdict(self) -> str:
         if self.parity is None:
@@ -349,9 +350,10 @@ def serve(model: Any, sample: Any, *, options: ServeOptions | None = None,
     pipe = _Pipeline(progress)
 
     with pipe.stage("capture") as info:
+        named = options.name is not None
         bundle, name = _capture(model, sample, options, settings)
         options = replace(options, name=name)
-        info["detail"] = f"{name}: {bundle.flavor}/{bundle.framework}"
+        info["detail"] = f"{bundle.flavor}/{bundle.framework}" + ("" if named else f" as {name}")
     work = settings.home / "serve" / name
 
     with pipe.stage("render"):
