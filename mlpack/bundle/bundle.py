@@ -86,10 +86,11 @@ class Bundle:
 
     @property
     def requirements(self) -> list[str]:
-        """The pinned lines of ``requirements.lock`` (``name==version``)."""
+        """The pinned lines of ``requirements.lock`` (``name==version``; the file's comments,
+        which say why each package is there, left out)."""
         lock = self.path / "requirements.lock"
         lines = lock.read_text(encoding="utf-8").splitlines() if lock.is_file() else []
-        return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+        return [pin for ln in lines if (pin := ln.split("#", 1)[0].strip())]
 
     @property
     def python_version(self) -> str:

@@ -9,7 +9,6 @@ the result, then move the bundle into place.
 
 from __future__ import annotations
 
-import ast
 import datetime as _dt
 import os
 import shutil
@@ -56,6 +55,7 @@ def capture(
     input_names: list[str] | tuple[str, ...] | None = None,
     output_names: list[str] | tuple[str, ...] | None = None,
     dynamic_axes: Any = None,
+    requirements: Any = None,
 ) -> Bundle:
     """Captures ``model`` with ``sample`` (a few rows of real input) as a Bundle.
 
@@ -66,6 +66,8 @@ def capture(
     the batch whose length varies in use (a sequence length), so the served
     model accepts other lengths than the sample's. ``hooks_source`` is python source defining
     ``preprocess(inputs)`` and/or ``postprocess(outputs)``, stored as hooks.py.
+    ``requirements``: packages to add to the image (``["name==version", "name"]`` or a
+    requirements file's path); the lock says why each package is there.
     """
     started = time.perf_counter()
     if flavor not in FLAVORS:
@@ -75,6 +77,8 @@ def capture(
     target = Path(path).expanduser() if path is not None else Path("bundles") / name
     target = target.absolute()
     hooks = _check_hooks(hooks_source)
+    # Checked before any work: a package the hooks import or the user asks for.
+    extra = [("imported by the hooks", env.hook_distributions(hooks)), ("requested", env.requested(requirements))]
     options = CaptureOptions(
         input_names=tuple(input_names) if input_names is not None else None,
         output_names=tuple(output_names) if output_names is not None else None,
@@ -103,7 +107,7 @@ def capture(
                     ) from None
                 model_info["conversion_error"] = str(exc)
         try:
-            manifest = _write_files(staging, name, model, prepared, onnx_bytes, model_info, hooks)
+            manifest = _write_files(staging, name, model, prepared, onnx_bytes, model_info, hooks, extra)
             _check_parity(staging, manifest, prepared, allow_parity_failure, started)
         except CaptureError as exc:
             # A table or text model whose ONNX form answers differently (a
@@ -113,7 +117,7 @@ def capture(
             _clear(staging)
             model_info = {"class": prepared.model_class, "conversion_error": f"the ONNX model answers differently: {exc.message}"}
             try:
-                manifest = _write_files(staging, name, model, prepared, None, model_info, hooks)
+                manifest = _write_files(staging, name, model, prepared, None, model_info, hooks, extra)
                 _check_parity(staging, manifest, prepared, allow_parity_failure, started)
             except CaptureError:
                 raise exc from None
@@ -139,21 +143,10 @@ def _default_model_name(model: Any) -> str:
 
 
 def _check_hooks(source: str | None) -> str | None:
-    if source is None:
-        return None
-    if not isinstance(source, str):
-        raise CaptureError("hooks_source must be python source text", hint="pass the text of a module, not a function")
-    try:
-        tree = ast.parse(source, filename="hooks.py")
-    except SyntaxError as exc:
-        raise CaptureError(f"hooks_source does not parse: {exc}", hint="fix the syntax of the hooks code") from None
-    defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    if not defined & {"preprocess", "postprocess"}:
-        raise CaptureError(
-            "hooks_source defines neither preprocess(inputs) nor postprocess(outputs)",
-            hint="define def preprocess(inputs): ... and/or def postprocess(outputs): ... at module level",
-        )
-    return source
+    """The hooks contract's own check (mlpack.bundle.hooks), the one every caller uses."""
+    from mlpack.bundle.hooks import check_source
+
+    return None if source is None else check_source(source, CaptureError)
 
 
 def _staging_dir(target: Path) -> Path:
@@ -208,12 +201,13 @@ def _write_files(
     onnx_bytes: bytes | None,
     model_info: dict[str, Any],
     hooks: str | None,
+    extra: list[tuple[str, dict[str, str]]],
 ) -> dict[str, Any]:
     if onnx_bytes is not None:
         flavor, model_file = "onnx", "model.onnx"
         (staging / model_file).write_bytes(onnx_bytes)
         inputs, outputs = _onnx_schema(onnx_bytes, prepared)
-        pins = env.pinned_closure(env.serving_lock())
+        pins, why = env.lock_for([("serving", env.serving_lock()), *extra])
         model_info["opset"] = _opsets(onnx_bytes)
         model_info["converted_with"] = env.installed_versions(CONVERTED_WITH.get(prepared.framework, ("onnx",)))
     else:
@@ -235,13 +229,15 @@ def _write_files(
             model_info["entry"] = {"kind": prepared.entry.get("kind", "torch")}
         model_info["distributions"] = dict(sorted(dists.items()))
         # The model's distributions, pinned exactly, then the serving stack without onnxruntime.
-        pins = env.pinned_closure({**env.serving_lock(with_onnxruntime=False), **dists})
+        pins, why = env.lock_for([("provides the model's classes", dists),
+                                  ("serving", env.serving_lock(with_onnxruntime=False)), *extra])
     classes = _classes(model)
     if classes is not None:
         model_info["classes"] = classes  # the order of the probabilities' columns
     model_info = {"file": model_file, **model_info}
+    env.build_local_wheels(pins, staging)  # packages no index has ship inside the bundle
     (staging / "requirements.lock").write_text(
-        "# pinned by mlpack capture for the serving image\n" + "\n".join(env.lock_lines(pins)) + "\n", encoding="utf-8"
+        "# pinned by mlpack capture for the serving image\n" + "\n".join(env.lock_lines(pins, why)) + "\n", encoding="utf-8"
     )
     sample_rows = _rows(prepared.feeds, SAMPLE_ROWS)
     _save_npz(staging / "sample.npz", sample_rows)

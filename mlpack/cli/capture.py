@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hooks", help="python file defining preprocess(inputs) and/or postprocess(outputs)")
     p.add_argument("--allow-parity-failure", action="store_true", help="capture even if the parity check fails (recorded)")
     p.add_argument("--dynamic-axes", help="torch: NAME:AXIS[,NAME:AXIS], axes besides the batch whose length varies in use")
+    p.add_argument("--pip", action="append", default=[], metavar="SPEC",
+                   help="add a package to the image: name==version, or name at the installed version (repeatable)")
+    p.add_argument("--requirements", metavar="FILE", help="add the packages of a requirements file (pinned lines)")
     p.set_defaults(handler=_capture)
 
     p = sub.add_parser("inspect", help="show a bundle, an image or a container")
@@ -90,6 +93,7 @@ def _load_sample(path: Path) -> Any:
 
 def _capture(args: argparse.Namespace, settings: Settings) -> int:
     from mlpack.bundle import capture
+    from mlpack.bundle.environment import requirement_specs
 
     hooks = Path(args.hooks).read_text(encoding="utf-8") if args.hooks else None
     bundle = capture(
@@ -101,6 +105,7 @@ def _capture(args: argparse.Namespace, settings: Settings) -> int:
         hooks_source=hooks,
         allow_parity_failure=args.allow_parity_failure,
         dynamic_axes=args.dynamic_axes,
+        requirements=requirement_specs(args.pip, args.requirements),
     )
     print(bundle.summary())
     return 0
