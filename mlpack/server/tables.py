@@ -53,8 +53,6 @@ def column_values(col: "ColumnSpec", spec: Spec, values: Any, *, bools: bool = F
             return coerce(spec, arr, bools=bools)
     if not isinstance(values, list):
         raise invalid(f"column {col.name!r}: expected a list of values, got {type(values).__name__}", input=col.name)
-    if values and all(isinstance(v, list) and len(v) == 1 for v in values):
-        values = [v[0] for v in values]  # [[v], [v], ...]: an [N, 1] column
     has_null = any(v is None for v in values)
     if has_null:
         if not col.nullable or col.value_kind not in ("float", "str"):
@@ -67,6 +65,10 @@ def column_values(col: "ColumnSpec", spec: Spec, values: Any, *, bools: bool = F
             values = [math.nan if v is None else v for v in values]
     if col.dtype == "category":
         _check_categories(col, values)
+    elif col.dtype == "bool":
+        wrong = next((v for v in values if not isinstance(v, bool)), None)
+        if wrong is not None:
+            raise invalid(f"column {col.name!r}: expected true or false, got {wrong!r}", input=col.name, hint=f"send {col.name!r} as booleans")
     elif col.value_kind == "str":
         wrong = next((v for v in values if not isinstance(v, str) and v is not None), None)
         if wrong is not None:
@@ -85,7 +87,7 @@ def _check_categories(col: "ColumnSpec", values: Sequence[Any]) -> None:
     for v in values:
         if v is None and col.nullable:
             continue
-        if isinstance(v, bool) or v not in allowed:
+        if not isinstance(v, (str, int, float)) or isinstance(v, bool) or v not in allowed:
             raise invalid(
                 f"column {col.name!r}: {v!r} is not one of its categories {list(col.categories or ())}",
                 input=col.name,
@@ -132,6 +134,13 @@ def _check_columns(given: Mapping[str, Any], names: list[str], table: "TableSche
         raise invalid(f"{where} has unknown column {unknown[0]!r}", input=str(unknown[0]), hint=f"the model's columns are {_expected(table)}")
 
 
+def _flat(values: Any) -> Any:
+    """``[[v], [v], ...]`` (an ``[N, 1]`` array's tolist()) as ``[v, v, ...]``."""
+    if isinstance(values, list) and values and all(isinstance(v, list) and len(v) == 1 for v in values):
+        return [v[0] for v in values]
+    return values
+
+
 def decode_table(data: Any, table: "TableSchema", inputs: Sequence[Spec], *, bools: bool = False) -> dict[str, np.ndarray]:
     """The ``inputs`` field of a ``/predict`` request to a table model, as one array per column."""
     names = table.names
@@ -141,7 +150,7 @@ def decode_table(data: Any, table: "TableSchema", inputs: Sequence[Spec], *, boo
         if not any(isinstance(data[n], list) for n in names):
             columns = {n: [data[n]] for n in names}  # one record
         else:
-            columns = {n: data[n] for n in names}
+            columns = {n: _flat(data[n]) for n in names}
     elif isinstance(data, list) and data and all(isinstance(r, Mapping) for r in data):
         columns = _from_records(data, names, table)
     elif isinstance(data, list) and data and all(isinstance(r, list) for r in data):

@@ -67,7 +67,10 @@ def test_one_record_of_scalars_is_one_row() -> None:
         ([{**RECORDS[0], "age": None}], "age", ["column 'age'", "missing value"]),
         ([{**RECORDS[0], "city": 7}], "city", ["column 'city'", "strings"]),
         ([{**RECORDS[0], "plan": "vip"}], "plan", ["column 'plan'", "'vip'", "['basic', 'gold']"]),
+        ([{**RECORDS[0], "plan": {}}], "plan", ["column 'plan'", "{}"]),  # found by schemathesis: was a 500
+        ([{**RECORDS[0], "plan": ["gold"]}], "plan", ["column 'plan'"]),
         ([{**RECORDS[0], "member": "yes"}], "member", ["column 'member'"]),
+        ([{**RECORDS[0], "member": 1}], "member", ["column 'member'", "true or false"]),  # schemathesis: schema says boolean
         ({"age": [1, 2], "income": [1.0], "city": ["a", "b"], "plan": ["gold"] * 2, "member": [True] * 2}, None,
          ["different lengths"]),
     ],
