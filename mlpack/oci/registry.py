@@ -25,6 +25,7 @@ from mlpack.oci.media import (
 )
 from mlpack.oci.reference import Reference
 from mlpack.oci.transport import Transport
+from mlpack.oci.trust import Trust
 from mlpack.settings import Settings
 
 __all__ = ["pull", "push", "PushOptions", "Progress", "Client"]
@@ -54,8 +55,8 @@ class Client:
         insecure = plain_http or host in settings.insecure_registries or registry in settings.insecure_registries
         # a mirror gets its own credentials, never Docker Hub's
         creds = load_credentials(endpoint if endpoint else registry, settings.docker_config)
-        self.http = Transport(host, insecure=insecure, credentials=creds,
-                              insecure_hosts=tuple(settings.insecure_registries))
+        self.http = Transport(host, insecure=insecure, credentials=creds, plain_only=plain_http,
+                              insecure_hosts=tuple(settings.insecure_registries), trust=Trust.from_settings(settings))
 
     def scope(self, actions: str = "pull") -> str:
         return f"repository:{self.repository}:{actions}"
