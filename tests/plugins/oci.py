@@ -86,6 +86,19 @@ def make_pki(work: Path) -> Pki:
     return Pki(work / "ca.crt", work / "server.crt", work / "server.key", work / "client.crt", work / "client.key")
 
 
+def write_htpasswd(path: Path, user: str, password: str) -> Path:
+    """An htpasswd file with one bcrypt entry (what docker-registry's htpasswd auth wants), cost 4: fast tests."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # bcrypt through libxcrypt
+
+        hashed = crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))
+    path.write_text(f"{user}:{hashed}\n")
+    return path
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

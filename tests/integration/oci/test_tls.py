@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from mlpack.oci.layout import Store
 from mlpack.oci.registry import pull, push
 from mlpack.settings import Settings
 from tests.integration.oci.test_auth import _docker_config
-from tests.plugins.oci import LocalRegistry, Pki, make_pki, start_registry
+from tests.plugins.oci import LocalRegistry, Pki, make_pki, start_registry, write_htpasswd
 
 pytestmark = pytest.mark.registry
 
@@ -97,12 +96,7 @@ def test_extra_ca_env_is_honoured_by_push_and_pull(tmp_path: Path, pki: Pki, tls
 
 
 def test_tls_with_basic_auth(tmp_path: Path, pki: Pki) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import crypt  # bcrypt through libxcrypt: what the registry's htpasswd wants
-
-        hashed = crypt.crypt("s3cret", crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))
-    (tmp_path / "htpasswd").write_text(f"alice:{hashed}\n")
+    write_htpasswd(tmp_path / "htpasswd", "alice", "s3cret")
     with start_registry(tmp_path / "registry", _binary(), pki=pki, htpasswd=tmp_path / "htpasswd",
                         access_log=True) as registry:
         env = {"MLPACK_HOME": str(tmp_path / "a"), "DOCKER_CONFIG": str(tmp_path / "good")}
@@ -154,3 +148,16 @@ def test_plain_http_registry_on_loopback_still_works_after_a_tls_try(tmp_path: P
     finally:
         client.close()
     assert push("localhost/plain/img:1", local_registry.ref("plain/img:1"), settings=settings) == digest
+
+
+def test_plain_http_to_a_tls_registry_says_so(tmp_path: Path, tls_registry: LocalRegistry) -> None:
+    from mlpack.oci.registry import Client
+
+    settings = Settings.from_env({"MLPACK_HOME": str(tmp_path / "a")})
+    client = Client(tls_registry.host, "tls/img", settings, plain_http=True)  # an http:// mirror entry
+    try:
+        with pytest.raises(RegistryError) as err:
+            client.get_manifest("1")
+    finally:
+        client.close()
+    assert err.value.status == 400 and "speaks HTTPS" in (err.value.hint or "")
