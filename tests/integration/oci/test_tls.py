@@ -73,7 +73,7 @@ def test_private_ca_in_certs_d_push_and_pull(tmp_path: Path, pki: Pki, tls_regis
     _certs_d(settings, tls_registry.host, (pki.ca_cert, "ca.crt"))
     assert push("localhost/tls/img:1", tls_registry.ref("tls/img:1"), settings=settings) == digest
     # every request the registry saw came over TLS (a plain-HTTP request would be answered 400 and not logged)
-    assert ("PUT", f"/v2/tls/img/manifests/1", 201) in tls_registry.requests()
+    assert ("PUT", "/v2/tls/img/manifests/1", 201) in tls_registry.requests()
 
     fresh = Settings.from_env({"MLPACK_HOME": str(tmp_path / "b")})
     _certs_d(fresh, tls_registry.host, (pki.ca_cert, "ca.crt"))
@@ -161,3 +161,11 @@ def test_plain_http_to_a_tls_registry_says_so(tmp_path: Path, tls_registry: Loca
     finally:
         client.close()
     assert err.value.status == 400 and "speaks HTTPS" in (err.value.hint or "")
+
+
+def test_insecure_registry_skips_certificate_checks_as_docker_does(tmp_path: Path, tls_registry: LocalRegistry) -> None:
+    settings = Settings.from_env({"MLPACK_HOME": str(tmp_path / "a"), "MLPACK_INSECURE_REGISTRIES": tls_registry.host})
+    digest = _image(settings, "localhost/tls/insecure:1", b"insecure ")
+    assert push("localhost/tls/insecure:1", tls_registry.ref("tls/insecure:1"), settings=settings) == digest
+    # still TLS, not a fallback to plain HTTP: the registry logged the upload (it answers plain HTTP with 400 unlogged)
+    assert ("PUT", "/v2/tls/insecure/manifests/1", 201) in tls_registry.requests()
