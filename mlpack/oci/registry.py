@@ -19,7 +19,6 @@ of that registry the store has images from; only then is it uploaded.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import http.client
 import json
@@ -37,6 +36,7 @@ from mlpack.oci.media import (
     ACCEPT_MANIFESTS, DOCKER_LAYER_GZIP, INDEX_TYPES, MANIFEST_TYPES, MAX_MANIFEST_BYTES, OCI_LAYER_GZIP,
     OCI_LAYER_TAR, canonical_json, check_digest, oversized_config,
 )
+from mlpack.oci.pgzip import gzip_stream
 from mlpack.oci.reference import Reference
 from mlpack.oci.transport import Transport
 from mlpack.oci.trust import Trust
@@ -340,18 +340,26 @@ def _compressed(store: Store, image: Image, target: Reference, meta: BlobMeta, p
 
 
 def _gzip_blob(store: Store, digest: str, diff_id: str) -> tuple[str, int]:
-    """Gzip the plain-tar blob ``digest`` into the store (reproducibly: mtime 0, no name), checking its diff_id."""
-    plain = hashlib.sha256()
+    """Gzip the plain-tar blob ``digest`` into the store (reproducibly, on several cores), checking its diff_id."""
     with store.open_blob(digest) as src, store.blob_writer() as out:
-        with gzip.GzipFile(filename="", mode="wb", fileobj=out, compresslevel=_GZIP_LEVEL,  # type: ignore[arg-type]
-                           mtime=0) as gz:
-            while chunk := src.read(_CHUNK):
-                plain.update(chunk)
-                gz.write(chunk)
-        if "sha256:" + plain.hexdigest() != diff_id:
+        plain = _Hashing(src)
+        gzip_stream(plain, out, level=_GZIP_LEVEL)  # type: ignore[arg-type]
+        if "sha256:" + plain.hash.hexdigest() != diff_id:
             raise StoreError(f"layer {digest} does not decompress to its diff_id {diff_id}",
                              hint="the store is damaged: run `mlpack system verify`", digest=digest)
         return out.commit(), out.size
+
+
+class _Hashing:
+    """Reads a stream and hashes what it read (sha256)."""
+
+    def __init__(self, f: Any) -> None:
+        self.f, self.hash = f, hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.f.read(size)
+        self.hash.update(data)
+        return data
 
 
 def _meta(settings: Settings) -> BlobMeta:
