@@ -190,13 +190,13 @@ class Transport:
                 resp = self._send(method, url, hdrs, body)
             except (OSError, http.client.HTTPException) as exc:
                 self._drop(url)
-                if isinstance(exc, ssl.SSLError) and self._is_registry(url, "https"):
-                    if self.may_fall_back and exc.reason in _NOT_TLS:
+                if isinstance(exc, ssl.SSLError):
+                    if self.may_fall_back and exc.reason in _NOT_TLS and self._is_registry(url, "https"):
                         self._scheme = "http"
                         url = "http" + url[len("https"):]
                         continue
                     if not isinstance(exc, ssl.SSLEOFError):
-                        raise self._tls_error(exc, step) from None
+                        raise self._tls_error(exc, step, urllib.parse.urlsplit(url).netloc) from None
                 attempt += 1
                 if attempt > self.retries:
                     raise RegistryError(f"{step}: cannot reach {self.registry}: {exc}",
@@ -232,18 +232,19 @@ class Transport:
         parts = urllib.parse.urlsplit(url)
         return parts.scheme == scheme and parts.netloc == self.registry
 
-    def _tls_error(self, exc: ssl.SSLError, step: str) -> RegistryError:
+    def _tls_error(self, exc: ssl.SSLError, step: str, host: str) -> RegistryError:
+        """A TLS failure with ``host`` (the registry, or a host it redirected to), with what to do about it."""
+        host = host.rsplit("@", 1)[-1]
         if isinstance(exc, ssl.SSLCertVerificationError):
-            what = f"the TLS certificate of {self.registry} is not trusted: {exc.verify_message or exc.reason}"
-            hint = self.trust.hint(self.registry)
+            what = f"the TLS certificate of {host} is not trusted: {exc.verify_message or exc.reason}"
+            hint = self.trust.hint(host)
         elif "CERTIFICATE" in str(exc.reason):
-            what = f"{self.registry} refused the TLS connection ({exc.reason}): it wants a client certificate"
-            hint = (f"put client.cert and client.key (PEM) in {self.trust.hint_dir(self.registry)}/, "
-                    "Docker's certs.d layout")
+            what = f"{host} refused the TLS connection ({exc.reason}): it wants a client certificate"
+            hint = f"put client.cert and client.key (PEM) in {self.trust.hint_dir(host)}/, Docker's certs.d layout"
         else:
-            what = f"TLS with {self.registry} failed: {exc.reason or exc}"
+            what = f"TLS with {host} failed: {exc.reason or exc}"
             hint = ("if the registry speaks plain HTTP, add it to MLPACK_INSECURE_REGISTRIES; "
-                    "else " + self.trust.hint(self.registry))
+                    "else " + self.trust.hint(host))
         return RegistryError(f"{step}: {what}", hint=hint, registry=self.registry, step=step)
 
     def _redirect(self, url: str, location: str, step: str) -> str:

@@ -169,3 +169,48 @@ def test_insecure_registry_skips_certificate_checks_as_docker_does(tmp_path: Pat
     assert push("localhost/tls/insecure:1", tls_registry.ref("tls/insecure:1"), settings=settings) == digest
     # still TLS, not a fallback to plain HTTP: the registry logged the upload (it answers plain HTTP with 400 unlogged)
     assert ("PUT", "/v2/tls/insecure/manifests/1", 201) in tls_registry.requests()
+
+
+def test_redirect_to_an_untrusted_tls_host_fails_at_once_naming_its_certs_d(tmp_path: Path, pki: Pki,
+                                                                           tls_registry: LocalRegistry) -> None:
+    """A plain registry on loopback redirects blob reads to TLS storage (here: the TLS registry) that is
+    trusted only once its own certs.d entry exists: trust is per host, for redirect hops too."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from mlpack.oci.registry import Client
+
+    class Redirect(BaseHTTPRequestHandler):
+        def log_message(self, *a: object) -> None: ...
+
+        def do_GET(self) -> None:
+            self.send_response(307)
+            self.send_header("Location", f"https://{tls_registry.host}/v2/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        host = f"127.0.0.1:{server.server_address[1]}"
+        settings = Settings.from_env({"MLPACK_HOME": str(tmp_path / "a")})
+        client = Client(host, "x", settings, plain_http=True)
+        try:
+            with pytest.raises(RegistryError) as err:
+                client.http.request("GET", "/v2/x/blobs/sha256:" + "0" * 64, step="get blob")
+        finally:
+            client.close()
+        assert tls_registry.host in err.value.message and "not trusted" in err.value.message
+        assert str(settings.home / "certs.d" / tls_registry.host / "ca.crt") in (err.value.hint or "")
+
+        _certs_d(settings, tls_registry.host, (pki.ca_cert, "ca.crt"))
+        client = Client(host, "x", settings, plain_http=True)
+        try:
+            resp = client.http.request("GET", "/v2/x/blobs/sha256:" + "0" * 64, step="get blob")
+            assert resp.status == 200 and resp.url == f"https://{tls_registry.host}/v2/"
+            resp.close()
+        finally:
+            client.close()
+    finally:
+        server.shutdown()
+        server.server_close()
