@@ -14,7 +14,9 @@ entries that do not parse are ignored. Updates are read-modify-write under an
 ``flock`` and land by ``os.replace`` of a fsynced temporary file, so readers
 see the old or the new file, never a torn one. Sizes are bounded: at most
 ``MAX_TWINS`` twins, ``MAX_BLOBS`` blobs per registry, ``MAX_REGISTRIES``
-registries and ``MAX_REPOS`` repositories per blob; the oldest go first.
+registries and ``MAX_REPOS`` repositories per blob, the oldest going first,
+and the file never grows past half of ``_MAX_FILE`` (the oldest half of every
+table goes until it fits), so it is never cut when read back.
 """
 
 from __future__ import annotations
@@ -100,8 +102,12 @@ class BlobMeta:
             yield doc
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".blobs-")
             try:
+                data = json.dumps(doc, separators=(",", ":"))
+                while len(data) > _MAX_FILE // 2:
+                    _halve(doc)
+                    data = json.dumps(doc, separators=(",", ":"))
                 with os.fdopen(fd, "w") as out:
-                    json.dump(doc, out, separators=(",", ":"))
+                    out.write(data)
                     out.flush()
                     os.fsync(out.fileno())
                 os.replace(tmp, self.path)
@@ -114,6 +120,11 @@ class BlobMeta:
 def _trim(entries: dict[str, Any], limit: int) -> None:
     while len(entries) > limit:
         del entries[next(iter(entries))]
+
+
+def _halve(doc: dict[str, Any]) -> None:
+    for table in (doc["gzip"], *doc["repos"].values()):
+        _trim(table, len(table) // 2)
 
 
 def _digest(value: Any) -> bool:

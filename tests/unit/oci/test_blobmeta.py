@@ -54,3 +54,14 @@ def test_sizes_are_bounded(tmp_path: Path, monkeypatch) -> None:  # type: ignore
     for digest in (A, B, C):
         meta.set_gzip_twin(digest, A, 1)
     assert meta.gzip_twin(A) is None and meta.gzip_twin(C) == (A, 1)
+
+
+def test_the_file_stays_under_its_read_limit(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(blobmeta, "_MAX_FILE", 4096)
+    meta = BlobMeta(tmp_path / "blobs.json")
+    digests = [f"sha256:{i:064x}" for i in range(40)]
+    for digest in digests:
+        meta.add_repository("r", "some/rather/long/repository/name", [digest])
+    assert len(meta.path.read_bytes()) <= 2048
+    assert meta.repositories("r", digests[-1]) == ["some/rather/long/repository/name"]  # the newest stay
+    assert meta.repositories("r", digests[0]) == []
