@@ -105,7 +105,8 @@ class ProgressPrinter:
             return
         if event == "done":
             self.bytes += total
-        label = {"skip": "already there", "mount": "mounted", "done": f"{self.verb} {total / 1e6:.1f} MB"}[event]
+        label = {"skip": "already there", "mount": "mounted", "done": f"{self.verb} {total / 1e6:.1f} MB",
+                 "compress": f"compressed to {total / 1e6:.1f} MB"}[event]
         print(f"\r{short}: {label}" + " " * 20, file=sys.stderr)
 
 
