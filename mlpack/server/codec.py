@@ -32,6 +32,7 @@ __all__ = [
     "binary_tensor",
     "bytes_elements",
     "bytes_buffer",
+    "v2_column",
 ]
 
 _DUMP_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
@@ -221,7 +222,7 @@ def decode_v2(
             if not isinstance(data, list):
                 data = [data]
         if table is not None and table.kind == "table":
-            feeds[spec.name] = _v2_column(table, spec, data, shape, bools)
+            feeds[spec.name] = v2_column(table, spec, data, shape, bools)
         else:
             feeds[spec.name] = coerce(spec, data, shape=shape, bools=bools)
     if offset != len(raw):
@@ -255,11 +256,13 @@ def decode_v2(
     )
 
 
-def _v2_column(table: Any, spec: Spec, data: Any, shape: list[int], bools: bool) -> np.ndarray:
+def v2_column(table: Any, spec: Spec, data: Any, shape: list[int], bools: bool) -> np.ndarray:
     """One V2 column input of a table model: shape [N] or [N, 1], checked like /predict's columns."""
     if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
         raise invalid(f"column {spec.name!r}: shape {shape} is not [N] or [N, 1]", input=spec.name)
-    values = data if isinstance(data, np.ndarray) else list(data)
+    # Strings from the binary layout come as an object array: as a list they get the
+    # column's checks (categories) that JSON strings get.
+    values = data.tolist() if isinstance(data, np.ndarray) and data.dtype == object else data if isinstance(data, np.ndarray) else list(data)
     if len(values) != shape[0]:
         raise invalid(f"column {spec.name!r}: shape {shape} holds {shape[0]} values but {len(values)} came", input=spec.name)
     return column_values(table.column(spec.name), spec, values, bools=bools)

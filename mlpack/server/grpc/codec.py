@@ -12,8 +12,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mlpack.server.codec import Decoded, binary_tensor, bytes_buffer
+from mlpack.server.codec import Decoded, binary_tensor, bytes_buffer, v2_column
 from mlpack.server.protocol import MODEL_VERSION, input_spec
+from mlpack.server.shapes import check_v2_shape
 from mlpack.server.tensors import Spec, check_rows, coerce, invalid, v2_datatype
 
 __all__ = ["decode_request", "encode_response"]
@@ -56,8 +57,11 @@ def _typed(tensor: Any) -> Any:
     return np.array(values, dtype=dtype)
 
 
-def decode_request(request: Any, inputs: Sequence[Spec], outputs: Sequence[Spec]) -> Decoded:
-    """Validated feeds and the requested outputs of a ModelInferRequest, or a 422 ServeError."""
+def decode_request(request: Any, inputs: Sequence[Spec], outputs: Sequence[Spec], table: Any = None) -> Decoded:
+    """Validated feeds and the requested outputs of a ModelInferRequest, or a 422 ServeError.
+
+    A table model (``table``) takes one input per column, as on REST.
+    """
     raw = list(request.raw_input_contents)
     tensors = list(request.inputs)
     given = len(tensors)
@@ -72,11 +76,15 @@ def decode_request(request: Any, inputs: Sequence[Spec], outputs: Sequence[Spec]
             raise invalid(f"input {name!r} appears twice", input=name)
         if datatype != spec.datatype:
             raise invalid(f"input {name!r}: expected datatype {spec.datatype}, got {datatype!r}", input=name)
+        shape = list(check_v2_shape(spec, list(tensor.shape)))
         if raw:
             data = binary_tensor(raw[i], 0, len(raw[i]), datatype, name)
         else:
             data = _typed(tensor)
-        feeds[spec.name] = coerce(spec, data, shape=list(tensor.shape))
+        if table is not None and table.kind == "table":
+            feeds[spec.name] = v2_column(table, spec, data, shape, False)
+        else:
+            feeds[spec.name] = coerce(spec, data, shape=shape)
     missing = [s.name for s in inputs if s.name not in feeds]
     if missing:
         raise invalid(f"missing input {missing[0]!r}", input=missing[0], hint=f"the model's inputs are {[s.name for s in inputs]}")
