@@ -18,7 +18,7 @@ import orjson
 
 from mlpack.server.protocol import input_spec
 from mlpack.server.shapes import check_v2_shape
-from mlpack.server.tables import column_values, decode_table
+from mlpack.server.tables import decode_table, v2_column
 from mlpack.server.tensors import NUMPY_OF_V2, Spec, check_rows, coerce, invalid, v2_datatype
 
 __all__ = [
@@ -32,7 +32,6 @@ __all__ = [
     "binary_tensor",
     "bytes_elements",
     "bytes_buffer",
-    "v2_column",
 ]
 
 _DUMP_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
@@ -222,7 +221,7 @@ def decode_v2(
             if not isinstance(data, list):
                 data = [data]
         if table is not None and table.kind == "table":
-            feeds[spec.name] = v2_column(table, spec, data, shape, bools)
+            feeds[spec.name] = v2_column(table, spec, data, shape, bools=bools)
         else:
             feeds[spec.name] = coerce(spec, data, shape=shape, bools=bools)
     if offset != len(raw):
@@ -254,18 +253,6 @@ def decode_v2(
         id=req_id if isinstance(req_id, str) else None,
         parameters=params,
     )
-
-
-def v2_column(table: Any, spec: Spec, data: Any, shape: list[int], bools: bool) -> np.ndarray:
-    """One V2 column input of a table model: shape [N] or [N, 1], checked like /predict's columns."""
-    if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
-        raise invalid(f"column {spec.name!r}: shape {shape} is not [N] or [N, 1]", input=spec.name)
-    # Strings from the binary layout come as an object array: as a list they get the
-    # column's checks (categories) that JSON strings get.
-    values = data.tolist() if isinstance(data, np.ndarray) and data.dtype == object else data if isinstance(data, np.ndarray) else list(data)
-    if len(values) != shape[0]:
-        raise invalid(f"column {spec.name!r}: shape {shape} holds {shape[0]} values but {len(values)} came", input=spec.name)
-    return column_values(table.column(spec.name), spec, values, bools=bools)
 
 
 def encode_v2(

@@ -134,7 +134,7 @@ def _table_columns(table: Any, in_props: dict[str, Any]) -> dict[str, Any]:
         column = in_props[col.name]
         leaf = dict(column["items"])
         if col.categories is not None:
-            leaf["enum"] = list(col.categories)
+            leaf["enum"] = list(col.categories) + ([None] if col.nullable else [])
         if col.nullable:
             leaf["type"] = [leaf["type"], "null"]
         column["items"] = leaf

@@ -228,6 +228,8 @@ def _check_shape(spec: Spec, arr: np.ndarray) -> None:
         hint = None
         if arr.ndim == len(expected) - 1 and len(expected) >= 2:
             hint = "wrap a single row in a list: [[...]]"
+        elif arr.ndim == len(expected):
+            hint = _fixed_axis_hint(spec, arr.shape)
         raise invalid(
             f"input {name_of(spec)}: expected shape {shape_text(expected)}, got {list(arr.shape)}",
             input=spec.name,
@@ -235,6 +237,16 @@ def _check_shape(spec: Spec, arr: np.ndarray) -> None:
             expected=shape_text(expected),
             got=list(arr.shape),
         )
+
+
+def _fixed_axis_hint(spec: Spec, got: Sequence[int]) -> str | None:
+    """Which fixed axis refused the length, and how a model whose length varies frees it."""
+    for axis, (want, have) in enumerate(zip(spec.shape, got)):
+        if axis and want is not None and want != have:
+            return (f"axis {axis} of {spec.name!r} is fixed at {want}, the capture sample's length; if the model "
+                    f"takes other lengths there, capture it with dynamic_axes={{{spec.name!r}: [{axis}]}} "
+                    f"(--dynamic-axes {spec.name}:{axis})")
+    return None
 
 
 def name_of(spec: Spec) -> str:

@@ -12,9 +12,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mlpack.server.codec import Decoded, binary_tensor, bytes_buffer, v2_column
+from mlpack.server.codec import Decoded, binary_tensor, bytes_buffer
 from mlpack.server.protocol import MODEL_VERSION, input_spec
 from mlpack.server.shapes import check_v2_shape
+from mlpack.server.tables import v2_column
 from mlpack.server.tensors import Spec, check_rows, coerce, invalid, v2_datatype
 
 __all__ = ["decode_request", "encode_response"]
@@ -58,10 +59,8 @@ def _typed(tensor: Any) -> Any:
 
 
 def decode_request(request: Any, inputs: Sequence[Spec], outputs: Sequence[Spec], table: Any = None) -> Decoded:
-    """Validated feeds and the requested outputs of a ModelInferRequest, or a 422 ServeError.
-
-    A table model (``table``) takes one input per column, as on REST.
-    """
+    """Validated feeds and the requested outputs of a ModelInferRequest, or a 422 ServeError
+    (a table model, ``table``: one column per input, as on REST V2)."""
     raw = list(request.raw_input_contents)
     tensors = list(request.inputs)
     given = len(tensors)
@@ -76,13 +75,13 @@ def decode_request(request: Any, inputs: Sequence[Spec], outputs: Sequence[Spec]
             raise invalid(f"input {name!r} appears twice", input=name)
         if datatype != spec.datatype:
             raise invalid(f"input {name!r}: expected datatype {spec.datatype}, got {datatype!r}", input=name)
-        shape = list(check_v2_shape(spec, list(tensor.shape)))
+        shape = list(check_v2_shape(spec, list(tensor.shape)))  # rank and size bounds, as on REST
         if raw:
             data = binary_tensor(raw[i], 0, len(raw[i]), datatype, name)
         else:
             data = _typed(tensor)
         if table is not None and table.kind == "table":
-            feeds[spec.name] = v2_column(table, spec, data, shape, False)
+            feeds[spec.name] = v2_column(table, spec, data, shape)
         else:
             feeds[spec.name] = coerce(spec, data, shape=shape)
     missing = [s.name for s in inputs if s.name not in feeds]

@@ -66,25 +66,6 @@ def test_two_input_models_still_want_their_names() -> None:
         decode_request(_request(), [a, b], OUT)
 
 
-def test_a_table_model_takes_one_column_per_input_over_grpc_too() -> None:
-    from tests.unit.server.test_tables import INPUTS, OUTPUTS, TABLE, _check
-
-    request = message("ModelInferRequest")(model_name="t")
-    columns = [
-        ("age", "INT64", [2], "int64_contents", [31, 45]),
-        ("income", "FP64", [2, 1], "fp64_contents", [52000.5, float("nan")]),
-        ("city", "BYTES", [2], "bytes_contents", [b"oslo", b"rome"]),
-        ("plan", "BYTES", [2], "bytes_contents", [b"gold", b"basic"]),
-        ("member", "BOOL", [2], "bool_contents", [True, False]),
-    ]
-    for name, datatype, shape, field, values in columns:
-        getattr(request.inputs.add(name=name, datatype=datatype, shape=shape).contents, field).extend(values)
-    _check(decode_request(request, INPUTS, OUTPUTS, TABLE).feeds)
-    request.inputs[3].contents.bytes_contents[1] = b"vip"
-    with pytest.raises(ServeError, match="column 'plan'"):
-        decode_request(request, INPUTS, OUTPUTS, TABLE)
-
-
 def test_shapes_past_numpy_limits_are_422() -> None:
     request = _request()
     request.inputs[0].ClearField("shape")
