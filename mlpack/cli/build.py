@@ -37,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-cache", action="store_true", help="do not reuse cached steps")
     p.add_argument("--secret", action="append", default=[], metavar="id=ID,src=FILE",
                    help="a file RUN --mount=type=secret can read; never stored in the image (repeatable)")
+    p.add_argument("--compression", choices=("gzip", "zstd"), default="gzip",
+                   help="layer compression: gzip (default, read by every tool) or zstd (OCI tar+zstd)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image digest")
     p.add_argument("--progress", choices=("auto", "plain", "quiet"), default="auto",
                    help="plain also prints each RUN step's output")
@@ -54,5 +56,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         build_args=dict(args.build_arg), target=args.target, no_cache=args.no_cache,
         secrets=args.secret, progress=progress,
     )
+    if args.compression != "gzip":
+        from mlpack.oci.compression import recompress
+        from mlpack.oci.layout import Store
+
+        image = recompress(Store(settings.store_dir), image, args.compression, ref=args.tag)
     print(image.digest)
     return 0

@@ -2,7 +2,7 @@
 
 The context directory holds exactly what the Dockerfile copies::
 
-    Dockerfile  .dockerignore  requirements.lock
+    Dockerfile  .dockerignore  requirements.lock  stripelf.py
     app/mlpack/...   the serving subset of mlpack (no build or CLI code)
     bundle/...       the bundle, byte for byte
 
@@ -46,6 +46,8 @@ STRIP_PATHS = ("onnxruntime/transformers", "onnxruntime/quantization", "onnxrunt
 # The CPU wheel's C-API library (35 MB): the Python binding is linked statically
 # and never loads it. Kept in the GPU variant, where it was not verified.
 STRIP_PATHS_CPU = ("onnxruntime/capi/libonnxruntime.so*",)
+# The builder stage's debug-symbol strip (stdlib-only script, copied into the context).
+STRIP_ELF = Path(__file__).with_name("_stripelf.py")
 _HEALTHCHECK = (
     "import os, urllib.request; "
     "urllib.request.urlopen('http://127.0.0.1:%s/v2/health/ready' % os.environ.get('MLPACK_PORT', '8080'), timeout=4)"
@@ -88,6 +90,7 @@ def render(bundle_or_path: Any, options: RenderOptions | None = None, *,
     _copy_tree(Path(bundle.path), out / "bundle")
     _copy_serving_code(out / "app" / "mlpack")
     _write(out / "requirements.lock", "\n".join(requirements) + "\n")
+    _write(out / "stripelf.py", STRIP_ELF.read_text())
     _write(out / ".dockerignore", render_template("dockerignore.j2", {}, extra_dir=options.template_dir))
     _write(out / "Dockerfile", text)
     return BuildContext(path=out, dockerfile=out / "Dockerfile", options=options, base_image=base)
