@@ -114,6 +114,7 @@ def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base:
         "env": sorted(options.env.items()),
         "labels": image_labels(bundle, options, base),
         "port": options.port,
+        "grpc_port": options.grpc_port,
         "uid": options.uid,
         "venv": VENV,
         "app_dir": APP_DIR,

@@ -70,7 +70,7 @@ def test_cpu_dockerfile_has_two_stages_and_a_hardened_runtime(stub_bundle, tmp_p
         assert cmds.count(needed) == 1, needed
     runtime_by_cmd = {i.cmd: i for i in runtime}
     assert runtime_by_cmd["USER"].args == "10001:10001"
-    assert runtime_by_cmd["EXPOSE"].args == "8080"
+    assert runtime_by_cmd["EXPOSE"].args == "8080 8081"  # HTTP, then gRPC
     assert runtime_by_cmd["STOPSIGNAL"].args == "SIGTERM"
     assert exec_form(runtime_by_cmd["ENTRYPOINT"].args) == ["/opt/venv/bin/python", "-m", "mlpack.server"]
     health = runtime_by_cmd["HEALTHCHECK"].args
