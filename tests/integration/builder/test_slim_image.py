@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from mlpack.dockerfile import _stripelf as stripelf
+from mlpack.dockerfile.context import STRIP_PATHS
 from mlpack.oci.layercache import flatten
 from mlpack.oci.layout import Store
 from mlpack.settings import Settings
@@ -141,6 +142,8 @@ def python_serving_image(request: pytest.FixtureRequest, tmp_path_factory: pytes
     return build(ctx, tag="localhost/mlpack-test/sklearn-python-serving:1", settings=run_settings)
 
 
+@pytest.mark.xfail("numpy/f2py" in STRIP_PATHS, strict=True,
+                   reason="the renderer still strips numpy/f2py, which scipy imports (fixed on the pyflavour branch)")
 def test_every_module_of_the_python_flavour_image_imports(python_serving_image,  # type: ignore[no-untyped-def]
                                                           run_settings: Settings) -> None:
     logs = _run_to_exit(python_serving_image.ref, ["/opt/venv/bin/python", "-c", IMPORT_ALL], run_settings)
