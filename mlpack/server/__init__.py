@@ -1,9 +1,9 @@
-"""The inference server that runs inside an mlpack image (FastAPI over onnxruntime).
+"""The inference server that runs inside an mlpack image (Starlette over onnxruntime).
 
 ``create_app(bundle_path, config)`` returns the ASGI app; ``mlpack-serve``
 (:mod:`mlpack.server.__main__`) is the image's entry point. Imports only the
-``serve`` extra (onnxruntime, numpy, fastapi, uvicorn, orjson, PyYAML) and
-``mlpack.errors`` / ``mlpack.bundle``. FastAPI is imported on first use of
+``serve`` extra (onnxruntime, numpy, starlette, uvicorn, orjson, PyYAML) and
+``mlpack.errors`` / ``mlpack.bundle``. Starlette is imported on first use of
 ``create_app``, so reading a :class:`ServerConfig` stays cheap.
 """
 
