@@ -142,18 +142,21 @@ def python_serving_image(request: pytest.FixtureRequest, tmp_path_factory: pytes
     return build(ctx, tag="localhost/mlpack-test/sklearn-python-serving:1", settings=run_settings)
 
 
-@pytest.mark.xfail("numpy/f2py" in STRIP_PATHS, strict=True,
-                   reason="the renderer still strips numpy/f2py, which scipy imports (fixed on the pyflavour branch)")
 def test_every_module_of_the_python_flavour_image_imports(python_serving_image,  # type: ignore[no-untyped-def]
                                                           run_settings: Settings) -> None:
     logs = _run_to_exit(python_serving_image.ref, ["/opt/venv/bin/python", "-c", IMPORT_ALL], run_settings)
     [line] = [l for l in logs.splitlines() if l.startswith("MLPACK-IMPORTS ")]
     report = json.loads(line.split(" ", 1)[1])
     assert {"sklearn", "scipy", "joblib", "numpy"} <= set(report["top"]), report["top"]
+    # The renderer's numpy/f2py strip (which scipy imports) is being undone on the pyflavour
+    # branch; until then its failures are the only ones let through, and only while it strips it.
+    f2py_stripped = "numpy/f2py" in STRIP_PATHS
     unexpected = {name: why for name, why in report["failed"].items()
                   if not (name.startswith("std:") and name[4:] in NOT_IN_DEBIAN | TRIMMED)
-                  and not _optional_dependency(name, why, report["top"])}
+                  and not _optional_dependency(name, why, report["top"])
+                  and not (f2py_stripped and "No module named 'numpy.f2py'" in why)}
     assert unexpected == {}
+    assert report["done"] > 300
 
 
 def test_what_the_trims_took_out(serving_image, run_settings: Settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
