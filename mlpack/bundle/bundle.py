@@ -11,7 +11,7 @@ import numpy as np
 
 from mlpack.bundle.manifest import MANIFEST_NAME, read_manifest, verify_files
 from mlpack.bundle.predictor import OnnxPredictor, Predictor, PythonPredictor
-from mlpack.bundle.spec import TensorSpec
+from mlpack.bundle.spec import NPZ_MISSING, TableSchema, TensorSpec
 from mlpack.errors import BundleError
 
 __all__ = ["Bundle"]
@@ -39,7 +39,7 @@ class Bundle:
             )
         try:
             bundle = cls(directory, manifest)
-            bundle.inputs, bundle.outputs  # noqa: B018 - parse the schema now, not at first use
+            bundle.inputs, bundle.outputs, bundle.table  # noqa: B018 - parse the schema now, not at first use
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{directory}: malformed schema in {MANIFEST_NAME} ({exc})", hint="capture the model again") from None
         return bundle
@@ -80,11 +80,17 @@ class Bundle:
         return [TensorSpec.from_dict(d) for d in self.manifest["outputs"]]
 
     @property
+    def table(self) -> TableSchema | None:
+        """The table's (or text's) column schema; None for a tensor model."""
+        return TableSchema.from_dict(self.manifest.get("table"))
+
+    @property
     def requirements(self) -> list[str]:
-        """The pinned lines of ``requirements.lock`` (``name==version``)."""
+        """The pinned lines of ``requirements.lock`` (``name==version``; the file's comments,
+        which say why each package is there, left out)."""
         lock = self.path / "requirements.lock"
         lines = lock.read_text(encoding="utf-8").splitlines() if lock.is_file() else []
-        return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+        return [pin for ln in lines if (pin := ln.split("#", 1)[0].strip())]
 
     @property
     def python_version(self) -> str:
@@ -110,7 +116,14 @@ class Bundle:
     def _npz(self, rel: str) -> dict[str, np.ndarray]:
         # allow_pickle stays False: string tensors are stored as unicode arrays.
         with np.load(self.path / rel, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
+            arrays = {k: data[k] for k in data.files}
+        for key in [k for k in arrays if k.startswith(NPZ_MISSING)]:
+            mask, name = arrays.pop(key), key[len(NPZ_MISSING):]
+            if name in arrays and arrays[name].shape == mask.shape:
+                values = arrays[name].astype(object)
+                values[mask] = None
+                arrays[name] = values
+        return arrays
 
     # -- running -----------------------------------------------------------
 
@@ -125,7 +138,7 @@ class Bundle:
         if self.flavor == "onnx":
             return OnnxPredictor(data, self.inputs, self.outputs, threads=threads, providers=providers)
         _check_distributions(self)
-        return PythonPredictor(data, self.inputs, self.outputs, self.manifest["model"].get("entry", {}), threads=threads)
+        return PythonPredictor(data, self.inputs, self.outputs, self.manifest["model"].get("entry", {}), threads=threads, table=self.table)
 
     def summary(self) -> str:
         """A few human-readable lines (what ``mlpack inspect`` prints)."""

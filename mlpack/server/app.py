@@ -87,7 +87,7 @@ def create_app(bundle: str | Path | Any | None = None, config: ServerConfig | No
             if state.runner is not None:
                 await asyncio.get_running_loop().run_in_executor(None, state.runner.close)
 
-    # Starlette, not FastAPI: nothing here needs pydantic, and /docs loads FastAPI lazily (docs.py).
+    # Starlette, not FastAPI: nothing here needs pydantic; /docs and /openapi.json come from docs.py.
     app = Starlette(lifespan=lifespan)
     routes = build_routes(state)
     inflight = config.max_inflight_bytes or budget_for(memory_limit(), config.max_body_bytes, config.workers or 1)
@@ -122,7 +122,7 @@ def create_app(bundle: str | Path | Any | None = None, config: ServerConfig | No
             return openapi_document(name=config.model_name or "model", inputs=[], outputs=[], sample=None)
         if not schema:
             schema.update(openapi_document(
-                name=runner.name, inputs=runner.inputs, outputs=runner.outputs, sample=runner.sample
+                name=runner.name, inputs=runner.inputs, outputs=runner.outputs, sample=runner.sample, table=runner.table
             ))
         return schema
 

@@ -18,7 +18,8 @@ import orjson
 
 from mlpack.server.protocol import input_spec
 from mlpack.server.shapes import check_v2_shape
-from mlpack.server.tensors import NUMPY_OF_V2, V2_OF_NUMPY, Spec, check_rows, coerce, invalid
+from mlpack.server.tables import decode_table, v2_column
+from mlpack.server.tensors import NUMPY_OF_V2, Spec, check_rows, coerce, invalid, v2_datatype
 
 __all__ = [
     "Decoded",
@@ -88,11 +89,13 @@ def _pick_outputs(requested: Any, outputs: Sequence[Spec]) -> list[str]:
     return list(dict.fromkeys(requested))
 
 
-def decode_predict(body: bytes, inputs: Sequence[Spec], outputs: Sequence[Spec]) -> Decoded:
+def decode_predict(body: bytes, inputs: Sequence[Spec], outputs: Sequence[Spec], table: Any = None) -> Decoded:
     """Decode ``{"inputs": ..., "parameters": {...}}`` into model feeds.
 
     ``inputs`` is a list of rows (single-input models), a mapping of input
-    names to arrays, or a list of records ``{name: value}`` (multi-input).
+    names to arrays, or a list of records ``{name: value}`` (multi-input);
+    for a table model (``table``, the bundle's TableSchema) see
+    :func:`mlpack.server.tables.decode_table`.
     """
     doc = loads(body)
     if not isinstance(doc, dict) or "inputs" not in doc:
@@ -109,7 +112,9 @@ def decode_predict(body: bytes, inputs: Sequence[Spec], outputs: Sequence[Spec])
     data = doc["inputs"]
     bools = _may_hold_bools(body)
     feeds: dict[str, np.ndarray] = {}
-    if isinstance(data, dict):
+    if table is not None and table.kind == "table":
+        feeds = decode_table(data, table, inputs, bools=bools)
+    elif isinstance(data, dict):
         _check_names(data, inputs)
         for spec in inputs:
             feeds[spec.name] = coerce(spec, data[spec.name], bools=bools)
@@ -158,8 +163,14 @@ def encode_predict(outputs: Mapping[str, Any], names: Sequence[str] | None) -> b
 # -- Open Inference Protocol (KServe V2) -------------------------------------------
 
 
-def decode_v2(body: bytes, header_length: str | None, inputs: Sequence[Spec], outputs: Sequence[Spec]) -> Decoded:
-    """Decode a V2 infer request (JSON, or JSON header + binary tensors)."""
+def decode_v2(
+    body: bytes, header_length: str | None, inputs: Sequence[Spec], outputs: Sequence[Spec], table: Any = None
+) -> Decoded:
+    """Decode a V2 infer request (JSON, or JSON header + binary tensors).
+
+    A table model (``table``) takes one input per column, as MLServer's
+    PandasCodec sends them (strings as BYTES, shape ``[N]`` or ``[N, 1]``).
+    """
     raw = b""
     if header_length is not None:
         try:
@@ -209,7 +220,10 @@ def decode_v2(body: bytes, header_length: str | None, inputs: Sequence[Spec], ou
             data = tensor["data"]
             if not isinstance(data, list):
                 data = [data]
-        feeds[spec.name] = coerce(spec, data, shape=shape, bools=bools)
+        if table is not None and table.kind == "table":
+            feeds[spec.name] = v2_column(table, spec, data, shape, bools=bools)
+        else:
+            feeds[spec.name] = coerce(spec, data, shape=shape, bools=bools)
     if offset != len(raw):
         raise invalid(f"{len(raw) - offset} bytes of binary data belong to no input")
     missing = [s.name for s in inputs if s.name not in feeds]
@@ -241,12 +255,6 @@ def decode_v2(body: bytes, header_length: str | None, inputs: Sequence[Spec], ou
     )
 
 
-def _v2_datatype(arr: np.ndarray) -> str:
-    if arr.dtype.kind in "USO":
-        return "BYTES"
-    return V2_OF_NUMPY.get(str(arr.dtype), "BYTES")
-
-
 def encode_v2(
     outputs: Mapping[str, Any], request: Decoded, *, model_name: str, model_version: str = "1"
 ) -> tuple[bytes, int | None]:
@@ -256,7 +264,7 @@ def encode_v2(
     buffers: list[bytes] = []
     for name in names:
         arr = np.asarray(outputs[name])
-        datatype = _v2_datatype(arr)
+        datatype = v2_datatype(arr)
         entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(arr.shape)}
         if request.binary_all or name in request.binary:
             buf = bytes_buffer(arr) if datatype == "BYTES" else np.ascontiguousarray(arr).tobytes()

@@ -58,8 +58,13 @@ def model_metadata(runner: Any) -> dict[str, Any]:
         "inputs": _tensors(runner.inputs),
         "outputs": _tensors(runner.outputs),
     }
+    params: dict[str, Any] = {}
     if len(runner.inputs) == 1:
-        doc["parameters"] = {"any_input_name": True}
+        params["any_input_name"] = True
+    if runner.table is not None:  # MLServer's convention: a pandas (or str) model, one input per column
+        params.update(content_type="pd" if runner.table.kind == "table" else "str", **runner.table.to_dict())
+    if params:
+        doc["parameters"] = params
     return doc
 
 

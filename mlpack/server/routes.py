@@ -63,6 +63,9 @@ async def run_model(state: ServerState, runner: ModelRunner, feeds: dict, rid: s
     except ServeError as exc:
         if getattr(exc, "status", None) == 422:  # our own validation (hooks included)
             raise
+        if getattr(exc, "hook", None):  # the hook's own words to the client, its traceback to the log
+            server_logger.error(f"{exc.message}\n{exc.traceback}", extra={"request_id": rid, "error": exc.message})
+            raise
         # The predictor wraps onnxruntime failures; on a request that passed
         # validation they are the server's problem, not the client's.
         server_logger.error("model run failed", extra={"request_id": rid, "error": exc.message})
@@ -112,7 +115,10 @@ def _ready_flag(body: bytes) -> bool:
     doc = loads(body)
     if not isinstance(doc, dict):
         raise invalid('the repository index request must be a JSON object such as {"ready": true}')
-    return doc.get("ready") is True
+    ready = doc.get("ready", False)
+    if type(ready) is not bool:
+        raise invalid('"ready" must be true or false')
+    return ready
 
 
 def _serve_error(exc: ServeError, rid: str) -> Response:
@@ -129,7 +135,7 @@ def build_routes(state: ServerState) -> list[Route]:
         if runner is None:
             return _not_ready(state, rid)
         try:
-            decoded = decode_predict(await _body(request, state), runner.inputs, runner.outputs)
+            decoded = decode_predict(await _body(request, state), runner.inputs, runner.outputs, runner.table)
             outputs = await run_model(state, runner, decoded.feeds, rid)
             return Response(encode_predict(outputs, decoded.outputs), media_type=JSON)
         except ServeError as exc:
@@ -149,6 +155,7 @@ def build_routes(state: ServerState) -> list[Route]:
                 request.headers.get("inference-header-content-length"),
                 runner.inputs,
                 runner.outputs,
+                runner.table,
             )
             outputs = await run_model(state, runner, decoded.feeds, rid)
             body, header_len = encode_v2(outputs, decoded, model_name=runner.name, model_version=MODEL_VERSION)
