@@ -87,6 +87,9 @@ print("MLPACK-IMPORTS " + json.dumps({"top": top, "done": len(done), "failed": f
 # python3-gdbm, python3-tk, ...), and what mlpack.oci.base trims on purpose.
 NOT_IN_DEBIAN = {"_gdbm", "_msi", "_overlapped", "_scproxy", "_winapi", "msilib", "msvcrt", "nt", "winreg", "winsound"}
 TRIMMED = {"lib2to3", "pydoc_data"}
+# Extension modules that cannot be imported on their own in an untrimmed install either (checked
+# against the host's venv): scipy 1.17's pythran module imports a name from itself.
+UPSTREAM = {"ext:scipy.linalg._matfuncs_sqrtm_triu": "partially initialized module"}
 
 
 def _run_to_exit(image_ref: str, argv: list[str], settings: Settings) -> str:
@@ -154,7 +157,8 @@ def test_every_module_of_the_python_flavour_image_imports(python_serving_image, 
     unexpected = {name: why for name, why in report["failed"].items()
                   if not (name.startswith("std:") and name[4:] in NOT_IN_DEBIAN | TRIMMED)
                   and not _optional_dependency(name, why, report["top"])
-                  and not (f2py_stripped and "No module named 'numpy.f2py'" in why)}
+                  and not (f2py_stripped and "No module named 'numpy.f2py'" in why)
+                  and not (name in UPSTREAM and UPSTREAM[name] in why)}
     assert unexpected == {}
     assert report["done"] > 300
 
