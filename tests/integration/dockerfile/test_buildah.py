@@ -84,7 +84,7 @@ def test_image_config_is_hardened_and_labelled(built: Built, sklearn_bundles) ->
     cfg = built.config["config"]
     assert cfg["User"] == "10001:10001"
     assert cfg["Entrypoint"] == ["/opt/venv/bin/python", "-m", "mlpack.server"]
-    assert cfg["ExposedPorts"] == {"8080/tcp": {}}
+    assert cfg["ExposedPorts"] == {"8080/tcp": {}, "8081/tcp": {}}  # REST and the gRPC service
     assert cfg["StopSignal"] == "SIGTERM"
     env = dict(e.split("=", 1) for e in cfg["Env"])
     assert env["MLPACK_TEST_HOSTILE"] == HOSTILE  # reached the image verbatim
