@@ -21,6 +21,7 @@ from mlpack.builder.events import (
     TextProgress,
 )
 from mlpack.errors import BuildError
+from mlpack.runtime.rootless import delegated
 from mlpack.settings import Settings
 
 __all__ = [
@@ -93,6 +94,7 @@ def parse_secrets(values: Sequence[str] | Mapping[str, str | os.PathLike[str]] |
     return out
 
 
+@delegated  # an ordinary user's build runs in its user namespace
 def build(
     bundle_or_context_or_dir: Any,
     *,
