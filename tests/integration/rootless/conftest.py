@@ -21,22 +21,23 @@ def _cleanup(user: User) -> None:
     shutil.rmtree(user.home.parent, ignore_errors=True)
 
 
+def _session_user(name: str, subids: tuple[int, int] | None) -> Iterator[User]:
+    require_rootless_prerequisites()
+    user = ensure_user(name, subids)
+    yield user
+    _cleanup(user)
+
+
 @pytest.fixture(scope="session")
 def ranged_user() -> Iterator[User]:
     """``mlpack-rl``: an ordinary user with a subordinate id range."""
-    require_rootless_prerequisites()
-    user = ensure_user("mlpack-rl", SUBIDS)
-    yield user
-    _cleanup(user)
+    yield from _session_user("mlpack-rl", SUBIDS)
 
 
 @pytest.fixture(scope="session")
 def single_user() -> Iterator[User]:
     """``mlpack-rl1``: an ordinary user with no subordinate ids (single-id mapping)."""
-    require_rootless_prerequisites()
-    user = ensure_user("mlpack-rl1", None)
-    yield user
-    _cleanup(user)
+    yield from _session_user("mlpack-rl1", None)
 
 
 def root_mlpack(*args: str) -> subprocess.CompletedProcess:
