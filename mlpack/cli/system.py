@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import functools
+from collections.abc import Callable
 
 from mlpack.settings import Settings
 
@@ -13,6 +15,18 @@ def register_system(system: argparse._SubParsersAction) -> None:
     p.add_argument("user", help="user name or uid")
     p.add_argument("--undo", action="store_true", help="take the delegation back (refused while it is in use)")
     p.set_defaults(handler=_delegate)
+    # Unpacked layers and RUN caches of an ordinary user hold files of its subordinate
+    # ids, which only its user namespace may delete: prune runs there.
+    prune = system.choices.get("prune")
+    if prune is not None:
+        prune.set_defaults(handler=functools.partial(_in_userns, prune.get_default("handler")))
+
+
+def _in_userns(handler: Callable[[argparse.Namespace, Settings], int], args: argparse.Namespace,
+               settings: Settings) -> int:
+    from mlpack.runtime.rootless import delegated
+
+    return int(delegated(handler)(args, settings) or 0)
 
 
 def _delegate(args: argparse.Namespace, settings: Settings) -> int:

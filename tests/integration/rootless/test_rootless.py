@@ -242,6 +242,14 @@ def test_rootless_and_root_builds_give_the_same_digest(ranged_user: User, tmp_pa
     listing = user.mlpack("run", "--rm", "--user", "0", "localhost/rl/ms:1", "ls", "-ln", "/app", check=True).stdout
     assert re.search(r"2000\s+1000\s+\d+ .* a\n", listing), listing
     assert re.search(r"65534\s+65534\s+\d+ .* e\n", listing), listing
+    # its layers hold files of the user's subordinate ids: prune removes them all the same
+    def subordinate_files() -> list[Path]:
+        return [p for p in (user.home / "layers").rglob("*") if p.lstat().st_uid >= 1_800_000]
+
+    assert subordinate_files()
+    user.mlpack("rmi", "localhost/rl/ms:1", check=True)
+    user.mlpack("system", "prune", "--build-cache", check=True)
+    assert subordinate_files() == []
     with capsys.disabled():
         print(f"\n[rootless build] cold {t_cold:.2f} s, warm {t_warm:.2f} s (CLI, as {user.name}); "
               f"root cold {t_root:.2f} s (in-process)")
