@@ -256,7 +256,8 @@ def cgroup_parent(limits: Any = None, *, strict: bool = True) -> str | None:
     case = limits_case(uid)
     if case.enforced:
         return case.cgroup_parent
-    asked = [f for f in ("cpus", "memory", "pids", "gpus") if limits is not None and getattr(limits, f, None)]
+    # --gpus is no cgroup limit here: rootless, the device nodes bound in are the boundary (adapt_config)
+    asked = [f for f in ("cpus", "memory", "pids") if limits is not None and getattr(limits, f, None)]
     if asked and strict:
         user = user_mapping(uid).user
         flags = ", ".join("--" + ("pids-limit" if f == "pids" else f) for f in asked)
@@ -282,10 +283,14 @@ def adapt_config(cfg: dict[str, Any]) -> dict[str, Any]:
 
     devpts' ``gid=5`` (tty) only exists with a subordinate range; a host
     network namespace is not the user's, so /sys cannot be mounted anew and
-    is bound read-only instead (what podman does too).
+    is bound read-only instead (what podman does too). Device nodes cannot be
+    created, only bound from the same path on the host, and no device cgroup
+    is enforced: each requested node must be there and openable by the user.
     """
     if not in_user_namespace():
         return cfg
+    for dev in cfg.get("linux", {}).get("devices", []):
+        _check_device(dev)
     own_net = any(ns.get("type") == "network" for ns in cfg.get("linux", {}).get("namespaces", []))
     for m in cfg.get("mounts", []):
         if m.get("type") == "devpts" and not _mapped(5):
@@ -293,6 +298,27 @@ def adapt_config(cfg: dict[str, Any]) -> dict[str, Any]:
         if m.get("type") == "sysfs" and not own_net:
             m.update(type="bind", source="/sys", options=["rbind", "nosuid", "noexec", "nodev", "ro"])
     return cfg
+
+
+def _check_device(dev: dict[str, Any]) -> None:
+    import stat
+
+    path = dev["path"]
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    want = (stat.S_IFCHR if dev.get("type", "c") == "c" else stat.S_IFBLK, dev.get("major"), dev.get("minor"))
+    if st is None or (stat.S_IFMT(st.st_mode), os.major(st.st_rdev), os.minor(st.st_rdev)) != want:
+        raise RunError(f"device {path} is not on this host as {dev.get('type', 'c')} {dev.get('major')}:"
+                       f"{dev.get('minor')}: an ordinary user's container can only have device nodes bound in "
+                       "from the same path, not created",
+                       hint="make the CDI spec's hostPath the node's own path (nvidia-ctk cdi generate does), "
+                            "or run as root")
+    if not os.access(path, os.R_OK | os.W_OK):
+        raise RunError(f"{user_mapping(host_uid()).user} cannot open {path} (mode {stat.filemode(st.st_mode)})",
+                       hint="an administrator adds the user to the device's group (e.g. video or render); "
+                            "rootless, the host's file permissions are what guards a device")
 
 
 def rmtree(path: str | os.PathLike[str]) -> None:

@@ -273,3 +273,56 @@ def test_single_id_user_builds_without_chown_and_is_told_the_fix_for_one(single_
     assert proc.returncode == 1
     assert "chown" in proc.stderr and "subordinate range" in proc.stderr and "usermod --add-subuids" in proc.stderr
     assert user.mlpack("images", "-q").stdout.count("ms") == 0
+
+
+# --- devices ------------------------------------------------------------------------------------
+
+@pytest.fixture
+def fake_devices(ranged_user: User):
+    """A CDI spec over three fake GPU nodes: one the user may open, one it may not, one at another path."""
+    import stat
+
+    tag = os.urandom(3).hex()
+    where = ranged_user.home.parent / f"cdi-{tag}"  # a place the user can read
+    where.mkdir(mode=0o755)
+    nodes = {"open": (Path(f"/dev/mlpack-rl-{tag}-0"), 0o666, 0), "closed": (Path(f"/dev/mlpack-rl-{tag}-1"), 0o600, 1)}
+    for path, mode, minor in nodes.values():
+        os.mknod(path, mode | stat.S_IFCHR, os.makedev(195, minor))
+        path.chmod(mode)
+    elsewhere = where / "node"
+    os.mknod(elsewhere, 0o666 | stat.S_IFCHR, os.makedev(195, 2))
+    spec_dir = where / "cdi"
+    spec_dir.mkdir(mode=0o755)
+    devices = [{"name": k, "containerEdits": {"deviceNodes": [{"path": str(v[0])}]}} for k, v in nodes.items()]
+    devices.append({"name": "moved", "containerEdits": {"deviceNodes": [{"path": f"/dev/mlpack-rl-{tag}-m",
+                                                                         "hostPath": str(elsewhere)}]}})
+    (spec_dir / "fake.json").write_text(json.dumps({"cdiVersion": "0.5.0", "kind": "example.com/gpu",
+                                                    "devices": devices}))
+    (spec_dir / "fake.json").chmod(0o644)
+    yield {k: v[0] for k, v in nodes.items()}, str(spec_dir)
+    for path, _, _ in nodes.values():
+        path.unlink()
+
+
+def test_rootless_gets_only_the_requested_device_and_is_told_what_it_cannot_have(
+        ranged_user: User, fake_devices) -> None:
+    nodes, spec_dir = fake_devices
+    user = ranged_user
+    ctx = _user_ctx(user, PLAIN)
+    user.mlpack("build", "-q", "-t", "localhost/rl/plain:1", str(ctx), check=True)
+    probe = f"ls {nodes['open']}; ls {nodes['closed']}; cat {nodes['open']}"
+    proc = user.mlpack("run", "--rm", "--device", "example.com/gpu=open", "localhost/rl/plain:1", "sh", "-c", probe,
+                       MLPACK_CDI_SPEC_DIRS=spec_dir)
+    out = proc.stdout  # the container's stdout and stderr
+    assert f"\n{nodes['open']}\n" in "\n" + out  # bound in
+    assert f"{nodes['closed']}: No such file" in out  # only what was asked for
+    assert "No such device or address" in out  # the open reached the (absent) driver
+    proc = user.mlpack("run", "--rm", "--device", "example.com/gpu=closed", "localhost/rl/plain:1", "true",
+                       MLPACK_CDI_SPEC_DIRS=spec_dir)
+    assert proc.returncode == 1 and f"cannot open {nodes['closed']}" in proc.stderr, proc.stderr
+    proc = user.mlpack("run", "--rm", "--device", "example.com/gpu=moved", "localhost/rl/plain:1", "true",
+                       MLPACK_CDI_SPEC_DIRS=spec_dir)
+    assert proc.returncode == 1 and "bound in from the same path" in proc.stderr, proc.stderr
+    assert user.mlpack("ps", "-a", "-q").stdout.split() == []  # nothing half-created
+    info = json.loads(user.mlpack("info", "--format", "json", check=True).stdout)
+    assert "device cgroup cannot be enforced" in info["devices"]
