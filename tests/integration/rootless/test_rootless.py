@@ -326,3 +326,32 @@ def test_rootless_gets_only_the_requested_device_and_is_told_what_it_cannot_have
     assert user.mlpack("ps", "-a", "-q").stdout.split() == []  # nothing half-created
     info = json.loads(user.mlpack("info", "--format", "json", check=True).stdout)
     assert "device cgroup cannot be enforced" in info["devices"]
+
+
+# --- the main job, as an ordinary user ----------------------------------------------------------
+
+@pytest.mark.slow
+def test_main_job_as_an_ordinary_user(delegated: User, base_image, run_settings) -> None:
+    """examples/main.py (mlpack.serve: capture, build, run with limits, predict, stop) as an ordinary user."""
+    from mlpack.oci.base import BASE_REF
+    from tests.integration.rootless.users import SYSTEM_PYTHON, VIEW
+
+    user = delegated
+    tar = user.home.parent / "base.tar"
+    proc = subprocess.run([os.sys.executable, "-m", "mlpack", "save", "-o", str(tar), BASE_REF],
+                          env=dict(os.environ, MLPACK_HOME=str(run_settings.home)), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    user.give(tar)
+    user.mlpack("load", "-i", str(tar), check=True)
+    tar.unlink()
+    t0 = time.monotonic()
+    proc = user.run(SYSTEM_PYTHON, str(VIEW / "src" / "examples" / "main.py"), "--name", "rl-main",
+                    "--cpus", "0.5", "--memory", "256Mi", timeout=900)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    for stage in ("capture", "render", "base", "build", "run", "ready", "parity"):
+        assert f"[{stage}] done" in out, out[-4000:]
+    assert "prediction        [0, 1, 2]" in out
+    assert "container parity  ok" in out and "stopped and removed" in out
+    assert user.mlpack("ps", "-a", "-q").stdout.split() == []
+    print(f"\n[rootless main job] {time.monotonic() - t0:.1f} s")
