@@ -51,10 +51,35 @@ def predict_http(url: str, payload: dict, *, timeout: float = 30.0) -> dict[str,
 
 
 def to_payload(x: Any) -> dict:
-    """The ``/predict`` body for ``x``: rows for one input, a mapping for several."""
+    """The ``/predict`` body for ``x``: rows for one input, a mapping for several;
+    a DataFrame as its columns (missing values as null), records as they are."""
+    if hasattr(x, "columns") and hasattr(x, "dtypes") and hasattr(x, "isna"):  # a pandas DataFrame
+        return {"inputs": {str(c): [None if _missing(v) else _plain(v) for v in x[c].tolist()] for c in x.columns}}
+    if isinstance(x, (list, tuple)) and x and all(isinstance(r, dict) for r in x):
+        return {"inputs": [{str(k): _plain(v) for k, v in r.items()} for r in x]}
     if isinstance(x, dict):
-        return {"inputs": {str(k): as_array(v).tolist() for k, v in x.items()}}
+        return {"inputs": {str(k): _json_values(as_array(v)) for k, v in x.items()}}
     return {"inputs": as_array(x).tolist()}
+
+
+def _json_values(array: np.ndarray) -> Any:
+    """``array.tolist()`` with NaN as null (JSON has no NaN; a table's missing float is null)."""
+    values = array.tolist()
+    if array.dtype.kind != "f" or not np.isnan(array).any():
+        return values
+
+    def clean(v: Any) -> Any:
+        return [clean(x) for x in v] if isinstance(v, list) else (None if v != v else v)
+
+    return clean(values)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def as_array(value: Any) -> np.ndarray:

@@ -35,6 +35,7 @@ __all__ = ["ServeOptions", "Service", "serve", "DEFAULT_BASE", "predict_http", "
 DEFAULT_BASE = "localhost/mlpack/python:3.11"
 # The port mlpack-serve listens on inside the image.
 CONTAINER_PORT = 8080
+GRPC_CONTAINER_PORT = 8081  # its gRPC inference service, published on a free port
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,14 @@ class Service:
             return self.container.url
         except ContainerNotFound:
             return None
+
+    @property
+    def grpc_url(self) -> str | None:
+        """``127.0.0.1:PORT`` of the gRPC inference service (what gRPC clients take), None when not running."""
+        if self.url is None:
+            return None
+        pick = next((p for p in self.container.ports if p["container_port"] == GRPC_CONTAINER_PORT), None)
+        return f"127.0.0.1:{pick['host_port']}" if pick else None
 
     @property
     def health(self) -> str:
@@ -403,7 +412,7 @@ class _Background:
 def _run(image: Any, options: ServeOptions, limits: Limits, settings: Settings) -> Any:
     from mlpack import runtime
 
-    ports = {CONTAINER_PORT: options.port or 0}  # container port -> host port (0: a free one)
+    ports = {CONTAINER_PORT: options.port or 0, GRPC_CONTAINER_PORT: 0}  # container port -> host port (0: a free one)
     return runtime.run(image, limits=limits, ports=ports, name=options.name, settings=settings)
 
 

@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from mlpack.builder.events import (
-    BuildDone, BuildEvent, LayerSummary, Progress, StageStarted, StepCached, StepDone, StepOutput, StepStarted,
-    TextProgress,
+    BuildDone, BuildEvent, BuildWarning, LayerSummary, Progress, StageStarted, StepCached, StepDone, StepOutput,
+    StepStarted, TextProgress,
 )
 from mlpack.errors import BuildError
 from mlpack.runtime.rootless import delegated
 from mlpack.settings import Settings
 
 __all__ = [
-    "build", "parse_secrets", "resolve_input",
+    "build", "check_dockerfile", "parse_secrets", "resolve_input", "BuildWarning",
     "BuildEvent", "Progress", "StageStarted", "StepStarted", "StepCached", "StepDone", "StepOutput",
     "BuildDone", "LayerSummary", "TextProgress",
 ]
@@ -94,6 +94,22 @@ def parse_secrets(values: Sequence[str] | Mapping[str, str | os.PathLike[str]] |
     return out
 
 
+def check_dockerfile(context: Any, *, dockerfile: str | os.PathLike[str] | None = None,
+                     build_args: Mapping[str, str] | None = None, target: str | None = None) -> tuple[str, list[Any]]:
+    """``(file name, findings)`` of the Dockerfile of ``context`` (see :mod:`.check`); builds nothing."""
+    from mlpack.builder.check import check
+
+    ctx_dir, df_path = resolve_input(context, dockerfile)
+    try:
+        text = df_path.read_text()
+    except OSError as exc:
+        raise BuildError(f"cannot read {df_path}: {exc.strerror}",
+                         hint="pass -f with the Dockerfile's path, or put a Dockerfile in the context") from None
+    name = df_path.name if df_path.parent == ctx_dir else str(df_path)
+    args = {k: str(v) for k, v in (build_args or {}).items()}
+    return name, check(text, file=name, build_args=args, target=target)
+
+
 @delegated  # an ordinary user's build runs in its user namespace
 def build(
     bundle_or_context_or_dir: Any,
@@ -107,19 +123,30 @@ def build(
     secrets: Sequence[str] | Mapping[str, str | os.PathLike[str]] | None = None,
     progress: Progress | None = None,
     source_date_epoch: int | None = None,
+    network: str = "default",
+    limits: Any = None,
 ) -> Any:
     """Build a Dockerfile into the store at ``settings.store_dir``; returns the stored Image.
 
     ``source_date_epoch`` (else the SOURCE_DATE_EPOCH build arg, else the
     environment variable) clamps mtimes and dates so that two builds of the
-    same context give the same image digest.
+    same context give the same image digest. ``network`` is what RUN steps
+    get by default (``default``: a namespace of their own with an uplink;
+    ``none``; ``host``) and ``limits`` (a :class:`mlpack.Limits`) the cgroup of
+    each RUN step (default :func:`~mlpack.builder.state.default_run_limits`).
     """
     from mlpack.builder.context import BuildContextDir, HashCache
     from mlpack.builder.executor import BuildOptions, Executor
+    from mlpack.builder.check import lint
+    from mlpack.builder.instructions import instructions
+    from mlpack.builder.state import default_run_limits
+    from mlpack.runtime.sandboxreap import reap_stale
     from mlpack.builder.parser import parse
     from mlpack.builder.stages import plan
     from mlpack.oci.layout import Store
 
+    if network not in ("default", "none", "host"):
+        raise BuildError(f"network {network!r} is not default, none or host")
     args = {k: str(v) for k, v in (build_args or {}).items()}
     secret_files = parse_secrets(secrets)  # bad --secret flags fail before any work
     if source_date_epoch is None:
@@ -136,10 +163,16 @@ def build(
         raise BuildError(f"cannot read {df_path}: {exc.strerror}",
                          hint="pass -f with the Dockerfile's path, or put a Dockerfile in the context") from None
     parsed = parse(text, file=df_path.name if df_path.parent == ctx_dir else str(df_path))
-    planned = plan(parsed, build_args=args, target=target)
+    commands = instructions(parsed.instructions)
+    if progress is not None:
+        for finding in lint(parsed, commands):
+            progress(BuildWarning(finding.line, finding.message))
+    planned = plan(parsed, build_args=args, target=target, commands=commands)
     hashes = HashCache(settings.cache_dir / "build" / "hashes.json")
     ctx = BuildContextDir.open(ctx_dir, df_path.name, hashes)
     store.init()
+    reap_stale(settings.home)  # RUN steps of builds that were killed: processes, mounts, cgroups, dirs
     options = BuildOptions(tag=tag, build_args=args, target=target, no_cache=no_cache,
-                           secrets=secret_files, source_date_epoch=source_date_epoch, progress=progress)
+                           secrets=secret_files, source_date_epoch=source_date_epoch, progress=progress,
+                           network=network, limits=limits if limits is not None else default_run_limits())
     return Executor(settings, store, ctx, parsed, planned, options).run()

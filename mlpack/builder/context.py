@@ -19,6 +19,7 @@ from pathlib import Path
 
 from mlpack.builder.ignore import IgnoreMatcher, load_dockerignore
 from mlpack.errors import BuildError
+from mlpack.runtime.inroot import resolve_in_root
 
 __all__ = ["BuildContextDir", "HashCache", "has_glob", "sha256_file"]
 
@@ -34,6 +35,13 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
                 break
             h.update(chunk)
     return h.hexdigest()
+
+
+def _listdir(dirpath: str) -> list[str]:
+    try:
+        return sorted(os.listdir(dirpath))
+    except OSError as exc:
+        raise BuildError(f"cannot read {dirpath}: {exc.strerror}", hint="check permissions") from None
 
 
 def has_glob(text: str) -> bool:
@@ -97,12 +105,19 @@ class BuildContextDir:
         return rel
 
     def full(self, rel: str) -> Path:
-        return self.root / rel if rel else self.root
+        """``rel``'s real path with its parent directories resolved inside the context
+        (a symlink ``etc -> /etc`` means the context's own ``etc``); lexical when it is absent."""
+        found = resolve_in_root(self.root, rel, follow=False) if rel else None
+        return found if found is not None else (self.root / rel if rel else self.root)
+
+    def resolve(self, rel: str, *, follow: bool = True) -> Path | None:
+        """``rel`` resolved inside the context (symlinks included); None when it is absent."""
+        return resolve_in_root(self.root, rel, follow=follow)
 
     def exists(self, rel: str) -> bool:
         if rel and self.ignore.ignored(rel):
             return False
-        return os.path.lexists(self.full(rel))
+        return self.resolve(rel, follow=False) is not None
 
     def glob(self, pattern: str) -> list[str]:
         """Context paths matching ``pattern`` component by component, not ignored."""
@@ -111,8 +126,8 @@ class BuildContextDir:
         for part in parts:
             nxt: list[str] = []
             for base in found:
-                full = self.full(base)
-                if not full.is_dir():
+                full = self.resolve(base)
+                if full is None or not full.is_dir():
                     continue
                 if has_glob(part):
                     try:
@@ -131,13 +146,13 @@ class BuildContextDir:
         """(path relative to ``rel``, full path, lstat) below directory ``rel``,
         sorted, not ignored (excluded dirs are pruned unless an exception may match)."""
         out: list[tuple[str, str, os.stat_result]] = []
-        top = str(self.full(rel))
+        resolved = self.resolve(rel)
+        if resolved is None:
+            raise BuildError(f"{rel} is not in the build context")
+        top = str(resolved)
 
         def visit(dirpath: str, sub: str) -> None:
-            try:
-                names = sorted(os.listdir(dirpath))
-            except OSError as exc:
-                raise BuildError(f"cannot read {dirpath}: {exc.strerror}", hint="check permissions") from None
+            names = _listdir(dirpath)
             for name in names:
                 full = f"{dirpath}/{name}"
                 inner = f"{sub}/{name}" if sub else name
@@ -154,4 +169,26 @@ class BuildContextDir:
                     out.append((inner, full, st))
 
         visit(top, "")
+        return out
+
+    def ignored_paths(self) -> list[str]:
+        """Context paths .dockerignore excludes (a directory stands for all below it unless an
+        exception may match inside); what a context bind mount must hide."""
+        if not self.ignore.patterns:
+            return []
+        out: list[str] = []
+
+        def visit(dirpath: str, sub: str) -> None:
+            names = _listdir(dirpath)
+            for name in names:
+                full = f"{dirpath}/{name}"
+                rel = f"{sub}/{name}" if sub else name
+                ignored = self.ignore.ignored(rel)
+                is_dir = stat.S_ISDIR(os.lstat(full).st_mode)
+                if is_dir and (not ignored or self.ignore.may_contain_exceptions(rel)):
+                    visit(full, rel)  # a real directory (lstat): never leaves the context
+                elif ignored:
+                    out.append(rel)
+
+        visit(str(self.root), "")
         return out

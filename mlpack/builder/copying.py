@@ -24,6 +24,7 @@ from mlpack.builder.ignore import IgnoreMatcher
 from mlpack.builder.parser import Instruction
 from mlpack.builder.rootfs import RootView
 from mlpack.oci.layer import Entry
+from mlpack.runtime.inroot import resolve_in_root
 
 __all__ = ["CopyRequest", "Source", "resolve_sources", "entries_for", "parse_chown", "parse_chmod",
            "is_archive", "archive_entries", "fetch_url"]
@@ -89,8 +90,15 @@ def parse_chown(instr: Instruction, value: str | None, view: Callable[[], RootVi
                           hint="use numeric ids (--chown=1000:1000) or create the user in an earlier RUN")
 
     uid = lookup("passwd", user)
-    gid = lookup("group", group) if group else uid
-    return uid, gid
+    if group:
+        return uid, lookup("group", group)
+    # a user name alone: its primary group from /etc/passwd (BuildKit); a number alone: gid = uid
+    for line in ((view().read_file("/etc/passwd") or b"").decode("utf-8", "replace").splitlines()
+                 if not user.isdigit() else []):
+        fields = line.split(":")
+        if len(fields) >= 4 and fields[0] == user and fields[3].isdigit():
+            return uid, int(fields[3])
+    return uid, uid
 
 
 def is_archive(path: str) -> bool:
@@ -194,6 +202,10 @@ def resolve_sources(req: CopyRequest, ctx: BuildContextDir | None, root: Path | 
             rel = ctx.normalize(raw)
             names = ctx.glob(rel) if has_glob(rel) else ([rel] if ctx.exists(rel) else [])
             if not names:
+                if posixpath.normpath(raw.replace("\\", "/")).split("/")[0] == "..":
+                    raise instr.error(f"{raw}: the path leaves the build context (COPY sees only files under "
+                                      f"{ctx.root}; .. stops at its top) and {rel or '.'} is not there",
+                                      hint="move the file into the context, or build from a directory above it")
                 raise instr.error(f"{raw}: not found in the build context (or excluded by .dockerignore)",
                                   hint=f"the context is {ctx.root}")
             for name in names:
@@ -204,11 +216,14 @@ def resolve_sources(req: CopyRequest, ctx: BuildContextDir | None, root: Path | 
             if has_glob(rel):
                 names = _glob_dir(root, rel)
             else:
-                names = [rel] if not rel or os.path.lexists(root / rel) else []
+                names = [rel] if not rel or resolve_in_root(root, rel, follow=False) is not None else []
             if not names:
                 raise instr.error(f"{raw}: not found in the source stage or image")
             for name in names:
-                out.append(_source_from_disk(instr, name, str(root / name) if name else str(root), str(root),
+                # parents resolved inside the stage's root: its absolute symlinks mean its own files
+                full = resolve_in_root(root, name, follow=False)
+                assert full is not None
+                out.append(_source_from_disk(instr, name, str(full), str(root),
                                              lambda r: _walk_plain(root, r), req.excludes))
     return out
 
@@ -219,8 +234,8 @@ def _glob_dir(root: Path, pattern: str) -> list[str]:
     for part in [p for p in pattern.split("/") if p]:
         nxt = []
         for base in found:
-            d = root / base if base else root
-            if not d.is_dir():
+            d = resolve_in_root(root, base)
+            if d is None or not d.is_dir():
                 continue
             if has_glob(part):
                 matches = [n for n in sorted(os.listdir(d)) if fnmatch.fnmatchcase(n, part)]
@@ -233,7 +248,7 @@ def _glob_dir(root: Path, pattern: str) -> list[str]:
 
 def _walk_plain(root: Path, rel: str) -> list[tuple[str, str, os.stat_result]]:
     out = []
-    top = str(root / rel) if rel else str(root)
+    top = str(resolve_in_root(root, rel) or root / rel)
     for dirpath, dirnames, filenames in os.walk(top):
         dirnames.sort()
         sub = os.path.relpath(dirpath, top)
@@ -250,12 +265,16 @@ def _source_from_disk(instr: Instruction, name: str, full: str, top: str,
                       excludes: IgnoreMatcher) -> Source:
     st = os.lstat(full)
     if stat.S_ISLNK(st.st_mode):
-        # the named source itself is followed (docker does), but never out of its root
-        real = os.path.realpath(full)
-        if not (real == top or real.startswith(top.rstrip("/") + "/")):
-            raise instr.error(f"{name} is a symlink that points outside the build context")
-        full, st = real, os.stat(real)
-        name = os.path.relpath(real, top) if real != top else ""
+        # the named source itself is followed (docker does), inside its root: an absolute
+        # target means the root's own path, ``..`` stops at the root
+        real = resolve_in_root(top, name)
+        if real is None:
+            raise instr.error(f"{name} is a symlink to {os.readlink(full)!r}, which is not in its root "
+                              "(symlinks never lead outside the build context or stage)",
+                              hint="symlinks are followed inside the context or stage only")
+        full, st = str(real), os.lstat(real)
+        top_real = os.path.realpath(top)
+        name = os.path.relpath(real, top_real) if str(real) != top_real else ""
     if stat.S_ISDIR(st.st_mode):
         children = [c for c in walker(name) if not excludes.ignored(c[0])]
         return Source(name=name, full=full, st=st, is_dir=True, children=children)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from mlpack.builder import copying
 from mlpack.builder.cache import chain_key
+from mlpack.builder.instructions import AddCommand, CopyCommand
 from mlpack.builder.parser import Instruction
 from mlpack.builder.rootfs import merged_root
 from mlpack.builder.shell import Expander
-from mlpack.builder.stages import _raw_words
 from mlpack.builder.state import StageState
 from mlpack.oci.layout import Layer
 
@@ -24,32 +24,19 @@ __all__ = ["CopySteps"]
 class CopySteps:
     """``_do_copy``/``_do_add`` mixed into :class:`~mlpack.builder.executor.Executor`."""
 
-    def _do_copy(self, state: StageState, instr: Instruction) -> None:
-        self._copy(state, instr, is_add=False)
+    def _do_copy(self, state: StageState, cmd: CopyCommand) -> None:
+        self._copy(state, cmd, is_add=False)
 
-    def _do_add(self, state: StageState, instr: Instruction) -> None:
-        self._copy(state, instr, is_add=True)
+    def _do_add(self, state: StageState, cmd: AddCommand) -> None:
+        self._copy(state, cmd, is_add=True)
 
-    def _copy(self, state: StageState, instr: Instruction, *, is_add: bool) -> None:
-        allowed = {"from": True, "chown": True, "chmod": True, "link": False}
-        allowed.update({"checksum": True, "keep-git-dir": False} if is_add else {"exclude": True, "parents": False})
-        flags = instr.flag_dict(allowed)
-        if flags.get("parents", ["false"])[-1] == "true":
-            raise instr.error("--parents is not supported", hint="copy each directory to its own destination")
-        if flags.get("keep-git-dir", ["false"])[-1] == "true":
-            raise instr.error("ADD of git repositories is not supported", hint="clone in a RUN step instead")
+    def _copy(self, state: StageState, cmd: CopyCommand | AddCommand, *, is_add: bool) -> None:
+        # flags, sources and heredocs come parsed and validated (mlpack.builder.instructions)
+        instr = cmd.node
         expander = state.expander(self.df.escape)
-        heredocs = {f"<<{d.name}": d.content.encode() for d in instr.heredocs}
-        for d in instr.heredocs:
-            if d.expand:
-                heredocs[f"<<{d.name}"] = _expand_heredoc(expander, d.content).encode()
-        if instr.json is not None:
-            words = [expander.word(w) if not w.startswith("<<") else w for w in instr.json]
-        else:
-            words = []
-            for raw in _raw_words(instr.args):
-                words.append(raw if raw.lstrip("-").startswith("<<") else expander.word(raw))
-            words = [_heredoc_word(w, instr) for w in words]
+        heredocs = {d.name: (_expand_heredoc(expander, d.content) if d.expand else d.content).encode()
+                    for d in cmd.inline}
+        words = [w if w in heredocs else expander.word(w) for w in cmd.sources] + [expander.word(cmd.dest)]
         if len(words) < 2:
             raise instr.error(f"{instr.cmd} needs at least one source and a destination",
                               hint=f"{instr.cmd} <src>... <dest>")
@@ -57,16 +44,16 @@ class CopySteps:
         dest = self._abs(state, dest_raw)
         if dest_raw.endswith("/") and not dest.endswith("/"):
             dest += "/"
-        one = lambda name: expander.word(flags[name][-1]) if name in flags else None  # noqa: E731
-        chown_raw, chmod = one("chown"), copying.parse_chmod(instr, one("chmod"))
-        excludes = copying.IgnoreMatcher([expander.word(x) for x in flags.get("exclude", [])])
-        from_ref = one("from")
+        one = lambda value: expander.word(value) if value is not None else None  # noqa: E731
+        chown_raw, chmod = one(cmd.chown), copying.parse_chmod(instr, one(cmd.chmod))
+        excludes = copying.IgnoreMatcher([expander.word(x) for x in cmd.exclude])
+        from_ref = one(cmd.from_) if isinstance(cmd, CopyCommand) else None
         created_by = instr.original
         urls = [s for s in sources if s.startswith(("http://", "https://"))]
         if urls:
             if not is_add:
                 raise instr.error("COPY cannot fetch URLs", hint="use ADD --checksum=sha256:... <url> <dest>")
-            if "checksum" not in flags:
+            if not isinstance(cmd, AddCommand) or cmd.checksum is None:
                 raise instr.error(
                     f"ADD of a remote URL ({urls[0]}) is refused without --checksum",
                     hint="pin it: ADD --checksum=sha256:<hex> <url> <dest>, or download it in a RUN step")
@@ -77,7 +64,7 @@ class CopySteps:
         req_base = dict(instr=instr, sources=sources, dest=dest, chmod=chmod, is_add=is_add, excludes=excludes)
 
         if urls:
-            checksum = one("checksum") or ""
+            checksum = one(cmd.checksum if isinstance(cmd, AddCommand) else None) or ""
             key = chain_key(state.key, instr.cmd, "url", sources[0], checksum, dest, chown_raw, chmod)
 
             def produce_url() -> Layer | None:
@@ -89,7 +76,7 @@ class CopySteps:
                                      data_mode=0o600)
                 entries = copying.entries_for(req, [src], dest_is_dir=lambda p: self._view(state).is_dir(p),
                                               epoch=self.opts.source_date_epoch or 0)
-                return self._write(self._with_lower_parents(state, entries))
+                return self._write(self._with_lower_parents(state, entries, chown))
 
             self._fs_step(state, instr, key, created_by, produce_url)
             return
@@ -107,7 +94,7 @@ class CopySteps:
                     found = copying.resolve_sources(req, None, root, heredocs)
                     entries = copying.entries_for(req, found, dest_is_dir=lambda p: self._view(state).is_dir(p),
                                                   epoch=self.opts.source_date_epoch or 0)
-                    return self._write(self._with_lower_parents(state, entries))
+                    return self._write(self._with_lower_parents(state, entries, chown))
 
             self._fs_step(state, instr, key, created_by, produce_from)
             return
@@ -124,7 +111,7 @@ class CopySteps:
             req.dest = self._resolve_dest(state, req.dest)
             entries = copying.entries_for(req, found, dest_is_dir=lambda p: self._view(state).is_dir(p),
                                           epoch=self.opts.source_date_epoch or 0)
-            return self._write(self._with_lower_parents(state, entries))
+            return self._write(self._with_lower_parents(state, entries, chown))
 
         self._fs_step(state, instr, key, created_by, produce_ctx)
 
@@ -152,14 +139,6 @@ class CopySteps:
         layers = [Layer(d["digest"], int(d["size"]), diff, d.get("mediaType", ""))
                   for d, diff in zip(image.layers, image.diff_ids)]
         return layers, image.digest
-
-
-def _heredoc_word(word: str, instr: Instruction) -> str:
-    if word.startswith("<<-"):
-        return "<<" + word[3:].strip("\"'")
-    if word.startswith("<<"):
-        return "<<" + word[2:].strip("\"'")
-    return word
 
 
 def _expand_heredoc(expander: Expander, text: str) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TextIO, Union
 
 __all__ = [
-    "StageStarted", "StepStarted", "StepCached", "StepDone", "StepOutput", "BuildDone",
+    "StageStarted", "StepStarted", "StepCached", "StepDone", "StepOutput", "BuildWarning", "BuildDone",
     "LayerSummary", "BuildEvent", "Progress", "TextProgress", "format_size",
 ]
 
@@ -67,6 +67,14 @@ class StepOutput:
 
 
 @dataclass(frozen=True)
+class BuildWarning:
+    """Something the build accepted but that may not mean what was meant (line 0: no line)."""
+
+    line: int
+    message: str
+
+
+@dataclass(frozen=True)
 class LayerSummary:
     digest: str
     size: int
@@ -85,7 +93,7 @@ class BuildDone:
     unused_build_args: tuple[str, ...] = ()
 
 
-BuildEvent = Union[StageStarted, StepStarted, StepCached, StepDone, StepOutput, BuildDone]
+BuildEvent = Union[StageStarted, StepStarted, StepCached, StepDone, StepOutput, BuildWarning, BuildDone]
 Progress = Callable[[BuildEvent], None]
 
 
@@ -123,6 +131,9 @@ class TextProgress:
         elif isinstance(event, StepOutput) and self.verbose and event.output:
             for line in event.output.rstrip("\n").splitlines():
                 print(f"    | {line}", file=out)
+        elif isinstance(event, BuildWarning):
+            where = f"line {event.line}: " if event.line else ""
+            print(f"  warning: {where}{event.message}", file=out, flush=True)
         elif isinstance(event, BuildDone):
             print(f"built {event.tag or event.digest} in {event.seconds:.2f} s", file=out)
             for layer in event.layers:

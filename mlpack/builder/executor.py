@@ -24,8 +24,11 @@ from mlpack.builder.parser import Dockerfile, Instruction
 from mlpack.builder.rootfs import LayerDirs, RootView
 from mlpack.builder.shell import ExpansionError
 from mlpack.builder.stages import Plan, Stage
+from mlpack.builder import metadata
 from mlpack.builder.copystep import CopySteps
-from mlpack.builder.metadata import MetadataSteps
+from mlpack.builder.events import BuildWarning
+from mlpack.builder.instructions import AddCommand, AnyCommand, CopyCommand, RunCommand, WorkdirCommand, instructions
+from mlpack.builder.parser import parse
 from mlpack.builder.runexec import RunSteps
 from mlpack.builder.state import BuildOptions, StageState
 from mlpack.errors import ImageNotFound, MlpackError
@@ -33,10 +36,14 @@ from mlpack.oci.layer import Entry, LayerOptions
 from mlpack.oci.layout import Image, Layer, Store
 from mlpack.settings import Settings
 
-__all__ = ["BuildOptions", "Executor"]
+__all__ = ["BuildOptions", "Executor", "BuildInterrupted"]
 
 
-class Executor(MetadataSteps, CopySteps, RunSteps):
+class BuildInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a build; the message names the step it stopped in."""
+
+
+class Executor(CopySteps, RunSteps):
     """Runs a :class:`Plan` against a store; ``run()`` returns the tagged Image."""
 
     def __init__(self, settings: Settings, store: Store, ctx: BuildContextDir, dockerfile: Dockerfile,
@@ -53,7 +60,10 @@ class Executor(MetadataSteps, CopySteps, RunSteps):
         self.states: dict[int, StageState] = {}
         self._cleanup: list[Path] = []  # scratch files removed when the build ends
         self.step = 0
-        self.total = sum(1 + len(s.instructions) for s in plan.stages)
+        self.total = sum(1 + len(s.commands) for s in plan.stages)
+        self.current = ""  # the step running now, for an interrupted build's message
+        self.scope = metadata.Scope(escape=dockerfile.escape, build_args=options.build_args,
+                                    global_args=plan.global_args)
         epoch = options.source_date_epoch
         self.created = rfc3339(epoch) if epoch is not None else rfc3339(int(time.time()))
         self.layer_options = LayerOptions(source_date_epoch=epoch)
@@ -83,6 +93,9 @@ class Executor(MetadataSteps, CopySteps, RunSteps):
     def run(self) -> Image:
         try:
             return self._run()
+        except KeyboardInterrupt:
+            raise BuildInterrupted(f"build interrupted in {self.current or 'its first step'}; "
+                                   "no image was tagged and the store's index is unchanged") from None
         finally:
             for path in self._cleanup:
                 path.unlink(missing_ok=True)
@@ -126,10 +139,24 @@ class Executor(MetadataSteps, CopySteps, RunSteps):
     def _build_stage(self, stage: Stage) -> StageState:
         self._emit(StageStarted(stage_name=stage.label, base=stage.base, index=stage.index))
         state = self._from(stage)
-        for instr in stage.instructions:
+        for cmd in self._onbuild_triggers(state):
             self.step += 1
-            self._dispatch(state, instr)
+            self._dispatch(state, cmd)
+        for cmd in stage.commands:
+            self.step += 1
+            self._dispatch(state, cmd)
         return state
+
+    def _onbuild_triggers(self, state: StageState) -> list[AnyCommand]:
+        """The base image's ONBUILD triggers: they run right after FROM and are
+        not inherited by this image (BuildKit and docker)."""
+        triggers = state.cfg.config.pop("OnBuild", None) or []
+        commands: list[AnyCommand] = []
+        for text in triggers:
+            nodes = parse(str(text), file=f"ONBUILD of {state.stage.base}").instructions
+            commands += instructions(nodes)
+        self.total += len(commands)
+        return commands
 
     def _from(self, stage: Stage) -> StageState:
         """The stage's starting state. SOURCE_DATE_EPOCH is part of every root key:
@@ -158,10 +185,16 @@ class Executor(MetadataSteps, CopySteps, RunSteps):
         return state
 
     def _base_image(self, instr: Instruction, ref: str) -> Image:
+        """An image from the store, else pulled. A ``--from`` name that is no stage
+        is said to be one (a typo of a stage name would otherwise look like a pull failure)."""
         try:
             return self.store.resolve(ref)
         except ImageNotFound:
             pass
+        not_a_stage = ""
+        if instr.cmd != "FROM":
+            not_a_stage = (f"{ref!r} is not a stage of this Dockerfile (stages: {self.plan.stage_names()}), "
+                           "so it is taken as an image")
         try:
             from mlpack.oci import registry
         except ImportError:
@@ -169,24 +202,42 @@ class Executor(MetadataSteps, CopySteps, RunSteps):
         pull = getattr(registry, "pull", None) if registry is not None else None
         if pull is None or ref.startswith("localhost/"):
             raise instr.error(
-                f"base image {ref!r} is not in the store",
+                f"{not_a_stage + ', and ' if not_a_stage else ''}base image {ref!r} is not in the store",
                 hint="run `mlpack base bootstrap` for localhost/mlpack/python, or `mlpack pull " + ref + "`",
             )
+        if not_a_stage:
+            self._emit(BuildWarning(instr.line, f"{not_a_stage}: pulling it from a registry"))
         try:
             pulled = pull(ref, settings=self.settings)
         except MlpackError as exc:
-            raise instr.error(f"base image {ref!r} is not in the store and pulling it failed: {exc}",
-                              hint="pull it first (`mlpack pull`) or load it (`mlpack load`)") from exc
+            prefix = f"{not_a_stage}; " if not_a_stage else ""
+            raise instr.error(f"{prefix}image {ref!r} is not in the store and pulling it failed: {exc.message}",
+                              hint="check the name against the stages above, or pull/load the image first"
+                              if not_a_stage else "pull it first (`mlpack pull`) or load it (`mlpack load`)") from exc
         return pulled if isinstance(pulled, Image) else self.store.resolve(ref)
 
-    def _dispatch(self, state: StageState, instr: Instruction) -> None:
-        handler = getattr(self, f"_do_{instr.cmd.lower()}", None)
-        if handler is None:  # pragma: no cover - the parser refuses unknown instructions
-            raise instr.error("instruction not supported")
+    def _dispatch(self, state: StageState, cmd: AnyCommand) -> None:
+        """Run one command: filesystem steps by type, metadata steps from ``metadata.STEPS``."""
+        self.current = f"step {self.step}/{self.total} of stage {state.stage.label} (line {cmd.line}: {cmd.original[:80]})"
         try:
-            handler(state, instr)
+            if isinstance(cmd, CopyCommand):
+                self._do_copy(state, cmd)
+            elif isinstance(cmd, AddCommand):
+                self._do_add(state, cmd)
+            elif isinstance(cmd, RunCommand):
+                self._do_run(state, cmd)
+            elif isinstance(cmd, WorkdirCommand):
+                self._workdir(state, cmd)
+            else:
+                self._meta(state, metadata.STEPS[type(cmd)](state, cmd, self.scope))
         except ExpansionError as exc:
-            raise instr.error(exc.message, hint=exc.hint) from None
+            raise cmd.error(exc.message, hint=exc.hint) from None
+
+    def _meta(self, state: StageState, text: str) -> None:
+        """A metadata step: no layer, an empty_layer history entry."""
+        self._emit(StepStarted(self.step, self.total, text, state.stage.label))
+        state.cfg.add_history(text, created=self.created, empty_layer=True)
+        self._emit(StepDone(self.step, self.total, text, None, 0.0, state.stage.label))
 
     # -- filesystem instructions ----------------------------------------------------------
     def _fs_step(self, state: StageState, instr: Instruction, key: str, created_by: str,
@@ -216,8 +267,11 @@ class Executor(MetadataSteps, CopySteps, RunSteps):
         self.dirs.save_index(layer, entries)
         return layer
 
-    def _with_lower_parents(self, state: StageState, entries: list[Entry]) -> list[Entry]:
-        """Parents that exist below keep their mode and owner in the new layer."""
+    def _with_lower_parents(self, state: StageState, entries: list[Entry],
+                            owner: tuple[int, int] | None = None) -> list[Entry]:
+        """Parents that exist below keep their mode and owner in the new layer; the
+        ones the step creates are 0755 and owned by ``owner`` (COPY --chown, as
+        BuildKit creates the destination path), else by root."""
         have = {e.path.strip("/") for e in entries}
         parents: set[str] = set()
         for e in entries:
@@ -229,11 +283,15 @@ class Executor(MetadataSteps, CopySteps, RunSteps):
             return entries
         view = self._view(state)
         extra = []
+        uid, gid = owner or (0, 0)
+        mtime = self.opts.source_date_epoch or 0
         for rel in missing:
             st = view.lstat(rel)
             if st is not None and stat.S_ISDIR(st.st_mode):
                 extra.append(Entry(rel, "dir", mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid,
                                    mtime=int(st.st_mtime)))
+            elif st is None and owner is not None:
+                extra.append(Entry(rel, "dir", mode=0o755, uid=uid, gid=gid, mtime=mtime))
         return extra + entries
 
     def _abs(self, state: StageState, path: str) -> str:
@@ -242,8 +300,9 @@ class Executor(MetadataSteps, CopySteps, RunSteps):
             path = workdir.rstrip("/") + "/" + path
         return path
 
-    def _do_workdir(self, state: StageState, instr: Instruction) -> None:
-        raw = state.expander(self.df.escape).word(instr.args.strip())
+    def _workdir(self, state: StageState, cmd: WorkdirCommand) -> None:
+        instr = cmd.node
+        raw = state.expander(self.df.escape).word(cmd.path)
         if not raw:
             raise instr.error("WORKDIR needs a path")
         path = os.path.normpath(self._abs(state, raw))

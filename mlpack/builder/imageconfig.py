@@ -69,6 +69,7 @@ class ConfigState:
     config: dict[str, Any] = field(default_factory=dict)   # the "config" object
     diff_ids: list[str] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
+    author: str | None = None                              # MAINTAINER
 
     @classmethod
     def from_base(cls, base_config: dict[str, Any] | None) -> "ConfigState":
@@ -82,7 +83,7 @@ class ConfigState:
         if missing > 0:
             # a base without (enough) history: one entry per layer keeps the config consistent
             history = [{"created_by": "(base layer without history)"} for _ in range(missing)] + history
-        return cls(config=cfg, diff_ids=diff_ids, history=history)
+        return cls(config=cfg, diff_ids=diff_ids, history=history, author=base_config.get("author"))
 
     @property
     def env(self) -> dict[str, str]:
@@ -123,8 +124,10 @@ class ConfigState:
     def to_blob(self, *, created: str, architecture: str = "amd64", os_name: str = "linux") -> dict[str, Any]:
         """The full config object, keys in a stable order."""
         cfg = {k: v for k, v in self.config.items() if v not in (None, [], {})}
+        author = {"author": self.author} if self.author else {}
         return {
             "architecture": architecture,
+            **author,
             "config": cfg,
             "created": created,
             "history": self.history,

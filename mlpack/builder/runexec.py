@@ -21,8 +21,9 @@ from mlpack.builder import copying, runstep
 from mlpack.builder.cache import chain_key, virtual_layer
 from mlpack.builder.changeset import from_upperdir
 from mlpack.builder.events import StepOutput
+from mlpack.builder.instructions import RunCommand
 from mlpack.builder.parser import Instruction
-from mlpack.builder.rootfs import RootView, merged_root
+from mlpack.builder.rootfs import RootView
 from mlpack.builder.stages import PROXY_ARGS
 from mlpack.builder.state import StageState
 from mlpack.errors import BuildError, MlpackError
@@ -34,14 +35,13 @@ __all__ = ["RunSteps"]
 class RunSteps:
     """``_do_run`` mixed into :class:`~mlpack.builder.executor.Executor`."""
 
-    def _do_run(self, state: StageState, instr: Instruction) -> None:
-        flags = instr.flag_dict({"mount": True, "network": True, "security": True})
-        if "security" in flags and flags["security"][-1] != "sandbox":
-            raise instr.error("RUN --security=insecure is not allowed", hint="mlpack runs RUN steps sandboxed")
+    def _do_run(self, state: StageState, cmd: RunCommand) -> None:
+        # flags come parsed and validated (mlpack.builder.instructions); mounts expand here
+        instr = cmd.node
         expander = state.expander(self.df.escape)
-        mounts = runstep.parse_mounts(instr, flags.get("mount", []), expander)
-        network = runstep.parse_network(instr, flags.get("network"))
-        argv = runstep.run_argv(instr, state.shell, expander)
+        mounts = runstep.parse_mounts(instr, list(cmd.mounts), expander)
+        network = runstep.parse_network(instr, [cmd.network] if cmd.network else None, self.opts.network)
+        argv = cmd.argv(state.shell)
         env = dict(state.cfg.env)
         for name, value in state.args.items():
             env.setdefault(name, value)
@@ -101,7 +101,7 @@ class RunSteps:
 
     def _execute_run(self, state: StageState, instr: Instruction, key: str, argv: list[str], env: dict[str, str],
                      user: str, cwd: str, network: str, mounts: list[runstep.MountSpec]) -> Layer | None:
-        from mlpack.runtime.sandbox import Mount, SandboxSpec, run_sandbox
+        from mlpack.runtime.sandbox import Mount, OverlayBind, SandboxSpec, run_sandbox
 
         lowers = self.dirs.lowers(state.layers)
         view = RootView(state.layers, self.dirs)
@@ -110,6 +110,7 @@ class RunSteps:
         try:
             with contextlib.ExitStack() as stack:
                 oci_mounts: list[Any] = []
+                binds: list[OverlayBind] = []
                 targets = list(runstep.RUNTIME_MOUNTPOINTS)
                 for m in mounts:
                     targets.append(m.target)
@@ -127,24 +128,22 @@ class RunSteps:
                             oci_mounts.append(Mount.bind(src, m.target, readonly=True))
                     elif m.type == "tmpfs":
                         oci_mounts.append(Mount.tmpfs(m.target, size=m.size))
-                    else:  # bind
+                    else:  # bind: an overlay over the source tree, writes thrown away with the step
                         if m.from_:
                             src_layers, _ = self._from_source(instr, m.from_)
-                            root = stack.enter_context(merged_root(self.dirs.lowers(src_layers), self.scratch))
+                            lower_dirs, hidden = self.dirs.lowers(src_layers), []
                         else:
-                            root = self.ctx.root
+                            lower_dirs, hidden = [self.ctx.root], self.ctx.ignored_paths()
                         rel = os.path.normpath("/" + (m.source or "/")).lstrip("/")
-                        source = os.path.realpath(root / rel if rel else root)
-                        top = os.path.realpath(root)
-                        if source != top and not source.startswith(top + "/"):
-                            # a symlink in the context (or stage) must not expose host files
-                            raise instr.error(f"--mount source {m.source!r} leads outside its root",
-                                              hint="bind mounts see only the context or the source stage")
-                        oci_mounts.append(Mount.bind(source, m.target, readonly=m.readonly))
+                        binds.append(OverlayBind(lowerdirs=lower_dirs, target=m.target, subpath=rel,
+                                                 readonly=m.readonly, hidden=hidden))
                 if not view.is_dir(cwd):
-                    (upper / cwd.strip("/")).mkdir(parents=True, exist_ok=True)
+                    # the WORKDIR the lowers lack, made in the (fresh, symlink-free) upper at the
+                    # path its symlinks lead to inside the image
+                    (upper / (view.resolve(cwd) or cwd.strip("/"))).mkdir(parents=True, exist_ok=True)
                 spec = SandboxSpec(lowerdirs=lowers, upperdir=upper, args=argv, env=env, cwd=cwd,
-                                   user=user or None, mounts=oci_mounts, network=network)
+                                   user=user or None, mounts=oci_mounts, overlay_binds=binds, network=network,
+                                   limits=self.opts.limits)
                 try:
                     result = run_sandbox(spec, settings=self.settings)
                 except MlpackError as exc:

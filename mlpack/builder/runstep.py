@@ -4,8 +4,11 @@
 ``Settings.cache_dir/mounts`` that outlives builds), ``bind`` (from the
 context, a stage or an image; read-only unless ``rw``), ``secret`` (a host
 file bound read-only, never in a layer or a cache key) and ``tmpfs``.
-``--network`` is ``default`` (= host: package installs need it), ``host``
-or ``none``.
+``--network`` is ``default`` (a namespace of the step's own with a
+slirp4netns uplink: the internet, never the host's loopback), ``none`` (only
+``lo``) or ``host`` (the host's namespace, asked for explicitly, as with
+``docker build --network=host``). The build's ``--network`` sets what
+``default`` means for every step.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from mlpack.builder.parser import Instruction
 from mlpack.builder.shell import Expander
 
 __all__ = ["MountSpec", "parse_mounts", "parse_network", "run_argv", "remove_mountpoints",
-           "DEFAULT_CA_BUNDLE", "cache_mount_dir"]
+           "DEFAULT_CA_BUNDLE", "cache_mount_dir", "NETWORKS"]
 
 DEFAULT_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # Mount points the runtime itself creates in the root; never content of a layer.
@@ -118,13 +121,15 @@ def parse_mounts(instr: Instruction, values: list[str], expander: Expander) -> l
     return mounts
 
 
-def parse_network(instr: Instruction, values: list[str] | None) -> str:
-    value = (values or ["default"])[-1]
-    if value in ("default", "host"):
-        return "host"
-    if value == "none":
-        return "none"
-    raise instr.error(f"--network={value} is not supported", hint="use default, host or none")
+NETWORKS = ("default", "none", "host")
+
+
+def parse_network(instr: Instruction, values: list[str] | None, build_default: str = "default") -> str:
+    """The sandbox network of a RUN: its own ``--network``, else the build's."""
+    value = (values or [build_default])[-1]
+    if value not in NETWORKS:
+        raise instr.error(f"--network={value} is not supported", hint="use default, host or none")
+    return build_default if value == "default" else value
 
 
 def run_argv(instr: Instruction, shell: list[str], expander: Expander) -> list[str]:
@@ -166,29 +171,62 @@ def cache_mount_dir(cache_dir: Path, mount: MountSpec) -> Path:
 
 
 def remove_mountpoints(upper: Path, targets: list[str], lower_exists) -> None:  # type: ignore[no-untyped-def]
-    """Drop empty files/dirs the runtime made in the upper dir only to mount on them."""
+    """Drop empty files/dirs the runtime made in the upper dir only to mount on them.
+
+    The step may have replaced a target's parents with symlinks (to ``/etc``,
+    to a host path): the walk opens one component at a time below the upper
+    directory with O_NOFOLLOW and stops at a symlink, so nothing outside the
+    upper directory is ever looked at or removed.
+    """
     for target in sorted(set(t.strip("/") for t in targets), key=len, reverse=True):
         if not target:
             continue
-        parts = target.split("/")
+        parts = [p for p in target.split("/") if p not in ("", ".")]
+        if ".." in parts:
+            continue
         for k in range(len(parts), 0, -1):
             rel = "/".join(parts[:k])
-            path = upper / rel
-            try:
-                st = os.lstat(path)
-            except FileNotFoundError:
-                continue
             if lower_exists(rel):
                 break
-            if stat.S_ISDIR(st.st_mode):
-                try:
-                    os.rmdir(path)
-                except OSError:
-                    break  # not empty: the step wrote something there
-            elif stat.S_ISREG(st.st_mode) and st.st_size == 0:
-                os.unlink(path)
-            else:
+            if not _remove_empty(upper, parts[:k]):
                 break
+
+
+def _remove_empty(upper: Path, parts: list[str]) -> bool:
+    """Remove ``upper/parts`` if it is an empty directory or an empty regular file;
+    True when it is gone (or was never there), False to stop climbing."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(upper, flags)
+    except OSError:
+        return False
+    try:
+        for part in parts[:-1]:
+            try:
+                nxt = os.open(part, flags, dir_fd=fd)  # a symlinked parent fails here (ELOOP/ENOTDIR)
+            except FileNotFoundError:
+                return True
+            except OSError:
+                return False
+            os.close(fd)
+            fd = nxt
+        name = parts[-1]
+        try:
+            st = os.lstat(name, dir_fd=fd)
+        except FileNotFoundError:
+            return True
+        if stat.S_ISDIR(st.st_mode):
+            try:
+                os.rmdir(name, dir_fd=fd)
+            except OSError:
+                return False  # not empty: the step wrote something there
+            return True
+        if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+            os.unlink(name, dir_fd=fd)
+            return True
+        return False
+    finally:
+        os.close(fd)
 
 
 def rmtree(path: Path) -> None:

@@ -12,11 +12,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from mlpack.builder.instructions import (
+    AnyCommand, ArgCommand, CopyCommand, FromCommand, OnbuildCommand, RunCommand, instructions,
+)
 from mlpack.builder.parser import Dockerfile, Instruction
 from mlpack.builder.shell import Expander
 from mlpack.errors import BuildError
 
-__all__ = ["Stage", "Plan", "plan", "PLATFORM_ARGS", "parse_arg"]
+__all__ = ["Stage", "Plan", "plan", "PLATFORM_ARGS", "PROXY_ARGS"]
 
 # BuildKit defines these for every build; usable in FROM without a global ARG.
 PLATFORM_ARGS = {
@@ -36,14 +39,18 @@ class Stage:
     name: str | None
     base: str
     platform: str | None
-    from_instruction: Instruction
-    instructions: list[Instruction] = field(default_factory=list)
+    from_command: FromCommand
+    commands: list[AnyCommand] = field(default_factory=list)
     deps: set[int] = field(default_factory=set)
     base_stage: int | None = None
 
     @property
     def label(self) -> str:
         return self.name or str(self.index)
+
+    @property
+    def from_instruction(self) -> Instruction:
+        return self.from_command.node
 
 
 @dataclass
@@ -56,50 +63,9 @@ class Plan:
     target: Stage
     unused_build_args: set[str]
 
-
-def parse_arg(instr: Instruction, expander: Expander) -> list[tuple[str, str | None]]:
-    """``ARG a b=1 c="x y"`` -> [(a, None), (b, "1"), (c, "x y")]."""
-    words = _raw_words(instr.args)
-    if not words:
-        raise instr.error("ARG needs a name", hint="write ARG NAME or ARG NAME=default")
-    out: list[tuple[str, str | None]] = []
-    for word in words:
-        name, eq, value = word.partition("=")
-        if not name or not (name[0].isalpha() or name[0] == "_") or not all(c.isalnum() or c == "_" for c in name):
-            raise instr.error(f"invalid ARG name {name!r}")
-        out.append((name, expander.word(value) if eq else None))
-    return out
-
-
-def _raw_words(text: str) -> list[str]:
-    """Split on unquoted whitespace, keeping quotes (ENV/LABEL/ARG key=value lists)."""
-    words: list[str] = []
-    current: list[str] = []
-    quote = ""
-    escaped = False
-    for ch in text:
-        if escaped:
-            current.append(ch)
-            escaped = False
-        elif ch == "\\" and quote != "'":
-            current.append(ch)
-            escaped = True
-        elif quote:
-            current.append(ch)
-            if ch == quote:
-                quote = ""
-        elif ch in "\"'":
-            current.append(ch)
-            quote = ch
-        elif ch.isspace():
-            if current:
-                words.append("".join(current))
-                current = []
-        else:
-            current.append(ch)
-    if current:
-        words.append("".join(current))
-    return words
+    def stage_names(self) -> str:
+        """``a (0), b (1), 2`` for messages."""
+        return ", ".join(f"{s.name} ({s.index})" if s.name else str(s.index) for s in self.all_stages)
 
 
 def _stage_ref(value: str, by_name: dict[str, int], current: int) -> int | None:
@@ -109,76 +75,81 @@ def _stage_ref(value: str, by_name: dict[str, int], current: int) -> int | None:
     return by_name.get(value.lower())
 
 
-def plan(dockerfile: Dockerfile, *, build_args: Mapping[str, str], target: str | None) -> Plan:
+def _refs(cmd: AnyCommand) -> list[str]:
+    """Stage or image names a command reads from (``--from``, ``--mount from=``)."""
+    if isinstance(cmd, CopyCommand):
+        return [cmd.from_] if cmd.from_ else []
+    if isinstance(cmd, RunCommand):
+        out = []
+        for mount in cmd.mounts:
+            for part in mount.split(","):
+                key, _, value = part.partition("=")
+                if key.strip().lower() == "from" and value:
+                    out.append(value.strip())
+        return out
+    if isinstance(cmd, OnbuildCommand):
+        return []
+    return []
+
+
+def plan(dockerfile: Dockerfile, *, build_args: Mapping[str, str], target: str | None,
+         commands: list[AnyCommand] | None = None) -> Plan:
     """Split into stages, expand FROM lines and pick what ``target`` needs."""
+    if commands is None:
+        commands = instructions(dockerfile.instructions)
     global_args: dict[str, str | None] = {}
     stages: list[Stage] = []
     by_name: dict[str, int] = {}
     consumed: set[str] = set()
-    for instr in dockerfile.instructions:
-        if instr.cmd == "FROM":
+    for cmd in commands:
+        if isinstance(cmd, FromCommand):
             env = {**PLATFORM_ARGS, **{k: v for k, v in global_args.items() if v is not None}}
             expander = Expander(env, escape=dockerfile.escape)
-            flags = instr.flag_dict({"platform": True})
-            words = instr.args.split()
-            if len(words) not in (1, 3) or (len(words) == 3 and words[1].upper() != "AS"):
-                raise instr.error("expected FROM <image> [AS <name>]")
-            base = expander.word(words[0])
+            base = expander.word(cmd.base)
             consumed |= expander.used
             if not base:
-                raise instr.error(f"base image {words[0]!r} expands to nothing",
-                                  hint="pass the ARG it uses with --build-arg or give it a default")
-            name = words[2].lower() if len(words) == 3 else None
+                raise cmd.error(f"base image {cmd.base!r} expands to nothing",
+                                hint="pass the ARG it uses with --build-arg or give it a default")
+            name = cmd.name
             if name is not None:
                 if name in by_name:
-                    raise instr.error(f"stage name {name!r} is used twice")
+                    raise cmd.error(f"stage name {name!r} is used twice")
                 by_name[name] = len(stages)
-            platform = expander.word(flags["platform"][0]) if "platform" in flags else None
+            platform = expander.word(cmd.platform) if cmd.platform is not None else None
             if platform and platform not in ("linux/amd64", "linux/x86_64"):
-                raise instr.error(f"platform {platform} cannot be built here",
-                                  hint="mlpack builds linux/amd64 images natively; drop --platform")
-            stage = Stage(index=len(stages), name=name, base=base, platform=platform, from_instruction=instr)
+                raise cmd.error(f"platform {platform} cannot be built here",
+                                hint="mlpack builds linux/amd64 images natively; drop --platform")
+            stage = Stage(index=len(stages), name=name, base=base, platform=platform, from_command=cmd)
             ref = _stage_ref(base.lower(), {k: v for k, v in by_name.items() if v < stage.index}, stage.index)
             if ref is not None and not base.isdigit():
                 stage.base_stage = ref
                 stage.deps.add(ref)
             stages.append(stage)
         elif not stages:
-            if instr.cmd != "ARG":
-                raise instr.error("only ARG may come before the first FROM",
-                                  hint="start the Dockerfile with FROM <image>")
+            if not isinstance(cmd, ArgCommand):
+                raise cmd.error("only ARG may come before the first FROM",
+                                hint="start the Dockerfile with FROM <image>")
             expander = Expander({**PLATFORM_ARGS, **{k: v for k, v in global_args.items() if v is not None}},
                                 escape=dockerfile.escape)
-            for name, value in parse_arg(instr, expander):
-                global_args[name] = build_args.get(name, value)
+            for name, value in cmd.args:
+                global_args[name] = build_args.get(name, expander.word(value) if value is not None else None)
                 consumed.add(name)
         else:
-            stages[-1].instructions.append(instr)
+            stages[-1].commands.append(cmd)
     if not stages:
         raise BuildError(f"{dockerfile.file}: no FROM instruction", hint="a Dockerfile starts with FROM <image>",
                          file=dockerfile.file)
     # dependencies through --from
     for stage in stages:
-        for instr in stage.instructions:
-            refs: list[str] = []
-            for flag in instr.flags:
-                if flag.startswith("--from="):
-                    refs.append(flag[len("--from="):])
-                elif flag.startswith("--mount="):
-                    for part in flag[len("--mount="):].split(","):
-                        if part.startswith("from="):
-                            refs.append(part[5:])
-            for ref in refs:
-                ref = ref.strip("\"'")
+        for cmd in stage.commands:
+            for ref in _refs(cmd):
                 idx = _stage_ref(ref.lower(), by_name, stage.index)
                 if idx is not None and idx != stage.index and (ref.isdigit() or ref.lower() in by_name):
                     if idx >= stage.index and not ref.isdigit():
-                        raise instr.error(f"stage {ref!r} is defined after it is used")
+                        raise cmd.error(f"stage {ref!r} is defined after it is used")
                     stage.deps.add(idx)
-        for instr in stage.instructions:
-            if instr.cmd == "ARG":
-                for word in _raw_words(instr.args):
-                    consumed.add(word.partition("=")[0])
+            if isinstance(cmd, ArgCommand):
+                consumed.update(name for name, _ in cmd.args)
     if target is None:
         chosen = stages[-1]
     else:

@@ -11,7 +11,7 @@ import numpy as np
 
 from mlpack.bundle.manifest import MANIFEST_NAME, read_manifest, verify_files
 from mlpack.bundle.predictor import OnnxPredictor, Predictor, PythonPredictor
-from mlpack.bundle.spec import TensorSpec
+from mlpack.bundle.spec import TableSchema, TensorSpec
 from mlpack.errors import BundleError
 
 __all__ = ["Bundle"]
@@ -39,7 +39,7 @@ class Bundle:
             )
         try:
             bundle = cls(directory, manifest)
-            bundle.inputs, bundle.outputs  # noqa: B018 - parse the schema now, not at first use
+            bundle.inputs, bundle.outputs, bundle.table  # noqa: B018 - parse the schema now, not at first use
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{directory}: malformed schema in {MANIFEST_NAME} ({exc})", hint="capture the model again") from None
         return bundle
@@ -78,6 +78,11 @@ class Bundle:
     @property
     def outputs(self) -> list[TensorSpec]:
         return [TensorSpec.from_dict(d) for d in self.manifest["outputs"]]
+
+    @property
+    def table(self) -> TableSchema | None:
+        """The table's (or text's) column schema; None for a tensor model."""
+        return TableSchema.from_dict(self.manifest.get("table"))
 
     @property
     def requirements(self) -> list[str]:
@@ -125,7 +130,7 @@ class Bundle:
         if self.flavor == "onnx":
             return OnnxPredictor(data, self.inputs, self.outputs, threads=threads, providers=providers)
         _check_distributions(self)
-        return PythonPredictor(data, self.inputs, self.outputs, self.manifest["model"].get("entry", {}), threads=threads)
+        return PythonPredictor(data, self.inputs, self.outputs, self.manifest["model"].get("entry", {}), threads=threads, table=self.table)
 
     def summary(self) -> str:
         """A few human-readable lines (what ``mlpack inspect`` prints)."""

@@ -40,7 +40,7 @@ CONVERTED_WITH = {
     "lightgbm": ("lightgbm", "onnxmltools", "onnx"),
     "onnx": ("onnx",),
 }
-SAMPLE_ROWS = 5  # rows kept in sample.npz (documentation, OpenAPI example, image checks)
+SAMPLE_ROWS = 256  # rows kept in sample.npz (documentation, OpenAPI example, the image's parity check)
 PARITY_MAX_ROWS = 10_000  # the parity check runs on at most this many sample rows
 
 
@@ -93,13 +93,34 @@ def capture(
                         hint="use flavor='python' to capture it as a pickle with pinned package versions",
                     ) from None
                 model_info["conversion_error"] = str(exc)
-        manifest = _write_files(staging, name, model, prepared, onnx_bytes, model_info, hooks)
-        _check_parity(staging, manifest, prepared, allow_parity_failure, started)
+        try:
+            manifest = _write_files(staging, name, model, prepared, onnx_bytes, model_info, hooks)
+            _check_parity(staging, manifest, prepared, allow_parity_failure, started)
+        except CaptureError as exc:
+            # A table or text model whose ONNX form answers differently (a
+            # tokenizer's regex, say) is no conversion: auto serves the original.
+            if onnx_bytes is None or flavor != "auto" or prepared.table is None or "parity" not in exc.context:
+                raise
+            _clear(staging)
+            model_info = {"class": prepared.model_class, "conversion_error": f"the ONNX model answers differently: {exc.message}"}
+            try:
+                manifest = _write_files(staging, name, model, prepared, None, model_info, hooks)
+                _check_parity(staging, manifest, prepared, allow_parity_failure, started)
+            except CaptureError:
+                raise exc from None
         _move_into_place(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return Bundle.load(target)
+
+
+def _clear(directory: Path) -> None:
+    for child in directory.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 def _default_model_name(model: Any) -> str:
@@ -182,6 +203,8 @@ def _write_files(
 
         flavor, model_file = "python", "model.pkl"
         data, modules = pickle_model(model)
+        if prepared.table is not None and prepared.table.kind == "table":
+            modules = {*modules, "pandas"}  # the server rebuilds the DataFrame before calling the model
         dists, orphans = env.distributions_for_modules(modules)
         env.check_orphans(orphans)
         (staging / model_file).write_bytes(data)
@@ -195,6 +218,9 @@ def _write_files(
         model_info["distributions"] = dict(sorted(dists.items()))
         # The model's distributions, pinned exactly, then the serving stack without onnxruntime.
         pins = env.pinned_closure({**env.serving_lock(with_onnxruntime=False), **dists})
+    classes = _classes(model)
+    if classes is not None:
+        model_info["classes"] = classes  # the order of the probabilities' columns
     model_info = {"file": model_file, **model_info}
     (staging / "requirements.lock").write_text(
         "# pinned by mlpack capture for the serving image\n" + "\n".join(env.lock_lines(pins)) + "\n", encoding="utf-8"
@@ -218,11 +244,27 @@ def _write_files(
         "sample": "sample.npz",
         "expected": "expected.npz",
         "hooks": "hooks.py" if hooks is not None else None,
+        **({"table": prepared.table.to_dict()} if prepared.table is not None else {}),
         "parity": {"checked": False},
         "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         "files": {f: sha256_file(staging / f) for f in files},
     }
     return write_manifest(staging, manifest)
+
+
+def _classes(model: Any) -> list[Any] | None:
+    """A classifier's ``classes_`` as plain values (str, int, float, bool)."""
+    try:
+        classes = getattr(model, "classes_", None)
+    except Exception:  # noqa: BLE001 - a property that raises means no classes
+        return None
+    if classes is None:
+        return None
+    try:
+        values = [c.item() if isinstance(c, np.generic) else c for c in np.asarray(classes).ravel().tolist()]
+    except (TypeError, ValueError):
+        return None
+    return values if all(isinstance(v, (str, int, float, bool)) for v in values) else None
 
 
 def _onnx_schema(onnx_bytes: bytes, prepared: Prepared) -> tuple[list[TensorSpec], list[TensorSpec]]:

@@ -1,9 +1,11 @@
 """Tabular models: scikit-learn (skl2onnx), XGBoost and LightGBM (onnxmltools),
 and any object with ``predict()`` (python flavour only).
 
-One 2-D float32 input named ``input``; classifiers give ``label`` and
-``probabilities`` (skl2onnx's ZipMap turned off, so a plain tensor),
-regressors ``prediction``.
+An array sample gives one 2-D float32 input named ``input``; a DataFrame,
+dict of columns, list of records or list of strings gives a table or text
+bundle (see :mod:`mlpack.bundle.convert_table`). Classifiers give ``label``
+and ``probabilities`` (skl2onnx's ZipMap turned off, so a plain tensor),
+regressors ``prediction``, shaped like the original's answers.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from mlpack.bundle.frameworks import (
     rename_outputs,
     run_original,
 )
+from mlpack.bundle.convert_table import matrix_table_onnx, shape_like, sklearn_table_onnx, table_prepared
 from mlpack.bundle.samples import as_named, check_array, to_array
 from mlpack.errors import CaptureError
 
@@ -75,6 +78,10 @@ def _has(model: Any, attr: str) -> bool:
         return False
 
 
+def _text_name(options: CaptureOptions) -> str:
+    return (options.input_names or ("text",))[0]
+
+
 def _tabular_prepared(framework: str, model: Any, feeds: dict[str, np.ndarray], methods: dict[str, str]) -> Prepared:
     name = next(iter(feeds))
 
@@ -106,8 +113,12 @@ class SklearnAdapter(Adapter):
                 hint="capture a fitted classifier, regressor or a Pipeline ending in one",
             )
         _check_fitted(model)
+        methods = _methods(model, self._classifier(model))
+        table = table_prepared(self.name, model, sample, methods, _text_name(options))
+        if table is not None:
+            return table
         feeds = tabular_feeds(model, sample, options)
-        return _tabular_prepared(self.name, model, feeds, _methods(model, self._classifier(model)))
+        return _tabular_prepared(self.name, model, feeds, methods)
 
     def to_onnx(self, model: Any, prepared: Prepared, options: CaptureOptions) -> bytes:
         try:
@@ -115,18 +126,23 @@ class SklearnAdapter(Adapter):
             from skl2onnx.common.data_types import FloatTensorType
         except ImportError as exc:
             raise ConversionFailed(f"skl2onnx is not installed ({exc}); pip install 'mlpack[notebook]'") from None
-        name, x = next(iter(prepared.feeds.items()))
-        opts = {id(model): {"zipmap": False}} if self._classifier(model) else None
+        opts = {id(model): {"zipmap": False}} if self._classifier(model) else {}
         # XGBoost/LightGBM steps inside a Pipeline convert with onnxmltools' operator
         # converters, which emit ai.onnx.ml 3 at most.
         opset = {"": 17, "ai.onnx.ml": 3} if _register_boosters(model) else None
-        try:
-            proto = to_onnx(
-                model, initial_types=[(name, FloatTensorType([None, x.shape[1]]))], options=opts, target_opset=opset
-            )
-        except Exception as exc:
-            raise ConversionFailed(f"skl2onnx cannot convert {type(model).__name__}: {exc}") from None
-        return dynamic_batch(rename_outputs(proto.SerializeToString(), {"variable": "prediction"}))
+
+        def convert(types: list, options: dict) -> Any:
+            try:
+                return to_onnx(model, initial_types=types, options=options or None, target_opset=opset)
+            except Exception as exc:
+                raise ConversionFailed(f"skl2onnx cannot convert {type(model).__name__}: {exc}") from None
+
+        if prepared.table is not None:
+            data = sklearn_table_onnx(model, prepared, convert, opts)
+        else:
+            name, x = next(iter(prepared.feeds.items()))
+            data = convert([(name, FloatTensorType([None, x.shape[1]]))], opts).SerializeToString()
+        return shape_like(dynamic_batch(rename_outputs(data, {"variable": "prediction"})), prepared)
 
 
 def _register_boosters(model: Any) -> bool:
@@ -191,8 +207,12 @@ class BoostAdapter(Adapter):
                 f"{type(model).__name__} is not a {self.name} sklearn-API model",
                 hint=f"capture {self.name}'s XGBClassifier/XGBRegressor or LGBMClassifier/LGBMRegressor, not a raw Booster",
             )
+        methods = _methods(model, _has(model, "predict_proba"))
+        table = table_prepared(self.name, model, sample, methods, _text_name(options))
+        if table is not None:
+            return table
         feeds = tabular_feeds(model, sample, options)
-        return _tabular_prepared(self.name, model, feeds, _methods(model, _has(model, "predict_proba")))
+        return _tabular_prepared(self.name, model, feeds, methods)
 
     def to_onnx(self, model: Any, prepared: Prepared, options: CaptureOptions) -> bytes:
         try:
@@ -200,26 +220,36 @@ class BoostAdapter(Adapter):
             from onnxmltools.convert.common.data_types import FloatTensorType
         except ImportError as exc:
             raise ConversionFailed(f"onnxmltools is not installed ({exc}); pip install 'mlpack[notebook]'") from None
-        name, x = next(iter(prepared.feeds.items()))
-        types = [(name, FloatTensorType([None, x.shape[1]]))]
-        try:
-            if self.name == "xgboost":
-                proto = convert_xgboost(_plain_xgboost(model), initial_types=types)
-            else:
-                proto = convert_lightgbm(model, initial_types=types, zipmap=False)
-        except Exception as exc:
-            raise ConversionFailed(f"onnxmltools cannot convert {type(model).__name__}: {exc}") from None
-        return dynamic_batch(rename_outputs(proto.SerializeToString(), {"variable": "prediction"}))
+
+        def convert(types: list) -> Any:
+            try:
+                if self.name == "xgboost":
+                    return convert_xgboost(_plain_xgboost(model), initial_types=types)
+                return convert_lightgbm(model, initial_types=types, zipmap=False)
+            except Exception as exc:
+                raise ConversionFailed(f"onnxmltools cannot convert {type(model).__name__}: {exc}") from None
+
+        if prepared.table is not None:
+            data = matrix_table_onnx(self.name, prepared, convert)
+        else:
+            name, x = next(iter(prepared.feeds.items()))
+            data = convert([(name, FloatTensorType([None, x.shape[1]]))]).SerializeToString()
+        return shape_like(dynamic_batch(rename_outputs(data, {"variable": "prediction"})), prepared)
 
 
 def _plain_xgboost(model: Any) -> Any:
     """onnxmltools wants feature names f0..fn; a model fitted on a DataFrame has real ones."""
     booster = model.get_booster()
-    if booster.feature_names and any(n != f"f{i}" for i, n in enumerate(booster.feature_names)):
+    named = booster.feature_names and any(n != f"f{i}" for i, n in enumerate(booster.feature_names))
+    # A bool DataFrame column is an indicator feature ("i"), whose dumped splits
+    # carry no split_condition; as a plain number it splits at the same place.
+    typed = booster.feature_types and any(t != "float" for t in booster.feature_types)
+    if named or typed:
         import copy
 
         model = copy.deepcopy(model)
         model.get_booster().feature_names = None
+        model.get_booster().feature_types = None
     return model
 
 
@@ -232,8 +262,11 @@ class PredictAdapter(Adapter):
         return _has(model, "predict") and not isinstance(model, type)
 
     def prepare(self, model: Any, sample: Any, options: CaptureOptions) -> Prepared:
-        feeds = tabular_feeds(model, sample, options, cast=False)
         methods = {"prediction": "predict"}
         if _has(model, "predict_proba"):
             methods = {"label": "predict", "probabilities": "predict_proba"}
+        table = table_prepared(self.name, model, sample, methods, _text_name(options))
+        if table is not None:
+            return table
+        feeds = tabular_feeds(model, sample, options, cast=False)
         return _tabular_prepared(self.name, model, feeds, methods)

@@ -20,7 +20,9 @@ from mlpack.errors import CaptureError
 __all__ = ["SERVING_DISTRIBUTIONS", "environment", "serving_lock", "distributions_for_modules", "pinned_closure"]
 
 # Keep in step with the ``serve`` extra in pyproject.toml (a unit test checks).
-SERVING_DISTRIBUTIONS = ("onnxruntime", "numpy", "fastapi", "uvicorn", "orjson", "PyYAML", "httptools", "uvloop")
+SERVING_DISTRIBUTIONS = (
+    "onnxruntime", "numpy", "fastapi", "uvicorn", "orjson", "PyYAML", "httptools", "uvloop", "grpcio", "protobuf",
+)  # fmt: skip
 
 # Used only where a serving dependency is not installed in the capturing
 # environment (a notebook without mlpack[serve]): versions known to work.
@@ -33,6 +35,8 @@ _FALLBACK_PINS = {
     "PyYAML": "6.0.4",
     "httptools": "0.9.0",
     "uvloop": "0.23.0",
+    "grpcio": "1.85.3",
+    "protobuf": "6.33.6",
 }
 
 

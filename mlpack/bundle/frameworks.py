@@ -50,9 +50,14 @@ class Prepared:
     reference_fn: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
     entry: dict[str, Any] = field(default_factory=dict)  # how the python flavour calls the model
     python_ok: bool = True
+    table: Any = None  # a TableSchema when the sample is a table or text (one 1-D input per column)
 
     def input_specs(self) -> list[TensorSpec]:
         return [TensorSpec(n, dtype_name(a.dtype), (None, *a.shape[1:])) for n, a in self.feeds.items()]
+
+    def model_input(self) -> Any:
+        """The sample as the original model takes it (a DataFrame for a table)."""
+        return self.table.model_input(self.feeds) if self.table is not None else None
 
 
 class Adapter:

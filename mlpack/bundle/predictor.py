@@ -134,6 +134,7 @@ class PythonPredictor(Predictor):
         entry: Mapping[str, Any],
         *,
         threads: int | None = None,
+        table: Any = None,
     ) -> None:
         try:
             self.model = pickle.load(io.BytesIO(model_bytes))
@@ -147,6 +148,7 @@ class PythonPredictor(Predictor):
         self.kind = str(entry.get("kind", "methods"))
         self.methods = dict(entry.get("outputs", {}))
         self.float64 = bool(entry.get("float64", False))
+        self.table = table  # a TableSchema: the model takes the DataFrame (or texts) rebuilt from the columns
         if self.kind == "torch":
             import torch
 
@@ -160,6 +162,9 @@ class PythonPredictor(Predictor):
         arrays = check_feeds(self.inputs, feeds)
         if self.kind == "torch":
             return self._run_torch(arrays)
+        if self.table is not None:
+            x = self.table.model_input(arrays)
+            return {spec.name: np.asarray(getattr(self.model, self.methods[spec.name])(x)) for spec in self.outputs}
         x = arrays[self.inputs[0].name]
         if self.float64 and x.dtype.kind == "f":
             x = x.astype(np.float64)  # what the model saw at capture (and was trained on)

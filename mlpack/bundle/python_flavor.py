@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import io
 import pickle
+from pathlib import Path
 from typing import Any
 
 from mlpack.errors import CaptureError
 
-__all__ = ["pickle_model", "PICKLE_PROTOCOL"]
+__all__ = ["pickle_model", "pickle_modules", "PICKLE_PROTOCOL"]
 
 PICKLE_PROTOCOL = 5
 
@@ -47,3 +48,43 @@ def pickle_model(model: Any) -> tuple[bytes, set[str]]:
             hint="classes defined inside functions cannot be unpickled; define them at module level",
         ) from None
     return data, {module for module, _ in unpickler.globals}
+
+
+def pickle_modules(path: str | Path) -> list[str]:
+    """The modules a pickle file references, read from its opcodes without unpickling it.
+
+    Protocol 4/5 pickles name a class with two strings pushed (or fetched from
+    the memo) before STACK_GLOBAL; older ones use GLOBAL "module name".
+    """
+    import pickletools
+
+    modules: set[str] = set()
+    memo: dict[int, Any] = {}
+    recent: list[Any] = []  # the last two values pushed, strings or None
+    try:
+        with open(path, "rb") as fh:
+            for opcode, arg, _ in pickletools.genops(fh):
+                name = opcode.name
+                if name == "GLOBAL":
+                    modules.add(str(arg).split(" ", 1)[0])
+                    value: Any = None
+                elif name == "STACK_GLOBAL":
+                    if len(recent) == 2 and isinstance(recent[0], str):
+                        modules.add(recent[0])
+                    value = None
+                elif name in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"):
+                    value = arg
+                elif name in ("BINGET", "LONG_BINGET", "GET"):
+                    value = memo.get(int(arg))
+                elif name == "MEMOIZE":
+                    memo[len(memo)] = recent[-1] if recent else None
+                    continue
+                elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
+                    memo[int(arg)] = recent[-1] if recent else None
+                    continue
+                else:
+                    value = None
+                recent = (recent + [value])[-2:]
+    except (ValueError, OSError, EOFError) as exc:
+        raise CaptureError(f"{path} is not a readable pickle: {exc}", hint="capture the model again") from None
+    return sorted(m for m in modules if m and all(part.isidentifier() for part in m.split(".")))

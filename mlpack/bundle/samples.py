@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from mlpack.bundle.spec import ColumnSpec, TableSchema
 from mlpack.errors import CaptureError
 
-__all__ = ["to_array", "check_array", "check_empty", "as_named"]
+__all__ = ["to_array", "check_array", "check_empty", "as_named", "table_sample", "is_table_sample"]
 
 
 def to_array(value: Any, what: str = "sample") -> np.ndarray:
@@ -72,3 +73,156 @@ def as_named(sample: Any, default: str = "input") -> dict[str, Any] | None:
                 raise CaptureError(f"sample key {key!r} is not a non-empty string", hint="name each input with a string")
         return dict(sample)
     return None
+
+
+# -- tables and text ---------------------------------------------------------------
+
+_ACCEPTED = "float, int, bool, str (object or pandas str) and pandas category columns"
+
+
+def _is_frame(value: Any) -> bool:
+    return type(value).__module__.split(".")[0] == "pandas" and hasattr(value, "columns") and hasattr(value, "dtypes")
+
+
+def _is_series(value: Any) -> bool:
+    return type(value).__module__.split(".")[0] == "pandas" and hasattr(value, "dtype") and not hasattr(value, "columns")
+
+
+def _is_text(value: Any) -> bool:
+    if _is_series(value):
+        return value.dtype == object or str(value.dtype) in ("str", "string")
+    if isinstance(value, np.ndarray):
+        return value.ndim == 1 and value.dtype.kind in "UO" and value.size > 0 and all(isinstance(v, str) for v in value.tolist())
+    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(v, str) for v in value)
+
+
+def _is_columns(value: Any) -> bool:
+    if not isinstance(value, Mapping) or not value:
+        return False
+    return all(_is_series(v) or (isinstance(v, (list, tuple)) and not any(isinstance(x, (list, tuple, dict, np.ndarray)) for x in v))
+               or (isinstance(v, np.ndarray) and v.ndim == 1) for v in value.values())
+
+
+def _is_records(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(r, Mapping) for r in value)
+
+
+def is_table_sample(sample: Any) -> bool:
+    """A DataFrame, a dict of equal-length 1-D columns, a list of records, or text (1-D strings)."""
+    return _is_frame(sample) or _is_columns(sample) or _is_records(sample) or _is_text(sample)
+
+
+def _pandas() -> Any:
+    try:
+        import pandas as pd
+    except ImportError:
+        raise CaptureError(
+            "a table sample (dict of columns or list of records) needs pandas to call the model",
+            hint="pip install pandas, or pass a 2-D numpy array",
+        ) from None
+    return pd
+
+
+def _as_frame(sample: Any) -> Any:
+    if _is_frame(sample):
+        return sample
+    pd = _pandas()
+    if _is_records(sample):
+        names = list(sample[0])
+        for i, rec in enumerate(sample):
+            if list(rec) != names:
+                missing = [n for n in names if n not in rec] or [n for n in rec if n not in names]
+                raise CaptureError(
+                    f"record {i} of the sample has columns {list(rec)}, record 0 has {names} (column {missing[0]!r})"
+                    if missing else f"record {i} orders its columns differently from record 0",
+                    hint="give every record the same columns in the same order",
+                )
+        return pd.DataFrame.from_records(list(sample), columns=names)
+    lengths = {k: len(v) for k, v in sample.items()}
+    if len(set(lengths.values())) > 1:
+        raise CaptureError(f"the sample's columns have different lengths: {lengths}", hint="pass columns of equal length")
+    return pd.DataFrame({k: (v.to_numpy() if _is_series(v) else v) for k, v in sample.items()})
+
+
+def _column(name: str, series: Any) -> tuple[ColumnSpec, np.ndarray]:
+    dtype = series.dtype
+    text = str(dtype)
+    nulls = bool(series.isna().any())
+    if text == "category":
+        cats = series.cat.categories
+        values = [v.item() if isinstance(v, np.generic) else v for v in cats.tolist()]
+        if not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in values):
+            raise CaptureError(
+                f"column {name!r} is a category of {cats.dtype} values; mlpack takes categories of strings or numbers",
+                hint="convert its categories to strings before fitting", column=name,
+            )
+        spec = ColumnSpec(name, "category", "category", nulls, tuple(values), bool(series.cat.ordered))
+        if nulls:
+            _refuse_null(name, "category")
+        array = np.asarray(series.astype(object).to_numpy())
+        if spec.value_kind == "str":
+            return spec, array.astype(object)
+        return spec, array.astype(np.float64 if spec.value_kind == "float" else np.int64)
+    if text in ("str", "string") or dtype == object:
+        values = series.to_numpy(dtype=object)
+        kinds = {type(v).__name__ for v in values if not _missing(v)}
+        if kinds - {"str"}:
+            raise CaptureError(
+                f"column {name!r} holds {', '.join(sorted(kinds))} values; mlpack takes {_ACCEPTED}",
+                hint=f"give the column one type, e.g. df[{name!r}].astype(str)", column=name,
+            )
+        if nulls:
+            _refuse_null(name, "string")
+        return ColumnSpec(name, "str", text, False), values.astype(object)
+    kind = getattr(dtype, "kind", "")
+    if isinstance(dtype, np.dtype) and kind in "biuf":
+        values = series.to_numpy()
+        if kind == "f" and np.isinf(values).any():
+            raise CaptureError(f"column {name!r} holds infinite values", hint="pass rows with finite numbers", column=name)
+        return ColumnSpec(name, dtype.name, dtype.name, nulls and kind == "f"), values
+    raise CaptureError(
+        f"column {name!r} has dtype {text}; mlpack takes {_ACCEPTED}",
+        hint="convert it before fitting (datetimes to numbers, e.g. df[c].astype('int64') // 10**9; "
+        "nullable Int64 to float64)",
+        column=name, dtype=text,
+    )
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _refuse_null(name: str, what: str) -> None:
+    raise CaptureError(
+        f"column {name!r} has missing values in a {what} column; mlpack serves missing values in float columns only",
+        hint=f"fill them with a placeholder, e.g. df[{name!r}] = df[{name!r}].fillna('missing') before fitting",
+        column=name,
+    )
+
+
+def table_sample(sample: Any, text_name: str = "text") -> tuple[TableSchema, dict[str, np.ndarray]] | None:
+    """The schema and one 1-D array per column of a table or text sample; None for tensors.
+
+    Arrays keep each column's dtype (float64 stays float64, strings are object
+    arrays of str, categories their values); NaN marks a missing float.
+    """
+    if _is_text(sample):
+        values = [str(v) for v in (sample.tolist() if hasattr(sample, "tolist") else sample)]
+        if _is_series(sample) and sample.isna().any():
+            _refuse_null(text_name, "text")
+        return TableSchema("text", (ColumnSpec(text_name, "str", "str"),)), {text_name: np.asarray(values, dtype=object)}
+    if not (_is_frame(sample) or _is_columns(sample) or _is_records(sample)):
+        return None
+    frame = _as_frame(sample)
+    if len(frame) == 0 or len(frame.columns) == 0:
+        raise CaptureError(f"the table sample is empty ({len(frame)} rows, {len(frame.columns)} columns)",
+                           hint="pass at least one row of real input, e.g. X_test[:50]")
+    names = list(frame.columns)
+    bad = [n for n in names if not isinstance(n, str) or not n]
+    if bad:
+        raise CaptureError(f"column name {bad[0]!r} is not a non-empty string",
+                           hint="name every column with a string, e.g. df.columns = [str(c) for c in df.columns]")
+    if len(set(names)) != len(names):
+        raise CaptureError(f"the sample has duplicate column names: {names}", hint="give every column a unique name")
+    columns = [_column(n, frame[n]) for n in names]
+    return TableSchema("table", tuple(c for c, _ in columns)), {c.name: a for c, a in columns}

@@ -89,3 +89,117 @@ def default_name(text: str) -> str:
     """A valid name derived from free text such as a class name."""
     cleaned = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     return cleaned[:NAME_MAX].strip("-._")
+
+
+# -- tables and text ---------------------------------------------------------------
+
+COLUMN_DTYPES = (
+    "float16", "float32", "float64",
+    "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "bool", "str", "category",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One named column of a table sample.
+
+    ``dtype`` is one of :data:`COLUMN_DTYPES`; ``pandas_dtype`` the exact
+    pandas dtype to rebuild (``object`` or ``str`` for strings);
+    ``categories`` (category columns) are the allowed values in order;
+    ``nullable``: the sample held missing values (NaN) in this column.
+    """
+
+    name: str
+    dtype: str
+    pandas_dtype: str = ""
+    nullable: bool = False
+    categories: tuple[Any, ...] | None = None
+    ordered: bool = False
+
+    @property
+    def value_kind(self) -> str:
+        """What one value is: ``float``, ``int``, ``bool`` or ``str``."""
+        if self.dtype == "category":
+            kinds = {type(c) for c in self.categories or ()}
+            return "str" if str in kinds or not kinds else "float" if float in kinds else "int"
+        if self.dtype in ("bool", "str"):
+            return self.dtype
+        return "float" if self.dtype.startswith("float") else "int"
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "dtype": self.dtype, "pandas_dtype": self.pandas_dtype, "nullable": self.nullable}
+        if self.categories is not None:
+            data["categories"] = list(self.categories)
+            data["ordered"] = self.ordered
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ColumnSpec":
+        dtype = str(data["dtype"])
+        if dtype not in COLUMN_DTYPES:
+            raise ValueError(f"unknown column dtype {dtype!r}")
+        cats = data.get("categories")
+        return cls(
+            name=str(data["name"]),
+            dtype=dtype,
+            pandas_dtype=str(data.get("pandas_dtype") or dtype),
+            nullable=bool(data.get("nullable", False)),
+            categories=tuple(cats) if cats is not None else None,
+            ordered=bool(data.get("ordered", False)),
+        )
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """The schema of a table sample (``kind="table"``: ordered named columns) or
+    of a text sample (``kind="text"``: one column of strings, a 1-D list)."""
+
+    kind: str
+    columns: tuple[ColumnSpec, ...]
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("table", "text"):
+            raise ValueError(f"unknown table kind {self.kind!r}")
+        names = [c.name for c in self.columns]
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"column names must be unique and non-empty: {names}")
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> ColumnSpec:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "columns": [c.to_dict() for c in self.columns]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "TableSchema | None":
+        if not data:
+            return None
+        return cls(kind=str(data["kind"]), columns=tuple(ColumnSpec.from_dict(c) for c in data["columns"]))
+
+    def model_input(self, feeds: dict[str, np.ndarray]) -> Any:
+        """What the original model is called with: the exact DataFrame (names, dtypes,
+        categories, order) for a table, a list of str for text. Needs pandas for tables."""
+        if self.kind == "text":
+            return [str(v) for v in np.asarray(feeds[self.columns[0].name]).reshape(-1).tolist()]
+        import pandas as pd
+
+        data = {}
+        for col in self.columns:
+            values = np.asarray(feeds[col.name]).reshape(-1)
+            if col.dtype == "category":
+                if col.value_kind != "str":
+                    values = values.astype(np.float64 if col.value_kind == "float" else np.int64)
+                data[col.name] = pd.Categorical(values, categories=list(col.categories or ()), ordered=col.ordered)
+            elif col.dtype == "str":
+                data[col.name] = pd.Series(values.astype(object), dtype=col.pandas_dtype or object)
+            else:
+                data[col.name] = pd.Series(values.astype(col.dtype), dtype=col.pandas_dtype or col.dtype)
+        return pd.DataFrame(data, columns=self.names)

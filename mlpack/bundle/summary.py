@@ -31,6 +31,9 @@ def summary_dict(bundle: "Bundle") -> dict[str, Any]:
         "model_file": bundle.model_path.name,
         "model_sha256": bundle.model_sha256,
         "size_bytes": size,
+        "table": bundle.manifest.get("table"),
+        "conversion": _conversion(bundle),
+        "classes": bundle.manifest["model"].get("classes"),
         "inputs": [s.to_dict() for s in bundle.inputs],
         "outputs": [s.to_dict() for s in bundle.outputs],
         "parity": bundle.parity,
@@ -39,6 +42,24 @@ def summary_dict(bundle: "Bundle") -> dict[str, Any]:
         "hooks": bundle.manifest.get("hooks"),
         "created": bundle.manifest.get("created"),
     }
+
+
+def _conversion(bundle: "Bundle") -> str:
+    """Why the model is served as it is: converted to ONNX, or the reason it fell back."""
+    model = bundle.manifest["model"]
+    if bundle.flavor == "onnx":
+        return "converted to ONNX"
+    error = model.get("conversion_error")
+    return f"python flavour (ONNX conversion failed: {error})" if error else "python flavour (asked for)"
+
+
+def _column_line(c: dict[str, Any]) -> str:
+    text = c["dtype"]
+    if c["dtype"] == "category":
+        text += f" {c.get('categories')}" + (" ordered" if c.get("ordered") else "")
+    elif c.get("pandas_dtype") and c["pandas_dtype"] != c["dtype"]:
+        text += f" (pandas {c['pandas_dtype']})"
+    return f"{c['name']}: {text}" + (", nullable" if c.get("nullable") else "")
 
 
 def summarize(bundle: "Bundle") -> str:
@@ -51,6 +72,13 @@ def summarize(bundle: "Bundle") -> str:
         f"size       {_size(d['size_bytes'])}",
         f"python     {env.get('python', '?')} on {env.get('platform', '?')}",
     ]
+    lines.append(f"conversion {d['conversion']}")
+    table = d["table"]
+    if table:
+        for i, c in enumerate(table["columns"]):
+            lines.append(f"{(table['kind'] if i == 0 else ''):<10} {_column_line(c)}")
+    if d["classes"] is not None:
+        lines.append(f"classes    {d['classes']}")
     for label, specs in (("inputs", d["inputs"]), ("outputs", d["outputs"])):
         for i, s in enumerate(specs):
             shape = "[" + ", ".join("batch" if x is None else str(x) for x in s["shape"]) + "]"

@@ -37,22 +37,71 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-cache", action="store_true", help="do not reuse cached steps")
     p.add_argument("--secret", action="append", default=[], metavar="id=ID,src=FILE",
                    help="a file RUN --mount=type=secret can read; never stored in the image (repeatable)")
+    p.add_argument("--check", action="store_true",
+                   help="only validate the Dockerfile (stages, flags, references, ARG use); build nothing. "
+                        "Exit status 1 and every problem with its line when there are any")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image digest")
     p.add_argument("--progress", choices=("auto", "plain", "quiet"), default="auto",
                    help="plain also prints each RUN step's output")
+    p.add_argument("--network", choices=("default", "none", "host"), default="default",
+                   help="RUN steps' network: default (own namespace, internet through slirp4netns, never the "
+                        "host's loopback), none, or host (the host's namespace: trusted Dockerfiles only)")
+    p.add_argument("-m", "--memory", help="memory limit of each RUN step (default 8g, or half the host's)")
+    p.add_argument("--pids-limit", type=int, help="process limit of each RUN step (default 4096)")
+    p.add_argument("--cpus", type=float, help="CPU limit of each RUN step (default: no limit)")
     p.set_defaults(handler=_run)
 
 
-def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from mlpack.builder import TextProgress, build
+def _check(args: argparse.Namespace) -> int:
+    from mlpack.builder import check_dockerfile
 
+    name, findings = check_dockerfile(args.context, dockerfile=args.dockerfile, build_args=dict(args.build_arg),
+                                      target=args.target)
+    for finding in findings:
+        print(finding.render(name), file=sys.stderr)
+    if findings:
+        print(f"{name}: {len(findings)} problem(s)", file=sys.stderr)
+        return 1
+    print(f"{name}: no problems found", file=sys.stderr)
+    return 0
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+
+    from mlpack.builder import TextProgress, build
+    from mlpack.builder.state import default_run_limits
+    from mlpack.errors import BuildError
+    from mlpack.types import Limits
+
+    if args.check:
+        return _check(args)
+    base = default_run_limits()
+    limits = Limits(memory=args.memory if args.memory is not None else base.memory,
+                    pids=args.pids_limit if args.pids_limit is not None else base.pids, cpus=args.cpus)
+
+    def _terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # unwinds the build: the RUN step is killed and its sandbox removed
+
+    signal.signal(signal.SIGTERM, _terminate)
     quiet = args.quiet or args.progress == "quiet"
     progress = None if quiet else TextProgress(stream=sys.stderr, verbose=args.progress == "plain")
     # a failing step raises BuildError with its output tail; mlpack.cli prints it with the hint
-    image = build(
-        args.context, tag=args.tag, settings=settings, dockerfile=args.dockerfile,
-        build_args=dict(args.build_arg), target=args.target, no_cache=args.no_cache,
-        secrets=args.secret, progress=progress,
-    )
+    try:
+        image = build(
+            args.context, tag=args.tag, settings=settings, dockerfile=args.dockerfile,
+            build_args=dict(args.build_arg), target=args.target, no_cache=args.no_cache,
+            secrets=args.secret, progress=progress, network=args.network, limits=limits,
+        )
+    except BuildError as exc:
+        code = getattr(exc, "exit_code", None)
+        if not isinstance(code, int) or code <= 0 or getattr(args, "debug", False):
+            raise
+        # a failed RUN: its exit status becomes ours (as buildah does); 1..255
+        print(f"mlpack build: error: {exc}", file=sys.stderr)
+        return min(code, 255)
+    except KeyboardInterrupt as exc:
+        print(f"mlpack build: {exc or 'interrupted'}", file=sys.stderr)
+        return 130
     print(image.digest)
     return 0

@@ -27,6 +27,7 @@ _DIGEST_IN_REF = re.compile(r"@(sha256:[a-f0-9]{64})$")
 # Server settings the image may carry as ENV (mlpack.server.config reads
 # MLPACK_<FIELD>): the port it listens on and how long it drains.
 _ENV_PORT = "MLPACK_PORT"
+_ENV_GRPC_PORT = "MLPACK_GRPC_PORT"
 _ENV_GRACE = "MLPACK_GRACEFUL_TIMEOUT_S"
 
 
@@ -55,6 +56,11 @@ def _parse_port(exposed: dict[str, Any] | None, env: dict[str, str]) -> int | No
     return 8080 if 8080 in ports else ports[0]
 
 
+def _grpc_port(env: dict[str, str]) -> int | None:
+    raw = env.get(_ENV_GRPC_PORT, "")
+    return int(raw) if raw.isdigit() and 0 < int(raw) < 65536 else None
+
+
 def image_info_from_config(reference: str, digest: str | None, config: dict[str, Any]) -> ImageInfo:
     """ImageInfo from an OCI image config (the whole config blob or its ``config`` part)."""
     from mlpack.kube import ImageInfo
@@ -77,6 +83,7 @@ def image_info_from_config(reference: str, digest: str | None, config: dict[str,
         user_gid=gid,
         labels={str(k): str(v) for k, v in (inner.get("Labels") or {}).items()},
         stop_grace_seconds=grace,
+        grpc_port=_grpc_port(env),
     )
     return replace(info, port=port) if port else info
 

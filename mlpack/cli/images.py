@@ -206,7 +206,8 @@ def _load(args: argparse.Namespace, settings: Settings) -> int:
 
     quiet = args.quiet
     images = load(_store(settings), args.input, ref=args.tag,
-                  progress=None if quiet else (lambda line: print(line, file=sys.stderr)))
+                  progress=None if quiet else (lambda line: print(line, file=sys.stderr)),
+                  layers_dir=settings.layers_dir)
     for image in images:
         print(f"Loaded image: {image.ref or image.digest}")
     return 0
@@ -231,9 +232,17 @@ def _bootstrap(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    from mlpack.runtime.sandboxreap import leftovers
+
     report = _store(settings).verify()
     for problem in report.problems:
         print(f"PROBLEM: {problem}")
+    stale = leftovers(settings.home)
+    for line in stale:  # RUN steps of a killed build; `mlpack system prune` or the next build reaps them
+        print(f"PROBLEM: leftover RUN sandbox {line}; `mlpack system prune` removes it")
+    if stale:
+        print(f"checked {report.checked} blobs: {len(report.problems) + len(stale)} problem(s)")
+        return 1
     if report.garbage:
         print(f"{len(report.garbage)} leftover or unreferenced file(s); `mlpack system prune` removes them")
     print(f"checked {report.checked} blobs: {'ok' if report.ok else f'{len(report.problems)} problem(s)'}")
@@ -242,7 +251,11 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
 
 def _prune(args: argparse.Namespace, settings: Settings) -> int:
     from mlpack.oci.layercache import prune
+    from mlpack.runtime.sandboxreap import reap_stale
 
+    reaped = reap_stale(settings.home)  # before layers: a killed build's RUN step still uses its lowers
+    if reaped:
+        print(f"removed {len(reaped)} leftover RUN sandbox(es) of killed builds")
     store = _store(settings)
     count, freed = store.gc(grace_s=args.grace)
     keep: set[str] = set()

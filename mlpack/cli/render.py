@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--env", action="append", default=[], metavar="K=V", help="extra ENV in the image (repeatable)")
     p.add_argument("--label", action="append", default=[], metavar="K=V", help="extra LABEL (repeatable)")
     p.add_argument("--port", type=int, metavar="N", help="port the server listens on (default 8080)")
+    p.add_argument("--grpc-port", type=int, metavar="N", help="port of the gRPC inference service (default 8081; 0: none)")
     p.add_argument("--uid", type=int, metavar="N", help="uid/gid of the non-root user (default 10001)")
     p.add_argument("--template-dir", type=Path, metavar="DIR",
                    help="directory searched before the built-in templates")
@@ -63,6 +64,8 @@ def options_from_args(args: argparse.Namespace) -> Any:
     }
     if args.port is not None:
         values["port"] = args.port
+    if args.grpc_port is not None:
+        values["grpc_port"] = args.grpc_port
     if args.uid is not None:
         values["uid"] = args.uid
     return RenderOptions(**values)

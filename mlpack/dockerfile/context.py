@@ -2,7 +2,7 @@
 
 The context directory holds exactly what the Dockerfile copies::
 
-    Dockerfile  .dockerignore  requirements.lock
+    Dockerfile  .dockerignore  requirements.lock  importcheck.py  imports.txt
     app/mlpack/...   the serving subset of mlpack (no build or CLI code)
     bundle/...       the bundle, byte for byte
 
@@ -39,13 +39,22 @@ LABEL_PREFIX = "io.mlpack."
 SERVING_MODULES = ("__init__.py", "errors.py", "types.py", "bundle", "server")
 # Packages whose "tests" directories nothing imports at run time.
 STRIP_TESTS = ("numpy", "scipy", "pandas", "sklearn", "sympy", "mpmath", "networkx", "skl2onnx")
-# Tooling inside wheels that inference never imports (checked by the integration
-# test); shell globs relative to site-packages.
-STRIP_PATHS = ("onnxruntime/transformers", "onnxruntime/quantization", "onnxruntime/tools",
-               "numpy/f2py", "numpy/distutils")
+# Tooling inside onnxruntime's wheel that inference never imports; shell globs
+# relative to site-packages. Trimmed only from an ONNX image whose lock is
+# mlpack's own serving stack (nothing else there imports them: the integration
+# test imports every top-level module of the image's site-packages). A python
+# flavour image keeps every file its distributions ship: scipy imports
+# numpy.f2py, and no list of ours can know what a user's packages import.
+STRIP_PATHS = ("onnxruntime/transformers", "onnxruntime/quantization", "onnxruntime/tools")
 # The CPU wheel's C-API library (35 MB): the Python binding is linked statically
 # and never loads it. Kept in the GPU variant, where it was not verified.
 STRIP_PATHS_CPU = ("onnxruntime/capi/libonnxruntime.so*",)
+# Installers removed from the venv unless the lock itself names them (a package
+# that requires setuptools may import pkg_resources at run time).
+INSTALLERS = {"pip": ("pip",), "setuptools": ("setuptools", "pkg_resources", "_distutils_hack"),
+              "wheel": ("wheel",)}
+# The build step that imports every distribution of the lock (stdlib-only script).
+IMPORT_CHECK = Path(__file__).with_name("importcheck.py")
 _HEALTHCHECK = (
     "import os, urllib.request; "
     "urllib.request.urlopen('http://127.0.0.1:%s/v2/health/ready' % os.environ.get('MLPACK_PORT', '8080'), timeout=4)"
@@ -88,6 +97,8 @@ def render(bundle_or_path: Any, options: RenderOptions | None = None, *,
     _copy_tree(Path(bundle.path), out / "bundle")
     _copy_serving_code(out / "app" / "mlpack")
     _write(out / "requirements.lock", "\n".join(requirements) + "\n")
+    _write(out / "importcheck.py", IMPORT_CHECK.read_text())
+    _write(out / "imports.txt", "".join(f"{m}\n" for m in required_modules(bundle)))
     _write(out / ".dockerignore", render_template("dockerignore.j2", {}, extra_dir=options.template_dir))
     _write(out / "Dockerfile", text)
     return BuildContext(path=out, dockerfile=out / "Dockerfile", options=options, base_image=base)
@@ -111,17 +122,52 @@ def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base:
         "env": sorted(options.env.items()),
         "labels": image_labels(bundle, options, base),
         "port": options.port,
+        "grpc_port": options.grpc_port,
         "uid": options.uid,
         "venv": VENV,
         "app_dir": APP_DIR,
         "bundle_dir": BUNDLE_DIR,
         "cuda_lib_dir": CUDA_LIB_DIR,
         "strip_tests": list(STRIP_TESTS),
-        "strip_paths": list(STRIP_PATHS) + ([] if options.gpu else list(STRIP_PATHS_CPU)),
+        "strip_installers": strip_installers(lock_lines(bundle, options)),
+        "strip_paths": strip_paths(bundle, options),
         "healthcheck": [f"{VENV}/bin/python", "-c", _HEALTHCHECK],
         "entrypoint": [f"{VENV}/bin/python", "-m", "mlpack.server"],
     }
     return render_template(template, context, extra_dir=options.template_dir, blocks=options.blocks)
+
+
+def required_modules(bundle: Any) -> list[str]:
+    """The modules the image must import at build time beyond the lock's packages: those
+    the python flavour's pickle references and those the hooks import."""
+    modules: set[str] = set()
+    if bundle.flavor == "python":
+        from mlpack.bundle.python_flavor import pickle_modules
+
+        modules.update(pickle_modules(bundle.model_path))
+    hooks = getattr(bundle, "hooks_path", None)
+    if hooks is not None and Path(hooks).is_file():
+        from mlpack.bundle.hooks import imported_modules
+
+        modules.update(imported_modules(Path(hooks).read_text(encoding="utf-8")))
+    return sorted(m for m in modules if m.split(".")[0] not in ("__main__", "mlpack"))
+
+
+def strip_paths(bundle: Any, options: RenderOptions) -> list[str]:
+    """What the builder trims from site-packages: only in an ONNX image with mlpack's own lock."""
+    if bundle.flavor != "onnx" or options.pip:
+        return []
+    return list(STRIP_PATHS) + ([] if options.gpu else list(STRIP_PATHS_CPU))
+
+
+def strip_installers(lock: list[str]) -> list[str]:
+    """The installer packages to remove: those the lock does not name."""
+    locked = {_canonical(m.group(1)) for line in lock if (m := _REQ_NAME.match(line))}
+    return [module for dist, modules in INSTALLERS.items() if dist not in locked for module in modules]
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def image_labels(bundle: Any, options: RenderOptions, base: str) -> list[tuple[str, str]]:

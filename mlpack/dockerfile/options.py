@@ -23,6 +23,7 @@ DEFAULT_BASE = "python:{python}-slim"
 LOCAL_BASE = "localhost/mlpack/python:{python}"
 DEFAULT_UID = 10001
 DEFAULT_PORT = 8080
+DEFAULT_GRPC_PORT = 8081  # the Open Inference Protocol's gRPC service, as KServe
 
 # An image reference: [registry[:port]/]path[:tag][@digest], per the distribution spec.
 _REF_RE = re.compile(
@@ -42,7 +43,7 @@ _APT_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(?::[a-z0-9-]+)?(?:=[A-Za-z0-9.+~:-]
 _PIP_RE = re.compile(r"^[A-Za-z0-9]")
 _BLOCK_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 # Environment variables the image itself relies on.
-_RESERVED_ENV = {"MLPACK_BUNDLE", "MLPACK_PORT", "VIRTUAL_ENV", "PATH", "PYTHONPATH"}
+_RESERVED_ENV = {"MLPACK_BUNDLE", "MLPACK_PORT", "MLPACK_GRPC_PORT", "VIRTUAL_ENV", "PATH", "PYTHONPATH"}
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class RenderOptions:
     ``gpu``: render the GPU variant (onnxruntime-gpu with the CUDA libraries
     its wheels bring). ``pip``/``apt``: extra packages. ``env``/``labels``:
     extra ENV and LABEL values. ``port``/``uid``: the server port and the
-    non-root user id. ``template_dir``: a directory searched before the
+    non-root user id; ``grpc_port``: the gRPC port (0: none). ``template_dir``: a directory searched before the
     built-in templates; ``template``: the template to render (default
     ``cpu.Dockerfile.j2`` or ``gpu.Dockerfile.j2``); ``blocks``: overrides
     of named blocks of that template. ``version``/``source``/``revision``
@@ -72,6 +73,7 @@ class RenderOptions:
     env: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     port: int = DEFAULT_PORT
+    grpc_port: int = DEFAULT_GRPC_PORT
     uid: int = DEFAULT_UID
     template_dir: Path | None = None
     template: str | None = None
@@ -111,6 +113,10 @@ class RenderOptions:
                               hint="use --port for MLPACK_PORT; the others are fixed by the template")
         set_("labels", _mapping(self.labels, "label", _LABEL_KEY_RE, "letters, digits, '.', '_', '/', '-'"))
         set_("port", _int_in(self.port, "port", 1, 65535))
+        set_("grpc_port", _int_in(self.grpc_port, "grpc_port", 0, 65535))
+        if self.grpc_port == self.port:
+            raise RenderError(f"the HTTP and gRPC ports are both {self.port}",
+                              hint="choose another --port, or --grpc-port 0 for no gRPC")
         set_("uid", _int_in(self.uid, "uid", 1, 2**31 - 2))
         if self.template_dir is not None:
             set_("template_dir", Path(self.template_dir))

@@ -17,15 +17,16 @@ _MARKER = "base.Dockerfile.j2"
 
 def templates_dir() -> Path:
     """The built-in templates: ``mlpack/templates`` in a wheel, ``templates/`` in a checkout."""
-    candidates: list[Path] = []
+    # A checkout first: templates/ beside the mlpack package that is running. An
+    # editable install's finder maps mlpack.templates to the installed checkout,
+    # which is another tree when this code comes from PYTHONPATH (a worktree).
+    candidates: list[Path] = [Path(__file__).resolve().parents[2] / "templates"]
     try:
         spec = importlib.util.find_spec("mlpack.templates")
     except (ImportError, ValueError):
         spec = None
     if spec is not None and spec.submodule_search_locations:
         candidates.extend(Path(p) for p in spec.submodule_search_locations)
-    # A checkout run without installing: templates/ beside the mlpack package.
-    candidates.append(Path(__file__).resolve().parents[2] / "templates")
     for candidate in candidates:
         if (candidate / _MARKER).is_file():
             return candidate

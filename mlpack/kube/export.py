@@ -130,6 +130,7 @@ def plan_for(image: ImageInfo, limits: Limits, options: ExportOptions) -> tuple[
         image=image_str,
         pull_policy=pull_policy,
         port=image.port,
+        grpc_port=image.grpc_port if image.grpc_port and image.grpc_port != image.port else None,
         uid=uid,
         gid=image.user_gid if options.run_as_user is None else None,
         resources=resources,

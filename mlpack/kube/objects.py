@@ -31,6 +31,9 @@ LIVE_PATH = "/v2/health/live"
 READY_PATH = "/v2/health/ready"
 METRICS_PATH = "/metrics"
 _PORT_NAME = "http"
+_GRPC_PORT_NAME = "grpc"
+# gRPC without TLS is HTTP/2 over cleartext: gateways and meshes read this.
+_H2C = "kubernetes.io/h2c"
 _CONTAINER = "server"
 # KServe finds the predictor's protocol on the container with this name.
 _KSERVE_CONTAINER = "kserve-container"
@@ -52,6 +55,7 @@ class Plan:
     grace_seconds: int
     labels: dict[str, str]
     options: ExportOptions
+    grpc_port: int | None = None
 
     @property
     def selector(self) -> dict[str, str]:
@@ -108,7 +112,9 @@ def _container(plan: Plan, name: str, *, kserve: bool = False) -> dict[str, Any]
     security["seccompProfile"] = {"type": "RuntimeDefault"}
     env = [{"name": "TMPDIR", "value": "/tmp"}]
     port_name, probe_port = _PORT_NAME, _PORT_NAME
+    grpc_name = _GRPC_PORT_NAME
     if kserve:
+        grpc_name = "h2c"  # KServe's name for the predictor's gRPC port
         env.insert(0, {"name": "PROTOCOL", "value": "v2"})
         # Knative accepts only "http1"/"h2c" as a port name and probes on the
         # container port by number; RawDeployment is happy with both.
@@ -117,7 +123,8 @@ def _container(plan: Plan, name: str, *, kserve: bool = False) -> dict[str, Any]
         "name": name,
         "image": plan.image,
         "imagePullPolicy": plan.pull_policy,
-        "ports": [{"name": port_name, "containerPort": plan.port, "protocol": "TCP"}],
+        "ports": [{"name": port_name, "containerPort": plan.port, "protocol": "TCP"}]
+        + _grpc_ports(plan, grpc_name, kserve=kserve),
         "env": env,
         "resources": plan.resources.as_dict(),
         "startupProbe": _probe(LIVE_PATH, probe_port, period, failures),
@@ -126,6 +133,14 @@ def _container(plan: Plan, name: str, *, kserve: bool = False) -> dict[str, Any]
         "securityContext": security,
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
+
+
+def _grpc_ports(plan: Plan, name: str, *, kserve: bool) -> list[dict[str, Any]]:
+    # Knative (KServe's Serverless mode) allows one container port: there the
+    # predictor keeps HTTP, which its probes need; RawDeployment gets both.
+    if not plan.grpc_port or (kserve and plan.options.kserve_mode != "RawDeployment"):
+        return []
+    return [{"name": name, "containerPort": plan.grpc_port, "protocol": "TCP"}]
 
 
 def _pod_security(plan: Plan) -> dict[str, Any]:
@@ -213,6 +228,10 @@ def service(plan: Plan) -> dict[str, Any]:
                     "targetPort": _PORT_NAME,
                     "protocol": "TCP",
                 }
+            ]
+            + [
+                {"name": _GRPC_PORT_NAME, "port": p, "targetPort": _GRPC_PORT_NAME, "protocol": "TCP", "appProtocol": _H2C}
+                for p in ([plan.grpc_port] if plan.grpc_port else [])
             ],
         },
     }

@@ -49,6 +49,7 @@ class ImageInfo:
     user_uid: int | None = None
     user_gid: int | None = None
     port: int = DEFAULT_PORT
+    grpc_port: int | None = None  # the gRPC inference service's port (MLPACK_GRPC_PORT), None: none
     labels: dict[str, str] = field(default_factory=dict)
     start_seconds: float | None = None
     stop_grace_seconds: int | None = None

@@ -27,9 +27,10 @@ from typing import IO, Any
 from mlpack.errors import StoreError
 from mlpack.oci import reference as _reference
 from mlpack.oci.layout import Image, Store, pick_platform
+from mlpack.oci.layercache import ensure_layer
 from mlpack.oci.media import (
-    INDEX_TYPES, MANIFEST_TYPES, OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_LAYER_TAR, OCI_MANIFEST,
-    REF_NAME, canonical_json, digest_hex,
+    INDEX_TYPES, MANIFEST_TYPES, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP,
+    OCI_LAYER_TAR, OCI_MANIFEST, REF_NAME, canonical_json, digest_hex, oversized_config,
 )
 from mlpack.oci.unpack import open_layer_stream
 
@@ -208,21 +209,36 @@ class _Source:
 
 
 def load(store: Store, path: str | os.PathLike[str], *, ref: str | None = None,
-         progress: Callable[[str], None] | None = None) -> list[Image]:
+         progress: Callable[[str], None] | None = None, layers_dir: str | os.PathLike[str] | None = None,
+         ) -> list[Image]:
     """Load every image of a docker-archive, OCI archive or OCI layout dir into ``store``.
 
     ``ref`` names the (single) image instead of the names the archive carries.
+    ``layers_dir`` (Settings.layers_dir): unpack every layer there before the
+    image is named, exactly as `run` would, so that a hostile layer is refused
+    at load, with run's message, and no image that cannot run gets a name.
     """
     src = _Source(Path(path))
+    check = _layer_check(store, Path(layers_dir)) if layers_dir is not None else None
     try:
         if src.exists("manifest.json"):
-            return _load_docker(store, src, ref, progress)
+            return _load_docker(store, src, ref, progress, check)
         if src.exists("index.json") and src.exists("oci-layout"):
-            return _load_oci(store, src, ref, progress)
+            return _load_oci(store, src, ref, progress, check)
         raise StoreError(f"{path} has neither manifest.json (docker-archive) nor index.json + oci-layout (OCI)",
                          hint="save it with `docker save`, `skopeo copy ... oci-archive:` or `mlpack save`")
     finally:
         src.close()
+
+
+def _layer_check(store: Store, layers_dir: Path) -> Callable[[list[dict[str, Any]], list[str]], None]:
+    def check(layers: list[dict[str, Any]], diff_ids: list[str]) -> None:
+        if len(layers) != len(diff_ids):
+            raise StoreError(f"the image has {len(layers)} layers but {len(diff_ids)} diff_ids",
+                             hint="the archive is hostile or broken")
+        for desc, diff_id in zip(layers, diff_ids):
+            ensure_layer(store, desc["digest"], diff_id, layers_dir)
+    return check
 
 
 def _blob_name(digest: object) -> str:
@@ -244,12 +260,13 @@ def _blob(store: Store, src: _Source, desc: dict[str, Any], progress: Callable[[
         store.put_blob_stream(iter(lambda: f.read(_CHUNK), b""), digest, int(desc["size"]))
 
 
-def _load_oci(store: Store, src: _Source, ref: str | None, progress: Callable[[str], None] | None) -> list[Image]:
+def _load_oci(store: Store, src: _Source, ref: str | None, progress: Callable[[str], None] | None,
+              check: Callable[[list[dict[str, Any]], list[str]], None] | None) -> list[Image]:
     index = json.loads(src.read("index.json"))
     out = []
     for entry in index.get("manifests", []):
         desc = entry
-        raw = src.read(_blob_name(desc.get("digest")))
+        raw = src.read(_blob_name(desc.get("digest")), MAX_MANIFEST_BYTES)
         manifest = json.loads(raw)
         media_type = manifest.get("mediaType") or desc.get("mediaType") or OCI_MANIFEST
         if media_type in INDEX_TYPES or "manifests" in manifest:
@@ -258,7 +275,7 @@ def _load_oci(store: Store, src: _Source, ref: str | None, progress: Callable[[s
                 raise StoreError("the archive's image index has no linux/amd64 image",
                                  hint="save the image for linux/amd64")
             desc = child
-            raw = src.read(_blob_name(desc.get("digest")))
+            raw = src.read(_blob_name(desc.get("digest")), MAX_MANIFEST_BYTES)
             manifest = json.loads(raw)
             media_type = manifest.get("mediaType") or desc.get("mediaType") or OCI_MANIFEST
         if media_type not in MANIFEST_TYPES:
@@ -266,8 +283,14 @@ def _load_oci(store: Store, src: _Source, ref: str | None, progress: Callable[[s
         if "sha256:" + hashlib.sha256(raw).hexdigest() != desc["digest"]:
             raise StoreError(f"manifest {desc['digest']} in the archive does not match its digest",
                              hint="the archive is corrupt")
+        too_big = oversized_config(manifest)
+        if too_big:
+            raise StoreError(too_big, hint="the archive is hostile or broken")
         for blob in [manifest["config"], *manifest.get("layers", [])]:
             _blob(store, src, blob, progress)
+        if check is not None:
+            config = json.loads(store.read_blob(manifest["config"]["digest"]))
+            check(list(manifest.get("layers", [])), list((config.get("rootfs") or {}).get("diff_ids") or []))
         name = ref or (entry.get("annotations") or {}).get(REF_NAME)
         tag = None
         if name:
@@ -278,13 +301,14 @@ def _load_oci(store: Store, src: _Source, ref: str | None, progress: Callable[[s
     return out
 
 
-def _load_docker(store: Store, src: _Source, ref: str | None, progress: Callable[[str], None] | None) -> list[Image]:
+def _load_docker(store: Store, src: _Source, ref: str | None, progress: Callable[[str], None] | None,
+                 check: Callable[[list[dict[str, Any]], list[str]], None] | None) -> list[Image]:
     entries = json.loads(src.read("manifest.json"))
     if not isinstance(entries, list):
         raise StoreError("manifest.json of the docker-archive is not a list", hint="the archive is broken")
     out = []
     for entry in entries:
-        cfg_bytes = src.read(entry["Config"])
+        cfg_bytes = src.read(entry["Config"], MAX_CONFIG_BYTES)
         cfg_digest = store.put_blob(cfg_bytes)
         config = json.loads(cfg_bytes)
         diff_ids = config.get("rootfs", {}).get("diff_ids", [])
@@ -295,6 +319,8 @@ def _load_docker(store: Store, src: _Source, ref: str | None, progress: Callable
             if progress:
                 progress(f"loading layer {diff_id[:19]}")
             layers.append(_docker_layer(store, src, name, diff_id))
+        if check is not None:
+            check(layers, list(diff_ids))
         manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                     "config": {"mediaType": OCI_CONFIG, "digest": cfg_digest, "size": len(cfg_bytes)},
                     "layers": layers}

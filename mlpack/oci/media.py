@@ -57,3 +57,20 @@ def digest_hex(digest: str) -> str:
 def canonical_json(obj: Any) -> bytes:
     """Deterministic JSON bytes (sorted keys, compact): the same object hashes the same."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+# Caps on the JSON documents of an image, on every way in (pull, load). A real
+# config is a few KiB (a large Env or history: tens of KiB); one of hundreds
+# of MB made every `mlpack images` hold it in memory, and crun spin on it.
+MAX_MANIFEST_BYTES = 4 << 20
+MAX_CONFIG_BYTES = 8 << 20
+
+
+def oversized_config(manifest: dict[str, Any]) -> str | None:
+    """Why ``manifest``'s config descriptor is refused (its announced size), or None."""
+    size = (manifest.get("config") or {}).get("size")
+    if not isinstance(size, int) or size < 0:
+        return f"the image config descriptor has no valid size ({size!r})"
+    if size > MAX_CONFIG_BYTES:
+        return f"the image config is {size} bytes, more than the cap of {MAX_CONFIG_BYTES}"
+    return None

@@ -9,6 +9,7 @@ store's files; the manifest is pushed last, byte for byte as stored.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import urllib.parse
 from collections.abc import Callable
@@ -19,7 +20,9 @@ from mlpack.errors import RegistryError, StoreError
 from mlpack.oci import reference as _reference
 from mlpack.oci.auth import load_credentials
 from mlpack.oci.layout import Image, Store, pick_platform
-from mlpack.oci.media import ACCEPT_MANIFESTS, INDEX_TYPES, MANIFEST_TYPES, check_digest
+from mlpack.oci.media import (
+    ACCEPT_MANIFESTS, INDEX_TYPES, MANIFEST_TYPES, MAX_MANIFEST_BYTES, check_digest, oversized_config,
+)
 from mlpack.oci.reference import Reference
 from mlpack.oci.transport import Transport
 from mlpack.settings import Settings
@@ -30,7 +33,7 @@ __all__ = ["pull", "push", "PushOptions", "Progress", "Client"]
 Progress = Callable[[str, str, int, int], None]
 
 _CHUNK = 1 << 20
-_MAX_MANIFEST = 4 << 20
+_MAX_MANIFEST = MAX_MANIFEST_BYTES
 _HUB_ENDPOINT = "registry-1.docker.io"
 
 
@@ -51,7 +54,8 @@ class Client:
         insecure = plain_http or host in settings.insecure_registries or registry in settings.insecure_registries
         # a mirror gets its own credentials, never Docker Hub's
         creds = load_credentials(endpoint if endpoint else registry, settings.docker_config)
-        self.http = Transport(host, insecure=insecure, credentials=creds)
+        self.http = Transport(host, insecure=insecure, credentials=creds,
+                              insecure_hosts=tuple(settings.insecure_registries))
 
     def scope(self, actions: str = "pull") -> str:
         return f"repository:{self.repository}:{actions}"
@@ -67,8 +71,13 @@ class Client:
         """(bytes, media type, digest) of the manifest or index ``ref`` (tag or digest)."""
         resp = self.http.request("GET", self.url("manifests", ref), step="get manifest",
                                  headers={"Accept": ACCEPT_MANIFESTS}, scope=self.scope())
-        data = resp.read(_MAX_MANIFEST + 1)
-        resp.close()
+        try:
+            data = resp.read(_MAX_MANIFEST + 1)
+        except (OSError, http.client.HTTPException) as exc:
+            raise RegistryError(f"manifest {ref} broke off: {exc}", hint="pull again", registry=self.registry,
+                                step="get manifest") from None
+        finally:
+            resp.close()
         if len(data) > _MAX_MANIFEST:
             raise RegistryError("manifest is larger than 4 MiB", registry=self.registry, step="get manifest")
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -225,6 +234,10 @@ def _pull(client: Client, ref: Reference, store: Store, progress: Progress | Non
         if digest != child["digest"]:
             raise RegistryError("manifest digest differs from the index", registry=client.registry, step="get manifest")
     manifest = json.loads(data)
+    too_big = oversized_config(manifest)
+    if too_big:
+        raise RegistryError(too_big, hint="the registry serves a hostile or broken image", registry=client.registry,
+                            step="get manifest")
     for desc in [manifest["config"], *manifest.get("layers", [])]:
         client.get_blob(store, desc, progress)
     store.put_manifest(data, media_type, ref=str(ref))

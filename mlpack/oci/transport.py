@@ -3,8 +3,17 @@
 Why the standard library and not httpx: ``mlpack.oci`` must work with only
 mlpack's core dependencies (httpx is in the notebook extra), and http.client
 gives what this needs: streaming bodies both ways with a large block size,
-one keep-alive connection per host, and full control over redirects so the
-Authorization header never follows one.
+one keep-alive connection per host, and full control over redirects.
+
+Redirects are answers from a host that may be hostile: every hop must be
+http(s) (a ``file://`` Location is refused by name), plain HTTP only to a
+loopback address or a registry configured insecure, and the Authorization
+header goes along only while the hop stays on the registry's own scheme and
+host (the distribution registry redirects to itself; blob storage on another
+host never sees the token). Every response body is read against a stall
+deadline: a server that sends less than ``stall_min_bytes`` in ``stall_s``
+seconds (one byte every few seconds keeps a plain socket timeout happy
+forever) breaks the read with :class:`StalledRead`.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from typing import IO, Any
 from mlpack.errors import RegistryError
 from mlpack.oci.auth import Credentials, parse_challenge
 
-__all__ = ["Transport", "Response", "is_loopback"]
+__all__ = ["Transport", "Response", "StalledRead", "is_loopback"]
 
 _BLOCK = 1 << 20
 _RETRY_STATUS = {429, 500, 502, 503, 504}
@@ -39,15 +48,41 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class StalledRead(OSError):
+    """The server stopped sending (or sends too slowly to ever finish)."""
+
+
 @dataclass
 class Response:
     status: int
     headers: http.client.HTTPMessage
     raw: http.client.HTTPResponse
     url: str
+    stall_s: float = 60.0
+    stall_min_bytes: int = 16 << 10
+    _window_start: float = field(default_factory=time.monotonic)
+    _window_bytes: int = 0
 
     def read(self, n: int = -1) -> bytes:
-        return self.raw.read(n) if n >= 0 else self.raw.read()
+        """Up to ``n`` bytes (all when negative), each arrival checked against the stall deadline."""
+        out = bytearray()
+        while n < 0 or len(out) < n:
+            chunk = self.raw.read1(_BLOCK if n < 0 else n - len(out))
+            if not chunk:
+                break
+            out += chunk
+            self._arrived(len(chunk))
+        return bytes(out)
+
+    def _arrived(self, count: int) -> None:
+        self._window_bytes += count
+        now = time.monotonic()
+        if now - self._window_start < self.stall_s:
+            return
+        if self._window_bytes < self.stall_min_bytes:
+            raise StalledRead(f"{self.url} sent {self._window_bytes} bytes in {now - self._window_start:.0f} s, "
+                              f"less than {self.stall_min_bytes} in {self.stall_s:g} s: the transfer stalled")
+        self._window_start, self._window_bytes = now, 0
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
@@ -65,7 +100,10 @@ class Transport:
     credentials: Credentials | None = None
     retries: int = 4
     backoff_s: float = 0.5
-    timeout_s: float = 300.0
+    timeout_s: float = 60.0  # per socket operation (connect, one recv)
+    stall_s: float = 60.0
+    stall_min_bytes: int = 16 << 10
+    insecure_hosts: tuple[str, ...] = ()  # other hosts allowed plain HTTP (MLPACK_INSECURE_REGISTRIES)
     sleep: Callable[[float], None] = time.sleep
     _conns: dict[tuple[str, str], http.client.HTTPConnection] = field(default_factory=dict)
     _tokens: dict[str, str] = field(default_factory=dict)
@@ -137,8 +175,9 @@ class Transport:
                     continue
             if resp.status in (301, 302, 303, 307, 308) and redirects < 5 and resp.header("Location"):
                 redirects += 1
-                url = urllib.parse.urljoin(url, resp.header("Location") or "")
-                send_auth = False  # never hand our token to wherever the registry sends us
+                url = self._redirect(url, resp.header("Location") or "", step)
+                # Our token stays with the registry itself, never with another host.
+                send_auth = urllib.parse.urlsplit(url)[:2] == urllib.parse.urlsplit(self.base)[:2]
                 if resp.status == 303:
                     method, body = "GET", None
                 continue
@@ -147,6 +186,25 @@ class Transport:
                 self.sleep(min(self.backoff_s * 2 ** (attempt - 1), 8.0))
                 continue
             raise _status_error(self.registry, step, method, url, resp.status, text)
+
+    def _redirect(self, url: str, location: str, step: str) -> str:
+        """The absolute URL a redirect points at, if it may be followed; else a RegistryError."""
+        target = urllib.parse.urljoin(url, location)
+        parts = urllib.parse.urlsplit(target)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise RegistryError(f"{step}: {self.registry} redirected to {target!r}, which is not an http(s) URL",
+                                hint="only http and https redirects are followed; the registry or a proxy in "
+                                     "between is misconfigured or hostile", registry=self.registry, step=step)
+        if parts.scheme == "http" and not self._plain_ok(parts.netloc):
+            raise RegistryError(f"{step}: {self.registry} redirected to plain-HTTP {target}",
+                                hint="refusing to continue over unencrypted HTTP; if that host is meant to be "
+                                     "plain HTTP, add it to MLPACK_INSECURE_REGISTRIES",
+                                registry=self.registry, step=step)
+        return target
+
+    def _plain_ok(self, netloc: str) -> bool:
+        host = netloc.rsplit("@", 1)[-1]
+        return is_loopback(host) or host in self.insecure_hosts or (self.insecure and host == self.registry)
 
     def _send(self, method: str, url: str, headers: dict[str, str], body: Any) -> Response:
         parts = urllib.parse.urlsplit(url)
@@ -172,7 +230,7 @@ class Transport:
         finally:
             if stream is not None:
                 stream.close()
-        return Response(raw.status, raw.headers, raw, url)
+        return Response(raw.status, raw.headers, raw, url, stall_s=self.stall_s, stall_min_bytes=self.stall_min_bytes)
 
     def _drop(self, url: str) -> None:
         parts = urllib.parse.urlsplit(url)

@@ -164,6 +164,7 @@ class _Applier:
         self.opt = options
         self.same_owner = options.same_owner if options.same_owner is not None else os.geteuid() == 0
         self.count = 0
+        self.written = 0  # apparent bytes of regular files: a sparse entry's holes count too
         self.created: set[tuple[str, ...]] = set()  # paths this layer wrote (opaque spares them)
         self.dir_times: list[tuple[list[str], int]] = []
 
@@ -253,6 +254,15 @@ class _Applier:
                 os.close(fd)
             self.dir_times.append((parts, int(m.mtime)))
             return
+        if m.isreg():
+            # tarfile reports a sparse member's real (apparent) size, which is what
+            # writing it costs: 10 KiB of tar can describe a 4 GiB file of holes.
+            self.written += m.size
+            if self.written > self.opt.max_size:
+                raise UnpackError(f"layer is larger than the cap of {self.opt.max_size} bytes written "
+                                  f"(entry {m.name!r} is {m.size} bytes, sparse holes included)",
+                                  hint="it may be a decompression or sparse-file bomb; raise UnpackOptions.max_size "
+                                       "if it is genuine")
         self._remove(pfd, base)
         if m.isreg():
             fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=pfd)

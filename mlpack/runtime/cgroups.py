@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlpack.runtime.host import CGROUP_ROOT, cgroup_mode
+from mlpack.runtime.sandboxreap import remove_cgroup_dirs
 
 __all__ = ["CgroupStats", "cgroup_dirs", "read_stats", "oom_kills", "remove_cgroup", "cgroup_pids"]
 
@@ -133,18 +134,7 @@ def remove_cgroup(cgroups_path: str, root: Path = CGROUP_ROOT, timeout: float = 
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        left = []
-        for d in cgroup_dirs(cgroups_path, root):
-            # children first: a runtime may have made sub-cgroups
-            for sub in sorted((p for p in d.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-                try:
-                    sub.rmdir()
-                except OSError:
-                    pass
-            try:
-                d.rmdir()
-            except OSError:
-                left.append(d)
+        left = remove_cgroup_dirs(cgroup_dirs(cgroups_path, root))  # children first: a runtime may make sub-cgroups
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.05)

@@ -12,6 +12,7 @@ from typing import Any
 
 from mlpack.errors import ContainerNotFound, RunError
 from mlpack.runtime.cgroups import read_stats
+from mlpack.runtime.execproc import exec_process, process_file
 from mlpack.runtime.state import container_dirs, find_container_dir, pid_alive, read_json
 from mlpack.runtime.teardown import remove_container_dir, runtime_of
 from mlpack.settings import Settings
@@ -241,20 +242,17 @@ class Container:
     def exec(self, args: Sequence[str], *, env: Sequence[str] = (), user: str | None = None,
              workdir: str | None = None, capture: bool = True, timeout: float | None = None,
              ) -> subprocess.CompletedProcess:
-        """Run a command in the running container (same namespaces, limits and user)."""
+        """Run a command in the running container: same namespaces, limits, user, groups, capabilities,
+        seccomp profile and noNewPrivileges as its main process, unless ``user`` names another user."""
         if self.status != "running":
             raise RunError(f"container {self.name} is not running", hint="start a new one with mlpack run")
-        flags: list[str] = []
-        for e in env:
-            flags += ["--env", e]
-        if user:
-            flags += ["--user", user]
-        if workdir:
-            flags += ["--cwd", workdir]
-        argv = self._runtime().argv("exec", *flags, self.id, *args)
-        if capture:
-            return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
-        return subprocess.run(argv, timeout=timeout)
+        process = exec_process(self.dir, args, env=env, user=user, workdir=workdir)
+        with process_file(self.dir, process) as path:
+            argv = self._runtime().argv("exec", "--process", path, self.id)
+            if capture:
+                return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                      timeout=timeout)
+            return subprocess.run(argv, timeout=timeout)
 
     def inspect(self) -> dict[str, Any]:
         """record + state + paths, the way `mlpack inspect` prints it."""

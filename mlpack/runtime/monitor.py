@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpack.runtime.cgroups import oom_kills
+from mlpack.runtime.execproc import exec_process, process_file
 from mlpack.runtime.mounts import libc
 from mlpack.runtime.netns import Forwarder
 from mlpack.runtime.options import Healthcheck, PortMapping, RestartPolicy
@@ -54,9 +55,11 @@ class StatusFile:
 class HealthChecker(threading.Thread):
     """Runs the check with `<runtime> exec` every interval; starting -> healthy / unhealthy."""
 
-    def __init__(self, rt: Any, cid: str, check: Healthcheck, status: StatusFile) -> None:
+    def __init__(self, rt: Any, cdir: Path, check: Healthcheck, status: StatusFile) -> None:
         super().__init__(daemon=True, name="healthcheck")
-        self.rt, self.cid, self.check, self.status = rt, cid, check, status
+        self.rt, self.cdir, self.check, self.status = rt, cdir, check, status
+        # The container's own process (user, caps, noNewPrivileges), as docker runs a check.
+        self.process = exec_process(cdir, check.test)
         self.stopped = threading.Event()
 
     def run(self) -> None:
@@ -67,8 +70,9 @@ class HealthChecker(threading.Thread):
         while not self.stopped.wait(self.check.interval):
             start = now_iso()
             try:
-                proc = subprocess.run(self.rt.argv("exec", self.cid, *self.check.test), stdin=subprocess.DEVNULL,
-                                      capture_output=True, timeout=self.check.timeout)
+                with process_file(self.cdir, self.process) as path:
+                    proc = subprocess.run(self.rt.argv("exec", "--process", path, self.cdir.name),
+                                          stdin=subprocess.DEVNULL, capture_output=True, timeout=self.check.timeout)
                 code, out = proc.returncode, (proc.stdout + proc.stderr)[-4096:].decode(errors="replace")
             except subprocess.TimeoutExpired:
                 code, out = -1, f"health check timed out after {self.check.timeout}s"
@@ -128,7 +132,7 @@ class Monitor:
                            exit_code=None, oom_killed=False, error=None, health=health)
         checker = None
         if self.check is not None:
-            checker = HealthChecker(self.rt, self.cid, self.check, self.status)
+            checker = HealthChecker(self.rt, self.cdir, self.check, self.status)
             checker.start()
         code = self._wait(pid)
         if checker is not None:

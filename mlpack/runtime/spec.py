@@ -336,7 +336,7 @@ def build_config(spec: ContainerSpec) -> dict[str, Any]:
     if spec.cgroups_path:
         linux["cgroupsPath"] = spec.cgroups_path
     if spec.seccomp:
-        linux["seccomp"] = default_profile()
+        linux["seccomp"] = default_profile(caps)
     process: dict[str, Any] = {
         "terminal": False,
         "user": {"uid": proc.uid, "gid": proc.gid},

@@ -27,7 +27,7 @@ __all__ = ["main", "parser"]
 
 def parser() -> argparse.ArgumentParser:
     """The ``mlpack-serve`` argument parser, one flag per config field."""
-    p = argparse.ArgumentParser(prog="mlpack-serve", description="Serve an mlpack bundle over HTTP (REST + KServe V2).")
+    p = argparse.ArgumentParser(prog="mlpack-serve", description="Serve an mlpack bundle over HTTP (REST + KServe V2) and gRPC (KServe V2).")
     for f in fields(ServerConfig):
         flag = "--" + f.name.replace("_", "-")
         kind = field_kind(f)
@@ -57,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "bundle": config.bundle,
             "host": config.host,
             "port": config.port,
+            "grpc_port": config.grpc_port,
             "workers": workers,
             "threads": threads,
             "cpu_quota": budget.quota,
@@ -66,24 +67,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     import uvicorn  # noqa: PLC0415 - only the entry point needs it
 
+    from mlpack.server.connection import HeaderDeadlineProtocol  # noqa: PLC0415 - imports uvicorn
+
     common = dict(
         host=config.host,
         port=config.port,
         log_config=uvicorn_log_config(config.log_level),
         access_log=False,
         server_header=False,
+        http=HeaderDeadlineProtocol,
         lifespan="on",
         timeout_graceful_shutdown=max(1, math.ceil(config.graceful_timeout_s)),
     )
     if workers > 1:
         # Worker processes rebuild the config from the environment.
         os.environ.update(config.to_env())
-        uvicorn.run("mlpack.server.app:app_from_env", factory=True, workers=workers, **common)
+        uvicorn.run("mlpack.server.grpc:app_from_env", factory=True, workers=workers, **common)
         return 0
 
     from mlpack.server.app import create_app  # noqa: PLC0415
+    from mlpack.server.grpc import attach  # noqa: PLC0415
 
-    app = create_app(config=config)
+    app = attach(create_app(config=config), config)
     server = _graceful_server(uvicorn.Config(app, **common))
     failed = threading.Event()
 
@@ -97,7 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     threading.Thread(target=exit_if_load_fails, name="mlpack-load-watch", daemon=True).start()
     server.run()
-    return 1 if failed.is_set() else 0
+    # A lifespan that failed to start (gRPC port taken, say) leaves the server unstarted.
+    return 1 if failed.is_set() or not server.started else 0
 
 
 def _graceful_server(config: object) -> object:

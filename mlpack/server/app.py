@@ -17,12 +17,14 @@ from typing import Any, AsyncIterator
 
 from fastapi import FastAPI
 
-from mlpack.server.cgroup import cpu_budget, size_pools
+from mlpack.server.budget import ByteBudget, budget_for
+from mlpack.server.cgroup import cpu_budget, memory_limit, size_pools
 from mlpack.server.config import ServerConfig
 from mlpack.server.http import RequestEnvelope
 from mlpack.server.logs import AccessLog, server_logger
 from mlpack.server.model import load_runner
 from mlpack.server.openapi import openapi_document
+from mlpack.server.connection import set_header_timeout
 from mlpack.server.routes import ServerState, build_routes
 
 __all__ = ["create_app", "app_from_env"]
@@ -92,6 +94,8 @@ def create_app(bundle: str | Path | Any | None = None, config: ServerConfig | No
         lifespan=lifespan,
     )
     routes = build_routes(state)
+    inflight = config.max_inflight_bytes or budget_for(memory_limit(), config.max_body_bytes, config.workers or 1)
+    set_header_timeout(config.header_timeout_s)
     # Ours first: a request to /predict should not be matched against /docs first.
     app.router.routes[:0] = routes
     envelope = RequestEnvelope(
@@ -100,6 +104,8 @@ def create_app(bundle: str | Path | Any | None = None, config: ServerConfig | No
         max_body_bytes=config.max_body_bytes,
         access_log=access_log,
         routes=lambda: app.router.routes,
+        budget=ByteBudget(inflight, config.body_wait_s),
+        body_timeout_s=config.body_timeout_s,
     )
     endpoints = {(m, r.path): r.endpoint for r in routes for m in (r.methods or ())}
     envelope.fast[("POST", "/predict")] = (endpoints[("POST", "/predict")], {})
@@ -118,7 +124,7 @@ def create_app(bundle: str | Path | Any | None = None, config: ServerConfig | No
             return openapi_document(name=config.model_name or "model", inputs=[], outputs=[], sample=None)
         if app.openapi_schema is None:
             app.openapi_schema = openapi_document(
-                name=runner.name, inputs=runner.inputs, outputs=runner.outputs, sample=runner.sample
+                name=runner.name, inputs=runner.inputs, outputs=runner.outputs, sample=runner.sample, table=runner.table
             )
         return app.openapi_schema
 

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CpuBudget", "cpu_quota", "cpu_budget", "size_pools"]
+__all__ = ["CpuBudget", "cpu_quota", "cpu_budget", "size_pools", "memory_limit"]
 
 
 def _read(path: Path) -> str | None:
@@ -139,3 +139,19 @@ def size_pools(cpus: float, *, workers: int | None = None, threads: int | None =
     if threads is None:
         threads = max(1, whole // workers)
     return workers, threads
+
+
+def memory_limit(root: str | Path = "/sys/fs/cgroup", proc_cgroup: str | Path = "/proc/self/cgroup") -> int | None:
+    """The cgroup memory limit of this process in bytes (the tightest on its path), or None if unlimited."""
+    root = Path(root)
+    own = _own_paths(Path(proc_cgroup))
+    if (root / "cgroup.controllers").exists():
+        dirs, name = _candidates(root, own.get("")), "memory.max"
+    else:
+        dirs, name = _candidates(root / "memory", own.get("memory")), "memory.limit_in_bytes"
+    limits = []
+    for d in dirs:
+        text = _read(d / name)
+        if text and text.isdigit() and int(text) < 1 << 60:  # v1 says "unlimited" with a huge number
+            limits.append(int(text))
+    return min(limits) if limits else None

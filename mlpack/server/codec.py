@@ -3,20 +3,36 @@
 JSON goes through orjson straight to numpy (no pydantic on the hot path);
 every tensor passes :func:`mlpack.server.tensors.coerce`. The V2 binary tensor
 extension (``Inference-Header-Content-Length``) is supported because Triton's
-clients send binary tensors by default.
+clients send binary tensors by default; BYTES tensors in it (and in gRPC's raw
+contents) are a 4-byte little-endian length before each element.
 """
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import orjson
 
+from mlpack.server.protocol import input_spec
+from mlpack.server.shapes import check_v2_shape
+from mlpack.server.tables import column_values, decode_table
 from mlpack.server.tensors import NUMPY_OF_V2, V2_OF_NUMPY, Spec, check_rows, coerce, invalid
 
-__all__ = ["Decoded", "loads", "dumps", "decode_predict", "encode_predict", "decode_v2", "encode_v2"]
+__all__ = [
+    "Decoded",
+    "loads",
+    "dumps",
+    "decode_predict",
+    "encode_predict",
+    "decode_v2",
+    "encode_v2",
+    "binary_tensor",
+    "bytes_elements",
+    "bytes_buffer",
+]
 
 _DUMP_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
@@ -73,11 +89,13 @@ def _pick_outputs(requested: Any, outputs: Sequence[Spec]) -> list[str]:
     return list(dict.fromkeys(requested))
 
 
-def decode_predict(body: bytes, inputs: Sequence[Spec], outputs: Sequence[Spec]) -> Decoded:
+def decode_predict(body: bytes, inputs: Sequence[Spec], outputs: Sequence[Spec], table: Any = None) -> Decoded:
     """Decode ``{"inputs": ..., "parameters": {...}}`` into model feeds.
 
     ``inputs`` is a list of rows (single-input models), a mapping of input
-    names to arrays, or a list of records ``{name: value}`` (multi-input).
+    names to arrays, or a list of records ``{name: value}`` (multi-input);
+    for a table model (``table``, the bundle's TableSchema) see
+    :func:`mlpack.server.tables.decode_table`.
     """
     doc = loads(body)
     if not isinstance(doc, dict) or "inputs" not in doc:
@@ -94,7 +112,9 @@ def decode_predict(body: bytes, inputs: Sequence[Spec], outputs: Sequence[Spec])
     data = doc["inputs"]
     bools = _may_hold_bools(body)
     feeds: dict[str, np.ndarray] = {}
-    if isinstance(data, dict):
+    if table is not None and table.kind == "table":
+        feeds = decode_table(data, table, inputs, bools=bools)
+    elif isinstance(data, dict):
         _check_names(data, inputs)
         for spec in inputs:
             feeds[spec.name] = coerce(spec, data[spec.name], bools=bools)
@@ -143,8 +163,14 @@ def encode_predict(outputs: Mapping[str, Any], names: Sequence[str] | None) -> b
 # -- Open Inference Protocol (KServe V2) -------------------------------------------
 
 
-def decode_v2(body: bytes, header_length: str | None, inputs: Sequence[Spec], outputs: Sequence[Spec]) -> Decoded:
-    """Decode a V2 infer request (JSON, or JSON header + binary tensors)."""
+def decode_v2(
+    body: bytes, header_length: str | None, inputs: Sequence[Spec], outputs: Sequence[Spec], table: Any = None
+) -> Decoded:
+    """Decode a V2 infer request (JSON, or JSON header + binary tensors).
+
+    A table model (``table``) takes one input per column, as MLServer's
+    PandasCodec sends them (strings as BYTES, shape ``[N]`` or ``[N, 1]``).
+    """
     raw = b""
     if header_length is not None:
         try:
@@ -164,14 +190,13 @@ def decode_v2(body: bytes, header_length: str | None, inputs: Sequence[Spec], ou
     bools = _may_hold_bools(body)
     feeds: dict[str, np.ndarray] = {}
     offset = 0
+    given = len(doc["inputs"])
     for tensor in doc["inputs"]:
         if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
             raise invalid('each V2 input must be an object with "name", "shape", "datatype" and "data"')
         name = tensor["name"]
-        spec = by_name.get(name)
-        if spec is None:
-            raise invalid(f"unknown input {name!r}", input=name, hint=f"the model's inputs are {_names(inputs)}")
-        if name in feeds:
+        spec = input_spec(name, inputs, by_name, given)
+        if spec.name in feeds:
             raise invalid(f"input {name!r} appears twice", input=name)
         datatype = tensor.get("datatype")
         if datatype != spec.datatype:
@@ -179,17 +204,15 @@ def decode_v2(body: bytes, header_length: str | None, inputs: Sequence[Spec], ou
         shape = tensor.get("shape")
         if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
             raise invalid(f"input {name!r}: \"shape\" must be a list of integers, got {shape!r}", input=name)
+        shape = check_v2_shape(spec, shape)
         tparams = tensor.get("parameters", {})
         if not isinstance(tparams, dict):
             raise invalid(f'input {name!r}: "parameters" must be a JSON object', input=name)
         size = tparams.get("binary_data_size")
         if size is not None:
-            if spec.is_string or not isinstance(size, int) or size < 0 or offset + size > len(raw):
+            if type(size) is not int or size < 0 or offset + size > len(raw):
                 raise invalid(f"input {name!r}: binary_data_size {size!r} does not fit the binary part of the body", input=name)
-            itemsize = np.dtype(NUMPY_OF_V2[datatype]).itemsize
-            if size % itemsize:
-                raise invalid(f"input {name!r}: {size} bytes is not a whole number of {datatype} values", input=name)
-            data: Any = np.frombuffer(raw, dtype=np.dtype(NUMPY_OF_V2[datatype]), count=size // itemsize, offset=offset)
+            data: Any = binary_tensor(raw, offset, size, datatype, name)
             offset += size
         else:
             if "data" not in tensor:
@@ -197,7 +220,10 @@ def decode_v2(body: bytes, header_length: str | None, inputs: Sequence[Spec], ou
             data = tensor["data"]
             if not isinstance(data, list):
                 data = [data]
-        feeds[name] = coerce(spec, data, shape=shape, bools=bools)
+        if table is not None and table.kind == "table":
+            feeds[spec.name] = _v2_column(table, spec, data, shape, bools)
+        else:
+            feeds[spec.name] = coerce(spec, data, shape=shape, bools=bools)
     if offset != len(raw):
         raise invalid(f"{len(raw) - offset} bytes of binary data belong to no input")
     missing = [s.name for s in inputs if s.name not in feeds]
@@ -229,6 +255,16 @@ def decode_v2(body: bytes, header_length: str | None, inputs: Sequence[Spec], ou
     )
 
 
+def _v2_column(table: Any, spec: Spec, data: Any, shape: list[int], bools: bool) -> np.ndarray:
+    """One V2 column input of a table model: shape [N] or [N, 1], checked like /predict's columns."""
+    if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
+        raise invalid(f"column {spec.name!r}: shape {shape} is not [N] or [N, 1]", input=spec.name)
+    values = data if isinstance(data, np.ndarray) else list(data)
+    if len(values) != shape[0]:
+        raise invalid(f"column {spec.name!r}: shape {shape} holds {shape[0]} values but {len(values)} came", input=spec.name)
+    return column_values(table.column(spec.name), spec, values, bools=bools)
+
+
 def _v2_datatype(arr: np.ndarray) -> str:
     if arr.dtype.kind in "USO":
         return "BYTES"
@@ -246,8 +282,8 @@ def encode_v2(
         arr = np.asarray(outputs[name])
         datatype = _v2_datatype(arr)
         entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(arr.shape)}
-        if (request.binary_all or name in request.binary) and datatype != "BYTES":
-            buf = np.ascontiguousarray(arr).tobytes()
+        if request.binary_all or name in request.binary:
+            buf = bytes_buffer(arr) if datatype == "BYTES" else np.ascontiguousarray(arr).tobytes()
             entry["parameters"] = {"binary_data_size": len(buf)}
             buffers.append(buf)
         elif datatype == "BYTES":
@@ -262,3 +298,67 @@ def encode_v2(
     if not buffers:
         return header, None
     return header + b"".join(buffers), len(header)
+
+
+# -- BYTES tensors in the binary layout (REST binary extension, gRPC raw contents) --
+
+_LENGTH = struct.Struct("<I")
+
+
+def binary_tensor(raw: bytes | memoryview, offset: int, size: int, datatype: str, name: str) -> np.ndarray:
+    """The flat array held by ``raw[offset:offset + size]`` (a fixed-size type or BYTES)."""
+    if datatype == "BYTES":
+        return bytes_elements(memoryview(raw)[offset : offset + size], name)
+    itemsize = np.dtype(NUMPY_OF_V2[datatype]).itemsize
+    if size % itemsize:
+        raise invalid(f"input {name!r}: {size} bytes is not a whole number of {datatype} values", input=name)
+    return np.frombuffer(raw, dtype=np.dtype(NUMPY_OF_V2[datatype]), count=size // itemsize, offset=offset)
+
+
+def bytes_elements(buf: bytes | memoryview, name: str) -> np.ndarray:
+    """Decode BYTES elements (each a 4-byte little-endian length, then the bytes) as a flat array of str.
+
+    Every length is checked against what is left, so a lying length is a 422
+    naming the element, never a read past the tensor; elements must be UTF-8
+    because the models' string tensors hold text.
+    """
+    view = memoryview(buf)
+    end = len(view)
+    values: list[str] = []
+    pos = 0
+    while pos < end:
+        if end - pos < 4:
+            raise invalid(f"input {name!r}: BYTES element {len(values)} has a truncated length prefix ({end - pos} of 4 bytes)", input=name)
+        (n,) = _LENGTH.unpack_from(view, pos)
+        pos += 4
+        if n > end - pos:
+            raise invalid(
+                f"input {name!r}: BYTES element {len(values)} claims {n} bytes but {end - pos} are left",
+                input=name,
+                hint="each BYTES element is a 4-byte little-endian length followed by that many bytes",
+            )
+        try:
+            values.append(str(view[pos : pos + n], "utf-8"))
+        except UnicodeDecodeError as exc:
+            raise invalid(f"input {name!r}: BYTES element {len(values)} is not UTF-8 text ({exc.reason})", input=name) from None
+        pos += n
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = values
+    return arr
+
+
+def _utf8(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode("utf-8")
+
+
+def bytes_buffer(arr: np.ndarray) -> bytes:
+    """``arr``'s elements (row-major) in the BYTES binary layout."""
+    pack = _LENGTH.pack
+    parts: list[bytes] = []
+    for value in np.asarray(arr).ravel().tolist():
+        data = _utf8(value)
+        parts.append(pack(len(data)))
+        parts.append(data)
+    return b"".join(parts)

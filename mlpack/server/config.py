@@ -31,11 +31,23 @@ class ServerConfig:
     bundle: str = field(default="/opt/mlpack/bundle", metadata={"help": "bundle directory to serve"})
     host: str = field(default="0.0.0.0", metadata={"help": "address to listen on"})
     port: int = field(default=8080, metadata={"help": "TCP port to listen on"})
+    grpc_port: int = field(default=8081, metadata={"help": "TCP port of the gRPC inference service (0: no gRPC)"})
     workers: int | None = field(default=None, metadata={"help": "server processes (default: from the CPU quota)"})
     threads: int | None = field(
         default=None, metadata={"help": "onnxruntime intra-op threads per worker (default: from the CPU quota)"}
     )
     max_body_bytes: int = field(default=8 * 1024 * 1024, metadata={"help": "largest request body accepted (413 above)"})
+    max_inflight_bytes: int | None = field(
+        default=None,
+        metadata={"help": "request-body bytes held at once per worker; more wait, then 503 (default: from the memory limit)"},
+    )
+    body_wait_s: float = field(default=10.0, metadata={"help": "longest a request waits for the body budget (503 after)"})
+    header_timeout_s: float = field(
+        default=10.0, metadata={"help": "seconds a connection has to send a request's headers (closed after)"}
+    )
+    body_timeout_s: float = field(
+        default=30.0, metadata={"help": "longest pause while a request body is received (408 after)"}
+    )
     batching: bool = field(default=True, metadata={"help": "micro-batch concurrent requests (dynamic-batch models)"})
     max_batch_size: int = field(default=32, metadata={"help": "most rows in one micro-batch"})
     max_batch_wait_ms: float = field(
@@ -53,12 +65,20 @@ class ServerConfig:
         problems = []
         if not 0 < self.port < 65536:
             problems.append(f"port must be 1-65535, got {self.port}")
+        if not 0 <= self.grpc_port < 65536 or self.grpc_port == self.port:
+            problems.append(f"grpc_port must be 0 (off) or 1-65535 and not the HTTP port, got {self.grpc_port}")
         for name in ("workers", "threads"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 problems.append(f"{name} must be at least 1, got {value}")
         if self.max_body_bytes < 1024:
             problems.append(f"max_body_bytes must be at least 1024, got {self.max_body_bytes}")
+        if self.max_inflight_bytes is not None and self.max_inflight_bytes < self.max_body_bytes:
+            problems.append(f"max_inflight_bytes must be at least max_body_bytes ({self.max_body_bytes}), "
+                            f"got {self.max_inflight_bytes}")
+        for name in ("body_wait_s", "header_timeout_s", "body_timeout_s"):
+            if not getattr(self, name) > 0:
+                problems.append(f"{name} must be more than 0, got {getattr(self, name)}")
         if self.max_batch_size < 1:
             problems.append(f"max_batch_size must be at least 1, got {self.max_batch_size}")
         if not 0 <= self.max_batch_wait_ms <= 1000:

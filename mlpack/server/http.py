@@ -1,33 +1,46 @@
-"""The request envelope: request id, body limit, metrics, access log, last-resort 500.
+"""The request envelope: request id, body limit and budget, read deadline, metrics, access log, last-resort 500.
 
 A pure ASGI middleware (not Starlette's BaseHTTPMiddleware, which costs a
 task and a queue per request). Every response carries ``X-Request-ID``; the
 same id is in the access log line and in any error body, so a client's
 report can be matched to the server's log.
+
+Bodies are bounded three ways: each by ``max_body_bytes`` (413), all of them
+together by the :class:`~mlpack.server.budget.ByteBudget` (wait, then 503),
+and in time by ``body_timeout_s`` between two chunks (408). A client that
+hangs up mid-request is counted with status 499 (nginx's "client closed
+request"), not as a server error, and logged without a traceback.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import time
 from typing import Any, Awaitable, Callable
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from mlpack.server.budget import ByteBudget
 from mlpack.server.codec import dumps
 from mlpack.server.logs import AccessLog, server_logger
 from mlpack.server.metrics import Metrics
 
-__all__ = ["RequestEnvelope", "error_response", "request_id", "BodyTooLarge", "JSON"]
+__all__ = ["RequestEnvelope", "error_response", "request_id", "BodyTooLarge", "BodyTimeout", "JSON", "CLIENT_CLOSED"]
 
 JSON = "application/json"
+CLIENT_CLOSED = 499
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
 
 
 class BodyTooLarge(Exception):
     """Raised by the receive wrapper when a chunked body passes the limit."""
+
+
+class BodyTimeout(Exception):
+    """Raised by the receive wrapper when the client pauses too long inside a body."""
 
 
 def request_id(scope: dict) -> str:
@@ -54,10 +67,14 @@ class RequestEnvelope:
         max_body_bytes: int,
         access_log: AccessLog | None,
         routes: Callable[[], list],
+        budget: ByteBudget | None = None,
+        body_timeout_s: float = 30.0,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body = max_body_bytes
+        self.budget = budget or ByteBudget(max_body_bytes * 16, 10.0)
+        self.body_timeout = body_timeout_s
         self.access_log = access_log
         self._routes = routes
         self._labels: dict[Any, str] | None = None
@@ -79,11 +96,14 @@ class RequestEnvelope:
         start = time.perf_counter()
         rid = None
         length = None
+        chunked = False
         for key, value in scope["headers"]:
             if key == b"x-request-id" and _SAFE_ID.match(value):
                 rid = value.decode()
             elif key == b"content-length":
                 length = value
+            elif key == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
         if rid is None:
             rid = os.urandom(8).hex()
         scope["mlpack.request_id"] = rid
@@ -99,28 +119,49 @@ class RequestEnvelope:
 
         metrics = self.metrics
         metrics.in_flight += 1
+        held = 0
         try:
             if length is not None and (not length.isdigit() or int(length) > self.max_body):
                 await self._too_large(scope, send_with_id, rid)
+                return
+            # What the body may cost: its length, or the whole limit when chunked.
+            need = int(length) if length is not None else (self.max_body if chunked else 0)
+            if need:
+                granted = await self.budget.acquire(need)
+                if granted is None:
+                    await self._busy(scope, send_with_id, rid)
+                    return
+                held = granted
+            receive_ = self._timed(receive if length is not None else self._limited(receive)) if need else receive
+            fast = self.fast.get((scope["method"], scope["path"]))
+            if fast is None:
+                await self.app(scope, receive_, send_with_id)
             else:
-                receive_ = receive if length is not None else self._limited(receive)
-                fast = self.fast.get((scope["method"], scope["path"]))
-                if fast is None:
-                    await self.app(scope, receive_, send_with_id)
-                else:
-                    endpoint, params = fast
-                    scope["endpoint"] = endpoint
-                    scope["path_params"] = params
-                    response = await endpoint(Request(scope, receive_))
-                    await response(scope, receive_, send_with_id)
+                endpoint, params = fast
+                scope["endpoint"] = endpoint
+                scope["path_params"] = params
+                response = await endpoint(Request(scope, receive_))
+                await response(scope, receive_, send_with_id)
         except BodyTooLarge:
             if not status:
                 await self._too_large(scope, send_with_id, rid)
+        except BodyTimeout:
+            if not status:
+                await error_response(
+                    408, f"the request body stalled for more than {self.body_timeout:g} s", rid,
+                    hint="send the body without pauses", headers={"connection": "close"},
+                )(scope, _no_body, send_with_id)
+        except ClientDisconnect:
+            # The client left; nothing can be answered and nothing failed here.
+            status = status or CLIENT_CLOSED
+            server_logger.info("client disconnected", extra={"request_id": rid, "path": scope.get("path")})
         except Exception:  # noqa: BLE001 - the client gets an id, the log gets the traceback
             server_logger.exception("unhandled error", extra={"request_id": rid, "path": scope.get("path")})
             if not status:
                 await error_response(500, "internal server error", rid)(scope, receive, send_with_id)
         finally:
+            if held:
+                self.budget.release(held)
             metrics.in_flight -= 1
             seconds = time.perf_counter() - start
             metrics.request_done(self._endpoint(scope), scope["method"], status or 500, seconds)
@@ -129,6 +170,36 @@ class RequestEnvelope:
                 self.access_log.record(
                     rid, scope["method"], scope["path"], status or 500, seconds, client[0] if client else "-"
                 )
+
+    async def _busy(self, scope: dict, send: Callable, rid: str) -> None:
+        response = error_response(
+            503,
+            f"the server is holding as many request bytes as its memory allows ({self.budget.capacity} bytes); "
+            f"this request waited {self.budget.wait_s:g} s",
+            rid,
+            hint="retry after a moment, send smaller requests, or give the container more memory",
+            headers={"retry-after": "1"},
+        )
+        await response(scope, _no_body, send)
+
+    def _timed(self, receive: Callable[[], Awaitable[dict]]) -> Callable[[], Awaitable[dict]]:
+        """A receive that gives up when the body pauses longer than the body timeout."""
+        done = False
+        timeout = self.body_timeout
+
+        async def timed() -> dict:
+            nonlocal done
+            if done:  # after the body, receive only waits for a disconnect: no deadline
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), timeout)
+            except asyncio.TimeoutError:
+                raise BodyTimeout() from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                done = True
+            return message
+
+        return timed
 
     async def _too_large(self, scope: dict, send: Callable, rid: str) -> None:
         response = error_response(

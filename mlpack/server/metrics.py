@@ -9,11 +9,14 @@ it sits on every request's path. Single event loop per worker, so no locks
 from __future__ import annotations
 
 import bisect
+import time
+from dataclasses import dataclass
 from typing import Iterable
 
-__all__ = ["Histogram", "Metrics", "CONTENT_TYPE"]
+__all__ = ["Histogram", "Metrics", "CONTENT_TYPE", "OPENMETRICS_TYPE", "InferStatistics", "INFER_ENDPOINTS", "exposition"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -71,6 +74,33 @@ class Histogram:
         return lines
 
 
+# Endpoints whose requests are inferences (the statistics count them); the gRPC
+# method is recorded under its path with method "GRPC" and the status code's name.
+INFER_ENDPOINTS = frozenset(
+    {
+        "/predict",
+        "/v2/models/{model_name}/infer",
+        "/v2/models/{model_name}/versions/{model_version}/infer",
+        "/inference.GRPCInferenceService/ModelInfer",
+    }
+)
+_OK = frozenset({"200", "OK"})
+
+
+@dataclass(frozen=True)
+class InferStatistics:
+    """Inference counters summed over both transports (Triton's statistics read them)."""
+
+    ok: int
+    ok_seconds: float
+    failed: int
+    failed_seconds: float
+    runs: int
+    run_seconds: float
+    rows: int
+    last_inference_ms: float
+
+
 class Metrics:
     """Every metric the server exports, recorded by the middleware and the model runner."""
 
@@ -87,6 +117,7 @@ class Metrics:
         )
         self.batch = Histogram("mlpack_batch_size", "Rows per model run.", (), BATCH_BUCKETS)
         self.batch_requests = Histogram("mlpack_batch_requests", "Requests merged into one model run.", (), BATCH_BUCKETS)
+        self.last_run = 0.0  # wall-clock time of the last model run
 
     def request_done(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         code = str(status)
@@ -95,15 +126,35 @@ class Metrics:
         self.latency.observe(seconds, endpoint, code)
 
     def model_run(self, seconds: float, rows: int, requests: int) -> None:
+        self.last_run = time.time()
         self.inference.observe(seconds)
         self.batch.observe(rows)
         self.batch_requests.observe(requests)
 
-    def expose(self) -> bytes:
-        """The Prometheus text exposition (format 0.0.4)."""
+    def infer_statistics(self) -> InferStatistics:
+        """Inference requests (ok and failed, with their time), model runs and rows so far."""
+        ok = failed = 0
+        ok_s = failed_s = 0.0
+        for (endpoint, status), (_, total, n) in self.latency._series.items():
+            if endpoint in INFER_ENDPOINTS:
+                if status in _OK:
+                    ok, ok_s = ok + n, ok_s + total
+                else:
+                    failed, failed_s = failed + n, failed_s + total
+        runs = self.inference._series.get((), [None, 0.0, 0])
+        rows = self.batch._series.get((), [None, 0.0, 0])
+        return InferStatistics(ok, ok_s, failed, failed_s, runs[2], runs[1], int(rows[1]), self.last_run * 1000.0)
+
+    def expose(self, *, openmetrics: bool = False) -> bytes:
+        """The Prometheus text exposition (format 0.0.4), or OpenMetrics 1.0.0.
+
+        The two differ where it matters to parsers: OpenMetrics names a counter's
+        family without ``_total`` and ends with ``# EOF``.
+        """
+        family = "mlpack_requests" if openmetrics else "mlpack_requests_total"
         lines = [
-            "# HELP mlpack_requests_total HTTP requests by endpoint, method and status.",
-            "# TYPE mlpack_requests_total counter",
+            f"# HELP {family} Requests by endpoint, method and status (gRPC: method GRPC, status the code's name).",
+            f"# TYPE {family} counter",
         ]
         for (endpoint, method, code), n in sorted(self.requests.items()):
             lines.append(f"mlpack_requests_total{_labels(('endpoint', 'method', 'status'), (endpoint, method, code))} {n}")
@@ -120,4 +171,13 @@ class Metrics:
         ]
         for hist in (self.latency, self.inference, self.batch, self.batch_requests):
             lines += hist.expose()
+        if openmetrics:
+            lines.append("# EOF")
         return ("\n".join(lines) + "\n").encode()
+
+
+def exposition(metrics: Metrics, accept: str) -> tuple[bytes, str]:
+    """The body and content type ``accept`` asks for: OpenMetrics when named, else Prometheus text."""
+    if "application/openmetrics-text" in accept:
+        return metrics.expose(openmetrics=True), OPENMETRICS_TYPE
+    return metrics.expose(), CONTENT_TYPE

@@ -8,15 +8,14 @@ python flavour), so the server runs exactly what capture checked.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Callable
 
 import numpy as np
 
+from mlpack.bundle.hooks import HookFailed, Hooks, load_file
 from mlpack.errors import ServeError
 from mlpack.server.batcher import MicroBatcher
 from mlpack.server.config import ServerConfig
@@ -32,23 +31,9 @@ INLINE_BELOW_S = 0.0002
 SINGLE_THREAD_BELOW_S = 0.001
 
 
-def load_hooks(path: str | Path | None) -> ModuleType | None:
-    """Import a bundle's hooks.py as a private module (never via sys.path)."""
-    if path is None or not Path(path).is_file():
-        return None
-    name = "mlpack_bundle_hooks"
-    spec = importlib.util.spec_from_file_location(name, str(path))
-    if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has a loader
-        raise ServeError(f"cannot import hooks from {path}", hint="hooks.py must be a Python source file")
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        raise ServeError(
-            f"importing the bundle's hooks.py failed: {type(exc).__name__}: {exc}",
-            hint="fix hooks.py in the bundle (it may only import what the image installs)",
-        ) from exc
-    return module
+def load_hooks(path: str | Path | None) -> Hooks:
+    """A bundle's hooks.py, through the one hooks contract (mlpack.bundle.hooks)."""
+    return load_file(path, ServeError)
 
 
 class ModelRunner:
@@ -63,19 +48,20 @@ class ModelRunner:
         name: str,
         config: ServerConfig,
         metrics: Metrics,
-        hooks: ModuleType | None = None,
+        hooks: Hooks | None = None,
         sample: dict[str, np.ndarray] | None = None,
         flavor: str = "onnx",
+        table: Any = None,
     ) -> None:
         self.predictor = predictor
         self.inputs = inputs
         self.outputs = outputs
         self.name = name
         self.flavor = flavor
+        self.table = table  # the bundle's TableSchema (table or text model), else None
         self.sample = sample or {}
         self.metrics = metrics
-        self._pre: Callable | None = getattr(hooks, "preprocess", None)
-        self._post: Callable | None = getattr(hooks, "postprocess", None)
+        self.hooks = hooks or Hooks()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlpack-model")
         self.batchable = bool(inputs) and all(len(s.shape) >= 1 and s.shape[0] is None for s in inputs) and all(
             len(s.shape) >= 1 and s.shape[0] is None for s in outputs
@@ -116,8 +102,7 @@ class ModelRunner:
 
     async def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, Any]:
         """Outputs by name for validated ``feeds``; ServeError(422) for hook rejections."""
-        if self._pre is not None:
-            feeds = _call_hook(self._pre, feeds, "preprocess")
+        feeds = _hook(self.hooks.before, feeds)
         if self.batcher is not None:
             outputs = await self.batcher.submit(feeds)
         elif self.inline:
@@ -129,11 +114,7 @@ class ModelRunner:
             start = time.perf_counter()
             outputs = await loop.run_in_executor(self._executor, self._run, feeds)
             self.metrics.model_run(time.perf_counter() - start, _rows(feeds), 1)
-        if self._post is not None:
-            outputs = self._post(outputs)
-            if not isinstance(outputs, dict):
-                raise TypeError(f"hooks.postprocess must return a dict, returned {type(outputs).__name__}")
-        return outputs
+        return _hook(self.hooks.after, outputs)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
@@ -145,15 +126,16 @@ def _rows(feeds: dict[str, np.ndarray]) -> int:
     return 0
 
 
-def _call_hook(fn: Callable, feeds: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
+def _hook(step: Callable[[dict], dict], value: dict) -> dict:
+    """One side of the hooks contract: a rejection is the client's (422), any other
+    failure the bundle's (500, with the hook's own message and its traceback kept)."""
     try:
-        out = fn(feeds)
-    except (ValueError, TypeError) as exc:
-        # A hook that validates its input says so with ValueError: that is the client's fault.
-        raise invalid(f"{name} rejected the input: {exc}") from None
-    if not isinstance(out, dict):
-        raise TypeError(f"hooks.{name} must return a dict, returned {type(out).__name__}")
-    return out
+        return step(value)
+    except HookFailed as exc:
+        if exc.rejected:
+            raise invalid(f"{exc.name} rejected the input: {exc.error}") from None
+        raise ServeError(str(exc), status=500, hook=exc.name, traceback=exc.traceback,
+                         hint="the bundle's hooks.py failed; its traceback is in the server log") from None
 
 
 def load_runner(bundle_or_path: Any, *, config: ServerConfig, metrics: Metrics, threads: int) -> ModelRunner:
@@ -190,6 +172,7 @@ def _runner(bundle: Any, predictor: Any, *, config: ServerConfig, metrics: Metri
         hooks=load_hooks(getattr(bundle, "hooks_path", None)),
         sample=_sample(bundle),
         flavor=str(getattr(bundle, "flavor", "onnx")),
+        table=getattr(bundle, "table", None),
     )
 
 

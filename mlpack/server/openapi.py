@@ -92,11 +92,32 @@ def _responses(ok: dict[str, Any] | None, *codes: int) -> dict[str, Any]:
     return out
 
 
+def _table_columns(table: Any, in_props: dict[str, Any]) -> dict[str, Any]:
+    """Column schemas of a table model: categories as enums, null where the sample had NaN,
+    the pandas dtype in the description; and the records form of the table."""
+    record: dict[str, Any] = {}
+    for col in table.columns:
+        column = in_props[col.name]
+        leaf = dict(column["items"])
+        if col.categories is not None:
+            leaf["enum"] = list(col.categories)
+        if col.nullable:
+            leaf["type"] = [leaf["type"], "null"]
+        column["items"] = leaf
+        column["description"] = f"column {col.name!r}: {col.dtype}" + (
+            f" (pandas {col.pandas_dtype})" if col.pandas_dtype not in ("", col.dtype) else "")
+        record[col.name] = leaf
+    records = {"type": "array", "minItems": 1, "items": {
+        "type": "object", "properties": record, "required": list(record), "additionalProperties": False}}
+    return records
+
+
 def openapi_document(
-    *, name: str, inputs: list[Spec], outputs: list[Spec], sample: dict[str, np.ndarray] | None = None
+    *, name: str, inputs: list[Spec], outputs: list[Spec], sample: dict[str, np.ndarray] | None = None, table: Any = None
 ) -> dict[str, Any]:
-    """The OpenAPI 3.1 document for a server serving model ``name``."""
+    """The OpenAPI 3.1 document for a server serving model ``name`` (``table``: its TableSchema)."""
     in_props = {s.name: tensor_schema(s) for s in inputs}
+    records = _table_columns(table, in_props) if table is not None and table.kind == "table" else None
     out_schema = {
         "type": "object",
         "properties": {
@@ -109,7 +130,9 @@ def openapi_document(
     }
     mapping = {"type": "object", "properties": in_props, "required": list(in_props), "additionalProperties": False}
     inputs_schema: dict[str, Any] = mapping
-    if len(inputs) == 1:
+    if records is not None:
+        inputs_schema = {"anyOf": [records, mapping]}
+    elif len(inputs) == 1:
         inputs_schema = {"anyOf": [in_props[inputs[0].name], mapping]}
     params = {
         "type": "object",

@@ -8,25 +8,35 @@ model -> orjson without pydantic models in between (validation happens in
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
-from mlpack import __version__
 from mlpack.errors import ServeError
-from mlpack.server.codec import decode_predict, decode_v2, dumps, encode_predict, encode_v2
+from mlpack.server.codec import decode_predict, decode_v2, dumps, encode_predict, encode_v2, loads
 from mlpack.server.config import ServerConfig
 from mlpack.server.http import JSON, error_response, request_id
 from mlpack.server.logs import server_logger
-from mlpack.server.metrics import CONTENT_TYPE, Metrics
+from mlpack.server.metrics import Metrics, exposition
 from mlpack.server.model import ModelRunner
+from mlpack.server.protocol import (
+    MODEL_VERSION,
+    model_config,
+    model_metadata,
+    model_statistics,
+    repository_index,
+    server_metadata,
+)
+from mlpack.server.tensors import invalid
 
-__all__ = ["ServerState", "build_routes"]
+__all__ = ["ServerState", "build_routes", "run_model", "decoded_body"]
 
-MODEL_VERSION = "1"
+# Content-Encoding -> zlib wbits (deflate is the zlib format, RFC 9110; raw deflate is tried too).
+_WBITS = {"gzip": 31, "x-gzip": 31, "deflate": 15}
 
 
 @dataclass
@@ -46,12 +56,15 @@ def _not_ready(state: ServerState, rid: str) -> Response:
     return error_response(503, "model is still loading", rid, headers={"Retry-After": "1"})
 
 
-async def _infer(state: ServerState, runner: ModelRunner, feeds: dict, rid: str) -> Any:
+async def run_model(state: ServerState, runner: ModelRunner, feeds: dict, rid: str) -> Any:
     """Run the model; unexpected failures become ServeError(500) after logging."""
     try:
         return await runner.infer(feeds)
     except ServeError as exc:
         if getattr(exc, "status", None) == 422:  # our own validation (hooks included)
+            raise
+        if getattr(exc, "hook", None):  # the hook's own words to the client, its traceback to the log
+            server_logger.error(f"{exc.message}\n{exc.traceback}", extra={"request_id": rid, "error": exc.message})
             raise
         # The predictor wraps onnxruntime failures; on a request that passed
         # validation they are the server's problem, not the client's.
@@ -62,6 +75,47 @@ async def _infer(state: ServerState, runner: ModelRunner, feeds: dict, rid: str)
             "model run failed", exc_info=exc, extra={"request_id": rid, "error": f"{type(exc).__name__}: {exc}"}
         )
         raise ServeError("the model failed on this request", status=500) from None
+
+
+def decoded_body(body: bytes, coding: str | None, limit: int) -> bytes:
+    """``body`` without its Content-Encoding; the size limit applies to the decoded bytes."""
+    if coding is None:
+        return body
+    coding = coding.strip().lower()
+    if coding in ("", "identity"):
+        return body
+    wbits = _WBITS.get(coding)
+    if wbits is None:
+        raise ServeError(f"unsupported Content-Encoding {coding!r}", status=415, hint="send gzip, deflate or identity")
+    for bits in (wbits, -15) if coding == "deflate" else (wbits,):
+        inflater = zlib.decompressobj(bits)
+        try:
+            out = inflater.decompress(body, limit + 1)
+            break
+        except zlib.error as exc:
+            error = exc
+    else:
+        raise invalid(f"the {coding} request body does not decompress: {error}") from None
+    if len(out) > limit:
+        raise ServeError(
+            f"request body is larger than the limit of {limit} bytes once decompressed",
+            status=413,
+            hint="send fewer rows per request or raise MLPACK_MAX_BODY_BYTES",
+        )
+    if not inflater.eof or inflater.unused_data:
+        raise invalid(f"the {coding} request body is truncated or has trailing data")
+    return out
+
+
+async def _body(request: Request, state: ServerState) -> bytes:
+    return decoded_body(await request.body(), request.headers.get("content-encoding"), state.config.max_body_bytes)
+
+
+def _ready_flag(body: bytes) -> bool:
+    doc = loads(body)
+    if not isinstance(doc, dict):
+        raise invalid('the repository index request must be a JSON object such as {"ready": true}')
+    return doc.get("ready") is True
 
 
 def _serve_error(exc: ServeError, rid: str) -> Response:
@@ -78,8 +132,8 @@ def build_routes(state: ServerState) -> list[Route]:
         if runner is None:
             return _not_ready(state, rid)
         try:
-            decoded = decode_predict(await request.body(), runner.inputs, runner.outputs)
-            outputs = await _infer(state, runner, decoded.feeds, rid)
+            decoded = decode_predict(await _body(request, state), runner.inputs, runner.outputs, runner.table)
+            outputs = await run_model(state, runner, decoded.feeds, rid)
             return Response(encode_predict(outputs, decoded.outputs), media_type=JSON)
         except ServeError as exc:
             return _serve_error(exc, rid)
@@ -94,12 +148,13 @@ def build_routes(state: ServerState) -> list[Route]:
             return missing
         try:
             decoded = decode_v2(
-                await request.body(),
+                await _body(request, state),
                 request.headers.get("inference-header-content-length"),
                 runner.inputs,
                 runner.outputs,
+                runner.table,
             )
-            outputs = await _infer(state, runner, decoded.feeds, rid)
+            outputs = await run_model(state, runner, decoded.feeds, rid)
             body, header_len = encode_v2(outputs, decoded, model_name=runner.name, model_version=MODEL_VERSION)
         except ServeError as exc:
             return _serve_error(exc, rid)
@@ -119,52 +174,83 @@ def build_routes(state: ServerState) -> list[Route]:
             return _not_ready(state, request_id(request.scope))
         return Response(b'{"ready":true}', media_type=JSON)
 
-    async def server_metadata(request: Request) -> Response:
-        return Response(dumps({"name": "mlpack", "version": __version__, "extensions": ["binary_tensor_data"]}), media_type=JSON)
+    async def server_meta(request: Request) -> Response:
+        return Response(dumps(server_metadata()), media_type=JSON)
 
-    async def model_metadata(request: Request) -> Response:
+    def model_document(build: Any) -> Any:
+        async def endpoint(request: Request) -> Response:
+            runner = state.runner
+            if runner is None:
+                return _not_ready(state, request_id(request.scope))
+            missing = _wrong_model(request, runner, request_id(request.scope))
+            if missing is not None:
+                return missing
+            return Response(dumps(build(runner)), media_type=JSON)
+
+        return endpoint
+
+    model_meta = model_document(model_metadata)
+    config = model_document(model_config)
+    model_stats = model_document(lambda runner: model_statistics(runner, state.metrics))
+    model_ready = model_document(lambda runner: {"name": runner.name, "ready": True})
+
+    async def all_stats(request: Request) -> Response:
         runner = state.runner
         if runner is None:
             return _not_ready(state, request_id(request.scope))
-        missing = _wrong_model(request, runner, request_id(request.scope))
-        if missing is not None:
-            return missing
-        doc = {
-            "name": runner.name,
-            "versions": [MODEL_VERSION],
-            "platform": "onnxruntime_onnx" if runner.flavor == "onnx" else f"mlpack_{runner.flavor}",
-            "inputs": [{"name": s.name, "datatype": s.datatype, "shape": s.v2_shape()} for s in runner.inputs],
-            "outputs": [{"name": s.name, "datatype": s.datatype, "shape": s.v2_shape()} for s in runner.outputs],
-        }
-        return Response(dumps(doc), media_type=JSON)
+        return Response(dumps(model_statistics(runner, state.metrics)), media_type=JSON)
 
-    async def model_ready(request: Request) -> Response:
+    async def index(request: Request) -> Response:
         runner = state.runner
-        if runner is None:
-            return _not_ready(state, request_id(request.scope))
-        missing = _wrong_model(request, runner, request_id(request.scope))
-        if missing is not None:
-            return missing
-        return Response(dumps({"name": runner.name, "ready": True}), media_type=JSON)
+        name = runner.name if runner is not None else (state.config.model_name or "model")
+        entries = repository_index(name, ready=runner is not None, reason=state.error or "")
+        try:
+            body = await request.body()
+            ready_only = bool(body) and _ready_flag(body)
+        except ServeError as exc:
+            return _serve_error(exc, request_id(request.scope))
+        if ready_only:
+            entries = [e for e in entries if e["state"] == "READY"]
+        return Response(dumps(entries), media_type=JSON)
+
+    async def unknown(request: Request) -> Response:
+        rid = request_id(request.scope)
+        allowed = sorted({m for r in known if r.matches(request.scope)[0] is not Match.NONE for m in r.methods or ()})
+        if allowed:
+            return error_response(
+                405, f"{request.method} is not allowed on {request.url.path}", rid, headers={"Allow": ", ".join(allowed)}
+            )
+        return error_response(404, f"no route {request.url.path} in this server's Open Inference Protocol", rid)
 
     async def metrics(request: Request) -> Response:
-        return Response(state.metrics.expose(), media_type=CONTENT_TYPE)
+        body, content_type = exposition(state.metrics, request.headers.get("accept", ""))
+        return Response(body, media_type=content_type)
 
     v = "/v2/models/{model_name}"
     vv = v + "/versions/{model_version}"
-    return [
+    known = [
         Route("/predict", predict, methods=["POST"]),
         Route("/v2/health/live", live, methods=["GET"]),
         Route("/v2/health/ready", ready, methods=["GET"]),
-        Route("/v2", server_metadata, methods=["GET"]),
-        Route(v, model_metadata, methods=["GET"]),
-        Route(vv, model_metadata, methods=["GET"]),
+        Route("/v2", server_meta, methods=["GET"]),
+        Route("/v2/models/stats", all_stats, methods=["GET"]),
+        Route("/v2/repository/index", index, methods=["POST"]),
+        Route(v, model_meta, methods=["GET"]),
+        Route(vv, model_meta, methods=["GET"]),
         Route(v + "/ready", model_ready, methods=["GET"]),
         Route(vv + "/ready", model_ready, methods=["GET"]),
         Route(v + "/infer", v2_infer, methods=["POST"]),
         Route(vv + "/infer", v2_infer, methods=["POST"]),
+        Route(v + "/config", config, methods=["GET"]),
+        Route(vv + "/config", config, methods=["GET"]),
+        Route(v + "/stats", model_stats, methods=["GET"]),
+        Route(vv + "/stats", model_stats, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
+    # Anything else under /v2 answers the protocol's {"error": ...} (404, or 405 for a
+    # known route and another method), not Starlette's {"detail": ...}.
+    anything = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+    return known + [Route("/v2/{rest:path}", unknown, methods=anything), Route("/v2/", unknown, methods=anything)]
 
 
 def _wrong_model(request: Request, runner: ModelRunner, rid: str) -> Response | None:

@@ -8,6 +8,7 @@ input, what was expected and what came.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -100,7 +101,9 @@ def coerce(spec: Spec, data: Any, *, shape: Sequence[int] | None = None, bools: 
     into 0/1 next to numbers; only then is the data scanned for them.
     """
     name = spec.name
-    if isinstance(data, np.ndarray):
+    if spec.is_string:
+        arr = _strings(name, data)
+    elif isinstance(data, np.ndarray):
         arr = data
     else:
         try:
@@ -113,23 +116,41 @@ def coerce(spec: Spec, data: Any, *, shape: Sequence[int] | None = None, bools: 
             ) from None
     if bools and arr.dtype.kind in "iuf" and not spec.is_string and np.dtype(spec.dtype).kind != "b" and _has_bool(data):
         raise invalid(f"input {name!r}: expected {spec.dtype} numbers, got booleans", input=name)
-    if spec.is_string:
-        if arr.dtype.kind not in "US":
-            raise invalid(f"input {name!r}: expected strings, got {_describe(arr)}", input=name)
-        arr = arr.astype(object)
-    else:
+    if not spec.is_string:
         arr = _numeric(spec, arr)
     if shape is not None:
         shape = tuple(shape)
         if any((not isinstance(d, int)) or d < 0 for d in shape):
             raise invalid(f"input {name!r}: shape {list(shape)} must be non-negative integers", input=name)
-        if int(np.prod(shape, dtype=np.int64)) != arr.size:
+        # math.prod: numpy's int64 product wraps around, so [2**32, 2**32] would "hold" 0 values.
+        if math.prod(shape) != arr.size:
             raise invalid(
-                f"input {name!r}: shape {list(shape)} holds {int(np.prod(shape))} elements but {arr.size} values came",
+                f"input {name!r}: shape {list(shape)} holds {math.prod(shape)} elements but {arr.size} values came",
                 input=name,
             )
         arr = arr.reshape(shape)
     _check_shape(spec, arr)
+    return arr
+
+
+_TYPE_WORDS = {bool: "booleans", int: "integers", float: "numbers", type(None): "nulls", bytes: "bytes", list: "rows of different lengths"}
+
+
+def _strings(name: str, data: Any) -> np.ndarray:
+    """An object array of ``str`` (never a fixed-width ``U`` array, which one
+    long string among many short ones would make as large as their product)."""
+    if isinstance(data, np.ndarray) and data.dtype.kind == "U":
+        return data.astype(object)
+    try:
+        arr = data if isinstance(data, np.ndarray) else np.array(data, dtype=object)
+    except ValueError:
+        raise invalid(
+            f"input {name!r}: rows have different lengths", input=name, hint="every row must have the same number of values"
+        ) from None
+    for value in arr.flat:
+        if type(value) is not str:
+            what = _TYPE_WORDS.get(type(value), "mixed values")
+            raise invalid(f"input {name!r}: expected strings, got {what}", input=name)
     return arr
 
 

@@ -113,6 +113,31 @@ def _lookup(path: Path) -> None:
     _onnx_bundle(path, "lookup", [idx], [out], nodes, {"idx": np.array([0, 1, 4], dtype=np.int64)}, inits=[table])
 
 
+def _words(path: Path) -> None:
+    """A string model: LabelEncoder (ai.onnx.ml) from words to ids, and the text echoed back."""
+    from onnx import TensorProto, helper
+
+    text = helper.make_tensor_value_info("text", TensorProto.STRING, [None])
+    label = helper.make_tensor_value_info("label", TensorProto.INT64, [None])
+    echo = helper.make_tensor_value_info("echo", TensorProto.STRING, [None])
+    nodes = [
+        helper.make_node(
+            "LabelEncoder", ["text"], ["label"], domain="ai.onnx.ml",
+            keys_strings=list(WORDS), values_int64s=list(range(1, len(WORDS) + 1)), default_int64=0,
+        ),
+        helper.make_node("Identity", ["text"], ["echo"]),
+    ]
+    graph = helper.make_graph(nodes, "words", [text], [label, echo])
+    import mlpack.bundle as mb
+
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)])
+    model.ir_version = 8
+    mb.capture(model, {"text": np.array(["cat", "émeu", "?"], dtype=object)}, name="words", path=path)
+
+
+WORDS = ("cat", "dog", "émeu", "日本語", "")
+
+
 @pytest.fixture(scope="session")
 def server_bundles_dir(run_home: Path) -> Path:
     path = run_home / "server-bundles"
@@ -155,3 +180,9 @@ def lookup_bundle(server_bundles_dir: Path) -> Path:
     """Gather with out-of-range indices failing inside onnxruntime (the 500 path)."""
     return _cached(server_bundles_dir, "lookup", _lookup)
 
+
+
+@pytest.fixture(scope="session")
+def words_bundle(server_bundles_dir: Path) -> Path:
+    """Strings in, strings and ids out: text str [N] -> label int64 [N] (WORDS ids from 1, else 0), echo str [N]."""
+    return _cached(server_bundles_dir, "words", _words)

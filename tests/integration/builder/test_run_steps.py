@@ -17,14 +17,6 @@ from tests.unit.builder.helpers import Ctx
 pytestmark = [pytest.mark.build, pytest.mark.runtime]
 
 
-@pytest.fixture
-def bctx(tmp_path: Path, run_settings: Settings, busybox_httpd_image: str) -> Ctx:
-    """A context whose home shares the run store (the busybox base is there); own build cache."""
-    root = tmp_path / "ctx"
-    root.mkdir()
-    return Ctx(root, run_settings)
-
-
 def _members(ctx: Ctx, image, index: int = -1) -> dict[str, tarfile.TarInfo]:  # type: ignore[no-untyped-def]
     return ctx.layer_members(image, index)
 

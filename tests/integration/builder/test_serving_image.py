@@ -36,7 +36,7 @@ def test_serving_image_config_and_layers(serving_image) -> None:  # type: ignore
     cfg = serving_image.config["config"]
     assert cfg["User"] == "10001:10001"
     assert cfg["Entrypoint"][-2:] == ["-m", "mlpack.server"]
-    assert cfg["ExposedPorts"] == {"8080/tcp": {}}
+    assert cfg["ExposedPorts"] == {"8080/tcp": {}, "8081/tcp": {}}  # HTTP and gRPC
     assert cfg["Healthcheck"]["Interval"] == 30 * 10**9 and cfg["Healthcheck"]["StartPeriod"] == 60 * 10**9
     assert any(e.startswith("MLPACK_BUNDLE=") for e in cfg["Env"])
     assert cfg["Labels"]["io.mlpack.model.framework"] == "sklearn"

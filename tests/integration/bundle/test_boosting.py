@@ -42,9 +42,11 @@ def test_regressor(lib: str, sklearn_regressor, out: Path) -> None:
     _, reg = _models(lib)
     reg.fit(sklearn_regressor.X, sklearn_regressor.y)
     bundle = capture(reg, sklearn_regressor.sample, name=f"{lib}-reg", path=out / "r")
-    assert [(o.name, o.shape) for o in bundle.outputs] == [("prediction", (None, 1))]
+    # Shaped like reg.predict's answer: [N], not the converter's [N, 1].
+    assert [(o.name, o.shape) for o in bundle.outputs] == [("prediction", (None,))]
     assert bundle.parity["outputs"]["prediction"]["passed"]
-    check_round_trip(bundle, {"input": sklearn_regressor.X[:31]})
+    outputs = check_round_trip(bundle, {"input": sklearn_regressor.X[:31]})
+    assert outputs["prediction"].shape == reg.predict(sklearn_regressor.X[:31]).shape == (31,)
 
 
 @pytest.mark.parametrize("lib", ["xgboost", "lightgbm"])

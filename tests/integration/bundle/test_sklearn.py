@@ -36,7 +36,7 @@ def test_classifiers_give_labels_and_probabilities(fixture: str, request: pytest
 def test_regressor(sklearn_regressor, out: Path) -> None:
     bundle = capture(sklearn_regressor.model, sklearn_regressor.sample, path=out / "reg")
     assert bundle.name == "gradientboostingregressor"
-    assert [(o.name, o.dtype, o.shape) for o in bundle.outputs] == [("prediction", "float32", (None, 1))]
+    assert [(o.name, o.dtype, o.shape) for o in bundle.outputs] == [("prediction", "float32", (None,))]
     assert bundle.parity["outputs"]["prediction"]["kind"] == "float"
     outputs = check_round_trip(bundle, {"input": sklearn_regressor.X[:50]})  # float64 feeds are cast
     np.testing.assert_allclose(

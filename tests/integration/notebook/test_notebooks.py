@@ -40,6 +40,13 @@ def test_quickstart_sklearn(e2e_settings) -> None:
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
 
 
+def test_dataframe_tabular(e2e_settings) -> None:
+    if importlib.util.find_spec("pandas") is None:
+        pytest.skip("pandas is not installed (the mlpack[notebook] extra)")
+    proc = _nbval("dataframe_tabular.ipynb", _env(e2e_settings))
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
+
+
 def test_pytorch_example(e2e_settings) -> None:
     if importlib.util.find_spec("torch") is None:
         pytest.skip("torch is not installed (pip install torch==2.13.0, the mlpack[torch] extra)")

@@ -29,6 +29,7 @@ class Served:
     port: int
     proc: subprocess.Popen
     log: Path
+    grpc_port: int = 0
 
     def lines(self) -> list[dict]:
         out = []
@@ -59,15 +60,15 @@ def post(url: str, body: bytes, timeout: float = 5, headers: dict | None = None)
 
 def start(bundle: Path, log: Path, *args: str, env: dict | None = None, via_env: bool = False) -> Served:
     """Run ``python -m mlpack.server``; ``via_env`` passes bundle, host and port as MLPACK_* variables."""
-    port = free_port()
-    where = {"MLPACK_BUNDLE": str(bundle), "MLPACK_HOST": "127.0.0.1", "MLPACK_PORT": str(port)}
-    flags = ["--bundle", str(bundle), "--host", "127.0.0.1", "--port", str(port)]
+    port, grpc_port = free_port(), free_port()
+    where = {"MLPACK_BUNDLE": str(bundle), "MLPACK_HOST": "127.0.0.1", "MLPACK_PORT": str(port), "MLPACK_GRPC_PORT": str(grpc_port)}
+    flags = ["--bundle", str(bundle), "--host", "127.0.0.1", "--port", str(port), "--grpc-port", str(grpc_port)]
     cmd = [sys.executable, "-m", "mlpack.server", *([] if via_env else flags), *args]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(where if via_env else {}), **(env or {})}
     handle = log.open("wb")
     proc = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, env=full_env)
     handle.close()
-    return Served(f"http://127.0.0.1:{port}", port, proc, log)
+    return Served(f"http://127.0.0.1:{port}", port, proc, log, grpc_port)
 
 
 def wait_ready(served: Served, timeout: float = 90) -> None:

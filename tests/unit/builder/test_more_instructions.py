@@ -56,7 +56,7 @@ def test_from_platform_onbuild_and_arg_scoping(ctx: Ctx) -> None:
     ("RUN --mount=type=secret,target=/run/x,uid=abc true", "not a number"),
     ("RUN []", "has no command"),
     ("ADD --checksum=md5:abc https://example.com/x /x", "sha256"),
-    ("ADD --keep-git-dir=true https://example.com/x.git /x", "git repositories"),
+    ("ADD --keep-git-dir=true https://example.com/x.git /x", "--keep-git-dir is not supported"),
 ])
 def test_flag_errors_name_the_line(ctx: Ctx, line: str, message: str) -> None:
     with pytest.raises(BuildError, match=message) as info:

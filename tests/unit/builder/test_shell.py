@@ -6,7 +6,7 @@ import pytest
 
 from mlpack.builder.shell import Expander, ExpansionError
 
-ENV = {"A": "1", "B": "x y", "EMPTY": "", "PATH": "/usr/bin", "V": "file.tar.gz"}
+ENV = {"A": "1", "B": "x y", "EMPTY": "", "PATH": "/usr/bin", "V": "file.tar.gz", "G": "a*b*c", "Q": "what?"}
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -28,7 +28,28 @@ ENV = {"A": "1", "B": "x y", "EMPTY": "", "PATH": "/usr/bin", "V": "file.tar.gz"
     ("${V#*.}", "tar.gz"),
     ("${V##*.}", "gz"),
     ("$", "$"),
-    ("a$-b", "a$-b"),
+    # BuildKit's lexer: special parameters are one-character names (unset here)
+    ("a$-b", "ab"),
+    ("$$", ""),
+    ("x$#y", "xy"),
+    ("${#:-x}", "x"),
+    ("${?-unset}", "unset"),
+    # a name starting with a digit takes every digit
+    ("$10", ""),
+    ("$1abc", "abc"),
+    ("${10:-ten}", "ten"),
+    # escaped glob characters in patterns match literally
+    ("${G%%\\**}", "a"),
+    ("${G%\\**}", "a*b"),
+    ("${G#*\\*}", "b*c"),
+    ("${G##*\\*}", "c"),
+    ("${Q%\\?}", "what"),
+    # a trailing escape is dropped; one inside double quotes is ignored
+    ("trailing\\", "trailing"),
+    ("${PATH//\\//_}", "_usr_bin"),
+    ("${PATH/usr/USR}", "/USR/bin"),
+    ("${MISSING:-${A}x}", "1x"),
+    ("[ab]", "[ab]"),
 ])
 def test_word(text: str, expected: str) -> None:
     assert Expander(ENV).word(text) == expected
@@ -52,3 +73,18 @@ def test_backtick_escape_char() -> None:
 def test_unterminated_quote() -> None:
     with pytest.raises(ExpansionError):
         Expander(ENV).word('"abc')
+
+
+def test_empty_quoted_word_is_no_word_and_escaped_space_joins() -> None:
+    assert Expander(ENV).words('a "" b\\ c') == ["a", "b c"]
+
+
+@pytest.mark.parametrize("text", ["${A", "${}", "${:-x}", "${A:#x}", "${A!x}", "${G%\\x}"])
+def test_bad_substitutions_are_errors(text: str) -> None:
+    with pytest.raises(ExpansionError):
+        Expander(ENV).word(text)
+
+
+def test_skip_unset_keeps_the_variable_as_written() -> None:
+    e = Expander({"A": "1"}, skip_unset=True)
+    assert e.word("$A/$B/${C}/${D:-x}") == "1/$B/${C}/${D:-x}"

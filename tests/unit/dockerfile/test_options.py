@@ -46,7 +46,7 @@ def test_port_uid_env_labels(stub_bundle, tmp_path: Path) -> None:
     runtime = _runtime(ctx)
     by_cmd = {i.cmd: i for i in runtime}
     assert by_cmd["USER"].args == "4242:4242"
-    assert by_cmd["EXPOSE"].args == "9000"
+    assert by_cmd["EXPOSE"].args == "9000 8081"  # HTTP, then gRPC
     env: dict[str, str] = {}
     labels: dict[str, str] = {}
     for i in runtime:

@@ -51,7 +51,7 @@ def test_cpu_dockerfile_has_two_stages_and_a_hardened_runtime(stub_bundle, tmp_p
     assert "/usr/local" not in install.args  # the base's python is found on PATH
     strip = next(i for i in builder if i.cmd == "RUN" and "compileall" in i.args and "$sp" in i.args)
     assert "--invalidation-mode unchecked-hash" in strip.args
-    assert "rm -rf" in strip.args and "pip setuptools wheel" in strip.args
+    assert "rm -rf" in strip.args and "pip setuptools pkg_resources _distutils_hack wheel" in strip.args
 
     # The runtime stage runs nothing: it copies, in the order things change.
     assert [i.cmd for i in runtime if i.cmd == "RUN"] == []
@@ -70,7 +70,7 @@ def test_cpu_dockerfile_has_two_stages_and_a_hardened_runtime(stub_bundle, tmp_p
         assert cmds.count(needed) == 1, needed
     runtime_by_cmd = {i.cmd: i for i in runtime}
     assert runtime_by_cmd["USER"].args == "10001:10001"
-    assert runtime_by_cmd["EXPOSE"].args == "8080"
+    assert runtime_by_cmd["EXPOSE"].args == "8080 8081"  # HTTP, then gRPC
     assert runtime_by_cmd["STOPSIGNAL"].args == "SIGTERM"
     assert exec_form(runtime_by_cmd["ENTRYPOINT"].args) == ["/opt/venv/bin/python", "-m", "mlpack.server"]
     health = runtime_by_cmd["HEALTHCHECK"].args

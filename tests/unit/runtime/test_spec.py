@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlpack.errors import RunError
-from mlpack.runtime.seccomp import DENIED_SYSCALLS, default_profile
+from mlpack.runtime.seccomp import ALLOWED_SYSCALLS, default_profile
 from mlpack.runtime.spec import (
     DEFAULT_PATH, ContainerSpec, DeviceNode, Mount, ProcessSpec, build_config, merge_env, normalize_caps,
     process_args, resolve_user,
@@ -34,7 +34,7 @@ def test_hardened_by_default() -> None:
     assert mounts["/tmp"]["type"] == "tmpfs" and mounts["/dev/shm"]["type"] == "tmpfs"
     assert "/proc/kcore" in cfg["linux"]["maskedPaths"] and "/sys/firmware" in cfg["linux"]["maskedPaths"]
     assert "/proc/sys" in cfg["linux"]["readonlyPaths"]
-    assert cfg["linux"]["seccomp"]["defaultAction"] == "SCMP_ACT_ALLOW"
+    assert cfg["linux"]["seccomp"]["defaultAction"] == "SCMP_ACT_ERRNO"
     assert cfg["linux"]["cgroupsPath"] == "/mlpack/x"
 
 
@@ -118,17 +118,26 @@ def test_resolve_user_does_not_follow_symlinks_out_of_the_root(tmp_path: Path) -
         resolve_user(root, "evil")
 
 
-def test_seccomp_profile_is_small_and_x86_64() -> None:
-    prof = default_profile()
-    assert len(DENIED_SYSCALLS) == len(set(DENIED_SYSCALLS))
-    denied = prof["syscalls"][0]
-    assert denied["action"] == "SCMP_ACT_ERRNO" and denied["errnoRet"] == 1
-    assert {"mount", "unshare", "ptrace", "bpf", "keyctl", "kexec_load", "setns"} <= set(denied["names"])
-    # what every Python server needs must stay allowed
-    assert not {"clone", "execve", "socket", "epoll_wait", "mmap", "futex"} & set(denied["names"])
-    assert prof["architectures"][0] == "SCMP_ARCH_X86_64"
-    clone = prof["syscalls"][2]
-    assert clone["names"] == ["clone"] and clone["args"][0]["value"] == 0x10000000
+def test_seccomp_profile_is_an_allow_list_with_capability_gated_calls() -> None:
+    prof = default_profile(())
+    assert prof["defaultAction"] == "SCMP_ACT_ERRNO" and prof["defaultErrnoRet"] == 1
+    allowed = set(prof["syscalls"][0]["names"])
+    assert allowed == set(ALLOWED_SYSCALLS)
+    # what every Python server needs stays allowed; what it never needs is out
+    assert {"execve", "epoll_wait", "mmap", "futex", "openat", "accept4"} <= allowed
+    assert not {"mount", "unshare", "bpf", "keyctl", "chroot", "io_uring_setup", "pidfd_getfd"} & allowed
+    assert prof["architectures"] == ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
+    clone = next(r for r in prof["syscalls"] if r["names"] == ["clone"])
+    assert clone["args"][0]["value"] == 0x7E020000 and clone["args"][0]["op"] == "SCMP_CMP_MASKED_EQ"
+    build = set(default_profile(("CAP_SYS_CHROOT", "CAP_CHOWN"))["syscalls"][0]["names"])
+    assert build - allowed == {"chroot"}
+    admin = default_profile(("CAP_SYS_ADMIN",))
+    assert "clone" in admin["syscalls"][0]["names"] and not any(r.get("errnoRet") == 38 for r in admin["syscalls"])
+
+
+def test_config_profile_follows_the_process_capabilities(tmp_path: Path) -> None:
+    spec = ContainerSpec(rootfs=tmp_path, process=ProcessSpec(args=("true",), capabilities=("CAP_SYS_CHROOT",)))
+    assert "chroot" in build_config(spec)["linux"]["seccomp"]["syscalls"][0]["names"]
 
 
 def test_numeric_user_without_passwd_entry_gets_group_0(tmp_path: Path) -> None:

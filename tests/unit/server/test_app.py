@@ -137,7 +137,7 @@ def test_v2_health_and_metadata(iris: TestClient) -> None:
     assert iris.get("/v2/health/live").json() == {"live": True}
     assert iris.get("/v2/health/ready").json() == {"ready": True}
     assert iris.get("/v2/models/iris/ready").json() == {"name": "iris", "ready": True}
-    assert iris.get("/v2").json()["extensions"] == ["binary_tensor_data"]
+    assert iris.get("/v2").json()["extensions"] == ["binary_tensor_data", "model_configuration", "statistics", "model_repository"]
     meta = iris.get("/v2/models/iris").json()
     assert meta["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 4]}]
     assert {o["name"]: o["datatype"] for o in meta["outputs"]} == {"label": "INT64", "probabilities": "FP32"}

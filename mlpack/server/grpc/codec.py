@@ -1,0 +1,113 @@
+"""ModelInferRequest -> model feeds, model outputs -> ModelInferResponse.
+
+Inputs come as typed ``contents`` or as ``raw_input_contents`` (one buffer per
+input, the REST binary extension's layout, BYTES with 4-byte lengths); either
+way every tensor goes through :func:`mlpack.server.tensors.coerce`, as on REST.
+The response is raw when the request was (Triton's clients read either).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from mlpack.server.codec import Decoded, binary_tensor, bytes_buffer
+from mlpack.server.protocol import MODEL_VERSION, input_spec
+from mlpack.server.tensors import V2_OF_NUMPY, Spec, check_rows, coerce, invalid
+
+__all__ = ["decode_request", "encode_response"]
+
+# datatype -> (the InferTensorContents field that carries it, numpy dtype read from it)
+_TYPED: dict[str, tuple[str, Any]] = {
+    "BOOL": ("bool_contents", np.bool_),
+    "INT8": ("int_contents", np.int64),
+    "INT16": ("int_contents", np.int64),
+    "INT32": ("int_contents", np.int64),
+    "INT64": ("int64_contents", np.int64),
+    "UINT8": ("uint_contents", np.uint64),
+    "UINT16": ("uint_contents", np.uint64),
+    "UINT32": ("uint_contents", np.uint64),
+    "UINT64": ("uint64_contents", np.uint64),
+    "FP32": ("fp32_contents", np.float32),
+    "FP64": ("fp64_contents", np.float64),
+    "BYTES": ("bytes_contents", object),
+}
+
+
+def _texts(values: Sequence[bytes], name: str) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        try:
+            out[i] = value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise invalid(f"input {name!r}: BYTES element {i} is not UTF-8 text ({exc.reason})", input=name) from None
+    return out
+
+
+def _typed(tensor: Any) -> Any:
+    name, datatype = tensor.name, tensor.datatype
+    field, dtype = _TYPED.get(datatype, (None, None))
+    if field is None:
+        raise invalid(f"input {name!r}: {datatype} has no typed contents", input=name, hint="send it in raw_input_contents")
+    values = getattr(tensor.contents, field)
+    if dtype is object:
+        return _texts(values, name)
+    return np.array(values, dtype=dtype)
+
+
+def decode_request(request: Any, inputs: Sequence[Spec], outputs: Sequence[Spec]) -> Decoded:
+    """Validated feeds and the requested outputs of a ModelInferRequest, or a 422 ServeError."""
+    raw = request.raw_input_contents
+    given = len(request.inputs)
+    if raw and len(raw) != given:
+        raise invalid(f"raw_input_contents has {len(raw)} buffers for {given} inputs", hint="send one buffer per input, in order")
+    by_name = {s.name: s for s in inputs}
+    feeds: dict[str, np.ndarray] = {}
+    for i, tensor in enumerate(request.inputs):
+        spec = input_spec(tensor.name, inputs, by_name, given)
+        if spec.name in feeds:
+            raise invalid(f"input {tensor.name!r} appears twice", input=tensor.name)
+        if tensor.datatype != spec.datatype:
+            raise invalid(f"input {tensor.name!r}: expected datatype {spec.datatype}, got {tensor.datatype!r}", input=tensor.name)
+        if raw:
+            data = binary_tensor(raw[i], 0, len(raw[i]), tensor.datatype, tensor.name)
+        else:
+            data = _typed(tensor)
+        feeds[spec.name] = coerce(spec, data, shape=list(tensor.shape))
+    missing = [s.name for s in inputs if s.name not in feeds]
+    if missing:
+        raise invalid(f"missing input {missing[0]!r}", input=missing[0], hint=f"the model's inputs are {[s.name for s in inputs]}")
+    check_rows(inputs, feeds)
+    wanted = None
+    if request.outputs:
+        known = {s.name for s in outputs}
+        wanted = list(dict.fromkeys(o.name for o in request.outputs))
+        unknown = [n for n in wanted if n not in known]
+        if unknown:
+            raise invalid(f"unknown output {unknown[0]!r}", hint=f"the model's outputs are {sorted(known)}")
+    return Decoded(feeds, outputs=wanted, binary_all=bool(raw), id=request.id or None)
+
+
+def _datatype(arr: np.ndarray) -> str:
+    return "BYTES" if arr.dtype.kind in "USO" else V2_OF_NUMPY.get(str(arr.dtype), "BYTES")
+
+
+def encode_response(response_class: Any, outputs: dict[str, Any], decoded: Decoded, *, model_name: str) -> Any:
+    """The ModelInferResponse for ``outputs``: raw contents when asked or when a type has no typed field."""
+    names = decoded.outputs if decoded.outputs is not None else list(outputs)
+    arrays = [(name, np.asarray(outputs[name])) for name in names]
+    types = [_datatype(arr) for _, arr in arrays]
+    raw = decoded.binary_all or any(t not in _TYPED for t in types)
+    response = response_class(model_name=model_name, model_version=MODEL_VERSION, id=decoded.id or "")
+    for (name, arr), datatype in zip(arrays, types):
+        tensor = response.outputs.add(name=name, datatype=datatype, shape=arr.shape)
+        if raw:
+            response.raw_output_contents.append(
+                bytes_buffer(arr) if datatype == "BYTES" else np.ascontiguousarray(arr).tobytes()
+            )
+        elif datatype == "BYTES":
+            tensor.contents.bytes_contents.extend(v if isinstance(v, bytes) else str(v).encode() for v in arr.ravel().tolist())
+        else:
+            getattr(tensor.contents, _TYPED[datatype][0]).extend(arr.ravel().tolist())
+    return response

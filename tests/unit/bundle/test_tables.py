@@ -1,0 +1,103 @@
+"""Table and text samples: the schema capture reads, and the DataFrame it rebuilds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlpack.bundle.samples import is_table_sample, table_sample
+from mlpack.bundle.spec import ColumnSpec, TableSchema
+from mlpack.errors import CaptureError
+
+pd = pytest.importorskip("pandas")
+
+
+def _frame() -> "pd.DataFrame":
+    return pd.DataFrame(
+        {
+            "age": np.array([31, 45, 27], dtype=np.int64),
+            "small": np.array([1, 2, 3], dtype=np.int16),
+            "income": [52_000.5, np.nan, 61_000.25],
+            "ratio": np.array([0.5, 0.25, 0.125], dtype=np.float32),
+            "city": pd.Series(["oslo", "rome", "oslo"], dtype=object),
+            "plan": pd.Categorical(["gold", "basic", "gold"], categories=["basic", "gold", "vip"], ordered=True),
+            "member": [True, False, True],
+        }
+    )
+
+
+def test_dataframe_schema_keeps_order_dtypes_categories_and_nullability() -> None:
+    schema, columns = table_sample(_frame())
+    assert schema.kind == "table" and schema.names == ["age", "small", "income", "ratio", "city", "plan", "member"]
+    by = {c.name: c for c in schema.columns}
+    assert (by["age"].dtype, by["small"].dtype, by["ratio"].dtype, by["member"].dtype) == ("int64", "int16", "float32", "bool")
+    assert by["income"] == ColumnSpec("income", "float64", "float64", nullable=True)
+    assert not by["age"].nullable and not by["city"].nullable
+    assert by["city"].dtype == "str" and by["city"].pandas_dtype == "object"
+    assert by["plan"].categories == ("basic", "gold", "vip") and by["plan"].ordered and by["plan"].value_kind == "str"
+    assert columns["city"].dtype == object and columns["plan"].tolist() == ["gold", "basic", "gold"]
+    assert np.isnan(columns["income"][1]) and columns["small"].dtype == np.int16
+
+
+def test_model_input_rebuilds_the_exact_dataframe() -> None:
+    frame = _frame()
+    schema, columns = table_sample(frame)
+    again = schema.model_input(columns)
+    pd.testing.assert_frame_equal(again, frame)
+    assert list(again["plan"].cat.categories) == ["basic", "gold", "vip"] and again["plan"].cat.ordered
+
+
+def test_schema_round_trips_through_a_dict() -> None:
+    schema, _ = table_sample(_frame())
+    assert TableSchema.from_dict(schema.to_dict()) == schema
+    assert TableSchema.from_dict(None) is None
+
+
+def test_dict_of_columns_and_records_give_the_same_table() -> None:
+    records = [{"age": 31, "city": "oslo", "score": 0.5}, {"age": 45, "city": "rome", "score": 1.5}]
+    columns = {"age": [31, 45], "city": ["oslo", "rome"], "score": [0.5, 1.5]}
+    a, ca = table_sample(records)
+    b, cb = table_sample(columns)
+    assert [(c.name, c.dtype) for c in a.columns] == [(c.name, c.dtype) for c in b.columns] == [
+        ("age", "int64"), ("city", "str"), ("score", "float64")]
+    for name in ca:
+        assert ca[name].tolist() == cb[name].tolist()
+    assert is_table_sample(records) and is_table_sample(columns)
+
+
+def test_text_is_a_list_of_strings() -> None:
+    schema, columns = table_sample(["a first text", "another one"], "review")
+    assert schema.kind == "text" and schema.names == ["review"]
+    assert columns["review"].tolist() == ["a first text", "another one"]
+    assert schema.model_input(columns) == ["a first text", "another one"]
+    assert table_sample(np.array(["x", "y"]))[0].kind == "text"
+
+
+def test_tensors_are_not_tables() -> None:
+    assert table_sample(np.zeros((3, 2))) is None
+    assert table_sample([[1.0, 2.0], [3.0, 4.0]]) is None
+    assert table_sample({"input": np.zeros((3, 2))}) is None
+    assert not is_table_sample({"a": np.zeros((2, 2))})
+
+
+@pytest.mark.parametrize(
+    ("sample", "words"),
+    [
+        (pd.DataFrame({"when": pd.to_datetime(["2024-01-01", "2024-01-02"])}), ["'when'", "datetime64", "float, int, bool, str"]),
+        (pd.DataFrame({"mixed": pd.Series(["a", 1], dtype=object)}), ["'mixed'", "int, str"]),
+        (pd.DataFrame({"city": pd.Series(["a", None], dtype=object)}), ["'city'", "missing values", "string"]),
+        (pd.DataFrame({"plan": pd.Categorical(["a", None])}), ["'plan'", "missing values", "category"]),
+        (pd.DataFrame({0: [1.0], 1: [2.0]}), ["column name 0"]),
+        (pd.DataFrame({"n": pd.array([1, None], dtype="Int64")}), ["'n'", "Int64"]),
+        ([{"a": 1, "b": 2}, {"a": 1}], ["record 1", "'b'"]),
+        ({"a": [1, 2], "b": [1]}, ["different lengths"]),
+        (pd.DataFrame({"a": []}), ["empty"]),
+    ],
+)
+def test_unsupported_tables_are_refused_naming_the_column(sample, words) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(CaptureError) as info:
+        table_sample(sample)
+    text = str(info.value)
+    for word in words:
+        assert word in text, text
+    assert info.value.hint

@@ -1,0 +1,121 @@
+"""Requests to a table model: records, columns, rows in column order, V2 per column; 422s name the column."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import orjson
+import pytest
+
+from mlpack.bundle.spec import ColumnSpec, TableSchema
+from mlpack.errors import ServeError
+from mlpack.server.codec import decode_predict, decode_v2
+from mlpack.server.tensors import Spec
+
+TABLE = TableSchema(
+    "table",
+    (
+        ColumnSpec("age", "int64", "int64"),
+        ColumnSpec("income", "float64", "float64", nullable=True),
+        ColumnSpec("city", "str", "object"),
+        ColumnSpec("plan", "category", "category", categories=("basic", "gold")),
+        ColumnSpec("member", "bool", "bool"),
+    ),
+)
+INPUTS = [Spec("age", "int64", (None,)), Spec("income", "float64", (None,)), Spec("city", "str", (None,)),
+          Spec("plan", "str", (None,)), Spec("member", "bool", (None,))]
+OUTPUTS = [Spec("label", "str", (None,))]
+ROWS = [[31, 52000.5, "oslo", "gold", True], [45, None, "rome", "basic", False]]
+RECORDS = [dict(zip(TABLE.names, row)) for row in ROWS]
+
+
+def _predict(inputs: object) -> dict[str, np.ndarray]:
+    return decode_predict(orjson.dumps({"inputs": inputs}), INPUTS, OUTPUTS, TABLE).feeds
+
+
+def _check(feeds: dict[str, np.ndarray]) -> None:
+    assert list(feeds) == TABLE.names
+    assert feeds["age"].dtype == np.int64 and feeds["age"].tolist() == [31, 45]
+    assert feeds["income"].dtype == np.float64 and feeds["income"][0] == 52000.5 and math.isnan(feeds["income"][1])
+    assert feeds["city"].dtype == object and feeds["city"].tolist() == ["oslo", "rome"]
+    assert feeds["plan"].tolist() == ["gold", "basic"] and feeds["member"].tolist() == [True, False]
+    assert all(a.shape == (2,) for a in feeds.values())
+
+
+def test_records_columns_and_rows_decode_alike() -> None:
+    _check(_predict(RECORDS))
+    _check(_predict({n: [r[i] for r in ROWS] for i, n in enumerate(TABLE.names)}))
+    _check(_predict(ROWS))
+    # [[v], [v]] columns (an [N, 1] array's tolist()) are the same column
+    _check(_predict({n: [[r[i]] for r in ROWS] for i, n in enumerate(TABLE.names)}))
+
+
+def test_one_record_of_scalars_is_one_row() -> None:
+    feeds = _predict(RECORDS[0])
+    assert feeds["age"].tolist() == [31] and feeds["city"].tolist() == ["oslo"]
+
+
+@pytest.mark.parametrize(
+    ("inputs", "column", "words"),
+    [
+        ([{k: v for k, v in RECORDS[0].items() if k != "city"}], "city", ["lacks column 'city'", "(str)"]),
+        ([{**RECORDS[0], "zip": 1}], "zip", ["unknown column 'zip'"]),
+        ([{**RECORDS[0], "age": "31"}], "age", ["column 'age'", "int64"]),
+        ([{**RECORDS[0], "age": 31.5}], "age", ["column 'age'", "fractional"]),
+        ([{**RECORDS[0], "age": True}], "age", ["column 'age'", "booleans"]),
+        ([{**RECORDS[0], "age": None}], "age", ["column 'age'", "missing value"]),
+        ([{**RECORDS[0], "city": 7}], "city", ["column 'city'", "strings"]),
+        ([{**RECORDS[0], "plan": "vip"}], "plan", ["column 'plan'", "'vip'", "['basic', 'gold']"]),
+        ([{**RECORDS[0], "member": "yes"}], "member", ["column 'member'"]),
+        ({"age": [1, 2], "income": [1.0], "city": ["a", "b"], "plan": ["gold"] * 2, "member": [True] * 2}, None,
+         ["different lengths"]),
+    ],
+)
+def test_bad_values_get_422_naming_the_column(inputs: object, column: str | None, words: list[str]) -> None:
+    with pytest.raises(ServeError) as info:
+        _predict(inputs)
+    assert info.value.status == 422
+    for word in words:
+        assert word in info.value.message, info.value.message
+    if column is not None:
+        assert info.value.context["input"] == column
+
+
+def test_rows_of_the_wrong_length_name_the_column_order() -> None:
+    with pytest.raises(ServeError) as info:
+        _predict([[31, 1.0, "oslo"]])
+    assert info.value.status == 422 and "['age', 'income', 'city', 'plan', 'member']" in info.value.message
+
+
+def test_v2_takes_one_input_per_column_like_pandas_codec() -> None:
+    body = {"inputs": [
+        {"name": "age", "datatype": "INT64", "shape": [2], "data": [31, 45]},
+        {"name": "income", "datatype": "FP64", "shape": [2, 1], "data": [52000.5, None]},
+        {"name": "city", "datatype": "BYTES", "shape": [2], "data": ["oslo", "rome"]},
+        {"name": "plan", "datatype": "BYTES", "shape": [2], "data": ["gold", "basic"]},
+        {"name": "member", "datatype": "BOOL", "shape": [2], "data": [True, False]},
+    ]}
+    _check(decode_v2(orjson.dumps(body), None, INPUTS, OUTPUTS, TABLE).feeds)
+    body["inputs"][3]["data"] = ["gold", "vip"]
+    with pytest.raises(ServeError) as info:
+        decode_v2(orjson.dumps(body), None, INPUTS, OUTPUTS, TABLE)
+    assert info.value.status == 422 and "column 'plan'" in info.value.message
+
+
+def test_a_dataframe_payload_decodes_to_its_columns_with_missing_values() -> None:
+    """What Service.predict sends for a DataFrame (NaN as null) decodes to the same columns."""
+    pd = pytest.importorskip("pandas")
+    from mlpack.endpoint import to_payload
+
+    frame = pd.DataFrame({
+        "age": [31, 45], "income": [52000.5, np.nan], "city": ["oslo", "rome"],
+        "plan": pd.Categorical(["gold", "basic"], categories=["basic", "gold"]), "member": [True, False],
+    })
+    body = orjson.dumps(to_payload(frame))
+    assert b"NaN" not in body and b"null" in body
+    _check(decode_predict(body, INPUTS, OUTPUTS, TABLE).feeds)
+    records = orjson.dumps(to_payload(frame.to_dict("records")))
+    _check(decode_predict(records, INPUTS, OUTPUTS, TABLE).feeds)
+    columns = {n: np.asarray(frame[n].tolist(), dtype=object if n in ("city", "plan") else None) for n in frame.columns}
+    _check(decode_predict(orjson.dumps(to_payload(columns)), INPUTS, OUTPUTS, TABLE).feeds)
