@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import functools
 from collections.abc import Callable
 
@@ -40,6 +41,10 @@ def _delegate(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  {d}")
     if not args.undo:
         print(f"{done.user} may now run containers with --cpus, --memory and --pids-limit")
+        from mlpack.runtime.rootless import TUN, TUN_HINT
+
+        if os.path.exists(TUN) and os.stat(TUN).st_mode & 0o006 != 0o006:
+            print(f"note: {TUN_HINT}")
     return 0
 
 

@@ -138,8 +138,22 @@ def call_in_userns(fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any],
                        hint="its error is printed above; `mlpack info` shows the rootless set-up")
     kind, value = outcome
     if kind == "err":
-        raise _explain_ids(value, mapping)
+        raise _explain(value, mapping)
     return value
+
+
+TUN = "/dev/net/tun"
+TUN_HINT = (f"the RUN network (slirp4netns) needs {TUN}, which only root may open here: an administrator runs "
+            f"`chmod 0666 {TUN}` (Debian's default mode), or build with --network=none "
+            "(or RUN --network=none) when the steps need no network")
+
+
+def _explain(exc: BaseException, mapping: IdMapping) -> BaseException:
+    """A failure that came from a privilege the user lacks, said as such, with the fix."""
+    if isinstance(exc, MlpackError) and TUN in str(exc) and "Permission denied" in str(exc):
+        exc.hint = TUN_HINT
+        return exc
+    return _explain_ids(exc, mapping)
 
 
 def _explain_ids(exc: BaseException, mapping: IdMapping) -> BaseException:
@@ -289,8 +303,14 @@ def adapt_config(cfg: dict[str, Any]) -> dict[str, Any]:
     """
     if not in_user_namespace():
         return cfg
-    for dev in cfg.get("linux", {}).get("devices", []):
+    linux = cfg.get("linux", {})
+    for dev in linux.get("devices", []):
         _check_device(dev)
+    if not linux.get("cgroupsPath"):
+        # No cgroup this user may write (cgroup_parent said so, and refused any limit that was
+        # asked for): the builder's own default limits for RUN steps cannot apply.
+        for key in ("cpu", "memory", "pids"):
+            linux.get("resources", {}).pop(key, None)
     own_net = any(ns.get("type") == "network" for ns in cfg.get("linux", {}).get("namespaces", []))
     for m in cfg.get("mounts", []):
         if m.get("type") == "devpts" and not _mapped(5):

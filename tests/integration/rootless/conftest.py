@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +29,24 @@ def _session_user(name: str, subids: tuple[int, int] | None) -> Iterator[User]:
     user = ensure_user(name, subids)
     yield user
     _cleanup(user)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tun_for_users() -> Iterator[None]:
+    """The administrator's set-up for RUN networks: /dev/net/tun openable by users (Debian's 0666).
+
+    Some hosts (this one's container) ship it 0600; the old mode comes back after the session.
+    """
+    tun = Path("/dev/net/tun")
+    if os.geteuid() != 0 or not tun.exists():
+        yield
+        return
+    old = stat.S_IMODE(tun.stat().st_mode)
+    tun.chmod(0o666)
+    try:
+        yield
+    finally:
+        tun.chmod(old)
 
 
 @pytest.fixture(scope="session")

@@ -92,6 +92,9 @@ def test_without_delegation_a_limit_is_refused_naming_the_command(ranged_user: U
     assert info["rootless"] is True and info["limits"] == "none"
     assert f"mlpack system delegate {ranged_user.name}" in info["limits_fix"]
     ctx = _user_ctx(ranged_user, PLAIN)
+    # a build's RUN steps run without the builder's default limits, but one asked for is refused
+    proc = ranged_user.mlpack("build", "-q", "--memory", "1g", "-t", "localhost/rl/plain:1", str(ctx))
+    assert proc.returncode == 1 and f"mlpack system delegate {ranged_user.name}" in proc.stderr, proc.stderr
     ranged_user.mlpack("build", "-q", "-t", "localhost/rl/plain:1", str(ctx), check=True)
     for flags in (["--cpus", "0.5"], ["--memory", "64Mi"], ["--pids-limit", "20"]):
         proc = ranged_user.mlpack("run", "--rm", *flags, "localhost/rl/plain:1", "true")
@@ -274,6 +277,23 @@ def test_single_id_user_builds_without_chown_and_is_told_the_fix_for_one(single_
     assert "chown" in proc.stderr and "subordinate range" in proc.stderr and "usermod --add-subuids" in proc.stderr
     assert user.mlpack("images", "-q").stdout.count("ms") == 0
 
+
+
+def test_run_network_without_tun_is_refused_naming_the_fix(ranged_user: User) -> None:
+    tun = Path("/dev/net/tun")
+    if not tun.exists():
+        pytest.skip("no /dev/net/tun on this host")
+    old = tun.stat().st_mode & 0o7777
+    tun.chmod(0o600)  # as some hosts ship it
+    try:
+        proc = ranged_user.mlpack("build", "--no-cache", "-t", "localhost/rl/tun:1", str(_user_ctx(ranged_user, PLAIN)))
+    finally:
+        tun.chmod(old)
+    assert proc.returncode == 1
+    assert "chmod 0666 /dev/net/tun" in proc.stderr and "--network=none" in proc.stderr, proc.stderr
+    note = root_mlpack("system", "delegate", ranged_user.name)
+    root_mlpack("system", "delegate", "--undo", ranged_user.name)
+    assert "note:" not in note.stdout  # the session's set-up made it openable
 
 # --- devices ------------------------------------------------------------------------------------
 
