@@ -156,3 +156,14 @@ def test_serve_call_returns_results_callbacks_and_errors(tmp_path: Path) -> None
     cb("event", n=1)
     assert pickle.loads(out.getvalue()) == ("cb", 0, ("event",), {"n": 1})
     rootless._Callback.sink = None
+
+
+def test_a_container_without_a_cgroup_never_reads_the_hosts_counters(tmp_path: Path) -> None:
+    from mlpack.runtime.cgroups import oom_kills, read_stats
+
+    (tmp_path / "memory").mkdir()
+    (tmp_path / "memory" / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 5\n")
+    (tmp_path / "memory" / "memory.usage_in_bytes").write_text("123456789\n")
+    assert oom_kills("", tmp_path) == 0
+    stats = read_stats("", tmp_path)
+    assert (stats.memory_usage, stats.memory_limit, stats.cpu_usage_ns, stats.oom_kills) == (None, None, None, 0)
