@@ -43,7 +43,9 @@ def cgroup_dirs(cgroups_path: str, root: Path = CGROUP_ROOT) -> list[Path]:
     if cgroup_mode(root) == "v2":
         cands = [root / rel]
     else:
-        cands = [root / c / rel for c in _V1_CONTROLLERS]
+        # a unified/ without cgroup.controllers is rootless crun's tmpfs cover: its dirs are no cgroups
+        unified = (root / "unified" / "cgroup.controllers").exists()
+        cands = [root / c / rel for c in _V1_CONTROLLERS if c != "unified" or unified]
     return [p for p in cands if p.is_dir()]
 
 

@@ -161,16 +161,20 @@ def favoured_user_cgroup(delegated: User):
         k.write_text(v)
 
 
-def test_rootless_limits_are_enforced_half_a_cpu_and_oom(favoured_user_cgroup: User) -> None:
+@pytest.mark.parametrize("runtime", ["runc", "crun"])
+def test_rootless_limits_are_enforced_half_a_cpu_and_oom(favoured_user_cgroup: User, runtime: str) -> None:
+    if shutil.which(runtime) is None:
+        pytest.skip(f"{runtime} is not installed; tests/run.sh installs it")
     user = favoured_user_cgroup
     ctx = _user_ctx(user, PLAIN)
     user.mlpack("build", "-q", "-t", "localhost/rl/plain:1", str(ctx), check=True)
     proc = user.mlpack("run", "-d", "--name", "spin", "--cpus", "0.5", "--memory", "64Mi", "--pids-limit", "32",
-                       "localhost/rl/plain:1", "sh", "-c", "while :; do :; done", check=True)
+                       "localhost/rl/plain:1", "sh", "-c", "while :; do :; done", check=True, MLPACK_RUNTIME=runtime)
     cid = proc.stdout.strip().splitlines()[-1]
     record = json.loads((user.home / "containers" / cid / "record.json").read_text())
     path = record["cgroups_path"]
     assert path.startswith(f"/{user_cgroup(user.uid)}/"), path
+    assert record["runtime"]["name"] == runtime
     mem = read_stats(path)
     assert mem.memory_limit == 64 * 1024 * 1024 and mem.pids_limit == 32
     time.sleep(0.5)
@@ -186,7 +190,8 @@ def test_rootless_limits_are_enforced_half_a_cpu_and_oom(favoured_user_cgroup: U
     user.mlpack("rm", "-f", "spin", check=True)
     assert not any((h / path.strip("/")).exists() for h in hierarchies())
     proc = user.mlpack("run", "--rm", "--memory", "32m", "localhost/rl/plain:1",
-                       "awk", 'BEGIN { s = "x"; for (i = 0; i < 40; i++) s = s s; print length(s) }')
+                       "awk", 'BEGIN { s = "x"; for (i = 0; i < 40; i++) s = s s; print length(s) }',
+                       MLPACK_RUNTIME=runtime)
     assert proc.returncode == 137 and "OOM-killed" in proc.stderr, proc.stderr
 
 
