@@ -38,6 +38,8 @@ __all__ = [
     "push",
     "pull",
     "export_k8s",
+    "services",
+    "Service",
     "Bundle",
     "Limits",
     "MlpackError",
@@ -65,12 +67,15 @@ _LAZY = {
     "push": "mlpack.api",
     "pull": "mlpack.api",
     "export_k8s": "mlpack.api",
+    "services": "mlpack.service",
+    "Service": "mlpack.service",
     "Bundle": "mlpack.bundle",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlpack.api import build, capture, export_k8s, pull, push, render, run, serve
     from mlpack.bundle import Bundle
+    from mlpack.service import Service, services
 
 
 def __getattr__(name: str) -> Any:

@@ -17,7 +17,7 @@ import numpy as np
 
 from mlpack.errors import RunError, ServeError
 
-__all__ = ["predict_http", "to_payload", "wait_ready", "summarize_log", "log_tail"]
+__all__ = ["predict_http", "to_payload", "wait_ready", "summarize_log", "log_tail", "startup_error", "failure_hint"]
 
 
 def _request(url: str, *, body: dict | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
@@ -33,21 +33,24 @@ def _request(url: str, *, body: dict | None = None, timeout: float = 5.0) -> tup
         return exc.code, exc.read()
 
 
-def predict_http(url: str, payload: dict, *, timeout: float = 30.0) -> dict[str, np.ndarray]:
-    """``POST {url}/predict`` and return the outputs by name as arrays."""
+def predict_http(url: str, payload: dict, *, timeout: float = 30.0, raw: bool = False) -> dict[str, Any]:
+    """``POST {url}/predict`` and return the outputs by name: as arrays, or with ``raw``
+    as the decoded JSON values (what a postprocess hook's nested outputs compare against)."""
     try:
-        status, raw = _request(url.rstrip("/") + "/predict", body=payload, timeout=timeout)
+        status, body = _request(url.rstrip("/") + "/predict", body=payload, timeout=timeout)
     except OSError as exc:
         raise ServeError(f"cannot reach the container at {url}: {exc}",
                          hint="check service.health and service.logs()") from None
     if status != 200:
-        text = raw.decode("utf-8", "replace")[:2000]
+        text = body.decode("utf-8", "replace")[:2000]
         raise ServeError(f"POST /predict answered {status}: {text}", status=status,
                          hint="the message above comes from the server in the container")
-    outputs = json.loads(raw)["outputs"]
-    if isinstance(outputs, dict):
-        return {str(k): np.asarray(v) for k, v in outputs.items()}
-    return {"output": np.asarray(outputs)}
+    outputs = json.loads(body)["outputs"]
+    if not isinstance(outputs, dict):
+        outputs = {"output": outputs}
+    if raw:
+        return {str(k): v for k, v in outputs.items()}
+    return {str(k): np.asarray(v) for k, v in outputs.items()}
 
 
 def to_payload(x: Any) -> dict:
@@ -94,7 +97,9 @@ def as_array(value: Any) -> np.ndarray:
 def wait_ready(container: Any, *, timeout: float) -> float:
     """Poll ``/v2/health/ready`` until it answers 200; seconds waited.
 
-    A container that exits meanwhile fails at once with its log tail.
+    A container that exits meanwhile fails at once. Either failure is a
+    RunError whose message ends with the last lines of the container's log and
+    whose hint fits the cause (:func:`failure_hint`).
     """
     started = time.monotonic()
     url = str(container.url).rstrip("/") + "/v2/health/ready"
@@ -109,19 +114,47 @@ def wait_ready(container: Any, *, timeout: float) -> float:
             last = str(exc)
         state = str(getattr(container, "status", "running"))
         if state in ("exited", "stopped", "dead"):
-            logs = log_tail(container)
             code = getattr(container, "exit_code", None)
-            if getattr(container, "oom_killed", False):
-                raise RunError(f"the container was OOM-killed before it was ready (exit status {code})",
-                               hint="the model needs more memory than the limit: raise --memory",
-                               exit_code=code, output=logs, logs=logs)
-            raise RunError(f"the container exited with status {code} before it was ready",
-                           hint="its log is below; a missing dependency or a failing hooks.py is "
-                                "the usual cause", exit_code=code, output=logs, logs=logs)
+            oom = bool(getattr(container, "oom_killed", False))
+            what = (f"the container was OOM-killed before it was ready (exit status {code})" if oom
+                    else f"the container exited with status {code} before it was ready")
+            raise startup_error(container, what, exit_code=code, oom=oom)
         time.sleep(0.03)
+    raise startup_error(container, f"the container was not ready after {timeout:.0f} s ({last})", timed_out=True)
+
+
+def startup_error(container: Any, what: str, *, exit_code: int | None = None, oom: bool = False,
+                  timed_out: bool = False) -> RunError:
+    """A RunError for a container that did not start serving: ``what`` happened, then the
+    last lines of its log in the message itself, and a hint that fits the cause."""
     logs = log_tail(container)
-    raise RunError(f"the container was not ready after {timeout:.0f} s ({last})",
-                   hint="see the log below, or raise ready_timeout", output=logs, logs=logs)
+    name = getattr(container, "name", None)
+    message = what + (f"; the last lines of its log:\n{logs}" if logs else "; its log is empty")
+    hint = failure_hint(logs, oom=oom, timed_out=timed_out)
+    if name:
+        hint += f" (the whole log: `mlpack logs {name}`; it is kept until `mlpack rm {name}`)"
+    return RunError(message, hint=hint, exit_code=exit_code, output=logs, logs=logs, container=name)
+
+
+def failure_hint(logs: str, *, oom: bool = False, timed_out: bool = False) -> str:
+    """What to do, read from how the container failed."""
+    if oom:
+        return "the model needs more memory than the limit: raise memory= (--memory)"
+    if "hooks.py" in logs:
+        return ("the bundle's hooks.py failed in the container: fix the cell; hooks may only use "
+                "what they import themselves and what the image installs")
+    missing = re.search(r"No module named '([^']+)'", logs)
+    if missing:
+        return (f"module {missing.group(1)!r} is not in the image: add its package with "
+                "requirements=[...] (--pip SPEC) or capture in an environment that has it")
+    if "ImportError" in logs or "cannot open shared object" in logs:
+        return ("a package in the image does not import (a missing system library or a broken "
+                "wheel): add the library with apt=[...] or pin another version")
+    if "address already in use" in logs.lower():
+        return "the port is taken: pick another port= (-p) or stop what listens there"
+    if timed_out:
+        return "the model is slow to load: raise ready_timeout, or give it more cpus="
+    return "read the log lines above: the server says why it stopped"
 
 
 def log_tail(container: Any, lines: int = 15) -> str:

@@ -1,32 +1,37 @@
 """Container parity: does the running container answer like the model in the kernel?
 
 :func:`kernel_outputs` computes the reference in the kernel (the user's hooks
-around the user's own model, exactly as the server applies them around the
-converted one) and :func:`compare` checks the container's answer against it:
-with :func:`mlpack.bundle.parity.compare`, the same tolerances capture uses
-between the original and the converted model (labels exact, floats within
-``atol + rtol * |expected|``).
+around the user's own model, called through :mod:`mlpack.bundle.hooks`
+exactly as the server calls them) and :func:`compare` checks the container's
+answer against it. Tensors (arrays, lists of numbers or strings) are compared
+with :func:`mlpack.bundle.parity.compare`, the tolerances capture uses
+(labels exact, floats within ``atol + rtol * |expected|``); anything else a
+postprocess hook may return is compared as a structure: dict keys, list
+lengths, strings, ints, bools and None exactly, floats with the same
+tolerance, and the first difference is reported with its path
+(``outputs.meta.version``, ``outputs.label[3]``).
 """
 
 from __future__ import annotations
 
-import ast
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from mlpack.bundle.hooks import HookFailed, load_source
 from mlpack.endpoint import as_array
 from mlpack.errors import ServeError
 
-__all__ = ["ParityResult", "compare", "kernel_outputs", "load_hooks", "sample_feeds"]
-
+__all__ = ["ParityResult", "compare", "first_difference", "kernel_outputs", "sample_feeds"]
 
 
 @dataclass(frozen=True)
 class ParityResult:
     """The verdict over every output: ``outputs`` maps each name to the report of
-    :func:`mlpack.bundle.parity.compare` (kind, passed, max_abs_error, worst, …)."""
+    :func:`mlpack.bundle.parity.compare` (kind, passed, max_abs_error, worst, …), or for
+    a structured output ``{"kind": "structure", "passed", "path", "difference"}``."""
 
     passed: bool
     rows: int
@@ -35,24 +40,42 @@ class ParityResult:
     @property
     def max_abs(self) -> float:
         return max((float(o.get("max_abs_error", 0.0)) for o in self.outputs.values()
-                    if o.get("kind") != "label"), default=0.0)
+                    if o.get("kind") not in ("label", "structure")), default=0.0)
 
     def summary(self) -> str:
         """One line: verdict, rows, and each output's exactness or worst error."""
         if not self.passed:
             from mlpack.bundle.parity import worst_line
 
-            return f"FAILED on {self.rows} rows: " + worst_line(self.to_dict())
+            tensors = {k: o for k, o in self.outputs.items() if o.get("kind") != "structure"}
+            parts = [f"{o['difference']}" for o in self.outputs.values()
+                     if o.get("kind") == "structure" and not o["passed"]]
+            if any(not o["passed"] for o in tensors.values()):
+                parts.append(worst_line({"outputs": tensors}))
+            return f"FAILED on {self.rows} rows: " + "; ".join(parts)
         parts = []
         for name, o in self.outputs.items():
-            if o.get("kind") == "label":
-                parts.append(f"{name} exact")
+            if o.get("kind") in ("label", "structure"):
+                parts.append(f"{name} exact" if o.get("kind") == "label" else f"{name} same structure")
             else:
                 parts.append(f"{name} max abs err {float(o.get('max_abs_error', 0.0)):.2g}")
         return f"ok on {self.rows} rows: " + ", ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         return {"checked": True, "passed": self.passed, "rows": self.rows, "outputs": self.outputs}
+
+
+def _tensor(value: Any) -> np.ndarray | None:
+    """``value`` as a non-object array when it is one (an array, a list of numbers or strings)."""
+    if isinstance(value, np.ndarray):
+        return value if value.dtype.kind != "O" and value.ndim > 0 else None
+    if not isinstance(value, (list, tuple)) or not value:
+        return None
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError):  # ragged
+        return None
+    return array if array.dtype.kind in "biufcUS" else None
 
 
 def compare(expected: dict[str, Any], actual: dict[str, Any]) -> ParityResult:
@@ -63,36 +86,85 @@ def compare(expected: dict[str, Any], actual: dict[str, Any]) -> ParityResult:
     """
     from mlpack.bundle.parity import compare as _compare
 
-    exp = {str(k): np.asarray(v) for k, v in expected.items()}
-    act = {str(k): np.asarray(v) for k, v in actual.items()}
+    exp = {str(k): v for k, v in expected.items()}
+    act = {str(k): v for k, v in actual.items()}
     if not set(exp) <= set(act) and len(exp) == len(act):
         act = dict(zip(exp, act.values()))
-    first = next(iter(exp.values()), np.empty(0))
-    rows = int(first.shape[0]) if first.ndim else 1
-    report = _compare(exp, act, rows)
-    return ParityResult(bool(report["passed"]), rows, dict(report["outputs"]))
+    tensors = {k: t for k, v in exp.items() if (t := _tensor(v)) is not None and _tensor(act.get(k)) is not None}
+    first = next(iter(tensors.values()), None)
+    rows = int(first.shape[0]) if first is not None else 1
+    report = _compare(tensors, {k: np.asarray(act[k]) for k in tensors}, rows)
+    outputs: dict[str, dict[str, Any]] = {}
+    for name, value in exp.items():
+        if name in tensors:
+            outputs[name] = report["outputs"][name]
+            continue
+        path = f"outputs.{name}"
+        difference = (f"{path}: missing from the container's answer" if name not in act
+                      else first_difference(value, act[name], path))
+        outputs[name] = {"kind": "structure", "passed": difference is None, "path": path,
+                         "difference": difference}
+    return ParityResult(all(o["passed"] for o in outputs.values()), rows, outputs)
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def first_difference(expected: Any, actual: Any, path: str) -> str | None:
+    """Where ``actual`` (decoded JSON) first differs from ``expected`` (the kernel's value), or None."""
+    from mlpack.bundle.parity import TOLERANCES, compare as _compare
+
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return f"{path}: a dict in the kernel, {_kind(actual)} from the container"
+        keys = [str(k) for k in expected]
+        missing = [k for k in keys if k not in actual]
+        if missing:
+            return f"{path}.{missing[0]}: missing from the container's answer"
+        extra = [k for k in actual if k not in keys]
+        if extra:
+            return f"{path}.{extra[0]}: in the container's answer, not the kernel's"
+        for key, value in expected.items():
+            found = first_difference(value, actual[str(key)], f"{path}.{key}")
+            if found:
+                return found
+        return None
+    tensor = _tensor(expected)
+    if tensor is not None and _tensor(actual) is not None:
+        report = _compare({"value": tensor}, {"value": np.asarray(actual)}, len(tensor))["outputs"]["value"]
+        if report["passed"]:
+            return None
+        worst = report.get("worst")
+        if worst is None:
+            return f"{path}: {report.get('note', 'differs')}"
+        return f"{path}[{worst['index']}]: kernel {worst['original']!r}, container {worst['served']!r}"
+    if isinstance(expected, (list, tuple)) or (isinstance(expected, np.ndarray) and expected.ndim > 0):
+        items = list(expected)
+        if not isinstance(actual, list):
+            return f"{path}: a list in the kernel, {_kind(actual)} from the container"
+        if len(items) != len(actual):
+            return f"{path}: {len(items)} items in the kernel, {len(actual)} from the container"
+        for i, (e, a) in enumerate(zip(items, actual)):
+            found = first_difference(e, a, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    if isinstance(expected, np.generic) or (isinstance(expected, np.ndarray) and expected.ndim == 0):
+        expected = expected.item()
+    if isinstance(expected, float) and isinstance(actual, (int, float)) and not isinstance(actual, bool):
+        atol, rtol = TOLERANCES["float"]
+        if (math.isnan(expected) and math.isnan(actual)) or abs(actual - expected) <= atol + rtol * abs(expected):
+            return None
+        return f"{path}: kernel {expected!r}, container {actual!r}"
+    if expected is None and actual is None:
+        return None
+    if type(expected) is not type(actual) or expected != actual:
+        return f"{path}: kernel {expected!r}, container {actual!r}"
+    return None
 
 
 # -- the kernel side --------------------------------------------------------------
-def load_hooks(source: str | None) -> tuple[Any, Any]:
-    """(preprocess, postprocess) defined by a hooks source, each None when absent.
-
-    The source runs in a fresh module namespace, as hooks.py runs in the
-    container: a hook that leans on a notebook variable fails here too.
-    """
-    if not source or not source.strip():
-        return None, None
-    try:
-        code = compile(ast.parse(source, filename="hooks.py"), "hooks.py", "exec")
-    except SyntaxError as exc:
-        raise ServeError(f"the hooks are not plain Python: {exc.msg} (line {exc.lineno})",
-                         hint="the cell body becomes hooks.py in the image; IPython magics "
-                              "and !shell lines cannot go there") from None
-    namespace: dict[str, Any] = {"__name__": "hooks"}
-    exec(code, namespace)  # noqa: S102 - the user's own cell, already run in the kernel
-    return namespace.get("preprocess"), namespace.get("postprocess")
-
-
 def sample_feeds(bundle: Any) -> dict[str, np.ndarray]:
     """The rows the container is asked about: the bundle's stored sample, by input name."""
     return {str(k): np.asarray(v) for k, v in bundle.sample().items()}
@@ -107,36 +179,31 @@ def _model_outputs(model: Any, sample: Any, feeds: dict[str, np.ndarray]) -> dic
     return prepared.reference_fn(feeds)
 
 
-def kernel_outputs(model: Any, sample: Any, bundle: Any, hooks_source: str | None = None) -> dict[str, np.ndarray]:
+def kernel_outputs(model: Any, sample: Any, bundle: Any, hooks_source: str | None = None) -> dict[str, Any]:
     """What the container should answer for :func:`sample_feeds`: postprocess(model(preprocess(x))).
 
-    Without hooks that is the original model's answer that capture stored
-    (``bundle.expected()``); with hooks the kernel runs them around the model.
+    Without a preprocess hook the model's part is the original model's answer that
+    capture stored (``bundle.expected()``), so the model is not run again; with one
+    the kernel runs the model on the preprocessed rows. Values may be any structure
+    a postprocess hook returns.
     """
-    preprocess, postprocess = load_hooks(hooks_source)
+    hooks = load_source(hooks_source, ServeError)
     feeds = sample_feeds(bundle)
-    if preprocess is None and postprocess is None:
+    stored: dict[str, np.ndarray] | None = None
+    if hooks.preprocess is None:
+        # The model's answer on exactly these rows is what capture stored: no second run.
         try:
-            return {str(k): np.asarray(v) for k, v in bundle.expected().items()}
+            stored = {str(k): np.asarray(v) for k, v in bundle.expected().items()}
         except (OSError, KeyError):
             pass  # a bundle without expected outputs: ask the model
-    if preprocess is not None:
-        feeds = _call_hook(preprocess, "preprocess", dict(feeds))
-        feeds = {str(k): as_array(v) for k, v in feeds.items()}
-    outputs = _model_outputs(model, sample, feeds)
-    if postprocess is not None:
-        outputs = _call_hook(postprocess, "postprocess", {k: as_array(v) for k, v in outputs.items()})
-    return {str(k): as_array(v) for k, v in outputs.items()}
-
-
-def _call_hook(func: Any, name: str, value: dict) -> dict:
     try:
-        result = func(value)
-    except Exception as exc:
-        raise ServeError(f"{name}() raised {type(exc).__name__}: {exc}",
-                         hint="hooks run in the container without the notebook's variables: "
-                              "define or import everything they use inside the cell") from exc
-    if not isinstance(result, dict):
-        raise ServeError(f"{name}() returned {type(result).__name__}, not a dict of arrays by name",
-                         hint=f"return the mapping it was given, changed: def {name}(x): ...; return x")
-    return result
+        if stored is not None:
+            outputs = hooks.after(stored)
+        else:
+            feeds = {str(k): as_array(v) for k, v in hooks.before(dict(feeds)).items()}
+            outputs = hooks.after(_model_outputs(model, sample, feeds))
+    except HookFailed as exc:
+        raise ServeError(str(exc), hint="hooks run in the container without the notebook's variables: "
+                                        "define or import everything they use inside the cell",
+                         traceback=exc.traceback) from exc
+    return {str(k): v for k, v in outputs.items()}

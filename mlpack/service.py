@@ -12,8 +12,8 @@ traceback. The stage packages are imported lazily, when their stage runs.
 
 from __future__ import annotations
 
+import re
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,9 +30,8 @@ from mlpack.progress import LogEvent, Sink, StageEvent, adapt_build_event
 from mlpack.settings import Settings
 from mlpack.types import Limits
 
-__all__ = ["ServeOptions", "Service", "serve", "DEFAULT_BASE", "predict_http", "to_payload", "summarize_log"]
+__all__ = ["ServeOptions", "Service", "serve", "services", "predict_http", "to_payload", "summarize_log"]
 
-DEFAULT_BASE = "localhost/mlpack/python:3.11"
 # The port mlpack-serve listens on inside the image.
 CONTAINER_PORT = 8080
 GRPC_CONTAINER_PORT = 8081  # its gRPC inference service, published on a free port
@@ -42,7 +41,7 @@ GRPC_CONTAINER_PORT = 8081  # its gRPC inference service, published on a free po
 class ServeOptions:
     """What ``mlpack.serve`` and ``%%containerize`` do, in one typed value."""
 
-    name: str = "model"
+    name: str | None = None  # None: the model's class plus a short hash of its content
     cpus: float | None = 1.0
     memory: int | str | None = "1g"
     pids: int | None = 256
@@ -55,7 +54,11 @@ class ServeOptions:
     hooks_source: str | None = None  # preprocess/postprocess, shipped as hooks.py
     tag: str | None = None  # image tag; default mlpack/<name>:latest
     ready_timeout: float = 60.0
-    replace: bool = True  # stop and remove a container of the same name first
+    replace: bool = True  # replace a service of the same name (blue/green); False refuses
+    dynamic_axes: Any = None  # torch: {"input": [1]} or "input:1", axes whose length varies in use
+    detach: bool = False  # keep serving after this process (script, kernel) exits
+    # packages to add to the image: "name==version" / "name" specs, or a requirements file's path
+    requirements: tuple[str, ...] | str | Path | None = None
 
     def limits(self) -> Limits:
         return Limits(cpus=self.cpus, memory=self.memory, pids=self.pids, gpus=self.gpus)
@@ -101,6 +104,7 @@ class Service:
         from mlpack.errors import ContainerNotFound
 
         try:
+            self.container.state()  # a container removed meanwhile (replaced, `mlpack rm`) has none
             return self.container.url
         except ContainerNotFound:
             return None
@@ -121,9 +125,12 @@ class Service:
         from mlpack.errors import ContainerNotFound
 
         try:
-            return str(self.container.health or self.container.status)
+            health = str(self.container.health or self.container.status)
         except ContainerNotFound:
             return "removed"
+        if health == "starting" and self.parity is not None and self.parity.passed:
+            return "healthy"  # ready and verified; the HEALTHCHECK's first probe is only later
+        return health
 
     def _require_running(self) -> Any:
         if self.container is None or self.url is None:
@@ -161,6 +168,7 @@ class Service:
         """Stop the container and remove it; the image stays in the store."""
         from mlpack.errors import ContainerNotFound
 
+        _OWNED.pop(id(self), None)
         container, self.container = self.container, None
         if container is None:
             return
@@ -181,6 +189,109 @@ class Service:
     def __repr__(self) -> str:
         verdict = "n/a" if self.parity is None else ("ok" if self.parity.passed else "FAILED")
         return f"<Service {self.name} url={self.url} health={self.health} parity={verdict}>"
+
+    def _verdict(self) -> str:
+        if self.parity is None:
+            return "n/a"
+        return self.parity.summary() if self.parity.passed else "FAILED: " + self.parity.summary()
+
+    def _repr_html_(self) -> str:
+        import html
+
+        rows = [("url", self.url or "not running"), ("health", self.health), ("parity", self._verdict()),
+                ("image", self.options.image_tag), ("limits", str(self.limits)),
+                ("stops", "never (detached)" if self.options.detach else "when this kernel exits")]
+        body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+                       for k, v in rows)
+        return f"<table><caption>mlpack service <b>{html.escape(self.name)}</b></caption>{body}</table>"
+
+    @classmethod
+    def get(cls, name: str, *, settings: Settings | None = None) -> "Service":
+        """The service called ``name`` that is running now, whoever started it (a notebook
+        that reconnects finds its services again); ServeError when there is none."""
+        from mlpack import runtime
+        from mlpack.errors import ContainerNotFound
+
+        settings = settings or Settings.from_env()
+        try:
+            container = runtime.get_container(settings, name)
+        except ContainerNotFound:
+            raise ServeError(f"there is no service called {name!r}",
+                             hint="mlpack.services() lists the running ones") from None
+        record = _read_record(settings, name)
+        bundle = None
+        try:
+            from mlpack.bundle import Bundle
+
+            bundle = Bundle.load(settings.home / "serve" / name / "bundle")
+        except MlpackError:
+            pass  # the bundle was removed or replaced: the container still serves
+        options = ServeOptions(name=name, detach=True, tag=record.get("image"))
+        return cls(name=name, options=options, bundle=bundle, image=record.get("image"), container=container)
+
+
+def services(*, settings: Settings | None = None) -> list[Service]:
+    """The services running now (started by ``mlpack.serve`` or ``%%containerize``)."""
+    settings = settings or Settings.from_env()
+    root = settings.home / "serve"
+    found = []
+    for record in sorted(root.glob("*/service.json")) if root.is_dir() else []:
+        try:
+            service = Service.get(record.parent.name, settings=settings)
+        except ServeError:
+            continue
+        if service.url is not None and service.container.running():
+            found.append(service)
+    return found
+
+
+# Services this process started without detach: stopped when it exits.
+_OWNED: dict[int, Service] = {}
+_ATEXIT: list[bool] = []
+
+
+def _own(service: Service) -> None:
+    if service.options.detach:
+        return
+    _OWNED[id(service)] = service
+    if not _ATEXIT:
+        import atexit
+
+        atexit.register(_stop_owned)
+        _ATEXIT.append(True)
+
+
+def _stop_owned() -> None:
+    for service in list(_OWNED.values()):
+        try:
+            service.stop()
+        except Exception:  # exiting: stop the others anyway
+            pass
+
+
+def _record_path(settings: Settings, name: str) -> Path:
+    return settings.home / "serve" / name / "service.json"
+
+
+def _read_record(settings: Settings, name: str) -> dict[str, Any]:
+    import json
+
+    try:
+        return json.loads(_record_path(settings, name).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_record(settings: Settings, service: Service) -> None:
+    import json
+    import os
+
+    path = _record_path(settings, service.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"name": service.name, "image": service.options.image_tag,
+                               "detach": service.options.detach, "pid": os.getpid()}))
+    tmp.replace(path)
 
 
 # -- the pipeline ------------------------------------------------------------
@@ -247,51 +358,53 @@ def serve(model: Any, sample: Any, *, options: ServeOptions | None = None,
                               "then pin the pushed digest", stage="config")
     t0 = time.monotonic()
     pipe = _Pipeline(progress)
-    # The container this one replaces is removed while the image builds.
-    replacing = _Background(_remove_named, options.name, settings) if options.run and options.replace else None
-    work = settings.home / "serve" / options.name
 
     with pipe.stage("capture") as info:
-        from mlpack.bundle import capture
-        bundle_dir = work / "bundle"
-        shutil.rmtree(bundle_dir, ignore_errors=True)
-        bundle_dir.parent.mkdir(parents=True, exist_ok=True)
-        bundle = capture(model, sample, name=options.name, path=bundle_dir,
-                         hooks_source=options.hooks_source)
-        info["detail"] = f"{bundle.flavor}/{bundle.framework}"
+        named = options.name is not None
+        bundle, name = _capture(model, sample, options, settings)
+        options = replace(options, name=name)
+        info["detail"] = f"{bundle.flavor}/{bundle.framework}" + ("" if named else f" as {name}")
+    work = settings.home / "serve" / name
 
     with pipe.stage("render"):
         context = _render(bundle, options, work / "context")
-    base = getattr(context, "base_image", None) or options.base or DEFAULT_BASE
+    base = context.base_image  # decided once, by render's RenderOptions.base_image
 
     with pipe.stage("base", detail=str(base)) as info:
         info["detail"] = _ensure_base(str(base), settings, pipe)
 
     with pipe.stage("build", detail=options.image_tag) as info:
         from mlpack.builder import build
-        image = build(context, tag=options.image_tag, settings=settings, progress=pipe.build_events)
+        try:
+            image = build(context, tag=options.image_tag, settings=settings, progress=pipe.build_events)
+        except MlpackError as exc:
+            raise _explain_build(exc) from None
         info["detail"] = f"{options.image_tag} {str(getattr(image, 'digest', ''))[:19]}"
 
-    service = Service(name=options.name, options=options, bundle=bundle, image=image)
+    service = Service(name=name, options=options, bundle=bundle, image=image)
     if not options.run:
-        for name in ("run", "ready", "parity"):
-            pipe.skip(name, "--no-run")
+        for stage in ("run", "ready", "parity"):
+            pipe.skip(stage, "--no-run")
         _ship(pipe, service, image, options, limits, settings)
         service.timings = pipe.timings
         return service
 
     with pipe.stage("run") as info:
-        if replacing is not None:
-            replacing.join()
-        service.container = _run(image, options, limits, settings)
-        info["detail"] = str(service.url)
+        # Blue/green: a running service of this name keeps serving until the new
+        # container is ready and verified; only then is it stopped.
+        old = _running(name, settings, options)
+        run_name = name if old is None else f"{name}-next"
+        _remove_named(run_name, settings)  # a failed start of an earlier call, kept for its log
+        port = None if old is not None and options.port else options.port  # the old one holds it
+        service.container = _run(image, options, limits, settings, name=run_name, port=port)
+        info["detail"] = str(service.url) + ("" if old is None else f" (beside the running {name})")
     try:
         with pipe.stage("ready"):
             wait_ready(service.container, timeout=options.ready_timeout)
         with pipe.stage("parity") as info:
             expected = _parity.kernel_outputs(model, sample, bundle, options.hooks_source)
             feeds = _parity.sample_feeds(bundle)
-            actual = predict_http(service.url, to_payload(feeds if len(feeds) > 1 else next(iter(feeds.values()))))
+            actual = _ask(service, feeds)
             service.first_prediction_at = time.monotonic()
             service.first_prediction_s = service.first_prediction_at - t0
             service.parity = _parity.compare(expected, actual)
@@ -300,20 +413,134 @@ def serve(model: Any, sample: Any, *, options: ServeOptions | None = None,
                 raise ServeError("the container does not answer like the model in the kernel: "
                                  + service.parity.summary(),
                                  hint="the container keeps running for inspection: "
-                                      "service.logs(), then service.stop()",
+                                      "service.logs(), then service.stop()"
+                                      + ("" if old is None else f"; the previous {name} still serves"),
                                  parity=service.parity)
+        if old is not None:
+            with pipe.stage("swap", detail=f"{run_name} replaces {name}") as info:
+                _swap(service, old, name, image, options, limits, settings)
+                info["detail"] = f"{service.url} serves {name}"
         # Only an image that answered like the kernel is pushed and exported.
         _ship(pipe, service, image, options, limits, settings)
     except MlpackError as exc:
         exc.service = service  # so a caller can still inspect or stop it
-        if not isinstance(exc, ServeError) or getattr(exc, "parity", None) is None:
+        if getattr(exc, "parity", None) is not None:
+            pass  # answers differently: left running for inspection
+        elif exc.stage == "ready":
+            _quiet_halt(service)  # stopped, kept: its log stays readable (mlpack logs NAME)
+        else:
             _quiet_stop(service)
         raise
     except BaseException:  # Ctrl-C in the notebook: leave no container behind
         _quiet_stop(service)
         raise
     service.timings = pipe.timings
+    _write_record(settings, service)
+    _own(service)
     return service
+
+
+# What pip and uv say when the index has no such package or version.
+_NOT_FOUND = (re.compile(r"No matching distribution found for ([^\s]+)"),
+              re.compile(r"Because ([^\s]+) was not found in the package registry"),
+              re.compile(r"Because there is no version of ([^\s]+)"))
+
+
+def _explain_build(exc: MlpackError) -> MlpackError:
+    """A build that failed because a locked package is nowhere to be found says which,
+    instead of ending in the installer's dump."""
+    output = str(getattr(exc, "output", "") or "") + "\n" + exc.message
+    for pattern in _NOT_FOUND:
+        match = pattern.search(output)
+        if match:
+            package = match.group(1).rstrip(".,:")
+            from mlpack.errors import BuildError
+
+            return BuildError(f"the image cannot install {package}: the package index has no such "
+                              "package or version", package=package, output=getattr(exc, "output", None),
+                              hint="check the name and the pin (requirements=[...], --pip); a package of "
+                                   "your own must be installed from its directory (pip install -e DIR) "
+                                   "so capture ships its wheel")
+    return exc
+
+
+def _ask(service: Service, feeds: dict[str, Any]) -> dict[str, Any]:
+    """The container's raw answer for the sample; a failure carries the log's last lines
+    (a hook's traceback is there)."""
+    from mlpack.endpoint import log_tail
+
+    try:
+        return predict_http(service.url, to_payload(feeds if len(feeds) > 1 else next(iter(feeds.values()))),
+                            raw=True)
+    except ServeError as exc:
+        tail = log_tail(service.container)
+        raise ServeError(f"{exc.message}; the last lines of the container's log:\n{tail}" if tail else exc.message,
+                         hint=exc.hint, status=getattr(exc, "status", None), logs=tail) from None
+
+
+def _capture(model: Any, sample: Any, options: ServeOptions, settings: Settings) -> tuple[Any, str]:
+    """The bundle under ``<home>/serve/<name>/bundle`` and the service's name: the one
+    given, else the model's class plus the first 8 hex digits of the captured model's
+    hash, so two different models never take each other's place by accident."""
+    import tempfile
+
+    from mlpack.bundle import Bundle, capture
+
+    root = settings.home / "serve"
+    if options.name:
+        bundle_dir = root / options.name / "bundle"
+        bundle_dir.parent.mkdir(parents=True, exist_ok=True)
+        return capture(model, sample, name=options.name, path=bundle_dir, hooks_source=options.hooks_source,
+                       requirements=options.requirements, dynamic_axes=options.dynamic_axes), options.name
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".capture-", dir=root))
+    try:
+        bundle = capture(model, sample, path=staging / "bundle", hooks_source=options.hooks_source,
+                         requirements=options.requirements, dynamic_axes=options.dynamic_axes)
+        name = f"{bundle.name[:54].rstrip('._-')}-{bundle.model_sha256[:8]}"
+        target = root / name / "bundle"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)
+        (staging / "bundle").rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return Bundle.load(target), name
+
+
+def _running(name: str, settings: Settings, options: ServeOptions) -> Any:
+    """The live container serving ``name``, None when there is none (an exited one is removed)."""
+    from mlpack import runtime
+    from mlpack.errors import ContainerNotFound
+
+    try:
+        container = runtime.get_container(settings, name)
+    except ContainerNotFound:
+        return None
+    if not container.running():
+        container.remove(force=True)
+        return None
+    if not options.replace:
+        raise ServeError(f"a service called {name!r} is running", stage="run",
+                         hint="stop it first, pick another name, or pass replace=True")
+    return container
+
+
+def _swap(service: Service, old: Any, name: str, image: Any, options: ServeOptions, limits: Limits,
+          settings: Settings) -> None:
+    """The verified new container takes over ``name`` from ``old``."""
+    from mlpack.errors import ContainerNotFound
+
+    try:
+        old.remove(force=True)
+    except ContainerNotFound:
+        pass
+    if options.port:
+        # The host port was the old container's: the verified image starts again on it.
+        _quiet_stop(service)
+        service.container = _run(image, options, limits, settings, name=name, port=options.port)
+        wait_ready(service.container, timeout=options.ready_timeout)
+    else:
+        service.container.rename(name)
 
 
 def _ship(pipe: _Pipeline, service: Service, image: Any, options: ServeOptions, limits: Limits,
@@ -379,7 +606,7 @@ def _ensure_base(base: str, settings: Settings, pipe: _Pipeline) -> str:
 
 
 def _remove_named(name: str, settings: Settings) -> None:
-    """Remove the container called ``name`` if there is one (re-running a cell replaces it)."""
+    """Remove the container called ``name`` if there is one."""
     from mlpack import runtime
     from mlpack.errors import ContainerNotFound
 
@@ -389,31 +616,21 @@ def _remove_named(name: str, settings: Settings) -> None:
         pass
 
 
-class _Background:
-    """One function on a thread; ``join()`` re-raises what it raised."""
-
-    def __init__(self, fn: Any, *args: Any) -> None:
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._call, args=(fn, *args), daemon=True)
-        self.thread.start()
-
-    def _call(self, fn: Any, *args: Any) -> None:
-        try:
-            fn(*args)
-        except BaseException as exc:  # handed to join()
-            self.error = exc
-
-    def join(self) -> None:
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
-
-
-def _run(image: Any, options: ServeOptions, limits: Limits, settings: Settings) -> Any:
+def _run(image: Any, options: ServeOptions, limits: Limits, settings: Settings, *, name: str,
+         port: int | None) -> Any:
     from mlpack import runtime
 
-    ports = {CONTAINER_PORT: options.port or 0, GRPC_CONTAINER_PORT: 0}  # container port -> host port (0: a free one)
-    return runtime.run(image, limits=limits, ports=ports, name=options.name, settings=settings)
+    # container port -> host port (0: a free one); the gRPC service always on a free one
+    ports = {CONTAINER_PORT: port or 0, GRPC_CONTAINER_PORT: 0}
+    return runtime.run(image, limits=limits, ports=ports, name=name, settings=settings)
+
+
+def _quiet_halt(service: Service) -> None:
+    """Stop a failed container but keep it (and its log) until ``mlpack rm``."""
+    try:
+        service.container.stop()
+    except Exception:  # already failing; the first error is the one to show
+        pass
 
 
 def _quiet_stop(service: Service) -> None:

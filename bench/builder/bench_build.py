@@ -18,8 +18,9 @@ with the base image present in their storage and their RUN cache mounts
 mlpack is timed as a CLI process (``python -m mlpack build``, what a user
 runs) and, for rebuilds, also in-process (``mlpack.builder.build()``, what
 a notebook pays). buildah runs with runc (crun refuses this hybrid cgroup
-host without a mount-namespace workaround) and host networking, as mlpack's
-RUN steps use. Prints a table and writes ``<home>/bench-build.json``.
+host without a mount-namespace workaround) and host networking; mlpack's RUN
+steps have their own namespace with a slirp4netns uplink
+(bench/builder/bench_run_network.py measures what that costs). Prints a table and writes ``<home>/bench-build.json``.
 The home defaults to /var/tmp/mlpack-bench-build and is kept between runs
 (caches stay warm); the base comes from --base-layout (an OCI layout holding
 localhost/mlpack/python:3.11) or is bootstrapped with mmdebstrap.

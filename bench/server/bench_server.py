@@ -1,4 +1,5 @@
-"""Load test: minimal FastAPI+orjson baseline vs mlpack's server vs BentoML, same ONNX model.
+"""Load test: minimal FastAPI+orjson baseline vs mlpack's server vs BentoML, same ONNX model,
+with the ceiling of the HTTP stack itself and mlpack's gRPC service beside its HTTP.
 
     python bench/server/bench_server.py [--duration 3] [--rounds 1] [--out results.json]
 
@@ -10,6 +11,16 @@ worker each and are started before the first cell, then the cells are
 interleaved (every app at 1 connection, then every app at 8, ...) so that a
 noisy neighbour on the machine hits all of them alike. Each cell is a bounded
 wrk run; with --rounds N the median of N runs is reported.
+
+``mlserver-grpc`` is MLServer 1.7's gRPC on the same model (its scikit-learn
+runtime; from --mlserver-venv, made with ``python -m venv /tmp/mlservervenv &&
+/tmp/mlservervenv/bin/pip install mlserver mlserver-sklearn``), loaded with
+the same client as mlpack's gRPC. ``ceiling`` is a raw ASGI app on the same uvicorn + uvloop + httptools stack
+that answers a fixed JSON document (ceiling_app.py): the most any app can do
+here. ``mlpack-grpc`` and ``mlpack-pyhttp`` load the same mlpack process
+through gRPC and through HTTP with the same kind of client (grpc_load.py,
+Python closed loops: wrk speaks no gRPC), so their ratio compares the
+protocols, not the clients.
 """
 
 from __future__ import annotations
@@ -30,6 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from grpc_load import grpc_load, http_load  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -62,6 +76,23 @@ def capture_models(work: Path, hidden: tuple[int, ...]) -> dict[str, Path]:
     return out
 
 
+def mlserver_repository(work: Path) -> Path:
+    """The same iris LogisticRegression for MLServer's scikit-learn runtime (one process, no extra workers)."""
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    root = work / "mlserver"
+    (root / "iris").mkdir(parents=True, exist_ok=True)
+    x, y = load_iris(return_X_y=True)
+    joblib.dump(LogisticRegression(max_iter=500).fit(x.astype(np.float32), y), root / "iris" / "model.joblib")
+    (root / "iris" / "model-settings.json").write_text(
+        json.dumps({"name": "iris", "implementation": "mlserver_sklearn.SKLearnModel", "parameters": {"uri": "./model.joblib"}})
+    )
+    (root / "settings.json").write_text(json.dumps({"parallel_workers": 0, "metrics_endpoint": None, "debug": False}))
+    return root
+
+
 @dataclass
 class Server:
     name: str
@@ -69,12 +100,14 @@ class Server:
     body: bytes
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path = REPO
+    path: str = "/predict"
     port: int = 0
+    grpc_port: int = 0
     proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/predict"
+        return f"http://127.0.0.1:{self.port}{self.path}"
 
 
 def free_port() -> int:
@@ -87,7 +120,10 @@ def free_port() -> int:
 
 def start(server: Server, logdir: Path) -> None:
     server.port = free_port()
-    cmd = [c.replace("{port}", str(server.port)) for c in server.cmd]
+    server.grpc_port = free_port()
+    fill = lambda text: text.replace("{port}", str(server.port)).replace("{grpc_port}", str(server.grpc_port))  # noqa: E731
+    cmd = [fill(c) for c in server.cmd]
+    server.env = {k: fill(v) for k, v in server.env.items()}
     log = (logdir / f"{server.name}.log").open("wb")
     server.proc = subprocess.Popen(
         cmd, cwd=server.cwd, env={**os.environ, **server.env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -191,6 +227,41 @@ def wrk(server: Server, connections: int, duration: int, script: Path) -> dict:
     return {"rps": rps, "requests": requests, "p50_ms": p50, "p99_ms": p99, "non2xx": int(bad.group(1)) if bad else 0, "socket_errors": errors.group(0) if errors else ""}
 
 
+GRPC_INFER = "/inference.GRPCInferenceService/ModelInfer"
+
+
+def grpc_request(row: list[float]) -> bytes:
+    """A ModelInferRequest for one iris row, the tensor in raw_input_contents (as tritonclient sends it)."""
+    sys.path.insert(0, str(REPO))
+    from mlpack.server.grpc.messages import message
+
+    request = message("ModelInferRequest")(model_name="iris")
+    request.inputs.add(name="input", datatype="FP32", shape=[1, len(row)])
+    request.raw_input_contents.append(np.asarray([row], dtype=np.float32).tobytes())
+    return request.SerializeToString()
+
+
+def check_grpc(server: Server, body: bytes, labels: list[int]) -> None:
+    """The gRPC answer must carry the same label as the HTTP ones."""
+    import grpc
+
+    from mlpack.server.grpc.messages import message
+
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        answer = message("ModelInferResponse").FromString(channel.unary_unary(GRPC_INFER)(body, timeout=10))
+    index = [o.name for o in answer.outputs].index("label")
+    got = np.frombuffer(answer.raw_output_contents[index], dtype=np.int64).tolist()
+    assert got == labels, f"mlpack over gRPC answered {got}, over HTTP {labels}"
+
+
+def measure(kind: str, server: Server, connections: int, duration: int, script: Path, grpc_body: bytes) -> dict:
+    if kind == "grpc":
+        return grpc_load(f"127.0.0.1:{server.grpc_port}", GRPC_INFER, grpc_body, connections, duration)
+    if kind == "pyhttp":
+        return http_load("127.0.0.1", server.port, "/predict", server.body, connections, duration)
+    return wrk(server, connections, duration, script)
+
+
 def lua(body: bytes, path: Path) -> Path:
     path.write_text(
         'wrk.method = "POST"\n'
@@ -218,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         " dominates and batching can win at most ~10%%)",
     )
     ap.add_argument("--bento-venv", default="/tmp/bentovenv")
+    ap.add_argument("--mlserver-venv", default="/tmp/mlservervenv")
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "mlpack-bench"))
     ap.add_argument("--out", help="write the results as JSON here")
     args = ap.parse_args(argv)
@@ -229,11 +301,17 @@ def main(argv: list[str] | None = None) -> int:
     models = capture_models(work, tuple(int(h) for h in args.mlp_hidden.split(",")))
     iris_onnx = str(models["iris"] / "model.onnx")
     row = json.dumps({"inputs": [[5.1, 3.5, 1.4, 0.2]]}).encode()
+    grpc_body = grpc_request([5.1, 3.5, 1.4, 0.2])
     mlp_row = json.dumps({"inputs": [np.round(np.random.default_rng(1).normal(size=100), 4).tolist()]}).encode()
     uvicorn_common = ["--host", "127.0.0.1", "--port", "{port}", "--no-access-log", "--log-level", "warning"]
     servers = [
+        Server("ceiling", [PY, "-m", "uvicorn", "bench.server.ceiling_app:app", *uvicorn_common], row),
         Server("baseline", [PY, "-m", "uvicorn", "bench.server.baseline_app:app", *uvicorn_common], row, {"BASELINE_MODEL": iris_onnx}),
-        Server("mlpack", [PY, "-m", "mlpack.server", "--bundle", str(models["iris"]), "--host", "127.0.0.1", "--port", "{port}"], row),
+        Server(
+            "mlpack",
+            [PY, "-m", "mlpack.server", "--bundle", str(models["iris"]), "--host", "127.0.0.1", "--port", "{port}", "--grpc-port", "{grpc_port}"],
+            row,
+        ),
     ]
     bento = Path(args.bento_venv) / "bin" / "bentoml"
     notes = []
@@ -249,9 +327,23 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         notes.append(f"BentoML skipped: {bento} not found (see the module docstring to install it)")
+    mlserver = Path(args.mlserver_venv) / "bin" / "mlserver"
+    if mlserver.exists():
+        v2_row = json.dumps({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}).encode()
+        servers.append(
+            Server(
+                "mlserver",
+                [str(mlserver), "start", str(mlserver_repository(work))],
+                v2_row,
+                {"MLSERVER_HOST": "127.0.0.1", "MLSERVER_HTTP_PORT": "{port}", "MLSERVER_GRPC_PORT": "{grpc_port}", "MLSERVER_METRICS_PORT": "0"},
+                path="/v2/models/iris/infer",
+            )
+        )
+    else:
+        notes.append(f"MLServer skipped: {mlserver} not found (python -m venv {args.mlserver_venv} && {args.mlserver_venv}/bin/pip install mlserver mlserver-sklearn)")
     mlp = [
-        Server("mlp-unbatched", [PY, "-m", "mlpack.server", "--bundle", str(models["mlp100"]), "--no-batching", "--host", "127.0.0.1", "--port", "{port}"], mlp_row),
-        Server("mlp-batched", [PY, "-m", "mlpack.server", "--bundle", str(models["mlp100"]), "--host", "127.0.0.1", "--port", "{port}"], mlp_row),
+        Server("mlp-unbatched", [PY, "-m", "mlpack.server", "--bundle", str(models["mlp100"]), "--no-batching", "--host", "127.0.0.1", "--port", "{port}", "--grpc-port", "0"], mlp_row),
+        Server("mlp-batched", [PY, "-m", "mlpack.server", "--bundle", str(models["mlp100"]), "--host", "127.0.0.1", "--port", "{port}", "--grpc-port", "0"], mlp_row),
     ]
     logdir = work / "logs"
     logdir.mkdir(exist_ok=True)
@@ -262,25 +354,31 @@ def main(argv: list[str] | None = None) -> int:
             start(s, logdir)
         answers = {s.name: wait_answering(s) for s in servers + mlp}
         ref = json.loads(answers["baseline"])["outputs"]["label"]
+        if "mlserver" in answers:
+            assert json.loads(answers["mlserver"])["outputs"][0]["data"] == ref, "mlserver answered differently"
         for name in ("mlpack", "bentoml"):
             if name in answers:
                 assert json.loads(answers[name])["outputs"]["label"] == ref, f"{name} answered differently"
+        check_grpc(next(s for s in servers if s.name == "mlpack"), grpc_body, ref)
         scripts = {s.name: lua(s.body, work / f"{s.name}.lua") for s in servers + mlp}
         for s in servers + mlp:  # warm up: JITs, allocators, connection pools
             wrk(s, 8, 1, scripts[s.name])
-        cells = [(s, int(c)) for c in args.connections.split(",") for s in servers]
-        cells += [(s, args.batch_connections) for s in mlp]
-        for s, conns in cells:
+        mlpack_server = next(s for s in servers if s.name == "mlpack")
+        cells = [(s, int(c), "wrk", s.name) for c in args.connections.split(",") for s in servers if s.name != "mlserver"]
+        cells += [(mlpack_server, int(c), kind, f"mlpack-{kind}") for c in args.connections.split(",") for kind in ("pyhttp", "grpc")]
+        cells += [(s, int(c), "grpc", "mlserver-grpc") for c in args.connections.split(",") for s in servers if s.name == "mlserver"]
+        cells += [(s, args.batch_connections, "wrk", s.name) for s in mlp]
+        for s, conns, kind, label in cells:
             runs = []
             for _ in range(args.rounds):
                 cpu = tree_cpu_s(s.proc.pid)
-                run = wrk(s, conns, args.duration, scripts[s.name])
+                run = measure(kind, s, conns, args.duration, scripts[s.name], grpc_body)
                 run["cpu_us"] = (tree_cpu_s(s.proc.pid) - cpu) / max(1, run["requests"]) * 1e6
                 runs.append(run)
             cell = {key: statistics.median(r[key] for r in runs) for key in ("rps", "p50_ms", "p99_ms", "cpu_us")}
-            cell.update(app=s.name, connections=conns, non2xx=sum(r["non2xx"] for r in runs), rss_mb=tree_rss_mb(s.proc.pid))
+            cell.update(app=label, connections=conns, non2xx=sum(r["non2xx"] for r in runs), rss_mb=tree_rss_mb(s.proc.pid))
             results.append(cell)
-            print(f"  {s.name:14s} c={conns:<3d} {cell['rps']:9.0f} req/s  p50 {cell['p50_ms']:7.2f} ms  p99 {cell['p99_ms']:7.2f} ms  cpu {cell['cpu_us']:6.0f} us/req  rss {cell['rss_mb']:6.1f} MB", flush=True)
+            print(f"  {label:14s} c={conns:<3d} {cell['rps']:9.0f} req/s  p50 {cell['p50_ms']:7.2f} ms  p99 {cell['p99_ms']:7.2f} ms  cpu {cell['cpu_us']:6.0f} us/req  rss {cell['rss_mb']:6.1f} MB", flush=True)
     finally:
         for s in servers + mlp:
             stop(s)
@@ -298,13 +396,29 @@ def main(argv: list[str] | None = None) -> int:
     by = {(r["app"], r["connections"]): r for r in results}
     top = max(int(c) for c in args.connections.split(","))
     summary = {}
-    pairs = [("mlpack", "baseline", top), ("mlpack", "bentoml", top), ("mlp-batched", "mlp-unbatched", args.batch_connections)]
+    pairs = [
+        ("mlpack", "ceiling", top),
+        ("mlpack", "baseline", top),
+        ("mlpack", "bentoml", top),
+        ("mlpack-grpc", "mlpack-pyhttp", top),
+        ("mlpack-grpc", "mlserver-grpc", top),
+        ("mlp-batched", "mlp-unbatched", args.batch_connections),
+    ]
     for a, b, conns in pairs:
         ra, rb = by.get((a, conns)), by.get((b, conns))
         if ra and rb:
             key = f"{a}/{b} at {conns} connections"
-            summary[key] = {"throughput": ra["rps"] / rb["rps"], "cpu_per_request": rb["cpu_us"] / ra["cpu_us"]}
-            print(f"{key}: {ra['rps'] / rb['rps']:.2f}x req/s, {rb['cpu_us'] / ra['cpu_us']:.2f}x fewer CPU us per request")
+            summary[key] = {
+                "throughput": ra["rps"] / rb["rps"],
+                "cpu_per_request": rb["cpu_us"] / ra["cpu_us"],
+                "p99": ra["p99_ms"] / rb["p99_ms"],
+            }
+            print(
+                f"{key}: {ra['rps'] / rb['rps']:.2f}x req/s, {rb['cpu_us'] / ra['cpu_us']:.2f}x fewer CPU us per request,"
+                f" p99 {ra['p99_ms']:.2f} vs {rb['p99_ms']:.2f} ms"
+            )
+    if (mlpack_row := by.get(("mlpack", top))) is not None:
+        print(f"mlpack resident memory with HTTP and gRPC on: {mlpack_row['rss_mb']:.1f} MB")
     for note in notes:
         print(note)
     if args.out:

@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         "table-python": json.dumps({"inputs": [{k: record[k] for k in ("age", "income", "city")}]}).encode(),
     }
     paths = {"iris": iris, **tables}
-    servers = [Server(name, [PY, "-m", "mlpack.server", "--bundle", str(paths[name]), "--host", "127.0.0.1", "--port", "{port}"],
+    servers = [Server(name, [PY, "-m", "mlpack.server", "--bundle", str(paths[name]), "--host", "127.0.0.1", "--port", "{port}",
+                              "--grpc-port", "0"],  # REST only: three servers, one gRPC port
                       bodies[name]) for name in ("iris", "table-onnx", "table-python")]
     logdir = work / "logs"
     logdir.mkdir(exist_ok=True)

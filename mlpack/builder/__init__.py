@@ -163,7 +163,7 @@ def build(
         raise BuildError(f"cannot read {df_path}: {exc.strerror}",
                          hint="pass -f with the Dockerfile's path, or put a Dockerfile in the context") from None
     parsed = parse(text, file=df_path.name if df_path.parent == ctx_dir else str(df_path))
-    commands = instructions(parsed.instructions)
+    commands = instructions(parsed.instructions, escape=parsed.escape)
     if progress is not None:
         for finding in lint(parsed, commands):
             progress(BuildWarning(finding.line, finding.message))

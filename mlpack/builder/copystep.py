@@ -87,7 +87,7 @@ class CopySteps:
                             sorted(p.text for p in excludes.patterns))
 
             def produce_from() -> Layer | None:
-                with merged_root(self.dirs.lowers(src_layers), self.scratch) as root:
+                with merged_root(self.dirs.lowers(src_layers), self.settings.home / "sandbox") as root:
                     chown = copying.parse_chown(instr, chown_raw, lambda: self._view(state))
                     req = copying.CopyRequest(chown=chown, keep_owner=True, **req_base)  # type: ignore[arg-type]
                     req.dest = self._resolve_dest(state, req.dest)

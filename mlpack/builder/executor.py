@@ -1,8 +1,11 @@
-"""Executes the planned stages instruction by instruction.
+"""Executes the planned stages command by command.
 
-Filesystem steps (RUN, COPY, ADD, WORKDIR when it creates a directory) go
-through the step cache; metadata steps (ENV, LABEL, USER, CMD, ...) only
-change the config and are replayed on every build, which costs nothing.
+Each typed command (:mod:`mlpack.builder.instructions`) is dispatched on its
+type. Filesystem steps (RUN, COPY, ADD, WORKDIR when it creates a directory)
+go through the step cache; metadata steps (ENV, LABEL, USER, CMD, ...) are the
+functions of :data:`mlpack.builder.metadata.STEPS`: they only change the
+config and are replayed on every build, which costs nothing. A base image's
+ONBUILD triggers run right after its FROM.
 """
 
 from __future__ import annotations
@@ -153,8 +156,8 @@ class Executor(CopySteps, RunSteps):
         triggers = state.cfg.config.pop("OnBuild", None) or []
         commands: list[AnyCommand] = []
         for text in triggers:
-            nodes = parse(str(text), file=f"ONBUILD of {state.stage.base}").instructions
-            commands += instructions(nodes)
+            parsed = parse(str(text), file=f"ONBUILD of {state.stage.base}")
+            commands += instructions(parsed.instructions, escape=parsed.escape)
         self.total += len(commands)
         return commands
 
@@ -316,19 +319,11 @@ class Executor(CopySteps, RunSteps):
             rel = view.resolve(path) or path.strip("/")
             # BuildKit creates the directory as the stage's USER, so a later RUN may write there
             user = state.cfg.config.get("User") or ""
+            # a user name alone takes its primary group (copying.parse_chown)
             owner = copying.parse_chown(instr, user, lambda: view) if user else (0, 0)
             assert owner is not None
-            if user and ":" not in user and not user.isdigit():
-                owner = (owner[0], _primary_gid(view, user.partition(":")[0]) or owner[1])
             entries = [Entry(rel, "dir", mode=0o755, uid=owner[0], gid=owner[1])]
             return self._write(self._with_lower_parents(state, entries))
 
         self._fs_step(state, instr, key, instr.original, produce)
 
-
-def _primary_gid(view: RootView, name: str) -> int | None:
-    for line in (view.read_file("/etc/passwd") or b"").decode("utf-8", "replace").splitlines():
-        fields = line.split(":")
-        if len(fields) >= 4 and fields[0] == name and fields[3].isdigit():
-            return int(fields[3])
-    return None

@@ -173,8 +173,7 @@ class RunCommand(Command):
         script = self.args[0]
         if not self.heredocs:
             return shell + [script]
-        marker = heredoc_word(script.strip())
-        if marker is not None and len(self.heredocs) >= 1:
+        if heredoc_word(script.strip()) is not None:  # the whole command is one heredoc
             body = self.heredocs[0].content
             if body.startswith("#!"):
                 return _shebang_argv(body)
@@ -272,7 +271,7 @@ def _one(flags: dict[str, object], name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def split_words(text: str) -> list[str]:
+def split_words(text: str, escape: str = "\\") -> list[str]:
     """BuildKit's parseWords: split on unquoted whitespace, quotes and escapes kept
     (ENV/LABEL/ARG key=value lists; each word expands later)."""
     words: list[str] = []
@@ -284,7 +283,7 @@ def split_words(text: str) -> list[str]:
         ch = text[i]
         if quote:
             current.append(ch)
-            if ch == "\\" and quote != "'" and i + 1 < n:
+            if ch == escape and quote != "'" and i + 1 < n:
                 current.append(text[i + 1])
                 i += 1
             elif ch == quote:
@@ -296,7 +295,7 @@ def split_words(text: str) -> list[str]:
         elif ch in "\"'":
             quote, blank_ok = ch, True
             current.append(ch)
-        elif ch == "\\":
+        elif ch == escape:
             if i + 1 < n:
                 current.append(text[i:i + 2])
                 i += 1
@@ -310,8 +309,8 @@ def split_words(text: str) -> list[str]:
 
 # -- one instruction ------------------------------------------------------------------
 
-def _kv_pairs(node: Instruction) -> tuple[tuple[tuple[str, str], ...], bool]:
-    words = split_words(node.args)
+def _kv_pairs(node: Instruction, escape: str) -> tuple[tuple[tuple[str, str], ...], bool]:
+    words = split_words(node.args, escape)
     if not words:
         raise node.error(f"{node.cmd} requires at least one argument", hint=f"write {node.cmd} KEY=value")
     if "=" not in words[0]:
@@ -331,17 +330,13 @@ def _kv_pairs(node: Instruction) -> tuple[tuple[tuple[str, str], ...], bool]:
     return tuple(pairs), False
 
 
-def _no_flags(node: Instruction) -> None:
-    _flags(node)
-
-
 def _needs_args(node: Instruction) -> None:
     if not node.args.strip():
         raise node.error(f"{node.cmd} requires at least one argument")
 
 
-def _sources_and_dest(node: Instruction, flags: dict[str, object]) -> tuple[tuple[str, ...], str, tuple[Heredoc, ...]]:
-    words = list(node.json) if node.json is not None else split_words(node.args)
+def _sources_and_dest(node: Instruction, escape: str) -> tuple[tuple[str, ...], str, tuple[Heredoc, ...]]:
+    words = list(node.json) if node.json is not None else split_words(node.args, escape)
     if len(words) < 2:
         raise node.error(f"{node.cmd} requires at least two arguments: source(s) and destination",
                          hint=f"{node.cmd} <src>... <dest>")
@@ -366,11 +361,12 @@ def _validate_mounts(node: Instruction, mounts: list[str]) -> None:
     runstep.parse_mounts(node, mounts, Expander({}, skip_unset=True))
 
 
-def command(node: Instruction) -> AnyCommand:
-    """The typed command of one parsed instruction; raises BuildError naming its line."""
+def command(node: Instruction, escape: str = "\\") -> AnyCommand:
+    """The typed command of one parsed instruction (``escape``: the Dockerfile's
+    escape character); raises BuildError naming its line."""
     cmd = node.cmd
     if cmd == "ONBUILD":
-        return _onbuild(node)
+        return _onbuild(node, escape)
     flags = _flags(node)
     args = node.args.strip()
     if cmd == "FROM":
@@ -386,7 +382,7 @@ def command(node: Instruction) -> AnyCommand:
             raise node.error("FROM requires either one or three arguments", hint="FROM <image> [AS <name>]")
         return FromCommand(node, base=words[0], name=name, platform=_one(flags, "platform"))
     if cmd == "ARG":
-        words = split_words(args)
+        words = split_words(args, escape)
         if not words:
             raise node.error("ARG requires at least one argument", hint="write ARG NAME or ARG NAME=default")
         out: list[tuple[str, str | None]] = []
@@ -397,7 +393,7 @@ def command(node: Instruction) -> AnyCommand:
             out.append((name, value if eq else None))
         return ArgCommand(node, args=tuple(out))
     if cmd in ("ENV", "LABEL"):
-        pairs, legacy = _kv_pairs(node)
+        pairs, legacy = _kv_pairs(node, escape)
         return (EnvCommand if cmd == "ENV" else LabelCommand)(node, pairs=pairs, legacy=legacy)
     if cmd == "MAINTAINER":
         _needs_args(node)
@@ -448,12 +444,12 @@ def command(node: Instruction) -> AnyCommand:
         return RunCommand(node, args=node.json if node.json is not None else (args,), json=node.json is not None,
                           mounts=tuple(mounts), network=network, security=security, heredocs=node.heredocs)
     if cmd == "COPY":
-        sources, dest, inline = _sources_and_dest(node, flags)
+        sources, dest, inline = _sources_and_dest(node, escape)
         return CopyCommand(node, sources=sources, dest=dest, inline=inline, from_=_one(flags, "from"),
                            chown=_one(flags, "chown"), chmod=_one(flags, "chmod"), link=bool(flags.get("link")),
                            exclude=tuple(flags.get("exclude", [])), json=node.json is not None)  # type: ignore[arg-type]
     if cmd == "ADD":
-        sources, dest, inline = _sources_and_dest(node, flags)
+        sources, dest, inline = _sources_and_dest(node, escape)
         return AddCommand(node, sources=sources, dest=dest, inline=inline, chown=_one(flags, "chown"),
                           chmod=_one(flags, "chmod"), link=bool(flags.get("link")),
                           exclude=tuple(flags.get("exclude", [])), checksum=_one(flags, "checksum"),  # type: ignore[arg-type]
@@ -483,27 +479,27 @@ def _healthcheck(node: Instruction, flags: dict[str, object], args: str) -> Heal
                               start_interval=_one(flags, "start-interval"), retries=_one(flags, "retries"))
 
 
-def _onbuild(node: Instruction) -> OnbuildCommand:
-    _no_flags(node)
+def _onbuild(node: Instruction, escape: str) -> OnbuildCommand:
+    _flags(node)  # ONBUILD itself takes none
     if node.sub is None:
         raise node.error("ONBUILD requires at least one argument")
     if node.sub.cmd == "ONBUILD":
         raise node.error("chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
     if node.sub.cmd in ("FROM", "MAINTAINER"):
         raise node.error(f"{node.sub.cmd} isn't allowed as an ONBUILD trigger")
-    trigger = command(node.sub)
+    trigger = command(node.sub, escape)
     expression = node.sub.original + "".join(f"\n{d.content}{d.name}" for d in node.heredocs)
     return OnbuildCommand(node, expression=expression, trigger=trigger)
 
 
-def instructions(nodes: tuple[Instruction, ...] | list[Instruction], *,
+def instructions(nodes: tuple[Instruction, ...] | list[Instruction], *, escape: str = "\\",
                  problems: list[BuildError] | None = None) -> list[AnyCommand]:
     """Every node as its typed command. With ``problems`` given, a bad one is
     recorded there and skipped (``--check`` reports them all); else the first raises."""
     out: list[AnyCommand] = []
     for node in nodes:
         try:
-            out.append(command(node))
+            out.append(command(node, escape))
         except BuildError as exc:
             if problems is None:
                 raise

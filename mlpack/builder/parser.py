@@ -4,8 +4,13 @@ The parser turns text into :class:`Instruction` values and knows nothing of
 what instructions mean; :mod:`mlpack.builder.instructions` gives them types.
 It follows BuildKit's dockerfile/parser: parser directives only at the top,
 comment lines dropped even inside continuations, the escape character
-(``\\`` or backtick) ending a line joins it with the next one, and heredocs
-(``<<EOF``, ``<<-EOF``, ``<<"EOF"``) after RUN, COPY and ADD.
+(``\\`` or backtick) ending a line joins it with the next one unless an
+escape character comes right before it, whitespace (tabs too) separates the
+instruction and its words, leading ``--flags`` are read on every instruction
+(quotes removed; ``--`` ends them), a JSON array must hold only strings, and
+heredocs (``<<EOF``, ``<<-EOF``, ``<<"EOF"``, ``<<file.txt``, ``3<<EOF``) are
+words of RUN, COPY, ADD (and ONBUILD of those) that are neither quoted nor in
+JSON form.
 """
 
 from __future__ import annotations
@@ -69,26 +74,6 @@ class Instruction:
             f"{self.file}:{self.line}: {self.cmd}: {message}",
             hint=hint, file=self.file, line=self.line, instruction=self.original,
         )
-
-    def flag_dict(self, allowed: dict[str, bool]) -> dict[str, list[str]]:
-        """Parse ``--name=value`` flags; ``allowed`` maps names to "takes a value".
-
-        Repeated flags accumulate (``--mount`` may come several times)."""
-        out: dict[str, list[str]] = {}
-        for raw in self.flags:
-            name, eq, value = raw[2:].partition("=")
-            if name not in allowed:
-                raise self.error(
-                    f"unknown flag --{name}",
-                    hint=f"{self.cmd} accepts: " + ", ".join(f"--{n}" for n in sorted(allowed)) if allowed
-                    else f"{self.cmd} takes no flags",
-                )
-            if allowed[name] and not eq:
-                raise self.error(f"flag --{name} needs a value (--{name}=...)")
-            if not allowed[name] and eq and value.lower() not in ("true", "false"):
-                raise self.error(f"flag --{name} takes no value")
-            out.setdefault(name, []).append(value if eq else "true")
-        return out
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from mlpack.builder.cache import is_virtual
 from mlpack.errors import BuildError
 from mlpack.oci import layercache
 from mlpack.oci.layer import Entry, is_opaque
+from mlpack.oci.layertree import record_tree
 from mlpack.oci.layout import Layer, Store
 from mlpack.settings import Settings
 
@@ -66,6 +67,8 @@ class LayerDirs:
                 os.rename(path, target)
             except OSError:  # raced with an unpack of the same layer: theirs is as good
                 pass
+            else:
+                record_tree(self.settings.layers_dir, diff_id, target)
         self._known[diff_id] = target
         return target
 
@@ -279,7 +282,9 @@ def merged_root(dirs: list[Path], scratch: Path) -> Iterator[Path]:
     """A read-only-by-convention merged view of ``dirs`` (base first), for COPY --from.
 
     One directory needs no mount; several are stacked with overlayfs over a
-    throwaway upper directory.
+    throwaway upper directory, in a directory of ``scratch`` (the home's
+    ``sandbox/``) that records its owner, so that the mount of a killed build
+    is reaped like its RUN sandboxes (:mod:`mlpack.runtime.sandboxreap`).
     """
     if not dirs:
         empty = Path(tempfile.mkdtemp(dir=scratch, prefix="empty-"))
@@ -292,15 +297,19 @@ def merged_root(dirs: list[Path], scratch: Path) -> Iterator[Path]:
         yield dirs[0]
         return
     from mlpack.runtime.mounts import mount_overlay, umount
+    from mlpack.runtime.sandboxreap import write_owner
 
-    scratch.mkdir(parents=True, exist_ok=True)
-    base = Path(tempfile.mkdtemp(dir=scratch, prefix="view-"))
-    upper, work, target = base / "u", base / "w", base / "m"
-    for p in (upper, work, target):
-        p.mkdir()
-    mount_overlay(dirs, upper, work, target)
+    base = scratch / f"view-{os.urandom(6).hex()}"
+    base.mkdir(parents=True)
     try:
-        yield target
+        write_owner(base, {})
+        upper, work, target = base / "u", base / "w", base / "m"
+        for p in (upper, work, target):
+            p.mkdir()
+        mount_overlay(dirs, upper, work, target)
+        try:
+            yield target
+        finally:
+            umount(target)
     finally:
-        umount(target)
         shutil.rmtree(base, ignore_errors=True)

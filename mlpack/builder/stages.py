@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mlpack.builder.instructions import (
-    AnyCommand, ArgCommand, CopyCommand, FromCommand, OnbuildCommand, RunCommand, instructions,
+    AnyCommand, ArgCommand, CopyCommand, FromCommand, RunCommand, instructions,
 )
 from mlpack.builder.parser import Dockerfile, Instruction
 from mlpack.builder.shell import Expander
 from mlpack.errors import BuildError
 
-__all__ = ["Stage", "Plan", "plan", "PLATFORM_ARGS", "PROXY_ARGS"]
+__all__ = ["Stage", "Plan", "plan", "stage_refs", "PLATFORM_ARGS", "PROXY_ARGS"]
 
 # BuildKit defines these for every build; usable in FROM without a global ARG.
 PLATFORM_ARGS = {
@@ -75,7 +75,7 @@ def _stage_ref(value: str, by_name: dict[str, int], current: int) -> int | None:
     return by_name.get(value.lower())
 
 
-def _refs(cmd: AnyCommand) -> list[str]:
+def stage_refs(cmd: AnyCommand) -> list[str]:
     """Stage or image names a command reads from (``--from``, ``--mount from=``)."""
     if isinstance(cmd, CopyCommand):
         return [cmd.from_] if cmd.from_ else []
@@ -87,8 +87,6 @@ def _refs(cmd: AnyCommand) -> list[str]:
                 if key.strip().lower() == "from" and value:
                     out.append(value.strip())
         return out
-    if isinstance(cmd, OnbuildCommand):
-        return []
     return []
 
 
@@ -96,7 +94,7 @@ def plan(dockerfile: Dockerfile, *, build_args: Mapping[str, str], target: str |
          commands: list[AnyCommand] | None = None) -> Plan:
     """Split into stages, expand FROM lines and pick what ``target`` needs."""
     if commands is None:
-        commands = instructions(dockerfile.instructions)
+        commands = instructions(dockerfile.instructions, escape=dockerfile.escape)
     global_args: dict[str, str | None] = {}
     stages: list[Stage] = []
     by_name: dict[str, int] = {}
@@ -142,7 +140,7 @@ def plan(dockerfile: Dockerfile, *, build_args: Mapping[str, str], target: str |
     # dependencies through --from
     for stage in stages:
         for cmd in stage.commands:
-            for ref in _refs(cmd):
+            for ref in stage_refs(cmd):
                 idx = _stage_ref(ref.lower(), by_name, stage.index)
                 if idx is not None and idx != stage.index and (ref.isdigit() or ref.lower() in by_name):
                     if idx >= stage.index and not ref.isdigit():

@@ -11,7 +11,7 @@ import numpy as np
 
 from mlpack.bundle.manifest import MANIFEST_NAME, read_manifest, verify_files
 from mlpack.bundle.predictor import OnnxPredictor, Predictor, PythonPredictor
-from mlpack.bundle.spec import TableSchema, TensorSpec
+from mlpack.bundle.spec import NPZ_MISSING, TableSchema, TensorSpec
 from mlpack.errors import BundleError
 
 __all__ = ["Bundle"]
@@ -86,10 +86,11 @@ class Bundle:
 
     @property
     def requirements(self) -> list[str]:
-        """The pinned lines of ``requirements.lock`` (``name==version``)."""
+        """The pinned lines of ``requirements.lock`` (``name==version``; the file's comments,
+        which say why each package is there, left out)."""
         lock = self.path / "requirements.lock"
         lines = lock.read_text(encoding="utf-8").splitlines() if lock.is_file() else []
-        return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+        return [pin for ln in lines if (pin := ln.split("#", 1)[0].strip())]
 
     @property
     def python_version(self) -> str:
@@ -115,7 +116,14 @@ class Bundle:
     def _npz(self, rel: str) -> dict[str, np.ndarray]:
         # allow_pickle stays False: string tensors are stored as unicode arrays.
         with np.load(self.path / rel, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
+            arrays = {k: data[k] for k in data.files}
+        for key in [k for k in arrays if k.startswith(NPZ_MISSING)]:
+            mask, name = arrays.pop(key), key[len(NPZ_MISSING):]
+            if name in arrays and arrays[name].shape == mask.shape:
+                values = arrays[name].astype(object)
+                values[mask] = None
+                arrays[name] = values
+        return arrays
 
     # -- running -----------------------------------------------------------
 

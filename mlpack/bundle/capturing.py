@@ -9,7 +9,6 @@ the result, then move the bundle into place.
 
 from __future__ import annotations
 
-import ast
 import datetime as _dt
 import os
 import shutil
@@ -26,7 +25,7 @@ from mlpack.bundle.frameworks import CaptureOptions, ConversionFailed, Prepared,
 from mlpack.bundle.manifest import FORMAT_VERSION, MANIFEST_NAME, sha256_file, write_manifest
 from mlpack.bundle.parity import compare, worst_line
 from mlpack.bundle.predictor import ort_specs
-from mlpack.bundle.spec import TensorSpec, default_name, dtype_name, validate_name
+from mlpack.bundle.spec import NPZ_MISSING, TensorSpec, default_name, dtype_name, parse_dynamic_axes, validate_name
 from mlpack.errors import BundleError, CaptureError
 
 __all__ = ["capture", "SAMPLE_ROWS", "PARITY_MAX_ROWS"]
@@ -55,14 +54,20 @@ def capture(
     allow_parity_failure: bool = False,
     input_names: list[str] | tuple[str, ...] | None = None,
     output_names: list[str] | tuple[str, ...] | None = None,
+    dynamic_axes: Any = None,
+    requirements: Any = None,
 ) -> Bundle:
     """Captures ``model`` with ``sample`` (a few rows of real input) as a Bundle.
 
     ``flavor``: "auto" (ONNX, falling back to a pickle when conversion fails),
     "onnx" or "python". ``path`` defaults to ``./bundles/<name>``. A parity
     failure raises CaptureError unless ``allow_parity_failure`` (then it is
-    recorded). ``hooks_source`` is python source defining
+    recorded). ``dynamic_axes`` (torch): ``{"input": [1]}`` marks axes besides
+    the batch whose length varies in use (a sequence length), so the served
+    model accepts other lengths than the sample's. ``hooks_source`` is python source defining
     ``preprocess(inputs)`` and/or ``postprocess(outputs)``, stored as hooks.py.
+    ``requirements``: packages to add to the image (``["name==version", "name"]`` or a
+    requirements file's path); the lock says why each package is there.
     """
     started = time.perf_counter()
     if flavor not in FLAVORS:
@@ -72,10 +77,18 @@ def capture(
     target = Path(path).expanduser() if path is not None else Path("bundles") / name
     target = target.absolute()
     hooks = _check_hooks(hooks_source)
+    # Checked before any work: a package the hooks import or the user asks for.
+    extra = [("imported by the hooks", env.hook_distributions(hooks)), ("requested", env.requested(requirements))]
     options = CaptureOptions(
         input_names=tuple(input_names) if input_names is not None else None,
         output_names=tuple(output_names) if output_names is not None else None,
+        dynamic_axes=parse_dynamic_axes(dynamic_axes),
     )
+    if options.dynamic_axes and adapter.name != "torch":
+        raise CaptureError(
+            f"dynamic_axes applies to torch models; a {adapter.name} model's inputs have one fixed width",
+            hint="leave dynamic_axes out (the batch axis is always dynamic)",
+        )
     staging = _staging_dir(target)
     try:
         prepared = adapter.prepare(model, sample, options)
@@ -94,7 +107,7 @@ def capture(
                     ) from None
                 model_info["conversion_error"] = str(exc)
         try:
-            manifest = _write_files(staging, name, model, prepared, onnx_bytes, model_info, hooks)
+            manifest = _write_files(staging, name, model, prepared, onnx_bytes, model_info, hooks, extra)
             _check_parity(staging, manifest, prepared, allow_parity_failure, started)
         except CaptureError as exc:
             # A table or text model whose ONNX form answers differently (a
@@ -104,7 +117,7 @@ def capture(
             _clear(staging)
             model_info = {"class": prepared.model_class, "conversion_error": f"the ONNX model answers differently: {exc.message}"}
             try:
-                manifest = _write_files(staging, name, model, prepared, None, model_info, hooks)
+                manifest = _write_files(staging, name, model, prepared, None, model_info, hooks, extra)
                 _check_parity(staging, manifest, prepared, allow_parity_failure, started)
             except CaptureError:
                 raise exc from None
@@ -130,21 +143,10 @@ def _default_model_name(model: Any) -> str:
 
 
 def _check_hooks(source: str | None) -> str | None:
-    if source is None:
-        return None
-    if not isinstance(source, str):
-        raise CaptureError("hooks_source must be python source text", hint="pass the text of a module, not a function")
-    try:
-        tree = ast.parse(source, filename="hooks.py")
-    except SyntaxError as exc:
-        raise CaptureError(f"hooks_source does not parse: {exc}", hint="fix the syntax of the hooks code") from None
-    defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    if not defined & {"preprocess", "postprocess"}:
-        raise CaptureError(
-            "hooks_source defines neither preprocess(inputs) nor postprocess(outputs)",
-            hint="define def preprocess(inputs): ... and/or def postprocess(outputs): ... at module level",
-        )
-    return source
+    """The hooks contract's own check (mlpack.bundle.hooks), the one every caller uses."""
+    from mlpack.bundle.hooks import check_source
+
+    return None if source is None else check_source(source, CaptureError)
 
 
 def _staging_dir(target: Path) -> Path:
@@ -176,8 +178,17 @@ def _rows(arrays: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    # Strings as unicode arrays so that loading never needs allow_pickle.
-    clean = {k: (np.asarray(v).astype(str) if np.asarray(v).dtype.kind in "OSU" else np.asarray(v)) for k, v in arrays.items()}
+    # Strings as unicode arrays so that loading never needs allow_pickle; None
+    # (a missing string) as a mask beside them (Bundle._npz puts it back).
+    clean: dict[str, np.ndarray] = {}
+    for k, v in arrays.items():
+        v = np.asarray(v)
+        if v.dtype.kind == "O":
+            missing = np.frompyfunc(lambda x: x is None, 1, 1)(v).astype(bool)
+            if missing.any():
+                clean[NPZ_MISSING + k] = missing
+                v = np.where(missing, "", v)
+        clean[k] = v.astype(str) if v.dtype.kind in "OSU" else v
     with open(path, "wb") as fh:
         np.savez(fh, **clean)
 
@@ -190,12 +201,13 @@ def _write_files(
     onnx_bytes: bytes | None,
     model_info: dict[str, Any],
     hooks: str | None,
+    extra: list[tuple[str, dict[str, str]]],
 ) -> dict[str, Any]:
     if onnx_bytes is not None:
         flavor, model_file = "onnx", "model.onnx"
         (staging / model_file).write_bytes(onnx_bytes)
         inputs, outputs = _onnx_schema(onnx_bytes, prepared)
-        pins = env.pinned_closure(env.serving_lock())
+        pins, why = env.lock_for([("serving", env.serving_lock()), *extra])
         model_info["opset"] = _opsets(onnx_bytes)
         model_info["converted_with"] = env.installed_versions(CONVERTED_WITH.get(prepared.framework, ("onnx",)))
     else:
@@ -217,13 +229,15 @@ def _write_files(
             model_info["entry"] = {"kind": prepared.entry.get("kind", "torch")}
         model_info["distributions"] = dict(sorted(dists.items()))
         # The model's distributions, pinned exactly, then the serving stack without onnxruntime.
-        pins = env.pinned_closure({**env.serving_lock(with_onnxruntime=False), **dists})
+        pins, why = env.lock_for([("provides the model's classes", dists),
+                                  ("serving", env.serving_lock(with_onnxruntime=False)), *extra])
     classes = _classes(model)
     if classes is not None:
         model_info["classes"] = classes  # the order of the probabilities' columns
     model_info = {"file": model_file, **model_info}
+    env.build_local_wheels(pins, staging)  # packages no index has ship inside the bundle
     (staging / "requirements.lock").write_text(
-        "# pinned by mlpack capture for the serving image\n" + "\n".join(env.lock_lines(pins)) + "\n", encoding="utf-8"
+        "# pinned by mlpack capture for the serving image\n" + "\n".join(env.lock_lines(pins, why)) + "\n", encoding="utf-8"
     )
     sample_rows = _rows(prepared.feeds, SAMPLE_ROWS)
     _save_npz(staging / "sample.npz", sample_rows)

@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 
 from mlpack.bundle.frameworks import ConversionFailed, Prepared, class_path, run_original
-from mlpack.bundle.onnx_table import TEXT_LOCALE, columns_to_matrix, converter_dtype, set_text_locale, squeeze_outputs, wrap_columns
+from mlpack.bundle.onnx_table import INTERNAL_PREFIX, TEXT_LOCALE, columns_to_matrix, converter_dtype, set_text_locale, squeeze_outputs, wrap_columns
 from mlpack.bundle.samples import table_sample
 from mlpack.bundle.spec import TableSchema
 
 __all__ = ["table_prepared", "sklearn_table_onnx", "matrix_table_onnx", "shape_like", "MATRIX"]
 
-MATRIX = "mlpack_table_matrix"  # the converters' one feature input, before columns_to_matrix
+MATRIX = INTERNAL_PREFIX + "matrix"  # the converters' one feature input, before columns_to_matrix
 # sklearn's default token_pattern (?u)\b\w\w+\b; RE2's \w and \b are ASCII-only.
 _DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 _UNICODE_TOKENS = r"[\p{L}\p{N}_]{2,}"
@@ -89,9 +89,23 @@ def _text_options(model: Any) -> dict[int, dict[str, Any]]:
     return options
 
 
+def _check_names(schema: TableSchema) -> None:
+    clash = [n for n in schema.names if n.startswith(INTERNAL_PREFIX)]
+    if clash:
+        raise ConversionFailed(f"column name {clash[0]!r} starts with {INTERNAL_PREFIX!r}, which the ONNX graph uses itself")
+
+
+def _check_missing_strings(schema: TableSchema) -> None:
+    missing = [c.name for c in schema.columns if c.nullable and c.value_kind == "str"]
+    if missing:
+        raise ConversionFailed(f"string column(s) {missing} have missing values, which ONNX string tensors cannot carry")
+
+
 def sklearn_table_onnx(model: Any, prepared: Prepared, convert: Callable[..., Any], options: dict[int, Any]) -> bytes:
     """skl2onnx with the table's or text's inputs; ``convert(initial_types, options)`` -> ModelProto."""
     schema: TableSchema = prepared.table
+    _check_names(schema)
+    _check_missing_strings(schema)
     options = {**options, **_text_options(model)}
     if schema.kind == "text":
         name = schema.columns[0].name
@@ -121,6 +135,7 @@ def _string_type() -> Any:
 def matrix_table_onnx(framework: str, prepared: Prepared, convert: Callable[[Any], Any]) -> bytes:
     """A model that takes one float feature matrix (XGBoost, LightGBM), fed column by column."""
     schema: TableSchema = prepared.table
+    _check_names(schema)
     if schema.kind == "text":
         raise ConversionFailed(f"{framework} takes numbers, not text")
     cats = [c.name for c in schema.columns if c.dtype == "category"]

@@ -90,6 +90,7 @@ class TorchAdapter(Adapter):
                 f"output_names {list(options.output_names)} do not match the {len(output_names)} output(s)",
                 hint="pass one name per output",
             )
+        _check_axes(options.dynamic_axes, feeds)
         return Prepared(self.name, class_path(model), feeds, reference, {"kind": "torch", "outputs": {}})
 
     def to_onnx(self, model: Any, prepared: Prepared, options: CaptureOptions) -> bytes:
@@ -110,7 +111,7 @@ class TorchAdapter(Adapter):
                     buffer,
                     input_names=inputs,
                     output_names=outputs,
-                    dynamic_axes={n: {0: "batch"} for n in inputs + outputs},
+                    dynamic_axes=_export_axes(inputs + outputs, dict(options.dynamic_axes)),
                     opset_version=OPSET,
                     dynamo=False,
                 )
@@ -118,4 +119,54 @@ class TorchAdapter(Adapter):
             raise ConversionFailed(f"torch.onnx cannot export {class_path(model)}: {type(exc).__name__}: {exc}") from None
         finally:
             model.train(was_training)
-        return buffer.getvalue()
+        data = buffer.getvalue()
+        if options.dynamic_axes:
+            _check_shorter(data, prepared, dict(options.dynamic_axes))
+        return data
+
+
+def _check_axes(axes: tuple[tuple[str, tuple[int, ...]], ...], feeds: dict[str, np.ndarray]) -> None:
+    for name, dims in axes:
+        if name not in feeds:
+            raise CaptureError(f"dynamic_axes names {name!r}, which is not an input", hint=f"the inputs are {list(feeds)}")
+        ndim = feeds[name].ndim
+        if max(dims) >= ndim:
+            raise CaptureError(
+                f"dynamic axis {max(dims)} of {name!r} does not exist: the sample input has {ndim} axes",
+                hint=f"use axes 1..{ndim - 1} (axis 0, the batch, is always dynamic)",
+            )
+
+
+def _export_axes(names: list[str], dynamic: dict[str, tuple[int, ...]]) -> dict[str, dict[int, str]]:
+    return {n: {0: "batch", **{a: f"{n}_axis{a}" for a in dynamic.get(n, ())}} for n in names}
+
+
+def _check_shorter(model_bytes: bytes, prepared: Prepared, dynamic: dict[str, tuple[int, ...]]) -> None:
+    """Runs the export at a length other than the sample's on every dynamic axis: the
+    sample cut one shorter there must answer like the original, or the axis is not free."""
+    import onnxruntime as ort
+
+    from mlpack.bundle.parity import compare, worst_line
+
+    feeds = dict(prepared.feeds)
+    for name, axes in dynamic.items():
+        for axis in axes:
+            if feeds[name].shape[axis] > 1:
+                feeds[name] = np.ascontiguousarray(np.take(feeds[name], range(feeds[name].shape[axis] - 1), axis=axis))
+    shapes = {n: list(a.shape) for n, a in feeds.items()}
+    try:
+        reference = prepared.reference_fn(feeds)
+    except Exception as exc:
+        raise CaptureError(
+            f"the model fails on inputs of shape {shapes} (the sample cut one shorter on its dynamic axes): "
+            f"{type(exc).__name__}: {exc}",
+            hint="mark only axes whose length the model itself accepts as varying",
+        ) from None
+    try:
+        session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+        served = dict(zip(reference, session.run(list(reference), feeds)))
+    except Exception as exc:
+        raise ConversionFailed(f"the exported model does not take inputs of shape {shapes}: {exc}") from None
+    result = compare(reference, served, rows=next(iter(feeds.values())).shape[0])
+    if not result["passed"]:
+        raise ConversionFailed(f"the exported model answers differently at shape {shapes}: {worst_line(result)}")

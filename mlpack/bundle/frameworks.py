@@ -38,6 +38,8 @@ class CaptureOptions:
 
     input_names: tuple[str, ...] | None = None
     output_names: tuple[str, ...] | None = None
+    # input name -> axes besides the batch whose length varies in use (torch export)
+    dynamic_axes: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
 
 @dataclass

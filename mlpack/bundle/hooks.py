@@ -32,7 +32,8 @@ from typing import Any
 
 from mlpack.errors import CaptureError, MlpackError
 
-__all__ = ["HOOK_NAMES", "Hooks", "HookFailed", "check_source", "imported_modules", "load_source", "load_file"]
+__all__ = ["HOOK_NAMES", "Hooks", "HookFailed", "parse", "defined", "check_source", "imported_modules",
+           "load_source", "load_file"]
 
 HOOK_NAMES = ("preprocess", "postprocess")
 MODULE_NAME = "mlpack_bundle_hooks"
@@ -58,18 +59,28 @@ class HookFailed(Exception):
         return self.name == "preprocess" and isinstance(self.error, (ValueError, TypeError))
 
 
-def check_source(source: Any, error: type[MlpackError] = CaptureError) -> str:
-    """The hooks source, checked: plain Python text that defines a hook at module level."""
+def parse(source: Any, error: type[MlpackError] = CaptureError) -> ast.Module:
+    """The hooks source as a syntax tree: plain Python text, or ``error`` saying what to do."""
     if not isinstance(source, str):
         raise error("hooks_source must be python source text", hint="pass the text of a module, not a function")
     try:
-        tree = ast.parse(source, filename="hooks.py")
+        return ast.parse(source, filename="hooks.py")
     except SyntaxError as exc:
-        raise error(f"the hooks are not plain Python: {exc.msg} (line {exc.lineno})",
+        raise error(f"the hooks are not plain Python (line {exc.lineno}: {exc.msg})",
                     hint="the cell body becomes hooks.py in the image; IPython magics "
-                         "and !shell lines cannot go there") from None
-    defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    if not defined & set(HOOK_NAMES):
+                         "and !shell lines cannot go there", stage="hooks") from None
+
+
+def defined(source: str | ast.Module) -> list[str]:
+    """The hooks a source defines at module level, in HOOK_NAMES order."""
+    tree = ast.parse(source, filename="hooks.py") if isinstance(source, str) else source
+    names = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    return [name for name in HOOK_NAMES if name in names]
+
+
+def check_source(source: Any, error: type[MlpackError] = CaptureError) -> str:
+    """The hooks source, checked: plain Python text that defines a hook at module level."""
+    if not defined(parse(source, error)):
         raise error("the hooks define neither preprocess(inputs) nor postprocess(outputs)",
                     hint="define def preprocess(inputs): ... and/or def postprocess(outputs): ... at module level")
     return source

@@ -15,12 +15,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["wrap_columns", "columns_to_matrix", "squeeze_outputs", "set_text_locale", "TEXT_LOCALE", "converter_dtype"]
+__all__ = ["INTERNAL_PREFIX", "wrap_columns", "columns_to_matrix", "squeeze_outputs", "set_text_locale", "TEXT_LOCALE", "converter_dtype"]
 
 # Present in every glibc since 2.35 and in Debian's libc-bin; onnxruntime's
 # default (en_US.UTF-8) is missing from minimal images and fails the load.
 TEXT_LOCALE = "C.UTF-8"
-_PREFIX = "mlpack_table_"
+INTERNAL_PREFIX = _PREFIX = "mlpack_table_"  # names of the nodes and values these edits add
 
 
 def converter_dtype(dtype: np.dtype) -> np.dtype:

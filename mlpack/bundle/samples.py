@@ -156,12 +156,12 @@ def _column(name: str, series: Any) -> tuple[ColumnSpec, np.ndarray]:
                 f"column {name!r} is a category of {cats.dtype} values; mlpack takes categories of strings or numbers",
                 hint="convert its categories to strings before fitting", column=name,
             )
-        spec = ColumnSpec(name, "category", "category", nulls, tuple(values), bool(series.cat.ordered))
-        if nulls:
-            _refuse_null(name, "category")
+        spec = ColumnSpec(name, "category", "category", nulls, tuple(values), bool(series.cat.ordered), str(cats.dtype))
+        if nulls and spec.value_kind != "str":
+            _refuse_null(name, "numeric category")
         array = np.asarray(series.astype(object).to_numpy())
         if spec.value_kind == "str":
-            return spec, array.astype(object)
+            return spec, _with_none(array)
         return spec, array.astype(np.float64 if spec.value_kind == "float" else np.int64)
     if text in ("str", "string") or dtype == object:
         values = series.to_numpy(dtype=object)
@@ -171,9 +171,7 @@ def _column(name: str, series: Any) -> tuple[ColumnSpec, np.ndarray]:
                 f"column {name!r} holds {', '.join(sorted(kinds))} values; mlpack takes {_ACCEPTED}",
                 hint=f"give the column one type, e.g. df[{name!r}].astype(str)", column=name,
             )
-        if nulls:
-            _refuse_null(name, "string")
-        return ColumnSpec(name, "str", text, False), values.astype(object)
+        return ColumnSpec(name, "str", text, nulls), _with_none(values)
     kind = getattr(dtype, "kind", "")
     if isinstance(dtype, np.dtype) and kind in "biuf":
         values = series.to_numpy()
@@ -189,12 +187,18 @@ def _column(name: str, series: Any) -> tuple[ColumnSpec, np.ndarray]:
 
 
 def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value)
+    return value is None or (isinstance(value, float) and value != value) or type(value).__name__ in ("NAType", "NaTType")
+
+
+def _with_none(values: np.ndarray) -> np.ndarray:
+    """An object array of str with None where the value is missing (NaN, pd.NA, None)."""
+    return np.array([None if _missing(v) else v for v in values.tolist()], dtype=object)
 
 
 def _refuse_null(name: str, what: str) -> None:
     raise CaptureError(
-        f"column {name!r} has missing values in a {what} column; mlpack serves missing values in float columns only",
+        f"column {name!r} has missing values in a {what} column; mlpack serves missing values in float, "
+        "string and string-category columns only",
         hint=f"fill them with a placeholder, e.g. df[{name!r}] = df[{name!r}].fillna('missing') before fitting",
         column=name,
     )
@@ -225,4 +229,19 @@ def table_sample(sample: Any, text_name: str = "text") -> tuple[TableSchema, dic
     if len(set(names)) != len(names):
         raise CaptureError(f"the sample has duplicate column names: {names}", hint="give every column a unique name")
     columns = [_column(n, frame[n]) for n in names]
-    return TableSchema("table", tuple(c for c, _ in columns)), {c.name: a for c, a in columns}
+    schema, arrays = TableSchema("table", tuple(c for c, _ in columns)), {c.name: a for c, a in columns}
+    _check_rebuilds(schema, arrays, frame)
+    return schema, arrays
+
+
+def _check_rebuilds(schema: TableSchema, arrays: dict[str, np.ndarray], frame: Any) -> None:
+    """The DataFrame the server will rebuild is the sample's (values, dtypes, categories, order)."""
+    pd = _pandas()
+    try:
+        pd.testing.assert_frame_equal(schema.model_input(arrays), frame.reset_index(drop=True), check_exact=True,
+                                      check_column_type=False, check_index_type=False)
+    except AssertionError as exc:
+        raise CaptureError(
+            f"the sample's DataFrame does not survive the round trip through its columns: {exc}",
+            hint="report this as an mlpack bug, with the sample's dtypes (df.dtypes)",
+        ) from None

@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from mlpack.errors import CaptureError
+from mlpack.errors import CaptureError, ServeError
 
-__all__ = ["TensorSpec", "NAME_RE", "validate_name", "dtype_name", "ORT_DTYPES", "default_name"]
+__all__ = ["TensorSpec", "NAME_RE", "validate_name", "dtype_name", "ORT_DTYPES", "default_name", "parse_dynamic_axes",
+           "ColumnSpec", "TableSchema", "COLUMN_DTYPES", "NPZ_MISSING"]
 
 # An image name path component (OCI distribution spec); a bundle's name
 # becomes part of an image reference, so it is checked here once.
@@ -85,6 +86,36 @@ def validate_name(name: str) -> str:
     return name
 
 
+def parse_dynamic_axes(value: Any) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """``{"input": [1]}``, ``{"input": {1: "seq"}}`` or ``"input:1,mask:1"`` as sorted
+    (name, axes) pairs; the batch axis 0 is always dynamic and may be listed."""
+    if value is None or value == "" or value == {}:
+        return ()
+    usage = 'pass dynamic_axes={"input": [1]} (input name -> axes), or "input:1,mask:1" on the command line'
+    if isinstance(value, str):
+        pairs: dict[str, list[Any]] = {}
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            name, sep, axis = part.rpartition(":")
+            if not sep or not name:
+                raise CaptureError(f"dynamic axis {part!r} is not NAME:AXIS", hint=usage)
+            pairs.setdefault(name, []).append(axis)
+        value = pairs
+    if not isinstance(value, dict):
+        raise CaptureError(f"dynamic_axes must be a mapping, not {type(value).__name__}", hint=usage)
+    out = []
+    for name, axes in value.items():
+        axes = list(axes) if isinstance(axes, (list, tuple, dict, set)) else [axes]
+        try:
+            ints = sorted({int(a) for a in axes} - {0})
+        except (TypeError, ValueError):
+            raise CaptureError(f"dynamic axes of {name!r} must be integers, got {axes!r}", hint=usage) from None
+        if not isinstance(name, str) or not name or any(a < 1 for a in ints):
+            raise CaptureError(f"dynamic axes {name!r}: {axes!r} are not input axes >= 1", hint=usage)
+        if ints:
+            out.append((name, tuple(ints)))
+    return tuple(sorted(out))
+
+
 def default_name(text: str) -> str:
     """A valid name derived from free text such as a class name."""
     cleaned = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
@@ -92,6 +123,10 @@ def default_name(text: str) -> str:
 
 
 # -- tables and text ---------------------------------------------------------------
+
+# sample.npz holds a string column with missing values as the strings plus a
+# boolean mask under this prefix, so that loading never needs allow_pickle.
+NPZ_MISSING = "mlpack_missing__"
 
 COLUMN_DTYPES = (
     "float16", "float32", "float64",
@@ -116,6 +151,7 @@ class ColumnSpec:
     nullable: bool = False
     categories: tuple[Any, ...] | None = None
     ordered: bool = False
+    categories_dtype: str = ""  # the categories' own pandas dtype (object or str for strings)
 
     @property
     def value_kind(self) -> str:
@@ -132,6 +168,8 @@ class ColumnSpec:
         if self.categories is not None:
             data["categories"] = list(self.categories)
             data["ordered"] = self.ordered
+            if self.categories_dtype:
+                data["categories_dtype"] = self.categories_dtype
         return data
 
     @classmethod
@@ -147,6 +185,7 @@ class ColumnSpec:
             nullable=bool(data.get("nullable", False)),
             categories=tuple(cats) if cats is not None else None,
             ordered=bool(data.get("ordered", False)),
+            categories_dtype=str(data.get("categories_dtype") or ""),
         )
 
 
@@ -195,11 +234,27 @@ class TableSchema:
         for col in self.columns:
             values = np.asarray(feeds[col.name]).reshape(-1)
             if col.dtype == "category":
-                if col.value_kind != "str":
-                    values = values.astype(np.float64 if col.value_kind == "float" else np.int64)
-                data[col.name] = pd.Categorical(values, categories=list(col.categories or ()), ordered=col.ordered)
+                data[col.name] = _categorical(pd, col, values)
             elif col.dtype == "str":
-                data[col.name] = pd.Series(values.astype(object), dtype=col.pandas_dtype or object)
+                values = values.astype(object)
+                if col.nullable:  # pandas' own marker for a missing string
+                    values = np.where(pd.isna(values), np.nan, values)
+                data[col.name] = pd.Series(values, dtype=col.pandas_dtype or object)
             else:
                 data[col.name] = pd.Series(values.astype(col.dtype), dtype=col.pandas_dtype or col.dtype)
         return pd.DataFrame(data, columns=self.names)
+
+
+def _categorical(pd: Any, col: ColumnSpec, values: np.ndarray) -> Any:
+    """The column as a pandas Categorical; a value outside the categories is a 422, since
+    pandas would make it NaN without a word (every transport ends up here)."""
+    if col.value_kind != "str":
+        values = values.astype(np.float64 if col.value_kind == "float" else np.int64)
+    categories = list(col.categories or ())
+    index = pd.Index(categories, dtype=col.categories_dtype) if col.categories_dtype else categories
+    categorical = pd.Categorical(values, categories=index, ordered=col.ordered)
+    unseen = (categorical.codes < 0) & ~pd.isna(values)
+    if unseen.any():
+        message = f"column {col.name!r}: {values[unseen][0]!r} is not one of its categories {categories}"
+        raise ServeError(message, hint="send one of the categories the model was captured with", status=422, input=col.name)
+    return categorical

@@ -30,12 +30,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Pickled files (.pkl, .joblib, .pt) run code when loaded: only capture files you trust.",
     )
     p.add_argument("model", help="model file: .onnx, .pkl, .pickle, .joblib, or .pt (a whole torch module)")
-    p.add_argument("--sample", required=True, help="sample input: .npy (one input) or .npz (one array per input name)")
+    p.add_argument("--sample", required=True, help="sample input: .npy (one input), .npz (one array per input name), .csv or .parquet (a table)")
     p.add_argument("-n", "--name", help="bundle name (an image name component); default from the model class")
     p.add_argument("-o", "--output", help="bundle directory (default ./bundles/NAME)")
     p.add_argument("--flavor", choices=("auto", "onnx", "python"), default="auto")
     p.add_argument("--hooks", help="python file defining preprocess(inputs) and/or postprocess(outputs)")
     p.add_argument("--allow-parity-failure", action="store_true", help="capture even if the parity check fails (recorded)")
+    p.add_argument("--dynamic-axes", help="torch: NAME:AXIS[,NAME:AXIS], axes besides the batch whose length varies in use")
+    p.add_argument("--pip", action="append", default=[], metavar="SPEC",
+                   help="add a package to the image: name==version, or name at the installed version (repeatable)")
+    p.add_argument("--requirements", metavar="FILE", help="add the packages of a requirements file (pinned lines)")
     p.set_defaults(handler=_capture)
 
     p = sub.add_parser("inspect", help="show a bundle, an image or a container")
@@ -71,6 +75,15 @@ def _load_sample(path: Path) -> Any:
 
     if not path.is_file():
         raise CaptureError(f"sample file {path} does not exist", hint="save a few rows with np.save('sample.npy', X[:20])")
+    if path.suffix in (".csv", ".parquet"):  # a table: the columns' names and dtypes
+        try:
+            import pandas as pd
+        except ImportError:
+            raise CaptureError(f"reading {path.name} needs pandas", hint="pip install pandas, or save the sample as .npy") from None
+        try:
+            return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+        except (ImportError, ValueError, OSError) as exc:
+            raise CaptureError(f"cannot read the sample table {path}: {exc}", hint="save it with df.to_csv(path, index=False)") from None
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
@@ -80,6 +93,7 @@ def _load_sample(path: Path) -> Any:
 
 def _capture(args: argparse.Namespace, settings: Settings) -> int:
     from mlpack.bundle import capture
+    from mlpack.bundle.environment import requirement_specs
 
     hooks = Path(args.hooks).read_text(encoding="utf-8") if args.hooks else None
     bundle = capture(
@@ -90,6 +104,8 @@ def _capture(args: argparse.Namespace, settings: Settings) -> int:
         flavor=args.flavor,
         hooks_source=hooks,
         allow_parity_failure=args.allow_parity_failure,
+        dynamic_axes=args.dynamic_axes,
+        requirements=requirement_specs(args.pip, args.requirements),
     )
     print(bundle.summary())
     return 0

@@ -240,13 +240,38 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     stale = leftovers(settings.home)
     for line in stale:  # RUN steps of a killed build; `mlpack system prune` or the next build reaps them
         print(f"PROBLEM: leftover RUN sandbox {line}; `mlpack system prune` removes it")
-    if stale:
-        print(f"checked {report.checked} blobs: {len(report.problems) + len(stale)} problem(s)")
+    modified = _verify_unpacked_layers(settings)
+    if stale or modified:
+        print(f"checked {report.checked} blobs: {len(report.problems) + len(stale) + modified} problem(s)")
         return 1
     if report.garbage:
         print(f"{len(report.garbage)} leftover or unreferenced file(s); `mlpack system prune` removes them")
     print(f"checked {report.checked} blobs: {'ok' if report.ok else f'{len(report.problems)} problem(s)'}")
     return 0 if report.ok else 1
+
+
+def _verify_unpacked_layers(settings: Settings) -> int:
+    """Check unpacked layers against their recorded tree digests; a modified one is removed (the next
+    use unpacks it again from its verified blob) unless a container uses it. Returns how many were modified."""
+    from mlpack.oci.layertree import check_layers, remove_layer
+
+    checks = check_layers(settings.layers_dir)
+    bad = [c for c in checks if c.status == "modified"]
+    in_use = _layers_in_use(settings) if bad else set()
+    for c in bad:
+        if c.diff_id in in_use:
+            print(f"PROBLEM: unpacked layer {c.diff_id} was modified on disk ({c.path}); a container uses it: "
+                  "remove that container and run `mlpack system verify` again to repair it")
+        else:
+            remove_layer(settings.layers_dir, c.diff_id)
+            print(f"PROBLEM: unpacked layer {c.diff_id} was modified on disk; removed it "
+                  "(it is unpacked again from its blob when next used)")
+    unrecorded = sum(c.status == "unrecorded" for c in checks)
+    if unrecorded:
+        print(f"{unrecorded} unpacked layer(s) without a recorded tree digest (unpacked by an older mlpack) "
+              "were not checked")
+    print(f"checked {len(checks) - unrecorded} unpacked layer(s): {len(bad)} modified")
+    return len(bad)
 
 
 def _prune(args: argparse.Namespace, settings: Settings) -> int:

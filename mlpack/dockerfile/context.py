@@ -129,6 +129,7 @@ def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base:
         "bundle_dir": BUNDLE_DIR,
         "cuda_lib_dir": CUDA_LIB_DIR,
         "strip_tests": list(STRIP_TESTS),
+        "wheels": local_wheels(bundle),
         "strip_installers": strip_installers(lock_lines(bundle, options)),
         "strip_paths": strip_paths(bundle, options),
         "healthcheck": [f"{VENV}/bin/python", "-c", _HEALTHCHECK],
@@ -151,6 +152,15 @@ def required_modules(bundle: Any) -> list[str]:
 
         modules.update(imported_modules(Path(hooks).read_text(encoding="utf-8")))
     return sorted(m for m in modules if m.split(".")[0] not in ("__main__", "mlpack"))
+
+
+_WHEEL = re.compile(r"^[A-Za-z0-9_.+-]+\.whl$")
+
+
+def local_wheels(bundle: Any) -> list[str]:
+    """The wheels a bundle ships (local packages no index has), hash-verified with the bundle."""
+    files = (getattr(bundle, "manifest", None) or {}).get("files") or {}
+    return sorted(name for name in files if _WHEEL.match(name))
 
 
 def strip_paths(bundle: Any, options: RenderOptions) -> list[str]:

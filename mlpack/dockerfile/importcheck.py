@@ -208,6 +208,10 @@ def main(argv: list[str]) -> int:
         return 2
     for line in failures:
         print(line, file=sys.stderr)
+    if failures:
+        print("mlpack: the image cannot import what the model and its hooks need: add the missing "
+              "package with requirements=[...] (--pip SPEC), or capture where it is installed",
+              file=sys.stderr)
     return 1 if failures else 0
 
 

@@ -8,15 +8,17 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlpack.bundle.spec import NAME_RE
-from mlpack.errors import ConfigError
+from mlpack.bundle.environment import requirement_specs
+from mlpack.bundle.spec import NAME_RE, parse_dynamic_axes
+from mlpack.errors import CaptureError, ConfigError
 from mlpack.service import ServeOptions
 from mlpack.types import Limits
 
 __all__ = ["ContainerizeArgs", "parse_args", "USAGE"]
 
 USAGE = ("%%containerize MODEL_VAR --sample SAMPLE_VAR [--name N] [--cpus C] [--memory M] "
-         "[--pids P] [--gpus G] [--port P] [--push REF] [--k8s DIR] [--no-run] [--base REF] [--timeout S] [--debug]")
+         "[--pids P] [--gpus G] [--port P] [--push REF] [--k8s DIR] [--no-run] [--detach] [--pip SPEC]... "
+         "[--requirements FILE] [--base REF] [--timeout S] [--debug] [--dynamic-axes NAME:AXIS,...]")
 
 # The capture's rule for names (one separator between runs), checked here so a bad
 # --name fails before any work; 63 more because the name also names a container.
@@ -59,9 +61,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--push")
     p.add_argument("--k8s")
     p.add_argument("--no-run", dest="run", action="store_false")
+    p.add_argument("--detach", action="store_true")
+    p.add_argument("--pip", action="append", default=[], metavar="SPEC")
+    p.add_argument("--requirements", metavar="FILE")
     p.add_argument("--base")
     p.add_argument("--timeout", type=float, default=60.0, dest="ready_timeout")
     p.add_argument("--debug", action="store_true")
+    p.add_argument("--dynamic-axes", dest="dynamic_axes", help="torch: NAME:AXIS[,NAME:AXIS] axes whose length varies")
     return p
 
 
@@ -102,6 +108,18 @@ def parse_args(line: str) -> ContainerizeArgs:
     options = ServeOptions(
         name=name, cpus=ns.cpus, memory=ns.memory, pids=ns.pids, gpus=ns.gpus, port=ns.port,
         base=ns.base, push=ns.push, k8s=Path(ns.k8s) if ns.k8s else None, run=ns.run,
-        ready_timeout=ns.ready_timeout,
+        ready_timeout=ns.ready_timeout, dynamic_axes=_dynamic_axes(ns.dynamic_axes),
+        detach=ns.detach, requirements=requirement_specs(ns.pip, ns.requirements),
     )
     return ContainerizeArgs(ns.model_var, ns.sample_var, options, debug=ns.debug)
+
+
+def _dynamic_axes(text: str | None) -> str | None:
+    """``--dynamic-axes input:1`` checked now, before anything runs (capture parses it again)."""
+    if text is None:
+        return None
+    try:
+        parse_dynamic_axes(text)
+    except CaptureError as exc:
+        raise ConfigError(f"--dynamic-axes: {exc.message}", hint=f"for example --dynamic-axes input:1; usage: {USAGE}") from None
+    return text

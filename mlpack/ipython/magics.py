@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import linecache
 import time
 import traceback
@@ -11,32 +10,13 @@ from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
+from mlpack.bundle.hooks import defined as hooks_defined
+from mlpack.bundle.hooks import parse as parse_hooks
 from mlpack.errors import ConfigError, MlpackError, ServeError
 from mlpack.ipython.args import USAGE, ContainerizeArgs, parse_args
 from mlpack.ipython.display import StageFailure, StatusView, make_progress, widgets_available
 
 __all__ = ["ContainerizeMagics", "hooks_defined"]
-
-HOOK_NAMES = ("preprocess", "postprocess")
-
-
-def hooks_defined(source: str) -> list[str]:
-    """The hook functions a cell defines at top level, in HOOK_NAMES order."""
-    tree = ast.parse(source)
-    names = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    return [name for name in HOOK_NAMES if name in names]
-
-
-def _check_plain_python(cell: str) -> None:
-    try:
-        ast.parse(cell, filename="hooks.py")
-    except SyntaxError as exc:
-        raise ConfigError(
-            f"the cell is not plain Python (line {exc.lineno}: {exc.msg})",
-            hint="the cell body is shipped as hooks.py into the image: IPython magics and "
-                 "!shell lines cannot go there; keep only imports and preprocess/postprocess",
-            stage="hooks") from None
-
 
 @magics_class
 class ContainerizeMagics(Magics):
@@ -78,7 +58,7 @@ class ContainerizeMagics(Magics):
     def _run_cell_body(self, cell: str) -> str | None:
         if not cell or not cell.strip():
             return None
-        _check_plain_python(cell)
+        parse_hooks(cell, ConfigError)  # the one hooks contract: plain Python, as hooks.py
         # Run in the kernel first, so the hooks are tested there and usable from the notebook.
         filename = "<%%containerize cell>"
         linecache.cache[filename] = (len(cell), None, cell.splitlines(True), filename)
@@ -108,9 +88,6 @@ class ContainerizeMagics(Magics):
         use_widgets = widgets_available(self.shell)
         progress = make_progress(f"containerizing {args.model_var} as {options.name}", self.shell)
         previous = self.shell.user_ns.get(args.service_var)
-        if (previous is not None and getattr(previous, "container", None) is not None
-                and getattr(previous, "name", None) != options.name):
-            previous.stop()  # renamed: serve() only replaces a container of the same name
         try:
             service = serve(model, sample, options=options, progress=progress)
         except MlpackError as exc:
@@ -120,6 +97,9 @@ class ContainerizeMagics(Magics):
             raise
         self.last_service = service
         self.shell.user_ns[args.service_var] = service
+        if (previous is not None and getattr(previous, "container", None) is not None
+                and getattr(previous, "name", None) != service.name):
+            previous.stop()  # renamed: the new service runs and answers; only now does the old one go
         took = time.monotonic() - started
         if service.container is None:
             print(f"mlpack: built {options.image_tag} in {took:.2f} s (--no-run); "

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from mlpack.errors import UnpackError
+from mlpack.oci.layertree import record_tree
 from mlpack.oci.layout import Image, Store, fsync_dir
 from mlpack.oci.media import digest_hex
 from mlpack.oci.unpack import UnpackOptions, apply_layer
@@ -74,6 +75,7 @@ def ensure_layer(store: Store, blob_digest: str, diff_id: str, layers_dir: Path,
             with store.open_blob(blob_digest) as f:
                 apply_layer(tmp, f, opts, expected_diff_id=diff_id)
             os.chmod(tmp, 0o755)
+            record_tree(layers_dir, diff_id, tmp)  # `system verify` finds a layer modified later
             os.rename(tmp, final)
             fsync_dir(base)
         except BaseException:

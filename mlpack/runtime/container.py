@@ -239,6 +239,13 @@ class Container:
         remove_container_dir(self.dir, self.record)
         self._final = final
 
+    def rename(self, name: str) -> None:
+        """Take the name ``name`` (refused while another container holds it)."""
+        from mlpack.runtime.create import rename_container
+
+        rename_container(self.settings.containers_dir, self.dir, name)
+        self._record = None
+
     def exec(self, args: Sequence[str], *, env: Sequence[str] = (), user: str | None = None,
              workdir: str | None = None, capture: bool = True, timeout: float | None = None,
              ) -> subprocess.CompletedProcess:

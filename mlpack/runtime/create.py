@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from mlpack.errors import RunError
+from mlpack.errors import ContainerNotFound, RunError
 from mlpack.runtime.cdi import gpu_device_names, resolve_devices, spec_dirs
 from mlpack.runtime.host import select_runtime
 from mlpack.runtime.idmap import in_user_namespace
@@ -268,3 +268,17 @@ def _wait_started(cdir: Path) -> None:
         time.sleep(0.005)
     raise RunError(f"container {cdir.name[:12]} did not start within {START_TIMEOUT:.0f}s",
                    hint=f"see {cdir / 'monitor.log'}", timed_out=True)
+
+
+def rename_container(root: Path, cdir: Path, name: str) -> None:
+    """Give the container in ``cdir`` the name ``name`` (free, or refused): a blue/green
+    replacement starts under a second name and takes the service's once it is verified."""
+    with _names_lock(root):
+        for d in container_dirs(root):
+            if d != cdir and read_json(d / "record.json").get("name") == name:
+                raise RunError(f"the name {name!r} is taken by container {d.name[:12]}",
+                               hint=f"remove it (mlpack rm -f {name}) or pick another name")
+        record = read_json(cdir / "record.json")
+        if not record:
+            raise ContainerNotFound(f"container {cdir.name[:12]} was removed")
+        write_json(cdir / "record.json", {**record, "name": name})

@@ -25,7 +25,7 @@ from typing import Any
 from mlpack.runtime.cgroups import oom_kills
 from mlpack.runtime.execproc import exec_process, process_file
 from mlpack.runtime.mounts import libc
-from mlpack.runtime.netns import Forwarder
+from mlpack.runtime.forward import Forwarder
 from mlpack.runtime.options import Healthcheck, PortMapping, RestartPolicy
 from mlpack.runtime.state import read_json, write_json
 from mlpack.runtime.teardown import release_container, remove_container_dir, runtime_of

@@ -2,12 +2,12 @@
 
 The default network of a container is a namespace of its own with nothing but
 a loopback: it reaches nothing and nothing reaches it, except through the
-ports it publishes. Those are served by a forwarder that *listens in the
-host's namespace* and *connects from inside the container's*: the listening
-sockets are made first, then the forwarding thread joins the container's
-namespace with setns(2) (a per-thread change), so every socket it creates
-afterwards lives inside. No veth, no bridge, no iptables, no root-only
-plumbing beyond setns.
+ports it publishes. Those are served by a forwarder
+(:mod:`mlpack.runtime.forward`) that *listens in the host's namespace* and
+*connects from inside the container's*: the listening sockets are made
+first, then the forwarding thread joins the container's namespace with
+setns(2) (a per-thread change), so every socket it creates afterwards lives
+inside. No veth, no bridge, no iptables, no root-only plumbing beyond setns.
 
 The namespace is pinned by a bind mount of its nsfs file under the
 container's directory (as `ip netns add` does), so it survives restarts of the
@@ -30,7 +30,7 @@ from mlpack.errors import RunError
 from mlpack.runtime.mounts import bind, libc, umount
 from mlpack.runtime.options import PortMapping
 
-__all__ = ["create_netns", "delete_netns", "enter_netns", "bind_listeners", "Forwarder"]
+__all__ = ["create_netns", "delete_netns", "enter_netns", "bind_listeners"]
 
 CLONE_NEWNET = 0x40000000
 SIOCGIFFLAGS = 0x8913
@@ -111,80 +111,10 @@ def bind_listeners(ports: Sequence[PortMapping]) -> list[tuple[PortMapping, sock
                 if exc.errno == errno.EADDRINUSE:
                     raise RunError(f"host port {p.host_ip}:{p.host_port} is already in use", hint=hint) from None
                 raise RunError(f"cannot listen on {p.host_ip}:{p.host_port}: {exc.strerror}", hint=hint) from None
-            s.listen(128)
+            s.listen(1024)  # beyond the forwarder's connection limit clients wait here
             out.append((PortMapping(s.getsockname()[1], p.container_port, p.host_ip), s))
     except BaseException:
         for _, s in out:
             s.close()
         raise
     return out
-
-
-class Forwarder:
-    """Accepts on host listeners and connects to 127.0.0.1:port inside ``netns`` (None = here)."""
-
-    def __init__(self, listeners: Sequence[tuple[PortMapping, socket.socket]], netns: str | None) -> None:
-        self.listeners = list(listeners)
-        self.netns = netns
-        self._threads: list[threading.Thread] = []
-
-    def start(self) -> None:
-        for mapping, sock in self.listeners:
-            t = threading.Thread(target=self._serve, args=(mapping, sock), daemon=True,
-                                 name=f"fwd-{mapping.host_port}")
-            t.start()
-            self._threads.append(t)
-
-    def _serve(self, mapping: PortMapping, listener: socket.socket) -> None:
-        if self.netns:
-            enter_netns(self.netns)  # this thread and the pumps it starts live inside
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return  # listener closed
-            # Connect here, not in a new thread: while the server inside is still
-            # starting, clients poll, and a refused connect costs no thread.
-            try:
-                upstream = socket.create_connection(("127.0.0.1", mapping.container_port), timeout=5)
-            except OSError:
-                client.close()  # nothing listens inside yet: the client sees the connection close
-                continue
-            threading.Thread(target=_relay, args=(client, upstream), daemon=True).start()
-
-    def close(self) -> None:
-        for _, sock in self.listeners:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
-
-
-def _relay(a: socket.socket, b: socket.socket) -> None:
-    """Copy both ways (one thread per direction, so a full window one way never blocks the other)."""
-    for sock in (a, b):
-        sock.settimeout(None)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    back = threading.Thread(target=_pump, args=(b, a), daemon=True)
-    back.start()
-    _pump(a, b)
-    back.join()
-    a.close()
-    b.close()
-
-
-def _pump(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while True:
-            data = src.recv(262144)
-            if not data:
-                break
-            dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        try:
-            dst.shutdown(socket.SHUT_WR)  # pass the half-close on
-        except OSError:
-            pass

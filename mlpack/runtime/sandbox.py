@@ -165,7 +165,7 @@ def run_sandbox(
     try:
         rootfs.mkdir(parents=True)
         owner = {"cgroups_path": cgroups_path, "delete_argv": rt.argv("delete", "--force", sid),
-                 "workdir": str(workdir) if own_workdir else None, "helpers": []}
+                 "workdir": str(workdir) if own_workdir else None, "upperdir": str(upper), "helpers": []}
         sandboxreap.write_owner(base, owner)
         watchdog = _start_watchdog(base)
         workdir.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,10 @@
 """Reaping RUN sandboxes whose builder is gone (stdlib only: it also runs as a script).
 
-Every sandbox directory (``<home>/sandbox/<sid>``) holds ``owner.json``: the
-builder's pid and start time, the runtime's ``delete`` command line, the
-sandbox's cgroup path and its helper processes (slirp4netns). While a RUN
+Every sandbox directory (``<home>/sandbox/<sid>``, and the merged views of
+``COPY --from``, ``<home>/sandbox/view-<id>``) holds ``owner.json``: the
+builder's pid and start time, and for a RUN step the runtime's ``delete``
+command line, the sandbox's cgroup path, its upper directory and its helper
+processes (slirp4netns). While a RUN
 step runs, a watchdog started as
 
     python -S .../sandboxreap.py <home>/sandbox/<sid>
@@ -93,7 +95,7 @@ def _kill_cgroup(rel: str, timeout: float = 10.0) -> None:
                     kill.write_text("1")
                 except OSError:
                     pass
-            for sub in [d, *sorted((p for p in d.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))]:
+            for sub in [d, *_subdirs(d)]:
                 try:
                     pids.update(int(x) for x in (sub / "cgroup.procs").read_text().split())
                 except OSError:
@@ -112,16 +114,26 @@ def remove_cgroup_dirs(dirs: list[Path]) -> list[Path]:
     """rmdir each cgroup directory, its sub-cgroups first; returns those still there (busy)."""
     left = []
     for d in dirs:
-        for sub in sorted((p for p in d.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        for sub in _subdirs(d):
             try:
                 sub.rmdir()
             except OSError:
                 pass
         try:
             d.rmdir()
+        except FileNotFoundError:
+            pass  # another reaper was faster
         except OSError:
             left.append(d)
     return left
+
+
+def _subdirs(d: Path) -> list[Path]:
+    """Sub-cgroups of ``d``, deepest first ([] when ``d`` vanished meanwhile)."""
+    try:
+        return sorted((p for p in d.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
+    except OSError:
+        return []
 
 
 def _mounts_under(path: Path) -> list[str]:
@@ -145,7 +157,29 @@ def _unmount_all(path: Path) -> None:
 
 
 def reap(base: Path) -> None:
-    """Undo everything of the sandbox at ``base``: processes, runtime state, cgroup, mounts, directories."""
+    """Undo everything of the sandbox at ``base``: processes, runtime state, cgroup, mounts, directories.
+
+    One reaper at a time (a flock on owner.json): the watchdog and a new build may both find it."""
+    import fcntl
+
+    try:
+        lock = os.open(base / OWNER_FILE, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        lock = -1
+    if lock >= 0:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(lock)
+            return  # being reaped right now
+    try:
+        _reap(base)
+    finally:
+        if lock >= 0:
+            os.close(lock)
+
+
+def _reap(base: Path) -> None:
     info = _owner(base)
     for pid in info.get("helpers", []):
         try:
@@ -167,6 +201,8 @@ def reap(base: Path) -> None:
     if workdir:
         shutil.rmtree(workdir, ignore_errors=True)
         shutil.rmtree(workdir + ".l", ignore_errors=True)
+    if info.get("upperdir"):  # the step's changes: its builder is gone, nobody will make a layer of them
+        shutil.rmtree(info["upperdir"], ignore_errors=True)
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -207,8 +243,12 @@ def leftovers(home: Path) -> list[str]:
     out = []
     for base in stale_sandboxes(home):
         info = _owner(base)
-        procs = sum(len((d / "cgroup.procs").read_text().split()) for d in _cgroup_dirs(info.get("cgroups_path", ""))
-                    if (d / "cgroup.procs").exists())
+        procs = 0
+        for d in _cgroup_dirs(info.get("cgroups_path", "")):
+            try:
+                procs += len((d / "cgroup.procs").read_text().split())
+            except OSError:
+                pass
         out.append(f"{base}: builder gone, {procs} process(es), {len(_mounts_under(base))} mount(s)")
     return out
 

@@ -269,6 +269,10 @@ def _base_mounts(spec: ContainerSpec) -> list[dict[str, Any]]:
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
          "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+        # The container's own cgroup, read-only, as Docker mounts it: the server sizes its
+        # thread pools and its request-body budget from the CPU quota and memory limit there.
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+         "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
     ]
     if spec.tmpfs_tmp:
         mounts.append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",

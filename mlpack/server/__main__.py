@@ -101,9 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             server.should_exit = True
 
     threading.Thread(target=exit_if_load_fails, name="mlpack-load-watch", daemon=True).start()
-    server.run()
-    # A lifespan that failed to start (gRPC port taken, say) leaves the server unstarted.
-    return 1 if failed.is_set() or not server.started else 0
+    server.run()  # a failed startup (the gRPC port taken, say) exits with uvicorn's status 3
+    return 1 if failed.is_set() else 0
 
 
 def _graceful_server(config: object) -> object:

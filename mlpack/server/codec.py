@@ -18,8 +18,8 @@ import orjson
 
 from mlpack.server.protocol import input_spec
 from mlpack.server.shapes import check_v2_shape
-from mlpack.server.tables import column_values, decode_table
-from mlpack.server.tensors import NUMPY_OF_V2, V2_OF_NUMPY, Spec, check_rows, coerce, invalid
+from mlpack.server.tables import decode_table, v2_column
+from mlpack.server.tensors import NUMPY_OF_V2, Spec, check_rows, coerce, invalid, v2_datatype
 
 __all__ = [
     "Decoded",
@@ -221,7 +221,7 @@ def decode_v2(
             if not isinstance(data, list):
                 data = [data]
         if table is not None and table.kind == "table":
-            feeds[spec.name] = _v2_column(table, spec, data, shape, bools)
+            feeds[spec.name] = v2_column(table, spec, data, shape, bools=bools)
         else:
             feeds[spec.name] = coerce(spec, data, shape=shape, bools=bools)
     if offset != len(raw):
@@ -255,22 +255,6 @@ def decode_v2(
     )
 
 
-def _v2_column(table: Any, spec: Spec, data: Any, shape: list[int], bools: bool) -> np.ndarray:
-    """One V2 column input of a table model: shape [N] or [N, 1], checked like /predict's columns."""
-    if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
-        raise invalid(f"column {spec.name!r}: shape {shape} is not [N] or [N, 1]", input=spec.name)
-    values = data if isinstance(data, np.ndarray) else list(data)
-    if len(values) != shape[0]:
-        raise invalid(f"column {spec.name!r}: shape {shape} holds {shape[0]} values but {len(values)} came", input=spec.name)
-    return column_values(table.column(spec.name), spec, values, bools=bools)
-
-
-def _v2_datatype(arr: np.ndarray) -> str:
-    if arr.dtype.kind in "USO":
-        return "BYTES"
-    return V2_OF_NUMPY.get(str(arr.dtype), "BYTES")
-
-
 def encode_v2(
     outputs: Mapping[str, Any], request: Decoded, *, model_name: str, model_version: str = "1"
 ) -> tuple[bytes, int | None]:
@@ -280,7 +264,7 @@ def encode_v2(
     buffers: list[bytes] = []
     for name in names:
         arr = np.asarray(outputs[name])
-        datatype = _v2_datatype(arr)
+        datatype = v2_datatype(arr)
         entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(arr.shape)}
         if request.binary_all or name in request.binary:
             buf = bytes_buffer(arr) if datatype == "BYTES" else np.ascontiguousarray(arr).tobytes()

@@ -129,6 +129,10 @@ class RequestEnvelope:
             if need:
                 granted = await self.budget.acquire(need)
                 if granted is None:
+                    # Read the refused body and drop it chunk by chunk (it costs no memory): a
+                    # server that answers and closes with a body unread makes the client's
+                    # kernel see a reset instead of the 503.
+                    await _discard(self._timed(receive if length is not None else self._limited(receive)))
                     await self._busy(scope, send_with_id, rid)
                     return
                 held = granted
@@ -225,6 +229,13 @@ class RequestEnvelope:
             return message
 
         return limited
+
+
+async def _discard(receive: Callable[[], Awaitable[dict]]) -> None:
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
 
 
 async def _no_body() -> dict:

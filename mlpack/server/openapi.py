@@ -92,6 +92,40 @@ def _responses(ok: dict[str, Any] | None, *codes: int) -> dict[str, Any]:
     return out
 
 
+BINARY_NOTE = (
+    "JSON, or the binary tensor extension: Content-Type application/octet-stream with an "
+    "Inference-Header-Content-Length header giving the length of the JSON header that starts the body; "
+    "each input with parameters.binary_data_size is then read from the bytes after it, in order "
+    "(BYTES elements as a 4-byte little-endian length followed by the bytes). Outputs come back binary "
+    "when requested (parameters.binary_data per output, or binary_data_output), with the same header. "
+    "gzip and deflate request bodies are accepted (Content-Encoding); the body limit applies to the decoded size."
+)
+_STATS = {"type": "object", "properties": {"model_stats": {"type": "array", "items": {"type": "object"}}}}
+
+
+def _with_binary(body: dict[str, Any]) -> dict[str, Any]:
+    body["content"]["application/octet-stream"] = {"schema": {"type": "string", "format": "binary"}}
+    return body
+
+
+def _binary_ok(responses: dict[str, Any]) -> dict[str, Any]:
+    responses["200"]["content"]["application/octet-stream"] = {"schema": {"type": "string", "format": "binary"}}
+    responses["200"]["headers"] = {"Inference-Header-Content-Length": {"schema": {"type": "integer"}, "description": "set when outputs are binary"}}
+    return responses
+
+
+def _versioned(item: dict[str, Any]) -> dict[str, Any]:
+    """A path item for the same route under /versions/{model_version} (this server has version 1)."""
+    version = {"name": "model_version", "in": "path", "required": True, "schema": {"type": "string", "enum": ["1"]}}
+    out = {}
+    for method, op in item.items():
+        op = dict(op)
+        op["operationId"] = op["operationId"] + "_version"
+        op["parameters"] = [*op.get("parameters", []), version]
+        out[method] = op
+    return out
+
+
 def _table_columns(table: Any, in_props: dict[str, Any]) -> dict[str, Any]:
     """Column schemas of a table model: categories as enums, null where the sample had NaN,
     the pandas dtype in the description; and the records form of the table."""
@@ -100,7 +134,7 @@ def _table_columns(table: Any, in_props: dict[str, Any]) -> dict[str, Any]:
         column = in_props[col.name]
         leaf = dict(column["items"])
         if col.categories is not None:
-            leaf["enum"] = list(col.categories)
+            leaf["enum"] = list(col.categories) + ([None] if col.nullable else [])
         if col.nullable:
             leaf["type"] = [leaf["type"], "null"]
         column["items"] = leaf
@@ -152,7 +186,8 @@ def openapi_document(
     v2_input = {
         "type": "object",
         "properties": {
-            "name": {"type": "string", "enum": [s.name for s in inputs]},
+            # a single-input model takes any one name (protocol.input_spec)
+            "name": {"type": "string"} if len(inputs) == 1 else {"type": "string", "enum": [s.name for s in inputs]},
             "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
             "datatype": {"type": "string", "enum": sorted({s.datatype for s in inputs})},
             "data": {"type": "array"},
@@ -247,20 +282,67 @@ def openapi_document(
         "/v2/models/{model_name}/infer": {
             "post": {
                 "summary": f"Infer with {name} (KServe V2 / Open Inference Protocol)",
+                "description": BINARY_NOTE,
                 "operationId": "v2_infer",
                 "parameters": model_param,
-                "requestBody": _json_body(v2_body, v2_example),
-                "responses": _responses(v2_response, 404, 413, 422, 500, 503),
+                "requestBody": _with_binary(_json_body(v2_body, v2_example)),
+                "responses": _binary_ok(_responses(v2_response, 404, 413, 422, 500, 503)),
+            }
+        },
+        "/v2/models/{model_name}/config": {
+            "get": {
+                "summary": "Model configuration (Triton's model_configuration extension)",
+                "operationId": "v2_model_config",
+                "parameters": model_param,
+                "responses": _responses({"type": "object", "properties": {"name": {"type": "string"}, "max_batch_size": {"type": "integer"}}}, 404, 503),
+            }
+        },
+        "/v2/models/{model_name}/stats": {
+            "get": {
+                "summary": "Inference statistics of the model (Triton's statistics extension)",
+                "operationId": "v2_model_stats",
+                "parameters": model_param,
+                "responses": _responses(_STATS, 404, 503),
+            }
+        },
+        "/v2/models/stats": {
+            "get": {"summary": "Inference statistics of every model", "operationId": "v2_stats", "responses": _responses(_STATS, 503)}
+        },
+        "/v2/repository/index": {
+            "post": {
+                "summary": "The models this server serves (Triton's model_repository extension)",
+                "operationId": "v2_repository_index",
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": {"type": "object", "properties": {"ready": {"type": "boolean"}}}}},
+                },
+                "responses": _responses({"type": "array", "items": {"type": "object"}}, 422),
+            }
+        },
+        "/v2": {
+            "get": {
+                "summary": "Server metadata (KServe V2)",
+                "operationId": "v2_server_metadata",
+                "responses": _responses(
+                    {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "string"}, "extensions": {"type": "array", "items": {"type": "string"}}}}
+                ),
             }
         },
         "/metrics": {
             "get": {
                 "summary": "Prometheus metrics",
                 "operationId": "metrics",
-                "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}},
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format, or OpenMetrics 1.0.0 when Accept names application/openmetrics-text",
+                        "content": {"text/plain": {"schema": {"type": "string"}}, "application/openmetrics-text": {"schema": {"type": "string"}}},
+                    }
+                },
             }
         },
     }
+    for suffix in ("", "/ready", "/infer", "/config", "/stats"):
+        paths[f"/v2/models/{{model_name}}/versions/{{model_version}}{suffix}"] = _versioned(paths[f"/v2/models/{{model_name}}{suffix}"])
     return {
         "openapi": "3.1.0",
         "info": {

@@ -115,7 +115,10 @@ def _ready_flag(body: bytes) -> bool:
     doc = loads(body)
     if not isinstance(doc, dict):
         raise invalid('the repository index request must be a JSON object such as {"ready": true}')
-    return doc.get("ready") is True
+    ready = doc.get("ready", False)
+    if type(ready) is not bool:
+        raise invalid('"ready" must be true or false')
+    return ready
 
 
 def _serve_error(exc: ServeError, rid: str) -> Response:

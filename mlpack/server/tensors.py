@@ -16,7 +16,7 @@ import numpy as np
 
 from mlpack.errors import ServeError
 
-__all__ = ["Spec", "coerce", "check_rows", "invalid", "V2_OF_NUMPY", "NUMPY_OF_V2", "shape_text"]
+__all__ = ["Spec", "coerce", "check_rows", "invalid", "V2_OF_NUMPY", "NUMPY_OF_V2", "shape_text", "v2_datatype"]
 
 # Open Inference Protocol datatypes <-> numpy dtype names.
 V2_OF_NUMPY = {
@@ -37,6 +37,13 @@ V2_OF_NUMPY = {
     "bytes": "BYTES",
 }
 NUMPY_OF_V2 = {v: k for k, v in V2_OF_NUMPY.items() if k not in {"object", "bytes"}}
+# Keyed by dtype object (str(dtype) is a slow Python-level call in numpy 2): what encoders look up.
+_V2_OF_DTYPE = {np.dtype(k): v for k, v in V2_OF_NUMPY.items() if k not in {"str", "object", "bytes"}}
+
+
+def v2_datatype(arr: np.ndarray) -> str:
+    """The V2 datatype of an output array (strings and objects are BYTES)."""
+    return _V2_OF_DTYPE.get(arr.dtype, "BYTES")
 
 _KIND_WORDS = {"b": "booleans", "i": "integers", "u": "integers", "f": "numbers", "U": "strings", "S": "bytes", "O": "mixed values"}
 
@@ -128,7 +135,7 @@ def coerce(spec: Spec, data: Any, *, shape: Sequence[int] | None = None, bools: 
                 f"input {name!r}: shape {list(shape)} holds {math.prod(shape)} elements but {arr.size} values came",
                 input=name,
             )
-        arr = arr.reshape(shape)
+        arr = _unit_axis(spec, arr.reshape(shape))
     _check_shape(spec, arr)
     return arr
 
@@ -196,13 +203,33 @@ def _numeric(spec: Spec, arr: np.ndarray) -> np.ndarray:
         return arr.astype(target)
 
 
+def _fits(expected: Sequence[int | None], shape: Sequence[int]) -> bool:
+    return len(shape) == len(expected) and all(e is None or e == g for e, g in zip(expected, shape))
+
+
+def _unit_axis(spec: Spec, arr: np.ndarray) -> np.ndarray:
+    """A V2 tensor that differs from the model's shape only by a trailing axis of 1 is
+    reshaped to it: MLServer's codecs send a list of strings as [N, 1], skl2onnx
+    text models take [N, 1] where clients send [N]."""
+    if _fits(spec.shape, arr.shape):
+        return arr
+    if arr.ndim == len(spec.shape) + 1 and arr.shape[-1] == 1:
+        fitted = arr.reshape(arr.shape[:-1])
+    elif arr.ndim + 1 == len(spec.shape) and spec.shape[-1] == 1:
+        fitted = arr.reshape(arr.shape + (1,))
+    else:
+        return arr
+    return fitted if _fits(spec.shape, fitted.shape) else arr
+
+
 def _check_shape(spec: Spec, arr: np.ndarray) -> None:
     expected = spec.shape
-    ok = arr.ndim == len(expected) and all(e is None or e == g for e, g in zip(expected, arr.shape))
-    if not ok:
+    if not _fits(expected, arr.shape):
         hint = None
         if arr.ndim == len(expected) - 1 and len(expected) >= 2:
             hint = "wrap a single row in a list: [[...]]"
+        elif arr.ndim == len(expected):
+            hint = _fixed_axis_hint(spec, arr.shape)
         raise invalid(
             f"input {name_of(spec)}: expected shape {shape_text(expected)}, got {list(arr.shape)}",
             input=spec.name,
@@ -210,6 +237,16 @@ def _check_shape(spec: Spec, arr: np.ndarray) -> None:
             expected=shape_text(expected),
             got=list(arr.shape),
         )
+
+
+def _fixed_axis_hint(spec: Spec, got: Sequence[int]) -> str | None:
+    """Which fixed axis refused the length, and how a model whose length varies frees it."""
+    for axis, (want, have) in enumerate(zip(spec.shape, got)):
+        if axis and want is not None and want != have:
+            return (f"axis {axis} of {spec.name!r} is fixed at {want}, the capture sample's length; if the model "
+                    f"takes other lengths there, capture it with dynamic_axes={{{spec.name!r}: [{axis}]}} "
+                    f"(--dynamic-axes {spec.name}:{axis})")
+    return None
 
 
 def name_of(spec: Spec) -> str:

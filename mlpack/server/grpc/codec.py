@@ -14,7 +14,8 @@ import numpy as np
 
 from mlpack.server.codec import Decoded, binary_tensor, bytes_buffer
 from mlpack.server.protocol import MODEL_VERSION, input_spec
-from mlpack.server.tensors import V2_OF_NUMPY, Spec, check_rows, coerce, invalid
+from mlpack.server.tables import v2_column
+from mlpack.server.tensors import Spec, check_rows, coerce, invalid, v2_datatype
 
 __all__ = ["decode_request", "encode_response"]
 
@@ -56,25 +57,31 @@ def _typed(tensor: Any) -> Any:
     return np.array(values, dtype=dtype)
 
 
-def decode_request(request: Any, inputs: Sequence[Spec], outputs: Sequence[Spec]) -> Decoded:
-    """Validated feeds and the requested outputs of a ModelInferRequest, or a 422 ServeError."""
-    raw = request.raw_input_contents
-    given = len(request.inputs)
+def decode_request(request: Any, inputs: Sequence[Spec], outputs: Sequence[Spec], table: Any = None) -> Decoded:
+    """Validated feeds and the requested outputs of a ModelInferRequest, or a 422 ServeError
+    (a table model, ``table``: one column per input, as on REST V2)."""
+    raw = list(request.raw_input_contents)
+    tensors = list(request.inputs)
+    given = len(tensors)
     if raw and len(raw) != given:
         raise invalid(f"raw_input_contents has {len(raw)} buffers for {given} inputs", hint="send one buffer per input, in order")
     by_name = {s.name: s for s in inputs}
     feeds: dict[str, np.ndarray] = {}
-    for i, tensor in enumerate(request.inputs):
-        spec = input_spec(tensor.name, inputs, by_name, given)
+    for i, tensor in enumerate(tensors):
+        name, datatype = tensor.name, tensor.datatype
+        spec = input_spec(name, inputs, by_name, given)
         if spec.name in feeds:
-            raise invalid(f"input {tensor.name!r} appears twice", input=tensor.name)
-        if tensor.datatype != spec.datatype:
-            raise invalid(f"input {tensor.name!r}: expected datatype {spec.datatype}, got {tensor.datatype!r}", input=tensor.name)
+            raise invalid(f"input {name!r} appears twice", input=name)
+        if datatype != spec.datatype:
+            raise invalid(f"input {name!r}: expected datatype {spec.datatype}, got {datatype!r}", input=name)
         if raw:
-            data = binary_tensor(raw[i], 0, len(raw[i]), tensor.datatype, tensor.name)
+            data = binary_tensor(raw[i], 0, len(raw[i]), datatype, name)
         else:
             data = _typed(tensor)
-        feeds[spec.name] = coerce(spec, data, shape=list(tensor.shape))
+        if table is not None and table.kind == "table":
+            feeds[spec.name] = v2_column(table, spec, data, tensor.shape)
+        else:
+            feeds[spec.name] = coerce(spec, data, shape=list(tensor.shape))
     missing = [s.name for s in inputs if s.name not in feeds]
     if missing:
         raise invalid(f"missing input {missing[0]!r}", input=missing[0], hint=f"the model's inputs are {[s.name for s in inputs]}")
@@ -89,15 +96,11 @@ def decode_request(request: Any, inputs: Sequence[Spec], outputs: Sequence[Spec]
     return Decoded(feeds, outputs=wanted, binary_all=bool(raw), id=request.id or None)
 
 
-def _datatype(arr: np.ndarray) -> str:
-    return "BYTES" if arr.dtype.kind in "USO" else V2_OF_NUMPY.get(str(arr.dtype), "BYTES")
-
-
 def encode_response(response_class: Any, outputs: dict[str, Any], decoded: Decoded, *, model_name: str) -> Any:
     """The ModelInferResponse for ``outputs``: raw contents when asked or when a type has no typed field."""
     names = decoded.outputs if decoded.outputs is not None else list(outputs)
     arrays = [(name, np.asarray(outputs[name])) for name in names]
-    types = [_datatype(arr) for _, arr in arrays]
+    types = [v2_datatype(arr) for _, arr in arrays]
     raw = decoded.binary_all or any(t not in _TYPED for t in types)
     response = response_class(model_name=model_name, model_version=MODEL_VERSION, id=decoded.id or "")
     for (name, arr), datatype in zip(arrays, types):

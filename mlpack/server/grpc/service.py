@@ -115,7 +115,7 @@ def handlers(state: Any, infer: Callable[[Any, dict, str], Awaitable[Any]], acce
     async def model_infer(request: Any, rid: str) -> Any:
         runner = _model(state, request.model_name, request.model_version)
         try:
-            decoded = decode_request(request, runner.inputs, runner.outputs)
+            decoded = decode_request(request, runner.inputs, runner.outputs, runner.table)
             outputs = await infer(runner, decoded.feeds, rid)
             return encode_response(types["ModelInfer"][1], outputs, decoded, model_name=runner.name)
         except ServeError as exc:

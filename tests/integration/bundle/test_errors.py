@@ -88,7 +88,7 @@ def test_unfitted_model(sklearn_classifier, out: Path) -> None:
 def test_bad_flavor_and_hooks(sklearn_classifier, out: Path) -> None:
     model, sample = sklearn_classifier.model, sklearn_classifier.sample
     _fails("unknown flavor", model, sample, flavor="tensorflow", path=out / "x")
-    _fails("does not parse", model, sample, hooks_source="def preprocess(:", path=out / "x")
+    _fails("not plain Python", model, sample, hooks_source="def preprocess(:", path=out / "x")
     _fails("neither preprocess", model, sample, hooks_source="x = 1\n", path=out / "x")
 
 

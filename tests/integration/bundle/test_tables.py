@@ -125,6 +125,15 @@ def test_the_model_loads_without_the_default_locale(tmp_path: Path) -> None:
     out = b.load_predictor(threads=1).run({"text": np.array(["ÉCOLE fermée", "un CHAT"], dtype=object)})
     assert out["label"].tolist() == model.predict(["ÉCOLE fermée", "un CHAT"]).tolist() == ["school", "pets"]
     np.testing.assert_allclose(out["probabilities"], model.predict_proba(["ÉCOLE fermée", "un CHAT"]), atol=1e-5)
+    for client in _app(b):  # a text model takes a list of strings, and V2 one BYTES input
+        r = client.post("/predict", json={"inputs": ["ÉCOLE fermée", "un CHAT"]})
+        assert r.status_code == 200 and r.json()["outputs"]["label"] == ["school", "pets"]
+        v2 = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": ["ÉCOLE fermée", "un CHAT"]}]}
+        r = client.post("/v2/models/text/infer", json=v2)
+        assert r.status_code == 200 and r.json()["outputs"][0]["data"] == ["school", "pets"]
+        assert client.get("/v2/models/text").json()["parameters"]["content_type"] == "str"
+        r = client.post("/predict", json={"inputs": [3, 4]})
+        assert r.status_code == 422 and "expected strings" in r.json()["error"]
 
 
 def test_all_numeric_dataframe_selected_by_name(frame, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -178,7 +187,8 @@ def test_boosters_on_a_dataframe_answer_like_predict(lib: str, frame, tmp_path: 
 
 def test_lightgbm_on_a_category_column_falls_back_and_rebuilds_the_dataframe(frame, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     lightgbm = pytest.importorskip("lightgbm")
-    data = frame[["age", "income"]].assign(city=pd.Categorical(frame["city"], categories=["kyiv", "lima", "oslo", "rome"]))
+    city = frame["city"].where(np.arange(N) % 9 != 4)  # some missing cities: a nullable category column
+    data = frame[["age", "income"]].assign(city=pd.Categorical(city, categories=["kyiv", "lima", "oslo", "rome"]))
     y = frame["income"] / 1000 + np.where(frame["city"] == "oslo", 40, 0)
     model = lightgbm.LGBMRegressor(n_estimators=20, min_child_samples=5, verbose=-1).fit(data, y)
     b = capture(model, data, name="lgbm-cat", path=tmp_path / "l")
@@ -186,18 +196,21 @@ def test_lightgbm_on_a_category_column_falls_back_and_rebuilds_the_dataframe(fra
     assert "category column(s) ['city']" in b.manifest["model"]["conversion_error"]
     assert "ONNX conversion failed" in b.summary() and "city: category ['kyiv', 'lima', 'oslo', 'rome']" in b.summary()
     assert any(line.startswith("pandas==") for line in b.requirements)
+    assert b.table.column("city").nullable and b.sample()["city"][4] is None
+    cities = np.array([None if pd.isna(c) else c for c in data["city"][:6]], dtype=object)
     out = b.load_predictor(threads=1).run({"age": data["age"].to_numpy()[:6], "income": data["income"].to_numpy()[:6],
-                                           "city": data["city"].astype(str).to_numpy()[:6]})
+                                           "city": cities})
     np.testing.assert_array_equal(out["prediction"], model.predict(data[:6]))  # exactly: the same model on the same frame
-    for client in _app(b):  # the server rebuilds the DataFrame from records, categories included
-        rows = data[:4].assign(city=data["city"][:4].astype(str))
-        r = client.post("/predict", json={"inputs": rows.to_dict("records")})
-        assert r.status_code == 200 and r.json()["outputs"]["prediction"] == model.predict(data[:4]).tolist()
-        r = client.post("/predict", json={"inputs": [{**rows.to_dict("records")[0], "city": "paris"}]})
+    for client in _app(b):  # the server rebuilds the DataFrame from records, categories and missing values included
+        rows = [{"age": int(a), "income": float(i), "city": c} for a, i, c in zip(data["age"][:6], data["income"][:6], cities)]
+        assert rows[4]["city"] is None
+        r = client.post("/predict", json={"inputs": rows})
+        assert r.status_code == 200 and r.json()["outputs"]["prediction"] == model.predict(data[:6]).tolist()
+        r = client.post("/predict", json={"inputs": [{**rows[0], "city": "paris"}]})
         assert r.status_code == 422 and "'paris' is not one of its categories" in r.json()["error"]
         doc = client.get("/openapi.json").json()
         inputs = doc["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]["inputs"]
-        assert inputs["anyOf"][0]["items"]["properties"]["city"]["enum"] == ["kyiv", "lima", "oslo", "rome"]
+        assert inputs["anyOf"][0]["items"]["properties"]["city"]["enum"] == ["kyiv", "lima", "oslo", "rome", None]
 
 
 def test_catboost_with_cat_features_falls_back(frame, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -282,3 +295,26 @@ def test_openapi_describes_the_columns(forest_client, frame) -> None:  # type: i
     assert "pandas object" in columns["properties"]["city"]["description"]
     # the stored example is a request the server answers
     assert forest_client.post("/predict", json=body["example"]).status_code == 200
+
+
+def test_a_column_named_like_the_graphs_own_values_falls_back(frame, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    xgboost = pytest.importorskip("xgboost")
+    hostile = frame[["age", "income"]].rename(columns={"income": "mlpack_table_shape"})
+    model = xgboost.XGBRegressor(n_estimators=4).fit(hostile, frame["income"])
+    b = capture(model, hostile, name="hostile", path=tmp_path / "h")
+    assert b.flavor == "python" and "'mlpack_table_shape'" in b.manifest["model"]["conversion_error"]
+    out = b.load_predictor(threads=1).run({c: hostile[c].to_numpy()[:3] for c in hostile.columns})
+    np.testing.assert_array_equal(out["prediction"], model.predict(hostile[:3]))
+
+
+def test_cli_captures_a_table_from_csv(forest, frame, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    import pickle
+
+    from mlpack.cli import main
+
+    frame[:30].to_csv(tmp_path / "sample.csv", index=False)
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps(forest))
+    assert main(["capture", str(tmp_path / "model.pkl"), "--sample", str(tmp_path / "sample.csv"), "-o", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert "table      age: int64" in out and "converted to ONNX" in out
+    assert Bundle.load(tmp_path / "b").parity["rows"] == 30

@@ -136,3 +136,116 @@ def test_cli_captures_a_saved_module(tmp_path: Path, capsys: pytest.CaptureFixtu
     np.save(tmp_path / "x.npy", _rows(4, 3))
     assert main(["capture", str(tmp_path / "net.pt"), "--sample", str(tmp_path / "x.npy"), "-o", str(tmp_path / "b")]) == 0
     assert "[torch] -> onnx" in capsys.readouterr().out
+
+
+# -- variable axes: a sequence model captured with dynamic_axes answers at other lengths --
+
+
+class Tokens(torch.nn.Module):
+    """Token ids [N, T] -> class scores [N, 3]: embedding, convolution over T, mean over T."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = torch.nn.Embedding(50, 8)
+        self.conv = torch.nn.Conv1d(8, 8, 3, padding=1)
+        self.out = torch.nn.Linear(8, 3)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.out(self.conv(self.emb(tokens).transpose(1, 2)).relu().mean(dim=2))
+
+
+class Flat(torch.nn.Module):
+    """Flattens [N, T, 2] into a Linear of width 2 * 12: T is not free."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(24, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x.flatten(1))
+
+
+def _tokens(n: int, t: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 50, (n, t))
+
+
+@pytest.fixture(scope="module")
+def tokens_model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return Tokens().eval()
+
+
+def _serve(path: Path):  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from mlpack.server import ServerConfig, create_app
+
+    app = create_app(path, ServerConfig(bundle=str(path), access_log=False))
+    client = TestClient(app, raise_server_exceptions=False)
+    client.__enter__()
+    assert app.state.loaded.wait(60)
+    return client
+
+
+def test_sequence_model_answers_at_another_length(tokens_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    b = capture(tokens_model, _tokens(6, 12, 0), name="tokens", path=tmp_path / "t", dynamic_axes={"input": [1]})
+    assert b.flavor == "onnx" and b.inputs[0].shape == (None, None)
+    longer = _tokens(2, 20, 1)
+    want = tokens_model(torch.from_numpy(longer)).detach().numpy()
+    np.testing.assert_allclose(b.load_predictor(threads=1).run({"input": longer})["output"], want, atol=1e-5)
+    client = _serve(b.path)
+    try:
+        r = client.post("/predict", json={"inputs": longer.tolist()})
+        assert r.status_code == 200, r.text
+        np.testing.assert_allclose(np.asarray(r.json()["outputs"]["output"]), want, atol=1e-5)
+    finally:
+        client.__exit__(None, None, None)
+
+
+def test_without_the_option_the_error_names_the_fixed_axis(tokens_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    b = capture(tokens_model, _tokens(6, 12, 0), name="fixed", path=tmp_path / "f")
+    assert b.inputs[0].shape == (None, 12)
+    client = _serve(b.path)
+    try:
+        r = client.post("/predict", json={"inputs": _tokens(2, 20, 1).tolist()})
+    finally:
+        client.__exit__(None, None, None)
+    assert r.status_code == 422
+    assert "axis 1 of 'input' is fixed at 12" in r.json()["hint"] and "dynamic_axes={'input': [1]}" in r.json()["hint"]
+
+
+def test_an_axis_the_model_does_not_free_is_refused(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).normal(size=(4, 12, 2)).astype(np.float32)
+    with pytest.raises(CaptureError, match=r"fails on inputs of shape \{'input': \[4, 11, 2\]\}"):
+        capture(Flat().eval(), x, name="flat", path=tmp_path / "x", dynamic_axes={"input": [1]})
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(("axes", "words"), [
+    ({"input": [2]}, "axis 2 of 'input' does not exist"),
+    ({"mask": [1]}, "'mask', which is not an input"),
+    ("input", "not NAME:AXIS"),
+])
+def test_bad_dynamic_axes(tokens_model, tmp_path: Path, axes, words: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(CaptureError, match=words):
+        capture(tokens_model, _tokens(3, 12, 0), name="bad", path=tmp_path / "b", dynamic_axes=axes)
+
+
+def test_dynamic_axes_are_for_torch(tmp_path: Path) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    x = np.random.default_rng(0).normal(size=(10, 3))
+    with pytest.raises(CaptureError, match="dynamic_axes applies to torch models"):
+        capture(LinearRegression().fit(x, x[:, 0]), x, name="lr", path=tmp_path / "lr", dynamic_axes={"input": [1]})
+
+
+def test_cli_dynamic_axes(tokens_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from mlpack.bundle import Bundle
+    from mlpack.cli import main
+
+    torch.save(tokens_model, tmp_path / "tokens.pt")
+    np.save(tmp_path / "x.npy", _tokens(4, 12, 0))
+    argv = ["capture", str(tmp_path / "tokens.pt"), "--sample", str(tmp_path / "x.npy"), "-o", str(tmp_path / "b")]
+    assert main([*argv, "--dynamic-axes", "input:1"]) == 0
+    assert Bundle.load(tmp_path / "b").inputs[0].shape == (None, None)

@@ -176,3 +176,61 @@ def test_only_the_model_layer_changes_for_a_new_model_with_the_same_lock(ols_ser
               f"{second.timings.get('build', 0.0):.1f} s")
     finally:
         second.stop()
+
+
+EDITABLE_SCRIPT = '''
+import sys
+import numpy as np
+import mlpack
+from mylocalmodel import Scaled
+
+model = Scaled([1.5, -2.0, 0.25])
+x = np.random.default_rng(3).normal(size=(40, 3))
+service = mlpack.serve(model, x, name="pyf-editable")
+try:
+    lock = (service.bundle.path / "requirements.lock").read_text()
+    print("LOCK", [line for line in lock.splitlines() if "mylocalmodel" in line])
+    print("WHEELS", sorted(p.name for p in service.bundle.path.glob("*.whl")))
+    print("PARITY", service.parity.passed)
+    print("ANSWER", np.allclose(service.predict(x[:5]).reshape(-1), model.predict(x[:5])))
+    print("BUILD", round(service.timings["build"], 1))
+finally:
+    service.stop()
+'''
+
+
+def test_a_model_from_an_editable_local_package_serves(e2e_settings: Settings, tmp_path: Path) -> None:
+    """``pip install -e .`` of a package no index has: capture builds its wheel into the
+    bundle and the image installs it from there. Installed editable into a throwaway venv
+    layered over the test environment, so the shared environment is left alone."""
+    import subprocess
+    import sys
+    import sysconfig
+
+    project = tmp_path / "proj"
+    (project / "mylocalmodel").mkdir(parents=True)
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "mylocalmodel"\nversion = "0.3.1"\ndependencies = ["numpy"]\n')
+    (project / "mylocalmodel" / "__init__.py").write_text(
+        "import numpy as np\n\n\nclass Scaled:\n    def __init__(self, w):\n        self.w = np.asarray(w)\n\n"
+        "    def predict(self, x):\n        return np.asarray(x) @ self.w\n")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    shared = sysconfig.get_path("purelib")
+    Path(site, "zz_shared_env.pth").write_text(f"import site; site.addsitedir({shared!r})\n")
+    pip = subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-e", str(project)],
+                         capture_output=True, text=True, timeout=300)
+    assert pip.returncode == 0, pip.stderr[-2000:]
+    env = dict(os.environ, MLPACK_HOME=str(e2e_settings.home), PYTHONPATH=str(Path(__file__).resolve().parents[3]))
+    proc = subprocess.run([str(python), "-c", EDITABLE_SCRIPT], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=900)
+    out = proc.stdout
+    assert proc.returncode == 0, (out + proc.stderr)[-4000:]
+    assert "mylocalmodel==0.3.1  # provides the model's classes" in out, out
+    assert "WHEELS ['mylocalmodel-0.3.1-py3-none-any.whl']" in out, out
+    assert "PARITY True" in out and "ANSWER True" in out, out
+    print("\n[python flavour] editable local package:", out.strip().splitlines()[-1])

@@ -46,6 +46,18 @@ def test_serve_as_a_context_manager(e2e_settings) -> None:
         got = svc.predict(x[:7, :3])
         assert got.shape[0] == 7
         assert abs(got.reshape(-1) - model.predict(x[:7, :3])).max() < 1e-4
+        # the gRPC service of the same container, published on a free port
+        import tritonclient.grpc as tg
+
+        assert svc.grpc_url and svc.grpc_url.startswith("127.0.0.1:")
+        client = tg.InferenceServerClient(svc.grpc_url)
+        try:
+            tensor = tg.InferInput("input", [7, 3], "FP32")
+            tensor.set_data_from_numpy(x[:7, :3].astype("float32"))
+            result = client.infer("serve-ctx", [tensor])
+            assert abs(result.as_numpy(client.get_model_metadata("serve-ctx").outputs[0].name).reshape(-1) - got.reshape(-1)).max() < 1e-6
+        finally:
+            client.close()
         stats = svc.stats()
         assert stats["memory_limit"] == 256 * 1024**2 and stats["memory_usage"] > 0
         assert "Uvicorn" in svc.logs() or svc.logs() != ""

@@ -79,12 +79,14 @@ def test_logs_tail_follow_and_exit_code(runtime_settings, busybox_source, cleanu
 
 
 def test_stop_sends_term_then_kill(runtime_settings, busybox_source, cleanup_containers):
-    graceful = run(busybox_source(), command=["sh", "-c", "trap 'echo bye; exit 0' TERM; while :; do sleep 0.1; done"],
+    graceful = run(busybox_source(),
+                   command=["sh", "-c", "trap 'echo bye; exit 0' TERM; echo trapped; while :; do sleep 0.1; done"],
                    ports=(), settings=runtime_settings)
-    stubborn = run(busybox_source(), command=["sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"],
+    stubborn = run(busybox_source(), command=["sh", "-c", "trap '' TERM; echo trapped; while :; do sleep 0.1; done"],
                    ports=(), settings=runtime_settings)
     cleanup_containers += [graceful, stubborn]
-    time.sleep(0.3)
+    for c in (graceful, stubborn):  # each says when its trap is set: no signal may come before
+        assert "trapped" in next(iter(c.follow_logs()))
     assert graceful.stop(timeout=5) == 0 and "bye" in graceful.logs()
     started = time.monotonic()
     assert stubborn.stop(timeout=1) == 137

@@ -44,7 +44,11 @@ def test_busy_loop_under_half_a_cpu_uses_half_a_cpu(runtime_settings, busybox_so
             ports=(), settings=runtime_settings)
     cleanup_containers.append(c)
     path = c.record["cgroups_path"]
-    time.sleep(0.5)  # past the first period
+    # Measure once the loop has run for a whole CFS period (100 ms of CPU), whatever the start-up took.
+    deadline = time.monotonic() + 60
+    while read_stats(path).cpu_usage_ns < 100_000_000:
+        assert time.monotonic() < deadline, "the busy loop never ran"
+        time.sleep(0.05)
     samples = []
     # Two windows of 2 s; the CFS quota caps each one. A loaded CI machine can
     # only push the figure down, so the best window is the fair measure.

@@ -101,6 +101,9 @@ def sandbox_leftovers(settings: Settings, sids: list[str]) -> list[str]:
             point = line.split()[4]
             if point.startswith(str(root)) or "/binds/" in point and str(settings.home) in point:
                 found.append(f"mount {point}")
+    scratch = settings.cache_dir / "build" / "tmp"
+    if scratch.exists():  # a killed step's upper directory
+        found += [f"upper {p}" for p in scratch.glob("upper-*")]
     cg = Path("/sys/fs/cgroup")
     for sid in sids:
         found += [f"cgroup {p}" for p in [cg / "mlpack" / sid, *cg.glob(f"*/mlpack/{sid}")] if p.is_dir()]

@@ -9,6 +9,7 @@ real crun or runc container without bootstrapping a Debian image.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 PYTHON = "/usr/bin/python3"  # the distribution's, whose libraries all live under /usr
@@ -31,3 +32,36 @@ def config(**extra: object) -> dict:
     cfg: dict = {"Env": ["PATH=/usr/bin:/bin"], "WorkingDir": "/", "Cmd": [PYTHON, "-c", "pass"]}
     cfg.update(extra)
     return cfg
+
+
+# A one-thread asyncio echo server on port 7000: thousands of connections under --pids-limit 128.
+ECHO = """
+import asyncio
+async def echo(r, w):
+    while data := await r.read(65536):
+        w.write(data)
+        await w.drain()
+    w.close()
+async def main():
+    server = await asyncio.start_server(echo, "127.0.0.1", 7000, backlog=4096)
+    print("listening", flush=True)
+    await server.serve_forever()
+asyncio.run(main())
+"""
+
+
+def process_status(pid: int) -> dict[str, int]:
+    """Threads and VmRSS (kB) of process ``pid``."""
+    out = {}
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            key, _, value = line.partition(":")
+            if key in ("Threads", "VmRSS"):
+                out[key] = int(value.split()[0])
+    return out
+
+
+def round_trip(sock: socket.socket) -> bytes:
+    """Four bytes to the echo server and what comes back."""
+    sock.sendall(b"ping")
+    return sock.recv(4)

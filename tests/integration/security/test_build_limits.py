@@ -89,8 +89,12 @@ def test_killing_the_builder_kills_its_step(bctx: Ctx, busybox_httpd_image: str,
     assert sids and _step_processes()
     proc.send_signal(sig)
     proc.wait(timeout=60)
-    wait_for(lambda: not sandbox_leftovers(bctx.settings, sids) and not _step_processes(),
-             f"the sandbox to be reaped after {sig.name}", timeout=60)
+    try:
+        wait_for(lambda: not sandbox_leftovers(bctx.settings, sids) and not _step_processes(),
+                 f"the sandbox to be reaped after {sig.name}", timeout=60)
+    except AssertionError:
+        raise AssertionError(f"after {sig.name}: {sandbox_leftovers(bctx.settings, sids)}, "
+                             f"step processes {_step_processes()}") from None
 
 
 def test_a_sandbox_whose_watchdog_died_too_is_reported_and_reaped(bctx: Ctx, busybox_httpd_image: str) -> None:
@@ -117,3 +121,25 @@ def _is_watchdog(pid: int, sids: list[str]) -> bool:
     except OSError:
         return False
     return any(arg.endswith(b"sandboxreap.py") for arg in cmd) and any(s.encode() in b" ".join(cmd) for s in sids)
+
+
+def test_a_killed_builders_copy_from_view_is_reaped(bctx: Ctx, busybox_httpd_image: str, tmp_path: Path) -> None:
+    lowers = [tmp_path / "l1", tmp_path / "l2"]
+    for i, d in enumerate(lowers):
+        d.mkdir()
+        (d / f"f{i}").write_text("x")
+    code = ("import sys, time; from pathlib import Path; from mlpack.builder.rootfs import merged_root\n"
+            f"with merged_root([Path({str(lowers[0])!r}), Path({str(lowers[1])!r})], "
+            f"Path({str(bctx.settings.home / 'sandbox')!r})) as root:\n"
+            "    print(root, flush=True); time.sleep(600)\n")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    child = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE)
+    assert child.stdout is not None
+    view = Path(child.stdout.readline().decode().strip())  # the view is mounted: kill its builder now
+    child.kill()
+    child.wait(timeout=60)
+    assert sorted(p.name for p in view.iterdir()) == ["f0", "f1"]  # left mounted by the dead builder
+    assert any("view-" in line for line in sandbox_leftovers(bctx.settings, []))
+    bctx.build(f"FROM {busybox_httpd_image}\nRUN true\n", no_cache=True)  # the next build reaps it
+    assert not sandbox_leftovers(bctx.settings, [])
+    assert (lowers[0] / "f0").exists() and (lowers[1] / "f1").exists()

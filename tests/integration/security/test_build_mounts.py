@@ -93,3 +93,27 @@ def test_dockerignored_files_are_absent_from_context_binds(bctx: Ctx, busybox_ht
     assert "./app.py" in listing and "./keep.key" in listing
     for hidden in ("./secret.env", "./private", "./private/id_rsa", "./a/b/c.key"):
         assert hidden not in listing, listing
+
+
+def test_verify_finds_and_repairs_a_modified_unpacked_layer(bctx: Ctx, busybox_httpd_image: str) -> None:
+    import subprocess
+    import sys
+
+    image = bctx.build(f"FROM {busybox_httpd_image}\nRUN echo {os.urandom(4).hex()} > /base-file\n",
+                       tag="localhost/test/layer-under-attack:1", no_cache=True)
+    layer = layercache.layer_path(bctx.settings.layers_dir, image.diff_ids[-1])
+    assert layer.is_dir()
+    (layer / "planted").write_text("in every container of this image")  # what the old rw bind did
+    env = dict(os.environ, MLPACK_HOME=str(bctx.settings.home),
+               PYTHONPATH=str(Path(__file__).resolve().parents[3]))
+    verify = subprocess.run([sys.executable, "-m", "mlpack", "system", "verify"], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert verify.returncode == 1 and f"unpacked layer {image.diff_ids[-1]} was modified" in verify.stdout
+    assert not layer.exists()  # repaired: removed, unpacked again from its verified blob when used
+    again = bctx.build("FROM localhost/test/layer-under-attack:1\n"
+                       "RUN ls /planted > /check 2>&1 || true\n", no_cache=True)
+    assert b"No such file" in bctx.layer_file(again, "check")
+    assert not (layer / "planted").exists()
+    verify = subprocess.run([sys.executable, "-m", "mlpack", "system", "verify"], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert "modified on disk" not in verify.stdout, verify.stdout

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import re
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from mlpack.runtime import ImageSource, run
+from mlpack.types import Limits
 from tests.integration.security import hostpython
 
 pytestmark = [pytest.mark.integration, pytest.mark.runtime]
@@ -32,10 +34,7 @@ NEEDED = ("fork", "socket_af_inet", "socket_af_unix", "personality_query", "pidf
 def python_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not os.path.exists(hostpython.PYTHON):
         pytest.skip(f"{hostpython.PYTHON} is not installed")
-    root = hostpython.make_root(tmp_path_factory.mktemp("pyroot") / "root")
-    probe = tmp_path_factory.mktemp("probe")
-    shutil.copy(PROBE, probe / "probe.py")
-    return root
+    return hostpython.make_root(tmp_path_factory.mktemp("pyroot") / "root")
 
 
 def _probe(root: Path, settings, cleanup, **options) -> dict[str, int]:
@@ -91,3 +90,19 @@ def test_ptrace_and_proc_mem_agree(runtime_settings, python_root, cleanup_contai
     assert "PTRACE" in words, c.logs()
     ptrace, mem = words[words.index("PTRACE") + 1], words[words.index("MEM") + 1]
     assert (ptrace == "True") == (mem == "True"), c.logs()
+
+
+@pytest.mark.build
+@pytest.mark.parametrize("runtime_name", ["crun", "runc"], indirect=True)
+def test_the_serving_image_serves_under_the_profile(runtime_settings, serving_image, cleanup_containers):
+    """The real model server (onnxruntime, uvicorn, numpy) needs nothing the allow-list leaves out."""
+    c = run(serving_image.ref, limits=Limits(memory="512Mi", cpus=1), settings=runtime_settings)
+    cleanup_containers.append(c)
+    assert c.wait_healthy(timeout=120) == "healthy", c.logs(tail=30)
+    status = c.exec(["python3", "-c", "print(open('/proc/1/status').read())"]).stdout
+    assert re.search(r"^Seccomp:\s+2$", status, re.M) and re.search(r"^NoNewPrivs:\s+1$", status, re.M)
+    body = json.dumps({"inputs": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}).encode()
+    req = urllib.request.Request(c.url + "/predict", data=body, headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.status == 200 and json.loads(r.read())["outputs"]["label"] == [0, 2]
+    assert "Operation not permitted" not in c.logs()

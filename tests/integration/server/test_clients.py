@@ -4,6 +4,11 @@ tensors; the answers must equal onnxruntime's in-process."""
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -11,7 +16,7 @@ import numpy as np
 import pytest
 
 from mlpack.bundle import Bundle
-from tests.integration.server.serving import Served, serving
+from tests.integration.server.serving import Served, get, serving, start, stop, wait_ready
 from tests.plugins.server import WORDS
 
 
@@ -361,3 +366,105 @@ def test_fuzzed_grpc_messages_never_get_internal(iris_server: Served) -> None:
     finally:
         channel.close()
     assert "Traceback" not in iris_server.log.read_text()
+
+
+def _external_python(variable: str, package: str) -> str:
+    python = os.environ.get(variable)
+    if not python:
+        pytest.skip(f"{package} cannot share the test venv (its pins downgrade pandas/psutil): set {variable} to a venv's python that has it")
+    return python
+
+
+def test_kserve_rest_and_grpc_clients(iris_server: Served, iris_bundle: Path, tmp_path: Path) -> None:
+    python = _external_python("MLPACK_KSERVE_PYTHON", "kserve")
+    x = Bundle.load(iris_bundle).sample()["input"]
+    want = Bundle.load(iris_bundle).load_predictor(threads=1).run({"input": x})
+    doc = {"model": "iris", "input": "input", "x": x.tolist(), "outputs": {k: v.tolist() for k, v in want.items()}}
+    (tmp_path / "want.json").write_text(json.dumps(doc))
+    script = Path(__file__).parent / "external" / "kserve_clients.py"
+    done = subprocess.run(
+        [python, str(script), str(iris_server.port), str(iris_server.grpc_port), str(tmp_path / "want.json")],
+        capture_output=True, text=True, timeout=120, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count(": OK") == 4, done.stdout
+
+
+def test_mlserver_codecs_numeric_and_strings(iris_server: Served, iris_bundle: Path, words_server: Served, words_bundle: Path, tmp_path: Path) -> None:
+    python = _external_python("MLPACK_MLSERVER_PYTHON", "mlserver")
+    x = Bundle.load(iris_bundle).sample()["input"]
+    iris_want = Bundle.load(iris_bundle).load_predictor(threads=1).run({"input": x})
+    text = _texts()
+    words_want = _want(words_bundle, text)
+    cases = [
+        {"url": iris_server.url, "model": "iris", "codec": "numpy", "x": x.tolist(), "outputs": {k: v.tolist() for k, v in iris_want.items()}},
+        {"url": words_server.url, "model": "words", "codec": "string", "x": text.tolist(), "outputs": {k: v.tolist() for k, v in words_want.items()}},
+    ]
+    (tmp_path / "cases.json").write_text(json.dumps(cases))
+    script = Path(__file__).parent / "external" / "mlserver_codecs.py"
+    done = subprocess.run(
+        [python, str(script), str(tmp_path / "cases.json")],
+        capture_output=True, text=True, timeout=120, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count(": OK") == 2, done.stdout
+
+
+def test_grpc_calls_are_in_the_metrics_and_the_access_log(iris_server: Served) -> None:
+    import tritonclient.grpc as tg
+
+    client = _grpc_client(iris_server)
+    try:
+        tensor = tg.InferInput("input", [1, 4], "FP32")
+        tensor.set_data_from_numpy(np.ones((1, 4), np.float32))
+        client.infer("iris", [tensor], request_id="grpc-log-1")
+        with pytest.raises(tg.InferenceServerException):
+            client.infer("nope", [tensor])
+    finally:
+        client.close()
+    status, body = get(iris_server.url + "/metrics")
+    text = body.decode()
+    assert 'mlpack_requests_total{endpoint="/inference.GRPCInferenceService/ModelInfer",method="GRPC",status="OK"}' in text
+    assert 'endpoint="/inference.GRPCInferenceService/ModelInfer",method="GRPC",status="NOT_FOUND"' in text
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # the access log is written in batches, a few times a second
+        lines = [r for r in iris_server.lines() if r.get("request_id") == "grpc-log-1"]
+        if lines:
+            break
+        time.sleep(0.05)
+    assert lines and lines[0]["method"] == "GRPC" and lines[0]["status"] == 0 and lines[0]["client"] == "127.0.0.1"
+
+
+def test_a_taken_grpc_port_stops_the_server(iris_bundle: Path, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        served = start(iris_bundle, tmp_path / "server.log", "--grpc-port", str(port))
+        try:
+            assert served.proc.wait(60) == 3  # uvicorn's status for a failed startup
+        finally:
+            stop(served)
+    assert "cannot listen for gRPC on 127.0.0.1:" in served.log.read_text()
+
+
+def test_two_workers_share_the_grpc_port(iris_bundle: Path, tmp_path: Path) -> None:
+    import tritonclient.grpc as tg
+
+    served = start(iris_bundle, tmp_path / "server.log", "--workers", "2", "--no-access-log")
+    try:
+        wait_ready(served)
+        deadline = time.monotonic() + 60
+        while len({r.get("pid") for r in served.lines() if r.get("msg") == "grpc listening"}) < 2:
+            assert time.monotonic() < deadline, served.log.read_text()[-2000:]
+            time.sleep(0.2)
+        client = tg.InferenceServerClient(f"127.0.0.1:{served.grpc_port}")
+        try:
+            tensor = tg.InferInput("input", [1, 4], "FP32")
+            tensor.set_data_from_numpy(np.array([[5.1, 3.5, 1.4, 0.2]], np.float32))
+            for _ in range(5):
+                assert client.infer("iris", [tensor]).as_numpy("label").tolist() == [0]
+        finally:
+            client.close()
+    finally:
+        assert stop(served) in (0, -15)

@@ -17,7 +17,39 @@ from tests.integration.server.serving import serving
 EXCLUDED = "positive_data_acceptance"
 
 
-@pytest.mark.parametrize("bundle_fixture", ["iris_bundle", "two_inputs_bundle"])
+@pytest.fixture(scope="module")
+def table_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DataFrame model (int, nullable float, str, category, bool columns) converted to ONNX."""
+    pd = pytest.importorskip("pandas")
+    import numpy as np
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from mlpack.bundle import capture
+
+    rng = np.random.default_rng(0)
+    n = 60
+    frame = pd.DataFrame({
+        "age": rng.integers(18, 80, n),
+        "fee": np.where(rng.random(n) < 0.1, np.nan, rng.normal(60, 20, n)),
+        "city": pd.Series(rng.choice(["oslo", "rome"], n), dtype=object),
+        "plan": pd.Categorical(rng.choice(["basic", "pro"], n)),
+        "member": rng.random(n) > 0.5,
+    })
+    model = Pipeline([
+        ("ct", ColumnTransformer([("oh", OneHotEncoder(handle_unknown="ignore"), ["city", "plan"]),
+                                  ("fee", SimpleImputer(), ["fee"])], remainder="passthrough")),
+        ("lr", LogisticRegression(max_iter=500)),
+    ]).fit(frame, rng.integers(0, 2, n))
+    path = tmp_path_factory.mktemp("table") / "table"
+    capture(model, frame, name="table", path=path)
+    return path
+
+
+@pytest.mark.parametrize("bundle_fixture", ["iris_bundle", "two_inputs_bundle", "table_bundle"])
 def test_schemathesis_finds_no_server_error(bundle_fixture: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     cli = shutil.which("schemathesis") or str(Path(sys.executable).with_name("schemathesis"))
     if not Path(cli).exists():

@@ -120,13 +120,22 @@ def test_sigterm_finishes_the_request_in_flight(iris_bundle: Path, tmp_path: Pat
         body = b'{"inputs": [[5.1, 3.5, 1.4, 0.2]]}'
         sock = socket.create_connection(("127.0.0.1", served.port), timeout=10)
         head = f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-        sock.sendall(head.encode() + body[:10])  # the request is now in flight
-        time.sleep(0.3)
+        sock.sendall(head.encode() + body[:10])
+        # In flight once the server counts it (the gauge also counts the /metrics request itself).
+        deadline = time.monotonic() + 30  # a bound on an event, not a wait
+        while not re.search(rb"^mlpack_requests_in_flight 2", get(served.url + "/metrics")[1], re.M):
+            assert time.monotonic() < deadline, "the partial request never reached the server"
+            time.sleep(0.01)
         served.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
-        # no new connections once shutdown started
-        with pytest.raises(OSError):
-            socket.create_connection(("127.0.0.1", served.port), timeout=2).close()
+        # Shutdown has started when the listener is gone: no new connections from then on.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", served.port), timeout=2).close()
+            except OSError:
+                break
+            assert time.monotonic() < deadline, "the server still accepts connections after SIGTERM"
+            time.sleep(0.01)
         assert served.proc.poll() is None, "exited with a request in flight"
         sock.sendall(body[10:])
         response = b""

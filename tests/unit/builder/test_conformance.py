@@ -164,3 +164,22 @@ def test_interrupted_build_names_the_step(ctx: Ctx) -> None:
     assert "step 3/3 of stage 0 (line 3: COPY f /f)" in str(info.value)
     assert "store's index is unchanged" in str(info.value)
     assert ctx.store.list() == before
+
+
+def test_onbuild_heredoc_trigger_runs_in_the_child(ctx: Ctx) -> None:
+    image = ctx.build("FROM scratch AS base\nONBUILD COPY <<EOF /from-trigger\ninline\nEOF\nFROM base\n")
+    assert content(ctx, image, "from-trigger") == b"inline\n"
+    assert "OnBuild" not in image.config["config"]
+
+
+def test_check_cli_exits_1_with_every_problem_and_0_when_clean(ctx: Ctx, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from mlpack.cli import main
+
+    monkeypatch.setenv("MLPACK_HOME", str(ctx.settings.home))
+    ctx.write("Dockerfile", "FROM scratch\nCOPY --chwon=1 a /b\nCMD [\"a\", 1]\n")
+    assert main(["build", "--check", str(ctx.root)]) == 1
+    err = capsys.readouterr().err
+    assert "Dockerfile:2: error: COPY: unknown flag --chwon" in err and "Dockerfile:3: error:" in err
+    assert not ctx.settings.store_dir.exists() or ctx.store.list() == []  # nothing was built
+    ctx.write("Dockerfile", "FROM scratch\nCOPY a /b\n")
+    assert main(["build", "--check", str(ctx.root)]) == 0

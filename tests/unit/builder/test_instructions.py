@@ -36,7 +36,7 @@ def test_run_flags_parsed_once() -> None:
     assert cmd.argv(["/bin/sh", "-c"]) == ["/bin/sh", "-c", "echo hi"]
 
 
-@pytest.mark.parametrize(("line", "message"), [
+MALFORMED = [
     ("CMD --doit [\"x\"]", "unknown flag --doit"),
     ("ENV --x=1 A=b", "unknown flag --x"),
     ("COPY --chwon=1 a b", "unknown flag --chwon"),
@@ -54,7 +54,10 @@ def test_run_flags_parsed_once() -> None:
     ("WORKDIR", "requires at least one argument"),
     ("FROM a b", "one or three arguments"),
     ("FROM a AS 1st", "invalid name for build stage"),
-])
+]
+
+
+@pytest.mark.parametrize(("line", "message"), MALFORMED)
 def test_errors_at_parse_time_name_the_line(line: str, message: str) -> None:
     with pytest.raises(BuildError, match=message) as info:
         ins.instructions(parse(f"FROM scratch\n{line}\n").instructions)
@@ -108,5 +111,21 @@ def test_check_lists_every_problem_with_its_line() -> None:
     assert [(f.line, f.severity) for f in findings] == [
         (2, "warning"), (3, "error"), (4, "error"), (5, "error"), (6, "error"), (6, "error"), (7, "error"),
         (8, "error")]
-    assert findings[3].hint == "did you mean --from=build?"
+    assert findings[3].hint == "did you mean from=build?"
+    mount = check("FROM scratch AS tools\nFROM scratch\nRUN --mount=type=bind,from=tols,target=/t true\n")
+    assert [(f.line, f.hint) for f in mount] == [(3, "did you mean from=tools?")]
     assert check("FROM scratch AS a\nCOPY --from=a /x /y\nFROM a\nRUN true\n") == []
+
+
+@pytest.mark.parametrize(("line", "message"), MALFORMED)
+def test_check_rejects_each_malformed_instruction(line: str, message: str) -> None:
+    findings = [f for f in check(f"FROM scratch\n{line}\nRUN true\n") if f.severity == "error"]
+    assert [f.line for f in findings] == [2] and message.replace("\\", "") in findings[0].message
+
+
+def test_check_warns_about_undefined_variables_and_unused_build_args() -> None:
+    text = ("ARG G=1\nFROM scratch AS base\nARG A\nENV B=$A C=$B\nWORKDIR /w/$NOPE\nCOPY <<EOF /x\n$INSIDE\nEOF\n"
+            "FROM base\nLABEL l=$B$PATH$TARGETARCH\nUSER ${WHO:-root}\n"
+            "FROM busybox\nENV X=$FROM_IMAGE\n")
+    warnings = [(f.line, f.message.split(" ")[0]) for f in check(text, build_args={"A": "1", "EXTRA": "2"})]
+    assert warnings == [(0, "build"), (4, "$B"), (5, "$NOPE")]  # ${WHO:-root} says what happens

@@ -66,3 +66,84 @@ def test_serving_lock_covers_the_serve_extra() -> None:
     extra = {re.split(r"[<>=!;\[ ]", req, maxsplit=1)[0].lower()
              for req in pyproject["project"]["optional-dependencies"]["serve"]}
     assert extra == {d.lower() for d in SERVING_DISTRIBUTIONS}
+
+
+def test_hooks_imports_become_pinned_distributions(tmp_path, monkeypatch) -> None:
+    from importlib.metadata import version
+
+    from mlpack.bundle.environment import hook_distributions
+    from mlpack.errors import CaptureError
+
+    source = ("import json\nimport mlpack\nfrom scipy import special\n\n"
+              "def postprocess(outputs):\n    import sklearn.utils\n    return outputs\n")
+    assert hook_distributions(source) == {"scipy": version("scipy"), "scikit-learn": version("scikit-learn")}
+    assert hook_distributions(None) == {}
+    (tmp_path / "my_local_helpers.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(CaptureError, match="my_local_helpers") as info:
+        hook_distributions("import my_local_helpers\ndef preprocess(i):\n    return i\n")
+    assert "pip install -e" in info.value.hint
+
+
+def test_requested_packages_are_pinned_and_bad_ones_named(tmp_path) -> None:
+    from importlib.metadata import version
+
+    from mlpack.bundle.environment import lock_for, lock_lines, requested, requirement_specs
+    from mlpack.errors import CaptureError
+
+    assert requested(["scipy", "six==1.16.0", "  # comment", ""]) == {"scipy": version("scipy"), "six": "1.16.0"}
+    (tmp_path / "req.txt").write_text("# extra\nscipy\n")
+    assert requested(tmp_path / "req.txt") == {"scipy": version("scipy")}
+    assert requirement_specs(["a==1"], str(tmp_path / "req.txt")) == ("a==1", "# extra", "scipy")
+    assert requirement_specs([], None) is None
+    with pytest.raises(CaptureError, match="'no-such-package-mlpack' is not installed here") as info:
+        requested(["no-such-package-mlpack"])
+    assert "pin it" in info.value.hint
+    for bad in ("scipy>=1", "-e .", "git+https://example.invalid/x.git", "--index-url=http://x"):
+        with pytest.raises(CaptureError, match="is not 'name' or 'name==version'"):
+            requested([bad])
+    with pytest.raises(CaptureError, match="cannot read the requirements file"):
+        requested(tmp_path / "missing.txt")
+    pins, why = lock_for([("serving", {"numpy": version("numpy")}), ("requested", {"six": "1.16.0"})])
+    lines = lock_lines(pins, why)
+    assert f"numpy=={version('numpy')}  # serving" in lines and "six==1.16.0  # requested" in lines
+
+
+def test_keras_models_bring_their_backend(monkeypatch) -> None:
+    """A Keras 3 pickle names only keras classes; the backend package must be in the image too."""
+    from importlib.metadata import version
+
+    from mlpack.bundle.environment import distributions_for_modules, implied_modules
+
+    modules = {"keras.src.models.sequential", "keras.src.layers.core.dense", "numpy._core.multiarray"}
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    assert implied_modules(modules) == {"tensorflow"}
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    assert implied_modules(modules) == {"torch"}
+    assert implied_modules({"sklearn.linear_model._base"}) == set()
+    # torch is installed here: it is found and pinned; keras is not, so it is an orphan named in the error.
+    dists, orphans = distributions_for_modules(modules)
+    assert dists["torch"] == version("torch") and "numpy" in dists
+    assert orphans == ["keras"]
+
+
+def test_nested_estimators_bring_every_package_they_use() -> None:
+    """The pickle names every class reachable from the model: a Pipeline's steps, a meta
+    estimator's inner model (here an XGBoost model inside a scikit-learn one)."""
+    from importlib.metadata import version
+
+    import numpy as np
+    from sklearn.multioutput import MultiOutputRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from xgboost import XGBRegressor
+
+    from mlpack.bundle.environment import distributions_for_modules
+    from mlpack.bundle.python_flavor import pickle_model
+
+    x = np.random.default_rng(0).normal(size=(50, 3))
+    model = make_pipeline(StandardScaler(), MultiOutputRegressor(XGBRegressor(n_estimators=3))).fit(x, x[:, :2])
+    _, modules = pickle_model(model)
+    dists, orphans = distributions_for_modules(modules)
+    assert orphans == []
+    assert dists["scikit-learn"] == version("scikit-learn") and dists["xgboost"] == version("xgboost")

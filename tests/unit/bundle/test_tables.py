@@ -47,6 +47,14 @@ def test_model_input_rebuilds_the_exact_dataframe() -> None:
     assert list(again["plan"].cat.categories) == ["basic", "gold", "vip"] and again["plan"].cat.ordered
 
 
+@pytest.mark.parametrize("cats", ["object", "str"])
+def test_categories_keep_their_own_dtype(cats: str) -> None:
+    frame = pd.DataFrame({"city": pd.Categorical(pd.Series(["oslo", "rome", "oslo"], dtype=cats))})
+    schema, columns = table_sample(frame)
+    assert schema.columns[0].categories_dtype == str(frame["city"].cat.categories.dtype)
+    pd.testing.assert_frame_equal(TableSchema.from_dict(schema.to_dict()).model_input(columns), frame)
+
+
 def test_schema_round_trips_through_a_dict() -> None:
     schema, _ = table_sample(_frame())
     assert TableSchema.from_dict(schema.to_dict()) == schema
@@ -85,8 +93,8 @@ def test_tensors_are_not_tables() -> None:
     [
         (pd.DataFrame({"when": pd.to_datetime(["2024-01-01", "2024-01-02"])}), ["'when'", "datetime64", "float, int, bool, str"]),
         (pd.DataFrame({"mixed": pd.Series(["a", 1], dtype=object)}), ["'mixed'", "int, str"]),
-        (pd.DataFrame({"city": pd.Series(["a", None], dtype=object)}), ["'city'", "missing values", "string"]),
-        (pd.DataFrame({"plan": pd.Categorical(["a", None])}), ["'plan'", "missing values", "category"]),
+        (pd.DataFrame({"level": pd.Categorical([1, None])}), ["'level'", "missing values", "numeric category"]),
+        (pd.Series(["a text", None]), ["'text'", "missing values", "text"]),
         (pd.DataFrame({0: [1.0], 1: [2.0]}), ["column name 0"]),
         (pd.DataFrame({"n": pd.array([1, None], dtype="Int64")}), ["'n'", "Int64"]),
         ([{"a": 1, "b": 2}, {"a": 1}], ["record 1", "'b'"]),
@@ -101,3 +109,57 @@ def test_unsupported_tables_are_refused_naming_the_column(sample, words) -> None
     for word in words:
         assert word in text, text
     assert info.value.hint
+
+
+@pytest.mark.parametrize(("value", "parsed"), [
+    (None, ()),
+    ({"input": [1]}, (("input", (1,)),)),
+    ({"input": {1: "seq", 0: "batch"}}, (("input", (1,)),)),
+    ("tokens:1,mask:1,tokens:2", (("mask", (1,)), ("tokens", (1, 2)))),
+    ({"input": [0]}, ()),
+])
+def test_dynamic_axes_spellings(value, parsed) -> None:  # type: ignore[no-untyped-def]
+    from mlpack.bundle.spec import parse_dynamic_axes
+
+    assert parse_dynamic_axes(value) == parsed
+
+
+@pytest.mark.parametrize("value", ["input", "input:x", {"input": [-1]}, [1], {"": [1]}])
+def test_bad_dynamic_axes_spellings(value) -> None:  # type: ignore[no-untyped-def]
+    from mlpack.bundle.spec import parse_dynamic_axes
+
+    with pytest.raises(CaptureError) as info:
+        parse_dynamic_axes(value)
+    assert info.value.hint
+
+
+def test_rebuilding_refuses_a_value_outside_the_categories() -> None:
+    """Whatever transport brought it, an unseen category never silently becomes NaN."""
+    from mlpack.errors import ServeError
+
+    schema, columns = table_sample(_frame())
+    columns["plan"] = np.array(["gold", "platinum", "basic"], dtype=object)
+    with pytest.raises(ServeError) as info:
+        schema.model_input(columns)
+    assert info.value.status == 422 and "'platinum'" in info.value.message and info.value.context["input"] == "plan"
+
+
+def test_missing_strings_and_categories_are_nullable_columns(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """None/NaN in a string or string-category column: a nullable column, rebuilt as NaN,
+    stored in sample.npz as strings plus a mask (no pickle)."""
+    from mlpack.bundle.bundle import Bundle
+    from mlpack.bundle.capturing import _save_npz
+    from mlpack.bundle.spec import NPZ_MISSING
+
+    frame = pd.DataFrame({"city": pd.Series(["oslo", None, np.nan], dtype=object),
+                          "plan": pd.Categorical(["gold", None, "basic"])})
+    schema, columns = table_sample(frame)
+    assert [(c.name, c.nullable) for c in schema.columns] == [("city", True), ("plan", True)]
+    assert columns["city"].tolist() == ["oslo", None, None] and columns["plan"].tolist() == ["gold", None, "basic"]
+    again = schema.model_input(columns)
+    assert again["city"].isna().tolist() == [False, True, True] and again["plan"].isna().tolist() == [False, True, False]
+    _save_npz(tmp_path / "s.npz", columns)
+    with np.load(tmp_path / "s.npz", allow_pickle=False) as data:
+        assert sorted(data.files) == sorted(["city", "plan", NPZ_MISSING + "city", NPZ_MISSING + "plan"])
+    loaded = Bundle._npz(type("B", (), {"path": tmp_path})(), "s.npz")  # type: ignore[arg-type]
+    assert loaded["city"].tolist() == ["oslo", None, None] and loaded["plan"].tolist() == ["gold", None, "basic"]

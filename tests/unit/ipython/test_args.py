@@ -58,3 +58,21 @@ def test_default_name_is_image_safe() -> None:
     assert default_name("__x__") == "x"
     assert default_name("_") == "model"
     assert parse_args("MyModel --sample X").options.name == "mymodel"
+
+
+def test_dynamic_axes_are_checked_before_anything_runs() -> None:
+    from mlpack.errors import ConfigError
+    from mlpack.ipython.args import parse_args
+
+    assert parse_args("seq --sample x --dynamic-axes input:1").options.dynamic_axes == "input:1"
+    assert parse_args("seq --sample x").options.dynamic_axes is None
+    with pytest.raises(ConfigError, match="--dynamic-axes"):
+        parse_args("seq --sample x --dynamic-axes input")
+
+
+def test_detach_and_added_packages(tmp_path) -> None:
+    (tmp_path / "req.txt").write_text("scipy==1.17.1\n")
+    o = parse_args(f"clf --sample X --detach --pip six==1.16.0 --pip tzdata --requirements {tmp_path}/req.txt").options
+    assert o.detach is True and o.requirements == ("six==1.16.0", "tzdata", "scipy==1.17.1")
+    plain = parse_args("clf --sample X").options
+    assert plain.detach is False and plain.requirements is None

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from mlpack.errors import ServeError
-from mlpack.parity import compare, kernel_outputs, load_hooks, sample_feeds
+from mlpack.bundle.hooks import MODULE_NAME, load_source
+from mlpack.parity import compare, kernel_outputs, sample_feeds
 
 HOOKS = '''
 import numpy as np
@@ -37,11 +38,12 @@ def iris(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_hooks_load_in_a_fresh_namespace() -> None:
-    pre, post = load_hooks(HOOKS)
-    assert pre is not None and post is not None and pre.__module__ == "hooks"
-    assert load_hooks(None) == (None, None) and load_hooks("  \n") == (None, None)
+    hooks = load_source(HOOKS, ServeError)
+    pre, post = hooks.preprocess, hooks.postprocess
+    assert pre is not None and post is not None and pre.__module__ == MODULE_NAME
+    assert not load_source(None) and not load_source("  \n")
     with pytest.raises(ServeError, match="not plain Python"):
-        load_hooks("%time x = 1\n")
+        load_source("%time x = 1\n", ServeError)
 
 
 def test_kernel_reference_applies_the_hooks_around_the_model(iris) -> None:
@@ -80,3 +82,59 @@ def test_compare_pairs_renamed_outputs_by_position_and_text_labels() -> None:
     assert result.passed
     missing = compare({"label": np.array([1]), "p": np.array([0.5])}, {"label": np.array([1])})
     assert not missing.passed
+
+
+# -- structured outputs (what a postprocess hook may return) --------------------------
+def _nested(version: str = "1.2", label: tuple = ("setosa", "virginica"), score: float = 0.5) -> dict:
+    return {"meta": {"version": version, "rows": 2, "ok": True, "extra": None},
+            "outputs": {"label": np.array(list(label)), "score": np.array([score, 0.25])},
+            "names": ["a", "b"], "threshold": score}
+
+
+def _as_json(value):
+    import json
+
+    return json.loads(json.dumps(value, default=lambda a: a.tolist()))
+
+
+def test_nested_string_and_scalar_outputs_pass_when_the_container_answers_the_same() -> None:
+    result = compare(_nested(), _as_json(_nested(score=0.5 + 1e-6)))
+    assert result.passed, result.summary()
+    assert "meta same structure" in result.summary()
+
+
+@pytest.mark.parametrize("changed, path", [
+    ({"version": "1.3"}, "outputs.meta.version: kernel '1.2', container '1.3'"),
+    ({"label": ("setosa", "versicolor")}, "outputs.outputs.label[1]: kernel 'virginica', container 'versicolor'"),
+    ({"score": 0.9}, "outputs.threshold: kernel 0.5, container 0.9"),
+])
+def test_a_changed_value_fails_with_its_path(changed: dict, path: str) -> None:
+    result = compare(_nested(), _as_json(_nested(**changed)))
+    assert not result.passed
+    assert path in result.summary(), result.summary()
+
+
+def test_structure_differences_name_keys_lengths_and_types() -> None:
+    exp = _nested()
+    got = _as_json(exp)
+    del got["meta"]["rows"]
+    assert "outputs.meta.rows: missing from the container's answer" in compare(exp, got).summary()
+    got = _as_json(exp)
+    got["names"].append("c")
+    assert "names [label]" in compare(exp, got).summary() and "shape [3] instead of [2]" in compare(exp, got).summary()
+    got = _as_json(exp)
+    got["meta"]["extra"] = [1, 2]
+    assert "outputs.meta.extra: kernel None, container [1, 2]" in compare(exp, got).summary()
+    got = _as_json(exp)
+    got["meta"]["rows"] = "2"
+    assert "outputs.meta.rows: kernel 2, container '2'" in compare(exp, got).summary()
+    got = _as_json(exp)
+    got["meta"] = [1]
+    assert "outputs.meta: a dict in the kernel, list from the container" in compare(exp, got).summary()
+
+
+def test_hook_failure_keeps_the_traceback(iris) -> None:
+    model, sample, bundle = iris
+    with pytest.raises(ServeError, match="postprocess\\(\\) raised KeyError") as info:
+        kernel_outputs(model, sample, bundle, "def postprocess(o):\n    return o['nope']\n")
+    assert "line 2, in postprocess" in info.value.traceback

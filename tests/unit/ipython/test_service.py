@@ -62,3 +62,20 @@ def test_k8s_export_without_push_is_refused_before_any_work(tmp_path) -> None:
         serve(object(), np.zeros((2, 4)), k8s=tmp_path / "k8s", settings=settings)
     assert "--push" in str(info.value) and info.value.stage == "config"
     assert not (tmp_path / "home").exists() and not (tmp_path / "k8s").exists()
+
+
+def test_a_package_the_index_does_not_have_is_named() -> None:
+    from mlpack.errors import BuildError
+    from mlpack.service import _explain_build
+
+    pip = BuildError("Dockerfile:40: RUN failed with exit code 1: RUN ...",
+                     output="ERROR: Could not find a version that satisfies the requirement mylocalpkg==0.1 "
+                            "(from versions: none)\nERROR: No matching distribution found for mylocalpkg==0.1\n")
+    explained = _explain_build(pip)
+    assert explained.message.startswith("the image cannot install mylocalpkg==0.1:")
+    assert explained.package == "mylocalpkg==0.1" and "pip install -e" in explained.hint
+    uv = BuildError("RUN failed", output="  × No solution found when resolving dependencies:\n"
+                                         "  ╰─▶ Because there is no version of six==99.0 and you require six==99.0")
+    assert _explain_build(uv).package == "six==99.0"
+    other = BuildError("RUN failed", output="gcc: error")
+    assert _explain_build(other) is other

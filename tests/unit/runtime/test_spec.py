@@ -142,3 +142,9 @@ def test_config_profile_follows_the_process_capabilities(tmp_path: Path) -> None
 
 def test_numeric_user_without_passwd_entry_gets_group_0(tmp_path: Path) -> None:
     assert resolve_user(tmp_path, "1234")[:2] == (1234, 0)  # no /etc/passwd at all
+
+
+def test_the_containers_own_cgroup_is_mounted_read_only(tmp_path: Path) -> None:
+    cfg = build_config(ContainerSpec(rootfs=tmp_path, process=ProcessSpec(args=("true",))))
+    cgroup = next(m for m in cfg["mounts"] if m["destination"] == "/sys/fs/cgroup")
+    assert cgroup["type"] == "cgroup" and "ro" in cgroup["options"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,20 +13,21 @@ from mlpack.server.batcher import MicroBatcher
 
 
 class Model:
-    """Doubles its input; records batch sizes; slow first call so that requests pile up."""
+    """Doubles its input; records batch sizes.
+
+    No sleep is needed for requests to pile up: asyncio.gather starts every
+    submit (each queues its request) before the drain task, made by the first
+    submit, gets its first turn, so batches form on any machine.
+    """
 
     def __init__(self, *, fail_on: float | None = None, aggregate: bool = False) -> None:
         self.calls: list[int] = []
         self.fail_on = fail_on
         self.aggregate = aggregate
-        self.first = threading.Event()
 
     def __call__(self, feeds: dict) -> dict:
         x = feeds["x"]
         self.calls.append(x.shape[0])
-        if not self.first.is_set():
-            self.first.set()
-            time.sleep(0.05)
         if self.fail_on is not None and (x == self.fail_on).any():
             raise RuntimeError("bad value")
         if self.aggregate:
@@ -94,10 +94,11 @@ def test_wait_is_bounded_when_others_are_announced_but_never_come() -> None:
             return time.perf_counter() - start
 
     elapsed = asyncio.run(main())
-    assert 0.015 <= elapsed < 0.5
+    assert elapsed >= 0.015  # it waited for the announced requests, up to the deadline...
+    assert elapsed < 10  # ...and no longer (a bound, not a speed: 0.02 s on any machine that runs at all)
 
 
-@pytest.mark.parametrize("wait", [0.0, 0.2])
+@pytest.mark.parametrize("wait", [0.0, 30.0])
 def test_a_lone_request_never_waits(wait: float) -> None:
     async def main() -> float:
         with ThreadPoolExecutor(1) as pool:
@@ -109,4 +110,4 @@ def test_a_lone_request_never_waits(wait: float) -> None:
             await batcher.submit({"x": np.zeros((1, 2), np.float32)})
             return time.perf_counter() - start
 
-    assert asyncio.run(main()) < 0.1  # waiting would take 0.2 s
+    assert asyncio.run(main()) < 10  # waiting would take 30 s

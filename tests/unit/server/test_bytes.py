@@ -79,3 +79,14 @@ def test_strings_never_become_a_fixed_width_array() -> None:
         coerce(TEXT, ["a", 1])
     with pytest.raises(ServeError, match="expected strings, got rows of different lengths"):
         coerce(Spec("t", "str", (None, 2)), [["a", "b"], ["c"]])
+
+
+def test_a_trailing_unit_axis_is_fitted_to_the_model_in_v2_requests() -> None:
+    # MLServer's StringRequestCodec sends a list of strings as [N, 1]
+    assert coerce(TEXT, ["a", "b"], shape=[2, 1]).shape == (2,)
+    column = Spec("c", "float32", (None, 1))
+    assert coerce(column, [1.0, 2.0], shape=[2]).shape == (2, 1)
+    with pytest.raises(ServeError, match=r"expected shape \[N\], got \[1, 2\]"):
+        coerce(TEXT, ["a", "b"], shape=[1, 2])
+    with pytest.raises(ServeError, match="expected shape"):  # /predict rows keep their exact shape
+        coerce(TEXT, [["a"], ["b"]])

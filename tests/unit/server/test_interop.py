@@ -108,3 +108,29 @@ def test_metrics_negotiate_openmetrics(iris: TestClient) -> None:
     families = {f.name: f for f in parser.text_string_to_metric_families(om.text)}
     assert families["mlpack_requests"].type == "counter"
     assert families["mlpack_request_duration_seconds"].type == "histogram"
+
+
+def test_openapi_lists_every_route_and_the_binary_content_type(iris: TestClient) -> None:
+    doc = iris.get("/openapi.json").json()
+    paths = doc["paths"]
+    served = {
+        "/v2", "/v2/models/stats", "/v2/repository/index",
+        "/v2/models/{model_name}/versions/{model_version}", "/v2/models/{model_name}/versions/{model_version}/infer",
+        "/v2/models/{model_name}/versions/{model_version}/ready", "/v2/models/{model_name}/config",
+        "/v2/models/{model_name}/versions/{model_version}/stats",
+    }  # fmt: skip
+    assert served <= set(paths)
+    infer = paths["/v2/models/{model_name}/infer"]["post"]
+    assert infer["requestBody"]["content"]["application/octet-stream"]["schema"]["format"] == "binary"
+    assert "application/octet-stream" in infer["responses"]["200"]["content"]
+    assert "4-byte little-endian length" in infer["description"]
+    versioned = paths["/v2/models/{model_name}/versions/{model_version}/infer"]["post"]
+    assert [p["name"] for p in versioned["parameters"]] == ["model_name", "model_version"]
+    name_schema = infer["requestBody"]["content"]["application/json"]["schema"]["properties"]["inputs"]["items"]["properties"]["name"]
+    assert name_schema == {"type": "string"}  # the single-input rule
+    # every documented route answers something other than the /v2 catch-all's 404
+    for path in served:
+        concrete = path.replace("{model_name}", "iris").replace("{model_version}", "1")
+        method = next(iter(paths[path]))
+        response = iris.request(method.upper(), concrete, json={"inputs": []} if method == "post" else None)
+        assert "no route" not in response.text, (path, response.text)

@@ -26,8 +26,11 @@ def test_access_lines_are_batched_then_flushed_by_the_timer() -> None:
     async def main() -> tuple[bytes, bytes]:
         for i in range(3):
             log.record(f"r{i}", "GET", "/metrics", 200, 0.001, "-")
-        before = out.getvalue()
-        await asyncio.sleep(0.15)
+        before = out.getvalue()  # nothing yet: the loop has not had a turn since
+        for _ in range(10_000):  # bounded: until the timer's flush shows up
+            if out.getvalue():
+                break
+            await asyncio.sleep(0.005)
         return before, out.getvalue()
 
     before, after = asyncio.run(main())

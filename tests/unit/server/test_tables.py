@@ -67,7 +67,10 @@ def test_one_record_of_scalars_is_one_row() -> None:
         ([{**RECORDS[0], "age": None}], "age", ["column 'age'", "missing value"]),
         ([{**RECORDS[0], "city": 7}], "city", ["column 'city'", "strings"]),
         ([{**RECORDS[0], "plan": "vip"}], "plan", ["column 'plan'", "'vip'", "['basic', 'gold']"]),
+        ([{**RECORDS[0], "plan": {}}], "plan", ["column 'plan'", "{}"]),  # found by schemathesis: was a 500
+        ([{**RECORDS[0], "plan": ["gold"]}], "plan", ["column 'plan'"]),
         ([{**RECORDS[0], "member": "yes"}], "member", ["column 'member'"]),
+        ([{**RECORDS[0], "member": 1}], "member", ["column 'member'", "true or false"]),  # schemathesis: schema says boolean
         ({"age": [1, 2], "income": [1.0], "city": ["a", "b"], "plan": ["gold"] * 2, "member": [True] * 2}, None,
          ["different lengths"]),
     ],
@@ -119,3 +122,32 @@ def test_a_dataframe_payload_decodes_to_its_columns_with_missing_values() -> Non
     _check(decode_predict(records, INPUTS, OUTPUTS, TABLE).feeds)
     columns = {n: np.asarray(frame[n].tolist(), dtype=object if n in ("city", "plan") else None) for n in frame.columns}
     _check(decode_predict(orjson.dumps(to_payload(columns)), INPUTS, OUTPUTS, TABLE).feeds)
+
+
+def test_nullable_string_and_category_columns_keep_null_as_none() -> None:
+    table = TableSchema("table", (ColumnSpec("city", "str", "object", nullable=True),
+                                  ColumnSpec("plan", "category", "category", nullable=True, categories=("basic", "gold"))))
+    inputs = [Spec("city", "str", (None,)), Spec("plan", "str", (None,))]
+    feeds = decode_predict(orjson.dumps({"inputs": [{"city": None, "plan": "gold"}, {"city": "oslo", "plan": None}]}),
+                           inputs, OUTPUTS, table).feeds
+    assert feeds["city"].tolist() == [None, "oslo"] and feeds["plan"].tolist() == ["gold", None]
+    with pytest.raises(ServeError, match="column 'city': expected strings, got 3"):
+        decode_predict(orjson.dumps({"inputs": {"city": [None, 3], "plan": ["gold", "gold"]}}), inputs, OUTPUTS, table)
+
+
+def test_grpc_takes_one_column_per_input_like_rest_v2() -> None:
+    from mlpack.server.grpc.codec import decode_request
+    from mlpack.server.grpc.messages import message
+
+    request = message("ModelInferRequest")(model_name="t")
+    request.inputs.add(name="age", datatype="INT64", shape=[2, 1]).contents.int64_contents.extend([31, 45])
+    request.inputs.add(name="income", datatype="FP64", shape=[2]).contents.fp64_contents.extend([52000.5, math.nan])
+    request.inputs.add(name="city", datatype="BYTES", shape=[2]).contents.bytes_contents.extend([b"oslo", b"rome"])
+    plan = request.inputs.add(name="plan", datatype="BYTES", shape=[2])
+    plan.contents.bytes_contents.extend([b"gold", b"basic"])
+    request.inputs.add(name="member", datatype="BOOL", shape=[2]).contents.bool_contents.extend([True, False])
+    _check(decode_request(request, INPUTS, OUTPUTS, TABLE).feeds)
+    plan.contents.bytes_contents[1] = b"vip"
+    with pytest.raises(ServeError) as info:
+        decode_request(request, INPUTS, OUTPUTS, TABLE)
+    assert info.value.status == 422 and "column 'plan'" in info.value.message
