@@ -24,7 +24,8 @@ class Settings:
 
     ``home`` holds ``store/`` (the OCI image layout), ``layers/`` (layers
     unpacked once per diff_id), ``containers/`` (state of each container),
-    ``cache/`` (build cache and RUN cache mounts).
+    ``cache/`` (build cache and RUN cache mounts), ``certs.d/`` (registry
+    CA and client certificates, Docker's layout).
     """
 
     home: Path
@@ -65,3 +66,8 @@ class Settings:
     @property
     def cache_dir(self) -> Path:
         return self.home / "cache"
+
+    @property
+    def certs_dirs(self) -> tuple[Path, ...]:
+        """Where registry TLS files are looked up (``<dir>/<host[:port]>/``), first hit wins."""
+        return (self.home / "certs.d", Path("/etc/containers/certs.d"), Path("/etc/docker/certs.d"))

@@ -20,7 +20,9 @@ runs) and, for rebuilds, also in-process (``mlpack.builder.build()``, what
 a notebook pays). buildah runs with runc (crun refuses this hybrid cgroup
 host without a mount-namespace workaround) and host networking; mlpack's RUN
 steps have their own namespace with a slirp4netns uplink
-(bench/builder/bench_run_network.py measures what that costs). Prints a table and writes ``<home>/bench-build.json``.
+(bench/builder/bench_run_network.py measures what that costs). Prints a table, then one more
+cold build's per-step breakdown (in-process, from the builder's StepDone
+events), and writes ``<home>/bench-build.json``.
 The home defaults to /var/tmp/mlpack-bench-build and is kept between runs
 (caches stay warm); the base comes from --base-layout (an OCI layout holding
 localhost/mlpack/python:3.11) or is bootstrapped with mmdebstrap.
@@ -89,6 +91,35 @@ def swap_bundle(ctx: Path, bundle: Path) -> None:
     target = ctx / "bundle"
     shutil.rmtree(target)
     shutil.copytree(bundle, target)
+
+
+def step_breakdown(ctx: Path, settings: Settings) -> dict[str, object]:
+    """One more cold build, in-process, timing each step from the builder's events; "other" is
+    what no step accounts for (reading the context, stage setup, writing the manifest)."""
+    from mlpack.builder import build
+    from mlpack.builder.events import StepCached, StepDone
+
+    shutil.rmtree(settings.cache_dir / "build", ignore_errors=True)
+    steps: list[tuple[str, str, float, int | None]] = []
+
+    def progress(event: object) -> None:
+        if isinstance(event, StepDone):
+            steps.append((event.stage_name, event.instruction, event.seconds, event.size))
+        elif isinstance(event, StepCached):
+            steps.append((event.stage_name, event.instruction, 0.0, event.size))
+
+    started = time.perf_counter()
+    build(ctx, tag=MLPACK_TAG, settings=settings, source_date_epoch=int(EPOCH), progress=progress)
+    total = time.perf_counter() - started
+    print(f"\ncold build, per step (in-process, {total:.2f} s):")
+    print(f"{'stage':10}{'seconds':>9}{'share':>7}{'layer MB':>10}  instruction")
+    for stage, instruction, seconds, size in steps:
+        mb = f"{size / 1e6:10.1f}" if size else f"{'-':>10}"
+        print(f"{stage[:10]:10}{seconds:9.2f}{seconds / total:7.0%}{mb}  {instruction[:70]}")
+    other = total - sum(s[2] for s in steps)
+    print(f"{'':10}{other:9.2f}{other / total:7.0%}{'':>10}  (other: context, stages, manifest)")
+    return {"total_s": total, "steps": [{"stage": st, "instruction": i, "seconds": sec, "size": sz}
+                                        for st, i, sec, sz in steps], "other_s": other}
 
 
 def main() -> int:
@@ -206,6 +237,7 @@ def main() -> int:
     if bud:
         print(f"cold ratio mlpack/buildah: {results['cold_ratio']:.2f} (target <= 0.75); "
               f"rebuild target < 0.5 s")
+    results["breakdown"] = step_breakdown(ctx, settings)
     print(f"load average during the run: {os.getloadavg()}")
     (home / "bench-build.json").write_text(json.dumps(results, indent=2))
     return 0

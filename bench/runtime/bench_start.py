@@ -16,6 +16,8 @@ Per run and alternating, so both see the same machine load:
           process (private network namespace + port forwarder), timed from
           the CLI's exec to the first 200 through the published port.
   api     ``mlpack.runtime.run()`` in this process (no CLI start-up).
+  bare-against  (--against REF) the bare runtime on another image, for the
+          ratio of two images' server starts in the same run.
 Then the per-request cost of each network mode (sequential GETs through the
 forwarder vs. direct on the host network). Prints a table; exit 0.
 """
@@ -192,6 +194,9 @@ def api_once(src: object, command: list[str] | None, cport: int, path: str, sett
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--image")
+    ap.add_argument("--against", metavar="REF",
+                    help="also time the bare runtime on this image (say, the previous release's), alternating, "
+                         "and print the ratio of the two servers' starts")
     ap.add_argument("--busybox", metavar="ROOTFS", help="run busybox httpd from this rootfs directory instead")
     ap.add_argument("--path", help="probe path (default / or /v2/health/live for a serving image)")
     ap.add_argument("--runs", type=int, default=5)
@@ -214,9 +219,16 @@ def main() -> int:
     print(f"image {src.ref} ({len(src.lowerdirs)} layers), runtime {rt.name}, cpus {args.cpus}, "
           f"probe {path}, {args.runs} runs each")
     results: dict[str, list[float]] = {"bare": [], "mlpack-cli": [], "mlpack-api": [], "mlpack-api-host": []}
+    if args.against:
+        from mlpack.oci.layout import Store
+
+        other = image_source(Store(settings.store_dir).resolve(args.against), settings)
+        results["bare-against"] = []
     lat: dict[str, list[float]] = {"private (forwarder)": [], "host (direct)": []}
     for i in range(args.runs):
         results["bare"].append(bare_once(src, command, cport, path, settings, limits))
+        if args.against:
+            results["bare-against"].append(bare_once(other, command, cport, path, settings, limits))
         if not args.busybox:
             results["mlpack-cli"].append(mlpack_cli_once(ref, command, cport, path, settings, limits))
         t, lp = api_once(src, command, cport, path, settings, limits)
@@ -232,6 +244,9 @@ def main() -> int:
             continue
         med = statistics.median(vals)
         print(f"{name:22}{med:10.3f}{min(vals):8.3f}{max(vals):8.3f}{(med / bare - 1) * 100:+8.1f}%")
+    if args.against:
+        print(f"server start, {src.ref} / {args.against} (bare, medians): "
+              f"{bare / statistics.median(results['bare-against']):.2f}x")
     print(f"{'per GET (keep-alive)':22}{'median ms':>10}")
     for name, vals in lat.items():
         print(f"{name:22}{statistics.median(vals) * 1000:10.3f}")

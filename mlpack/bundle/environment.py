@@ -1,7 +1,7 @@
 """The environment a bundle records: Python, platform and the pinned lock.
 
 An ONNX bundle's lock holds only what serving needs (onnxruntime, numpy,
-fastapi, uvicorn, orjson, PyYAML), never the training stack. A python
+starlette, uvicorn, orjson, PyYAML), never the training stack. A python
 bundle adds the distributions that provide the pickled classes, at the
 exact versions installed now (local labels such as ``+cpu`` kept), and
 their own requirements, pinned the same way.
@@ -27,7 +27,7 @@ __all__ = ["SERVING_DISTRIBUTIONS", "environment", "serving_lock", "distribution
 
 # Keep in step with the ``serve`` extra in pyproject.toml (a unit test checks).
 SERVING_DISTRIBUTIONS = (
-    "onnxruntime", "numpy", "fastapi", "uvicorn", "orjson", "PyYAML", "httptools", "uvloop", "grpcio", "protobuf",
+    "onnxruntime", "numpy", "starlette", "uvicorn", "orjson", "PyYAML", "httptools", "uvloop", "grpcio", "protobuf",
 )  # fmt: skip
 
 # Used only where a serving dependency is not installed in the capturing
@@ -35,7 +35,7 @@ SERVING_DISTRIBUTIONS = (
 _FALLBACK_PINS = {
     "onnxruntime": "1.32.0",
     "numpy": "2.4.6",
-    "fastapi": "0.165.0",
+    "starlette": "1.10.0",
     "uvicorn": "0.54.0",
     "orjson": "3.13.0",
     "PyYAML": "6.0.4",

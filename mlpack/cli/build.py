@@ -40,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--check", action="store_true",
                    help="only validate the Dockerfile (stages, flags, references, ARG use); build nothing. "
                         "Exit status 1 and every problem with its line when there are any")
+    p.add_argument("--compression", choices=("gzip", "zstd"), default="gzip",
+                   help="layer compression: gzip (default, read by every tool) or zstd (OCI tar+zstd)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image digest")
     p.add_argument("--progress", choices=("auto", "plain", "quiet"), default="auto",
                    help="plain also prints each RUN step's output")
@@ -106,5 +108,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     except KeyboardInterrupt as exc:
         print(f"mlpack build: {exc or 'interrupted'}", file=sys.stderr)
         return 130
+    if args.compression != "gzip":
+        from mlpack.oci.compression import recompress
+        from mlpack.oci.layout import Store
+
+        image = recompress(Store(settings.store_dir), image, args.compression, ref=args.tag)
     print(image.digest)
     return 0

@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("ref", nargs="?", help="destination reference (default: the image's own name)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--chunk-size", type=int, default=32 << 20, help="upload blobs bigger than this in chunks (bytes)")
+    _compression_flag(p)
     p.set_defaults(handler=_push)
 
     p = sub.add_parser("tag", help="give an image another name")
@@ -52,6 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--format", choices=("docker-archive", "oci-archive", "oci-dir"), default="docker-archive")
+    _compression_flag(p)
     p.set_defaults(handler=_save)
 
     p = sub.add_parser("load", help="load images from a docker-archive or OCI archive tar or OCI layout dir")
@@ -81,6 +83,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     register_system(system)
 
 
+def _compression_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--compression", choices=("gzip", "zstd"), default=None,
+                   help="re-encode the layers first: gzip or zstd (OCI tar+zstd; not for Docker formats); "
+                        "default: as stored")
+
+
 def _store(settings: Settings) -> Any:
     from mlpack.oci.layout import Store
 
@@ -108,7 +116,8 @@ class ProgressPrinter:
             return
         if event == "done":
             self.bytes += total
-        label = {"skip": "already there", "mount": "mounted", "done": f"{self.verb} {total / 1e6:.1f} MB"}[event]
+        label = {"skip": "already there", "mount": "mounted", "done": f"{self.verb} {total / 1e6:.1f} MB",
+                 "compress": f"compressed to {total / 1e6:.1f} MB"}[event]
         print(f"\r{short}: {label}" + " " * 20, file=sys.stderr)
 
 
@@ -164,6 +173,10 @@ def _push(args: argparse.Namespace, settings: Settings) -> int:
 
     store = _store(settings)
     image = store.resolve(args.image)
+    if args.compression:
+        from mlpack.oci.compression import recompress
+
+        image = recompress(store, image, args.compression)
     ref = args.ref or image.ref
     if not ref:
         raise StoreError(f"{args.image} has no name to push to", hint="give a destination: mlpack push IMAGE REGISTRY/NAME:TAG")
@@ -196,7 +209,7 @@ def _rmi(args: argparse.Namespace, settings: Settings) -> int:
 def _save(args: argparse.Namespace, settings: Settings) -> int:
     from mlpack.oci.archive import save
 
-    images = save(_store(settings), args.images, args.output, format=args.format)
+    images = save(_store(settings), args.images, args.output, format=args.format, compression=args.compression)
     print(f"saved {len(images)} image(s) to {args.output} ({args.format})", file=sys.stderr)
     return 0
 

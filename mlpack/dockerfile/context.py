@@ -2,7 +2,7 @@
 
 The context directory holds exactly what the Dockerfile copies::
 
-    Dockerfile  .dockerignore  requirements.lock  importcheck.py  imports.txt
+    Dockerfile  .dockerignore  requirements.lock  importcheck.py  imports.txt  stripelf.py
     app/mlpack/...   the serving subset of mlpack (no build or CLI code)
     bundle/...       the bundle, byte for byte
 
@@ -55,6 +55,8 @@ INSTALLERS = {"pip": ("pip",), "setuptools": ("setuptools", "pkg_resources", "_d
               "wheel": ("wheel",)}
 # The build step that imports every distribution of the lock (stdlib-only script).
 IMPORT_CHECK = Path(__file__).with_name("importcheck.py")
+# The builder stage's debug-symbol strip (stdlib-only script, copied into the context).
+STRIP_ELF = Path(__file__).with_name("_stripelf.py")
 _HEALTHCHECK = (
     "import os, urllib.request; "
     "urllib.request.urlopen('http://127.0.0.1:%s/v2/health/ready' % os.environ.get('MLPACK_PORT', '8080'), timeout=4)"
@@ -99,6 +101,7 @@ def render(bundle_or_path: Any, options: RenderOptions | None = None, *,
     _write(out / "requirements.lock", "\n".join(requirements) + "\n")
     _write(out / "importcheck.py", IMPORT_CHECK.read_text())
     _write(out / "imports.txt", "".join(f"{m}\n" for m in required_modules(bundle)))
+    _write(out / "stripelf.py", STRIP_ELF.read_text())
     _write(out / ".dockerignore", render_template("dockerignore.j2", {}, extra_dir=options.template_dir))
     _write(out / "Dockerfile", text)
     return BuildContext(path=out, dockerfile=out / "Dockerfile", options=options, base_image=base)

@@ -42,11 +42,20 @@ _MAX_JSON = 16 << 20
 
 
 # -- save --------------------------------------------------------------------------------
-def save(store: Store, names: Sequence[str], dest: str | os.PathLike[str], *, format: str = "docker-archive") -> list[Image]:
-    """Write the images ``names`` (refs or digests) from ``store`` to ``dest``; returns them."""
+def save(store: Store, names: Sequence[str], dest: str | os.PathLike[str], *, format: str = "docker-archive",
+         compression: str | None = None) -> list[Image]:
+    """Write the images ``names`` (refs or digests) from ``store`` to ``dest``; returns them.
+    ``compression`` (gzip or zstd) re-encodes the layers first (mlpack.oci.compression)."""
     if format not in FORMATS:
         raise StoreError(f"unknown archive format {format!r}", hint=f"use one of {', '.join(FORMATS)}")
+    if compression == "zstd" and format == "docker-archive":
+        raise StoreError("a docker-archive has no zstd layers (Docker's media types are gzip only)",
+                         hint="save with --format oci-archive or oci-dir, or --compression gzip")
     images = [store.resolve(n) for n in names]
+    if compression:
+        from mlpack.oci.compression import recompress
+
+        images = [recompress(store, image, compression) for image in images]
     dest = Path(dest)
     if format == "oci-dir":
         target = Store(dest)

@@ -2,9 +2,9 @@
 
 ``bootstrap(settings)`` stores ``localhost/mlpack/python:3.11`` (BASE_REF):
 one layer made from ``mmdebstrap --variant=essential`` with python3,
-python3-venv, ca-certificates and libstdc++6, docs, man pages and locales
-dropped, using the host's Debian apt sources and apt proxy settings. With
-the same SOURCE_DATE_EPOCH and the same mirror content the layer is the same.
+python3-venv, ca-certificates and libstdc++6, docs, man pages, locales,
+iconv modules, the stdlib's tests and perl dropped, using the host's Debian
+apt sources and apt proxy settings. With the same SOURCE_DATE_EPOCH and the same mirror content the layer is the same.
 It is what rendered Dockerfiles name when no registry can be reached.
 """
 
@@ -42,6 +42,15 @@ _EXCLUDES = (
     "path-include=/usr/share/locale/locale.alias",
     "path-exclude=/usr/share/lintian/*",
 )
+# What a Python server never runs (checked by tests/integration/builder/test_slim_image.py, which
+# imports every stdlib and site-packages module of the serving image and serves from it): glibc's
+# iconv modules (Python has its own codecs; UTF-8 and Latin-1 are built into glibc), then, removed
+# once the packages' postinst compiled them, the stdlib's own tests, lib2to3, pydoc's topic pages
+# and CPython's test extensions.
+_SLIM_EXCLUDES = ("path-exclude=/usr/lib/*/gconv/*.so",)
+_SLIM_REMOVE = ("usr/lib/python3*/test", "usr/lib/python3*/lib2to3", "usr/lib/python3*/pydoc_data",
+                "usr/lib/python3*/lib-dynload/_test*", "usr/lib/python3*/lib-dynload/_ctypes_test*",
+                "usr/lib/python3*/lib-dynload/_xxtestfuzz*", "usr/lib/python3*/lib-dynload/xxlimited*")
 _APT_KEYS = ("Acquire::http::Proxy", "Acquire::https::Proxy", "Acquire::Check-Valid-Until", "Acquire::Check-Date")
 
 
@@ -57,9 +66,13 @@ class BaseOptions:
     # model server never runs; the tree is already merged, so it goes again.
     purge: tuple[str, ...] = ("usrmerge", "libfile-find-rule-perl", "libnumber-compare-perl",
                               "libtext-glob-perl", "perl", "libperl5.36", "perl-modules-5.36")
+    # Essential yet dead weight once the packages are configured: perl-base (9 MB) only ran
+    # maintainer scripts; purged last, with dpkg told that it may.
+    purge_essential: tuple[str, ...] = ("perl-base",)
     mirrors: tuple[str, ...] = ()           # empty: the host's Debian apt sources
     source_date_epoch: int = DEFAULT_EPOCH
     extra_args: tuple[str, ...] = field(default_factory=tuple)
+    slim: bool = True                       # False: keep iconv modules and the stdlib's extras
 
 
 def host_apt_sources() -> list[str]:
@@ -104,12 +117,17 @@ def bootstrap(settings: Settings, options: BaseOptions | None = None, *,
         cmd = [mmdebstrap, f"--variant={options.variant}", f"--include={','.join(options.packages)}",
                "--format=tar", "--quiet"]
         cmd += [f"--aptopt={o}" for o in host_apt_options()]
-        cmd += [f"--dpkgopt={o}" for o in _EXCLUDES]
+        cmd += [f"--dpkgopt={o}" for o in _EXCLUDES + (_SLIM_EXCLUDES if options.slim else ())]
         # host-specific files would make the layer differ between machines
         cmd += ['--customize-hook=: > "$1/etc/resolv.conf"; echo mlpack > "$1/etc/hostname"']
         if options.purge:
             # dpkg only warns about packages that are not installed
             cmd += [f'--customize-hook=chroot "$1" dpkg --purge {" ".join(options.purge)}']
+        if options.slim:
+            cmd += [f'--customize-hook=cd "$1" && rm -rf {" ".join(_SLIM_REMOVE)}']
+        if options.purge_essential:
+            cmd += ['--customize-hook=chroot "$1" dpkg --purge --force-remove-essential --force-depends '
+                    + " ".join(options.purge_essential)]
         cmd += list(options.extra_args)
         cmd += [options.suite, str(tar_path), *mirrors]
         env = dict(os.environ, SOURCE_DATE_EPOCH=str(options.source_date_epoch))

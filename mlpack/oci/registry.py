@@ -4,6 +4,17 @@
 are what ``mlpack.api`` calls. Blobs are streamed straight into the store's
 BlobWriter (digest and size checked before they get a name) or out of the
 store's files; the manifest is pushed last, byte for byte as stored.
+
+Push sends layers compressed: an image whose layers are plain tars (``mlpack
+load`` of an uncompressed docker-archive) is pushed as its gzip twin, an image
+with the same config (so the same diff_ids and image id) whose layers are
+gzip blobs made once per diff_id (:mod:`mlpack.oci.blobmeta` remembers them).
+The twin's manifest is stored and indexed under the target name before the
+first blob goes up, so everything the registry's manifest references is in
+the store too. A blob missing from the target repository is mounted from a
+repository of the same registry known to hold it (remembered after every
+push and pull), else from ``PushOptions.mount_from`` or another repository
+of that registry the store has images from; only then is it uploaded.
 """
 
 from __future__ import annotations
@@ -19,22 +30,29 @@ from typing import Any
 from mlpack.errors import RegistryError, StoreError
 from mlpack.oci import reference as _reference
 from mlpack.oci.auth import load_credentials
+from mlpack.oci.blobmeta import BlobMeta
 from mlpack.oci.layout import Image, Store, pick_platform
 from mlpack.oci.media import (
-    ACCEPT_MANIFESTS, INDEX_TYPES, MANIFEST_TYPES, MAX_MANIFEST_BYTES, check_digest, oversized_config,
+    ACCEPT_MANIFESTS, DOCKER_LAYER_GZIP, INDEX_TYPES, MANIFEST_TYPES, MAX_MANIFEST_BYTES, OCI_LAYER_GZIP,
+    OCI_LAYER_TAR, canonical_json, check_digest, oversized_config,
 )
+from mlpack.oci.pgzip import gzip_stream
 from mlpack.oci.reference import Reference
 from mlpack.oci.transport import Transport
+from mlpack.oci.trust import Trust
 from mlpack.settings import Settings
 
 __all__ = ["pull", "push", "PushOptions", "Progress", "Client"]
 
-# progress(event, digest, done_bytes, total_bytes); event: "skip", "mount", "transfer", "done"
+# progress(event, digest, done_bytes, total_bytes); event: "skip", "mount", "transfer", "done", and
+# "compress" (a plain-tar layer was gzipped for the push: digest and size of the compressed blob)
 Progress = Callable[[str, str, int, int], None]
 
 _CHUNK = 1 << 20
 _MAX_MANIFEST = MAX_MANIFEST_BYTES
 _HUB_ENDPOINT = "registry-1.docker.io"
+_GZIP_OF = {OCI_LAYER_TAR: OCI_LAYER_GZIP, "application/vnd.docker.image.rootfs.diff.tar": DOCKER_LAYER_GZIP}
+_GZIP_LEVEL = 6
 
 
 @dataclass(frozen=True)
@@ -54,8 +72,8 @@ class Client:
         insecure = plain_http or host in settings.insecure_registries or registry in settings.insecure_registries
         # a mirror gets its own credentials, never Docker Hub's
         creds = load_credentials(endpoint if endpoint else registry, settings.docker_config)
-        self.http = Transport(host, insecure=insecure, credentials=creds,
-                              insecure_hosts=tuple(settings.insecure_registries))
+        self.http = Transport(host, insecure=insecure, credentials=creds, plain_only=plain_http,
+                              insecure_hosts=tuple(settings.insecure_registries), trust=Trust.from_settings(settings))
 
     def scope(self, actions: str = "pull") -> str:
         return f"repository:{self.repository}:{actions}"
@@ -214,7 +232,11 @@ def pull(ref: str, *, settings: Settings, progress: Progress | None = None, stor
                         endpoint=_mirror_host(endpoint) if endpoint else None,
                         plain_http=bool(endpoint and endpoint.startswith("http://")))
         try:
-            return _pull(client, parsed, store, progress)
+            image = _pull(client, parsed, store, progress)
+            if endpoint is None:
+                _meta(settings).add_repository(parsed.registry, parsed.repository,
+                                               [d["digest"] for d in (*image.layers, image.config_descriptor)])
+            return image
         except RegistryError as exc:
             last = exc
         finally:
@@ -252,26 +274,96 @@ def push(image: Image | str, ref: str, *, settings: Settings, progress: Progress
     if isinstance(image, str):
         image = store.resolve(image)
     target = _reference.parse(ref)
+    meta = _meta(settings)
+    image = _compressed(store, image, target, meta, progress)
     client = Client(target.registry, target.repository, settings)
     mount_from = list(options.mount_from) or _mount_candidates(store, target)
     try:
         for desc in [*image.layers, image.config_descriptor]:
-            digest = desc["digest"]
-            if client.has_blob(digest):
-                if progress:
-                    progress("skip", digest, int(desc["size"]), int(desc["size"]))
-                continue
-            source = next((r for r in mount_from if client.has_blob(digest, repository=r)), None)
-            location = client.mount(digest, source) if source else client.start_upload()
-            if location is None:
-                if progress:
-                    progress("mount", digest, int(desc["size"]), int(desc["size"]))
-                continue
-            client.upload(store, desc, location, options.chunk_size, progress)
+            _push_blob(client, store, desc, meta, mount_from, options, progress)
+            meta.add_repository(target.registry, target.repository, [desc["digest"]])
         data = store.read_blob(image.digest)
         return client.put_manifest(data, image.media_type, target.tag or target.reference)
     finally:
         client.close()
+
+
+def _push_blob(client: Client, store: Store, desc: dict[str, Any], meta: BlobMeta, mount_from: list[str],
+               options: PushOptions, progress: Progress | None) -> None:
+    """Make the blob ``desc`` exist in the client's repository: found there, mounted, or uploaded."""
+    digest, size = desc["digest"], int(desc["size"])
+    if client.has_blob(digest):
+        if progress:
+            progress("skip", digest, size, size)
+        return
+    known = [r for r in meta.repositories(client.registry, digest) if r != client.repository]
+    if known:  # known to hold it: mount straight away (one POST), as Docker does
+        location = client.mount(digest, known[0])
+        if location is not None:  # not there any more: the POST opened an upload instead
+            meta.forget_repository(client.registry, known[0], digest)
+    else:
+        source = next((r for r in mount_from if client.has_blob(digest, repository=r)), None)
+        location = client.mount(digest, source) if source else client.start_upload()
+    if location is None:
+        if progress:
+            progress("mount", digest, size, size)
+        return
+    client.upload(store, desc, location, options.chunk_size, progress)
+
+
+def _compressed(store: Store, image: Image, target: Reference, meta: BlobMeta, progress: Progress | None) -> Image:
+    """``image`` itself when no layer is a plain tar, else its gzip twin (stored and indexed under ``target``)."""
+    if not any(desc.get("mediaType") in _GZIP_OF for desc in image.layers):
+        return image
+    if len(image.diff_ids) != len(image.layers):
+        raise StoreError(f"image {image.digest} has {len(image.layers)} layers but {len(image.diff_ids)} diff_ids",
+                         hint="the image is broken: run `mlpack system verify`")
+    layers = []
+    for desc, diff_id in zip(image.layers, image.diff_ids):
+        gz_type = _GZIP_OF.get(desc.get("mediaType", ""))
+        if gz_type is None:
+            layers.append(desc)
+            continue
+        twin = meta.gzip_twin(diff_id)
+        if twin is None or not store.has_blob(twin[0]):
+            twin = _gzip_blob(store, desc["digest"], diff_id)
+            meta.set_gzip_twin(diff_id, *twin)
+            if progress:
+                progress("compress", twin[0], twin[1], twin[1])
+        layers.append({**{k: v for k, v in desc.items() if k not in ("digest", "size", "mediaType")},
+                       "mediaType": gz_type, "digest": twin[0], "size": twin[1]})
+    manifest = {**image.manifest, "layers": layers}
+    platform = {"architecture": image.config.get("architecture", "amd64"), "os": image.config.get("os", "linux")}
+    digest = store.put_manifest(canonical_json(manifest), image.media_type,
+                                ref=str(target) if target.tag else None, platform=platform)
+    return store.resolve(digest)
+
+
+def _gzip_blob(store: Store, digest: str, diff_id: str) -> tuple[str, int]:
+    """Gzip the plain-tar blob ``digest`` into the store (reproducibly, on several cores), checking its diff_id."""
+    with store.open_blob(digest) as src, store.blob_writer() as out:
+        plain = _Hashing(src)
+        gzip_stream(plain, out, level=_GZIP_LEVEL)  # type: ignore[arg-type]
+        if "sha256:" + plain.hash.hexdigest() != diff_id:
+            raise StoreError(f"layer {digest} does not decompress to its diff_id {diff_id}",
+                             hint="the store is damaged: run `mlpack system verify`", digest=digest)
+        return out.commit(), out.size
+
+
+class _Hashing:
+    """Reads a stream and hashes what it read (sha256)."""
+
+    def __init__(self, f: Any) -> None:
+        self.f, self.hash = f, hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.f.read(size)
+        self.hash.update(data)
+        return data
+
+
+def _meta(settings: Settings) -> BlobMeta:
+    return BlobMeta(settings.cache_dir / "registry" / "blobs.json")
 
 
 def _mount_candidates(store: Store, target: Reference) -> list[str]:

@@ -14,6 +14,17 @@ host never sees the token). Every response body is read against a stall
 deadline: a server that sends less than ``stall_min_bytes`` in ``stall_s``
 seconds (one byte every few seconds keeps a plain socket timeout happy
 forever) breaks the read with :class:`StalledRead`.
+
+Scheme, as Docker chooses it: HTTPS first for every registry. A loopback
+registry, or one configured insecure, falls back to plain HTTP only when the
+TLS handshake gets a non-TLS answer (a plain-HTTP server), and only before
+the first HTTPS answer (no downgrade later in a session); an explicit
+``http://`` mirror is plain HTTP from the start. Certificates are checked
+against the system trust plus ``MLPACK_EXTRA_CA`` plus the host's certs.d
+entry (:mod:`mlpack.oci.trust`); a configured-insecure registry's certificate
+is not checked (Docker's meaning of insecure). An untrusted certificate or a
+refused client certificate is not retried: it fails at once with a hint
+naming the certs.d path.
 """
 
 from __future__ import annotations
@@ -29,11 +40,15 @@ from typing import IO, Any
 
 from mlpack.errors import RegistryError
 from mlpack.oci.auth import Credentials, parse_challenge
+from mlpack.oci.trust import Trust
 
 __all__ = ["Transport", "Response", "StalledRead", "is_loopback"]
 
 _BLOCK = 1 << 20
 _RETRY_STATUS = {429, 500, 502, 503, 504}
+# OpenSSL's reasons when the peer answers a ClientHello with something that is not TLS
+_NOT_TLS = {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "UNKNOWN_PROTOCOL", "HTTP_REQUEST",
+            "PACKET_LENGTH_TOO_LONG", "UNEXPECTED_EOF_WHILE_READING"}
 
 
 def is_loopback(host: str) -> bool:
@@ -93,10 +108,10 @@ class Response:
 
 @dataclass
 class Transport:
-    """Talks to one registry host; ``scheme`` is https unless the host is loopback or allowed insecure."""
+    """Talks to one registry host over HTTPS, or plain HTTP where allowed (see the module doc)."""
 
     registry: str
-    insecure: bool = False
+    insecure: bool = False  # configured insecure: certificate unchecked, plain-HTTP fallback
     credentials: Credentials | None = None
     retries: int = 4
     backoff_s: float = 0.5
@@ -104,14 +119,23 @@ class Transport:
     stall_s: float = 60.0
     stall_min_bytes: int = 16 << 10
     insecure_hosts: tuple[str, ...] = ()  # other hosts allowed plain HTTP (MLPACK_INSECURE_REGISTRIES)
+    trust: Trust = field(default_factory=Trust)
+    plain_only: bool = False  # an explicit http:// endpoint
     sleep: Callable[[float], None] = time.sleep
     _conns: dict[tuple[str, str], http.client.HTTPConnection] = field(default_factory=dict)
     _tokens: dict[str, str] = field(default_factory=dict)
     _basic: bool = False
+    _scheme: str | None = None  # settled by the first answer
+    _contexts: dict[str, ssl.SSLContext] = field(default_factory=dict)
 
     @property
     def scheme(self) -> str:
-        return "http" if (self.insecure or is_loopback(self.registry)) else "https"
+        return "http" if self.plain_only else (self._scheme or "https")
+
+    @property
+    def may_fall_back(self) -> bool:
+        """Whether a non-TLS answer to HTTPS may switch this registry to plain HTTP."""
+        return self._scheme is None and (self.insecure or is_loopback(self.registry))
 
     @property
     def base(self) -> str:
@@ -123,11 +147,19 @@ class Transport:
         if conn is None:
             if scheme == "https":
                 conn = http.client.HTTPSConnection(netloc, timeout=self.timeout_s, blocksize=_BLOCK,
-                                                   context=ssl.create_default_context())
+                                                   context=self._context(netloc))
             else:
                 conn = http.client.HTTPConnection(netloc, timeout=self.timeout_s, blocksize=_BLOCK)
             self._conns[key] = conn
         return conn
+
+    def _context(self, netloc: str) -> ssl.SSLContext:
+        host = netloc.rsplit("@", 1)[-1]
+        ctx = self._contexts.get(host)
+        if ctx is None:
+            unchecked = host in self.insecure_hosts or (self.insecure and host == self.registry)
+            ctx = self._contexts[host] = self.trust.context(host, verify=not unchecked)
+        return ctx
 
     def close(self) -> None:
         for conn in self._conns.values():
@@ -157,8 +189,15 @@ class Transport:
             try:
                 resp = self._send(method, url, hdrs, body)
             except (OSError, http.client.HTTPException) as exc:
-                attempt += 1
                 self._drop(url)
+                if isinstance(exc, ssl.SSLError):
+                    if self.may_fall_back and exc.reason in _NOT_TLS and self._is_registry(url, "https"):
+                        self._scheme = "http"
+                        url = "http" + url[len("https"):]
+                        continue
+                    if not isinstance(exc, ssl.SSLEOFError):
+                        raise self._tls_error(exc, step, urllib.parse.urlsplit(url).netloc) from None
+                attempt += 1
                 if attempt > self.retries:
                     raise RegistryError(f"{step}: cannot reach {self.registry}: {exc}",
                                         hint="check the registry address, network and proxy; "
@@ -166,6 +205,8 @@ class Transport:
                                         registry=self.registry, step=step) from None
                 self.sleep(min(self.backoff_s * 2 ** (attempt - 1), 8.0))
                 continue
+            if self._scheme is None and self._is_registry(url, "https"):
+                self._scheme = "https"
             if resp.status in ok or resp.status in allow:
                 return resp
             text = _drain(resp)
@@ -186,6 +227,25 @@ class Transport:
                 self.sleep(min(self.backoff_s * 2 ** (attempt - 1), 8.0))
                 continue
             raise _status_error(self.registry, step, method, url, resp.status, text)
+
+    def _is_registry(self, url: str, scheme: str) -> bool:
+        parts = urllib.parse.urlsplit(url)
+        return parts.scheme == scheme and parts.netloc == self.registry
+
+    def _tls_error(self, exc: ssl.SSLError, step: str, host: str) -> RegistryError:
+        """A TLS failure with ``host`` (the registry, or a host it redirected to), with what to do about it."""
+        host = host.rsplit("@", 1)[-1]
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            what = f"the TLS certificate of {host} is not trusted: {exc.verify_message or exc.reason}"
+            hint = self.trust.hint(host)
+        elif "CERTIFICATE" in str(exc.reason):
+            what = f"{host} refused the TLS connection ({exc.reason}): it wants a client certificate"
+            hint = f"put client.cert and client.key (PEM) in {self.trust.hint_dir(host)}/, Docker's certs.d layout"
+        else:
+            what = f"TLS with {host} failed: {exc.reason or exc}"
+            hint = ("if the registry speaks plain HTTP, add it to MLPACK_INSECURE_REGISTRIES; "
+                    "else " + self.trust.hint(host))
+        return RegistryError(f"{step}: {what}", hint=hint, registry=self.registry, step=step)
 
     def _redirect(self, url: str, location: str, step: str) -> str:
         """The absolute URL a redirect points at, if it may be followed; else a RegistryError."""
@@ -303,6 +363,8 @@ def _status_error(registry: str, step: str, method: str, url: str, status: int, 
         403: "your credentials do not allow this; check the repository name and your access",
         404: "check the image name and tag",
     }
+    if status == 400 and "HTTPS server" in text:
+        hints[400] = "the registry speaks HTTPS: remove its http:// prefix (mirrors) so mlpack uses TLS"
     return RegistryError(f"{step}: {method} {url} answered {status}: {text.strip()[:500]}",
                          hint=hints.get(status, "retry later or check the registry's logs"),
                          registry=registry, step=step, status=status)

@@ -51,9 +51,9 @@ def exec_process(cdir: Path, args: Sequence[str], *, env: Sequence[str] = (), us
 
 
 @contextmanager
-def process_file(cdir: Path, process: dict[str, Any]) -> Iterator[str]:
+def process_file(cdir: Path, process: dict[str, Any], prefix: str = "exec-") -> Iterator[str]:
     """``process`` written to a private file in the container directory for ``exec --process``."""
-    fd, path = tempfile.mkstemp(prefix="exec-", suffix=".json", dir=cdir)
+    fd, path = tempfile.mkstemp(prefix=prefix, suffix=".json", dir=cdir)
     try:
         with os.fdopen(fd, "w") as fh:
             json.dump(process, fh)

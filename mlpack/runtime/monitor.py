@@ -70,7 +70,7 @@ class HealthChecker(threading.Thread):
         while not self.stopped.wait(self.check.interval):
             start = now_iso()
             try:
-                with process_file(self.cdir, self.process) as path:
+                with process_file(self.cdir, self.process, prefix="health-") as path:
                     proc = subprocess.run(self.rt.argv("exec", "--process", path, self.cdir.name),
                                           stdin=subprocess.DEVNULL, capture_output=True, timeout=self.check.timeout)
                 code, out = proc.returncode, (proc.stdout + proc.stderr)[-4096:].decode(errors="replace")

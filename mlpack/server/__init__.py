@@ -1,10 +1,10 @@
-"""The inference server that runs inside an mlpack image (FastAPI over onnxruntime).
+"""The inference server that runs inside an mlpack image (Starlette over onnxruntime).
 
 ``create_app(bundle_path, config)`` returns the ASGI app; ``mlpack-serve``
 (:mod:`mlpack.server.__main__`) is the image's entry point. Imports only the
-``serve`` extra (onnxruntime, numpy, fastapi, uvicorn, orjson, PyYAML) and
+``serve`` extra (onnxruntime, numpy, starlette, uvicorn, orjson, PyYAML) and
 ``mlpack.errors`` / ``mlpack.bundle``; grpcio and protobuf (also in the extra)
-serve the gRPC port (:mod:`mlpack.server.grpc`). FastAPI is imported on first use of
+serve the gRPC port (:mod:`mlpack.server.grpc`). Starlette is imported on first use of
 ``create_app``, so reading a :class:`ServerConfig` stays cheap.
 """
 

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator
 
-from fastapi import FastAPI
+from starlette.applications import Starlette
 
 from mlpack.server.budget import ByteBudget, budget_for
 from mlpack.server.cgroup import cpu_budget, memory_limit, size_pools
@@ -25,12 +25,13 @@ from mlpack.server.logs import AccessLog, server_logger
 from mlpack.server.model import load_runner
 from mlpack.server.openapi import openapi_document
 from mlpack.server.connection import set_header_timeout
+from mlpack.server.docs import docs_routes
 from mlpack.server.routes import ServerState, build_routes
 
 __all__ = ["create_app", "app_from_env"]
 
 
-def create_app(bundle: str | Path | Any | None = None, config: ServerConfig | None = None) -> FastAPI:
+def create_app(bundle: str | Path | Any | None = None, config: ServerConfig | None = None) -> Starlette:
     """An ASGI app serving ``bundle`` (a directory, or a loaded Bundle).
 
     Nothing is loaded until the app's lifespan starts (uvicorn, or entering
@@ -73,7 +74,7 @@ def create_app(bundle: str | Path | Any | None = None, config: ServerConfig | No
             ready.set()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         ready.clear()
         threading.Thread(target=load, name="mlpack-load", daemon=True).start()
         try:
@@ -86,14 +87,8 @@ def create_app(bundle: str | Path | Any | None = None, config: ServerConfig | No
             if state.runner is not None:
                 await asyncio.get_running_loop().run_in_executor(None, state.runner.close)
 
-    app = FastAPI(
-        title="mlpack model server",
-        docs_url="/docs",
-        redoc_url=None,
-        openapi_url="/openapi.json",
-        lifespan=lifespan,
-        **_without_telemetry(),
-    )
+    # Starlette, not FastAPI: nothing here needs pydantic; /docs and /openapi.json come from docs.py.
+    app = Starlette(lifespan=lifespan)
     routes = build_routes(state)
     inflight = config.max_inflight_bytes or budget_for(memory_limit(), config.max_body_bytes, config.workers or 1)
     set_header_timeout(config.header_timeout_s)
@@ -119,30 +114,23 @@ def create_app(bundle: str | Path | Any | None = None, config: ServerConfig | No
 
     app.add_middleware(_bind, envelope=envelope)  # type: ignore[arg-type]
 
+    schema: dict[str, Any] = {}
+
     def openapi() -> dict[str, Any]:
         runner = state.runner
         if runner is None:  # not loaded yet: the document without a model schema
             return openapi_document(name=config.model_name or "model", inputs=[], outputs=[], sample=None)
-        if app.openapi_schema is None:
-            app.openapi_schema = openapi_document(
+        if not schema:
+            schema.update(openapi_document(
                 name=runner.name, inputs=runner.inputs, outputs=runner.outputs, sample=runner.sample, table=runner.table
-            )
-        return app.openapi_schema
+            ))
+        return schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.router.routes.extend(docs_routes(openapi))
+    app.openapi = openapi  # type: ignore[attr-defined]
     app.state.mlpack = state
     app.state.loaded = ready
     return app
-
-
-def _without_telemetry() -> dict[str, Any]:
-    """FastAPI's built-in OpenTelemetry hooks off: where they exist (newer FastAPI) they
-    look up the providers on every request, 7 of the ~85 CPU us a /predict costs."""
-    import inspect  # noqa: PLC0415
-
-    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
-        return {}
-    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
 
 
 def _bind(app: Any, *, envelope: RequestEnvelope) -> RequestEnvelope:
@@ -151,6 +139,6 @@ def _bind(app: Any, *, envelope: RequestEnvelope) -> RequestEnvelope:
     return envelope
 
 
-def app_from_env() -> FastAPI:
+def app_from_env() -> Starlette:
     """Factory for uvicorn worker processes: the config comes from ``MLPACK_*`` variables."""
     return create_app(config=ServerConfig.from_env(os.environ))

@@ -14,6 +14,7 @@ import numpy as np
 
 from mlpack.server.codec import Decoded, binary_tensor, bytes_buffer
 from mlpack.server.protocol import MODEL_VERSION, input_spec
+from mlpack.server.shapes import check_v2_shape
 from mlpack.server.tables import v2_column
 from mlpack.server.tensors import Spec, check_rows, coerce, invalid, v2_datatype
 
@@ -74,14 +75,15 @@ def decode_request(request: Any, inputs: Sequence[Spec], outputs: Sequence[Spec]
             raise invalid(f"input {name!r} appears twice", input=name)
         if datatype != spec.datatype:
             raise invalid(f"input {name!r}: expected datatype {spec.datatype}, got {datatype!r}", input=name)
+        shape = list(check_v2_shape(spec, list(tensor.shape)))  # rank and size bounds, as on REST
         if raw:
             data = binary_tensor(raw[i], 0, len(raw[i]), datatype, name)
         else:
             data = _typed(tensor)
         if table is not None and table.kind == "table":
-            feeds[spec.name] = v2_column(table, spec, data, tensor.shape)
+            feeds[spec.name] = v2_column(table, spec, data, shape)
         else:
-            feeds[spec.name] = coerce(spec, data, shape=list(tensor.shape))
+            feeds[spec.name] = coerce(spec, data, shape=shape)
     missing = [s.name for s in inputs if s.name not in feeds]
     if missing:
         raise invalid(f"missing input {missing[0]!r}", input=missing[0], hint=f"the model's inputs are {[s.name for s in inputs]}")

@@ -9,7 +9,6 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-import warnings
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from mlpack.oci.layer import Entry, write_entries
 from mlpack.oci.layout import Store
 from mlpack.oci.registry import pull, push
 from mlpack.settings import Settings
-from tests.plugins.oci import _free_port
+from tests.plugins.oci import _free_port, write_htpasswd
 
 pytestmark = pytest.mark.registry
 
@@ -29,12 +28,7 @@ def auth_registry(tmp_path: Path):  # type: ignore[no-untyped-def]
     binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
     if not Path(binary).exists():
         pytest.skip("docker-registry is not installed")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import crypt  # bcrypt through libxcrypt: what the registry's htpasswd wants
-
-        hashed = crypt.crypt("s3cret", crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))  # cost 4: fast tests
-    (tmp_path / "htpasswd").write_text(f"alice:{hashed}\n")
+    write_htpasswd(tmp_path / "htpasswd", "alice", "s3cret")
     port = _free_port()
     (tmp_path / "config.yml").write_text(
         "version: 0.1\nlog:\n  level: warn\n"

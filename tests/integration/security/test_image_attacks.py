@@ -15,6 +15,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -93,6 +94,14 @@ def _escaping_layer(victim: Path) -> bytes:
     return buf.getvalue()
 
 
+def _what_run_says(src: Path, root: Path) -> str:
+    """The error unpacking the archive's layer gives, with the options `run` unpacks with."""
+    blob = next(p for p in (src / "blobs" / "sha256").iterdir() if p.read_bytes()[:2] == b"\x1f\x8b")
+    with pytest.raises(UnpackError) as err:
+        apply_layer(root, blob, UnpackOptions(whiteouts="overlay"))
+    return err.value.message
+
+
 def test_hostile_layer_is_refused_at_load_with_runs_message(tmp_path: Path) -> None:
     victim = tmp_path / "host-dir"
     victim.mkdir()
@@ -105,11 +114,7 @@ def test_hostile_layer_is_refused_at_load_with_runs_message(tmp_path: Path) -> N
     assert not (victim / "planted").exists()  # the host directory is untouched
     with pytest.raises(ImageNotFound):
         store.resolve("localhost/hostile/img:1")  # no name for an image that cannot run
-    # What `run` would have said, on the same layer: the same message.
-    blob = next(p for p in (src / "blobs" / "sha256").iterdir() if p.read_bytes()[:2] == b"\x1f\x8b")
-    with pytest.raises(UnpackError) as at_run:
-        apply_layer(tmp_path / "run-root", blob, UnpackOptions(whiteouts="overlay"))
-    assert at_load.value.message == at_run.value.message
+    assert at_load.value.message == _what_run_says(src, tmp_path / "run-root")
     assert not list(layers.glob("sha256/*"))  # no half-unpacked layer is kept
 
 
@@ -146,3 +151,18 @@ def test_oversized_config_is_refused_at_pull(tmp_path: Path, local_registry) -> 
     with pytest.raises(RegistryError, match="more than the cap"):
         pull(ref, settings=victim)
     assert sum(p.stat().st_size for p in (tmp_path / "victim").rglob("*") if p.is_file()) < 1 << 20
+
+
+def test_mlpack_load_cli_refuses_the_hostile_archive(tmp_path: Path) -> None:
+    victim = tmp_path / "host-dir"
+    victim.mkdir()
+    src = _oci_dir(tmp_path / "archive", _escaping_layer(victim), {"config": {"Cmd": ["true"]}})
+    env = {**os.environ, "MLPACK_HOME": str(tmp_path / "home"), "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    loaded = subprocess.run([sys.executable, "-m", "mlpack", "load", "-i", str(src)], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert loaded.returncode != 0 and _what_run_says(src, tmp_path / "run-root") in loaded.stderr, loaded.stderr
+    assert "Traceback" not in loaded.stderr
+    listed = subprocess.run([sys.executable, "-m", "mlpack", "images"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert "hostile" not in listed.stdout
+    assert not (victim / "planted").exists()

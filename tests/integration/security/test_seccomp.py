@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import struct
 import urllib.request
 from pathlib import Path
 
@@ -106,3 +107,38 @@ def test_the_serving_image_serves_under_the_profile(runtime_settings, serving_im
     with urllib.request.urlopen(req, timeout=30) as r:
         assert r.status == 200 and json.loads(r.read())["outputs"]["label"] == [0, 2]
     assert "Operation not permitted" not in c.logs()
+
+
+def _i386_io_uring_probe(path: Path) -> Path:
+    """A 116-byte static i386 ELF: io_uring_setup(4, NULL) through ``int 0x80``, exit status = errno.
+
+    The 32-bit entry has its own syscall numbers (425 here) and its own
+    seccomp architecture token: a profile that lists only x86_64 would let
+    it through. EFAULT (14) means the call reached the kernel, EPERM (1)
+    that the profile refused it.
+    """
+    base = 0x08048000
+    code = bytes.fromhex("B8A9010000" "BB04000000" "31C9" "CD80"  # eax=425 ebx=4 ecx=0; int 0x80
+                         "F7D8" "89C3" "B801000000" "CD80")  # ebx=-eax; eax=1 (exit); int 0x80
+    header, phdr = 52, 32
+    size = header + phdr + len(code)
+    elf = (b"\x7fELF\x01\x01\x01\x00" + bytes(8)
+           + struct.pack("<HHIIIIIHHHHHH", 2, 3, 1, base + header + phdr, header, 0, 0, header, phdr, 1, 0, 0, 0)
+           + struct.pack("<IIIIIIII", 1, 0, base, base, size, size, 5, 0x1000) + code)
+    path.write_bytes(elf)
+    path.chmod(0o755)
+    return path
+
+
+@pytest.mark.parametrize("runtime_name", ["crun", "runc"], indirect=True)
+def test_the_i386_entry_is_filtered_too(runtime_settings, busybox_source, tmp_path: Path, cleanup_containers):
+    probe = _i386_io_uring_probe(tmp_path / "probe32")
+    codes = {}
+    for seccomp in (False, True):
+        c = run(busybox_source(), command=["/probe32"], volumes=[f"{probe}:/probe32:ro"], ports=(), detach=False,
+                seccomp=seccomp, settings=runtime_settings)
+        cleanup_containers.append(c)
+        codes[seccomp] = c.exit_code
+    if codes[False] != 14:
+        pytest.skip(f"this kernel does not run i386 binaries or io_uring for them (exit {codes[False]})")
+    assert codes[True] == 1  # EPERM from the profile's SCMP_ARCH_X86 filter

@@ -313,7 +313,7 @@ def test_fuzzed_grpc_messages_never_get_internal(iris_server: Served) -> None:
 
     allowed = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.RESOURCE_EXHAUSTED}
     datatypes = st.sampled_from(["FP32", "FP64", "INT64", "INT8", "UINT8", "BOOL", "BYTES", "FP16", "BF16", "", "fp32"])
-    dims = st.lists(st.integers(min_value=-3, max_value=2**40) | st.integers(0, 6), max_size=4)
+    dims = st.lists(st.integers(min_value=-3, max_value=2**40) | st.integers(0, 6), max_size=4) | st.lists(st.just(1), min_size=60, max_size=70)
     contents = st.fixed_dictionaries(
         {},
         optional={

@@ -16,7 +16,7 @@ def test_serving_lock_pins_the_serving_stack_only() -> None:
     assert pins["numpy"] == metadata.version("numpy")
     closure = env.pinned_closure(pins)
     names = {n.lower() for n in closure}
-    assert {"onnxruntime", "numpy", "fastapi", "uvicorn", "orjson", "pyyaml"} <= names
+    assert {"onnxruntime", "numpy", "starlette", "uvicorn", "orjson", "pyyaml"} <= names
     assert not names & {"scikit-learn", "skl2onnx", "torch", "onnx", "xgboost", "lightgbm", "pytest"}
     assert all(line.count("==") == 1 for line in env.lock_lines(closure))
 

@@ -79,3 +79,25 @@ def test_a_package_the_index_does_not_have_is_named() -> None:
     assert _explain_build(uv).package == "six==99.0"
     other = BuildError("RUN failed", output="gcc: error")
     assert _explain_build(other) is other
+
+
+def test_the_hint_fits_how_the_container_failed() -> None:
+    from mlpack.endpoint import failure_hint, startup_error
+
+    assert "raise memory=" in failure_hint("", oom=True)
+    assert "hooks.py" in failure_hint('error: model failed to load | File "/opt/mlpack/bundle/hooks.py", line 3')
+    assert "module 'numpy.f2py' is not in the image" in failure_hint("ModuleNotFoundError: No module named 'numpy.f2py'")
+    assert "system library" in failure_hint("ImportError: libgomp.so.1: cannot open shared object file")
+    assert "port is taken" in failure_hint("OSError: [Errno 98] Address already in use")
+    assert "ready_timeout" in failure_hint("", timed_out=True)
+
+    class Exited:
+        name = "svc"
+
+        def logs(self) -> str:
+            return '{"level": "error", "msg": "model failed to load", "exc": "Traceback\\nValueError: bad"}\n'
+
+    err = startup_error(Exited(), "the container exited with status 1 before it was ready", exit_code=1)
+    assert str(err).splitlines()[0].endswith("the last lines of its log:")
+    assert err.message.endswith("error: model failed to load | Traceback | ValueError: bad")
+    assert "mlpack logs svc" in err.hint and err.exit_code == 1

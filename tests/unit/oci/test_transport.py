@@ -136,11 +136,11 @@ def test_gives_up_with_registry_and_step(tmp_path: Path, world: tuple[World, str
     assert err.value.registry == registry and err.value.step == "get manifest" and err.value.status == 503
 
 
-def test_plain_http_only_for_loopback_or_insecure() -> None:
-    assert Transport("127.0.0.1:5000").scheme == "http"
-    assert Transport("localhost:5000").scheme == "http"
-    assert Transport("[::1]:5000").scheme == "http"
-    assert Transport("registry.example.com").scheme == "https"
-    assert Transport("10.0.0.5:5000").scheme == "https"
-    assert Transport("10.0.0.5:5000", insecure=True).scheme == "http"
+def test_https_first_plain_http_fallback_only_for_loopback_or_insecure() -> None:
+    for host in ("127.0.0.1:5000", "localhost:5000", "[::1]:5000", "registry.example.com", "10.0.0.5:5000"):
+        assert Transport(host).scheme == "https"
+    assert Transport("127.0.0.1:5000").may_fall_back and Transport("[::1]:5000").may_fall_back
+    assert not Transport("registry.example.com").may_fall_back and not Transport("10.0.0.5:5000").may_fall_back
+    assert Transport("10.0.0.5:5000", insecure=True).may_fall_back
+    assert Transport("10.0.0.5:5000", plain_only=True).scheme == "http"
     assert is_loopback("127.1.2.3") and not is_loopback("example.com")

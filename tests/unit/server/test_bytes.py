@@ -90,3 +90,20 @@ def test_a_trailing_unit_axis_is_fitted_to_the_model_in_v2_requests() -> None:
         coerce(TEXT, ["a", "b"], shape=[1, 2])
     with pytest.raises(ServeError, match="expected shape"):  # /predict rows keep their exact shape
         coerce(TEXT, [["a"], ["b"]])
+
+
+def test_binary_bytes_columns_of_a_table_get_the_category_check() -> None:
+    from tests.unit.server.test_tables import INPUTS, OUTPUTS, TABLE
+
+    tensors = [
+        ("age", "INT64", np.array([31], np.int64).tobytes()),
+        ("income", "FP64", np.array([1.5], np.float64).tobytes()),
+        ("city", "BYTES", _packed(b"oslo")),
+        ("plan", "BYTES", _packed(b"vip")),
+        ("member", "BOOL", np.array([True]).tobytes()),
+    ]
+    header = orjson.dumps(
+        {"inputs": [{"name": n, "datatype": d, "shape": [1], "parameters": {"binary_data_size": len(b)}} for n, d, b in tensors]}
+    )
+    with pytest.raises(ServeError, match="column 'plan'"):
+        decode_v2(header + b"".join(b for _, _, b in tensors), str(len(header)), INPUTS, OUTPUTS, TABLE)

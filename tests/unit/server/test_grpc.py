@@ -64,3 +64,11 @@ def test_two_input_models_still_want_their_names() -> None:
     a, b = Spec("a", "float32", (None, 4)), Spec("b", "float32", (None, 4))
     with pytest.raises(ServeError, match="unknown input 'input'"):
         decode_request(_request(), [a, b], OUT)
+
+
+def test_shapes_past_numpy_limits_are_422() -> None:
+    request = _request()
+    request.inputs[0].ClearField("shape")
+    request.inputs[0].shape.extend([1] * 70)  # numpy arrays have at most 64 dimensions
+    with pytest.raises(ServeError, match="dimensions"):
+        decode_request(request, [X], OUT)

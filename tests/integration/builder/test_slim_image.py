@@ -1,0 +1,218 @@
+"""What the size trims took out of the serving image, and proof that nothing it runs went with it.
+
+In a real container of the session's sklearn ONNX serving image and of the
+python-flavour image of the same model: every top-level
+module of its site-packages, every extension module and shared library there,
+every stdlib module the base still ships, and mlpack's serving code import;
+then the server starts and answers /predict and a V2 infer. On the image's
+files: no shared object keeps debug sections or a static symbol table the
+strip step can drop, no installer in the venv, and the base holds none of
+what mlpack.oci.base trims.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from mlpack.dockerfile import _stripelf as stripelf
+from mlpack.dockerfile.context import STRIP_PATHS
+from mlpack.oci.layercache import flatten
+from mlpack.oci.layout import Store
+from mlpack.settings import Settings
+
+pytestmark = [pytest.mark.build, pytest.mark.slow]
+
+IMPORT_ALL = r"""
+import ctypes, importlib, json, os, sys, sysconfig, traceback
+sp = sysconfig.get_path("purelib")
+failed, done = {}, []
+
+def attempt(name, fn):
+    try:
+        fn()
+        done.append(name)
+    except BaseException as exc:  # SystemExit too: a module that exits at import is a failure
+        failed[name] = f"{type(exc).__name__}: {exc}"
+
+def modules_in(directory, prefix=""):
+    for entry in sorted(os.listdir(directory)):
+        path = os.path.join(directory, entry)
+        if entry.endswith((".dist-info", ".egg-info", ".libs", ".pth")) or entry in ("__pycache__", "bin"):
+            continue
+        if os.path.isdir(path):
+            if not entry.isidentifier():
+                continue
+            if os.path.exists(os.path.join(path, "__init__.py")):
+                yield prefix + entry
+            else:  # a namespace package (google/): its packages
+                yield from modules_in(path, prefix + entry + ".")
+        elif entry.endswith(".py") and entry[:-3].isidentifier():
+            yield prefix + entry[:-3]
+        elif entry.endswith(".so") and entry.split(".")[0].isidentifier():
+            yield prefix + entry.split(".")[0]
+
+top = sorted(set(modules_in(sp)))
+for name in top:
+    attempt(name, lambda name=name: importlib.import_module(name))
+# every extension module by its dotted name, every other shared library through the loader
+for dirpath, dirs, files in os.walk(sp):
+    dirs.sort()
+    for f in sorted(files):
+        if ".so" not in f:
+            continue
+        path = os.path.join(dirpath, f)
+        rel = os.path.relpath(path, sp)
+        if f.endswith(".so") and (".cpython-" in f or ".abi3." in f):
+            dotted = os.path.dirname(rel).replace(os.sep, ".")
+            name = (dotted + "." if dotted else "") + f.split(".")[0]
+            attempt("ext:" + name, lambda name=name: importlib.import_module(name))
+        else:
+            attempt("lib:" + rel, lambda path=path: ctypes.CDLL(path))
+skip = {"antigravity", "this", "__main__", "idlelib", "turtledemo", "tkinter", "turtle", "_tkinter"}
+for name in sorted(sys.stdlib_module_names - skip):
+    attempt("std:" + name, lambda name=name: importlib.import_module(name))
+import pkgutil, mlpack.server
+for info in pkgutil.walk_packages(mlpack.server.__path__, "mlpack.server."):
+    attempt("mlpack:" + info.name, lambda name=info.name: importlib.import_module(name))
+print("MLPACK-IMPORTS " + json.dumps({"top": top, "done": len(done), "failed": failed}))
+"""
+
+# stdlib names Debian's python3 never ships in these packages (other platforms, or split off into
+# python3-gdbm, python3-tk, ...), and what mlpack.oci.base trims on purpose.
+NOT_IN_DEBIAN = {"_gdbm", "_msi", "_overlapped", "_scproxy", "_winapi", "msilib", "msvcrt", "nt", "winreg", "winsound"}
+TRIMMED = {"lib2to3", "pydoc_data"}
+# Extension modules that cannot be imported on their own in an untrimmed install either (checked
+# against the host's venv): scipy 1.17's pythran module imports a name from itself.
+UPSTREAM = {"ext:scipy.linalg._matfuncs_sqrtm_triu": "partially initialized module"}
+
+
+def _run_to_exit(image_ref: str, argv: list[str], settings: Settings) -> str:
+    from mlpack.runtime import run
+
+    container = run(image_ref, entrypoint=argv[:1], command=argv[1:], ports=(), settings=settings,
+                    name=f"slim-imports-{os.getpid()}", detach=True)
+    try:
+        code = container.wait(timeout=600)
+        logs = container.logs()
+        assert code == 0, f"exit status {code}: {logs[-3000:]}"
+        return logs
+    finally:
+        container.remove(force=True)
+
+
+def test_every_module_of_the_image_imports(serving_image, run_settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    logs = _run_to_exit(serving_image.ref, ["/opt/venv/bin/python", "-c", IMPORT_ALL], run_settings)
+    [line] = [l for l in logs.splitlines() if l.startswith("MLPACK-IMPORTS ")]
+    report = json.loads(line.split(" ", 1)[1])
+    # the serving stack is there (so the walk really looked at site-packages)
+    assert {"numpy", "onnxruntime", "uvloop", "starlette", "uvicorn", "yaml"} <= set(report["top"]), report["top"]
+    assert report["done"] > 300
+    unexpected = {name: why for name, why in report["failed"].items()
+                  if not (name.startswith("std:") and name[4:] in NOT_IN_DEBIAN | TRIMMED)
+                  and not _optional_dependency(name, why, report["top"])}
+    assert unexpected == {}
+    assert {f"std:{name}" for name in TRIMMED} <= set(report["failed"]), "the trims are not in this image"
+
+
+def _optional_dependency(name: str, why: str, installed: list[str]) -> bool:
+    """A module of mlpack's serving code that needs a package this image does not install (the gRPC
+    transport without grpcio): not a trim's doing."""
+    prefix = "ModuleNotFoundError: No module named '"
+    if not (name.startswith("mlpack:") and why.startswith(prefix)):
+        return False
+    missing = why[len(prefix):].rstrip("'").split(".")[0]
+    return not any(top.split(".")[0] == missing for top in installed)
+
+
+@pytest.fixture(scope="module")
+def python_serving_image(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                         run_settings: Settings):  # type: ignore[no-untyped-def]
+    """The python-flavour image of the same model (scikit-learn and scipy in its venv), built by mlpack."""
+    if os.geteuid() != 0:
+        pytest.skip("building a serving image needs root (RUN steps run in a sandbox)")
+    bundle = request.getfixturevalue("sklearn_python_bundle")
+    request.getfixturevalue("python_base_image")
+    from mlpack.builder import build
+    from mlpack.dockerfile import RenderOptions, render
+
+    ctx = render(bundle, RenderOptions(base="local"), out_dir=tmp_path_factory.mktemp("python-context") / "ctx")
+    return build(ctx, tag="localhost/mlpack-test/sklearn-python-serving:1", settings=run_settings)
+
+
+def test_every_module_of_the_python_flavour_image_imports(python_serving_image,  # type: ignore[no-untyped-def]
+                                                          run_settings: Settings) -> None:
+    logs = _run_to_exit(python_serving_image.ref, ["/opt/venv/bin/python", "-c", IMPORT_ALL], run_settings)
+    [line] = [l for l in logs.splitlines() if l.startswith("MLPACK-IMPORTS ")]
+    report = json.loads(line.split(" ", 1)[1])
+    assert {"sklearn", "scipy", "joblib", "numpy"} <= set(report["top"]), report["top"]
+    # The renderer's numpy/f2py strip (which scipy imports) is being undone on the pyflavour
+    # branch; until then its failures are the only ones let through, and only while it strips it.
+    f2py_stripped = "numpy/f2py" in STRIP_PATHS
+    unexpected = {name: why for name, why in report["failed"].items()
+                  if not (name.startswith("std:") and name[4:] in NOT_IN_DEBIAN | TRIMMED)
+                  and not _optional_dependency(name, why, report["top"])
+                  and not (f2py_stripped and "No module named 'numpy.f2py'" in why)
+                  and not (name in UPSTREAM and UPSTREAM[name] in why)}
+    assert unexpected == {}
+    assert report["done"] > 300
+
+
+def test_what_the_trims_took_out(serving_image, run_settings: Settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root = flatten(Store(run_settings.store_dir), serving_image, tmp_path / "root")
+    sp = next((root / "opt" / "venv" / "lib").glob("python3.*/site-packages"))
+    shared = [p for p in sp.rglob("*.so*") if p.is_file() and not p.is_symlink()]
+    assert len(shared) > 20
+    leftover = [str(p.relative_to(sp)) for p in shared if stripelf.strip_bytes(p.read_bytes()) is not None]
+    assert leftover == [], leftover
+    uvloop = next((sp / "uvloop").glob("loop.*.so"))
+    assert uvloop.stat().st_size < 4e6, "uvloop's 13 MB of debug info should be gone"
+    assert not (sp / "pip").exists() and not list(sp.glob("pip-*.dist-info"))
+    usr = root / "usr"
+    assert not (usr / "bin" / "perl").exists() and not list(usr.glob("lib/*/perl-base"))
+    assert not list(usr.glob("lib/*/gconv/*.so"))
+    py = next(usr.glob("lib/python3.*"))
+    assert not list((py / "lib2to3").rglob("*.py")) and not list((py / "test").rglob("*.py"))
+    assert (py / "encodings" / "utf_8.py").exists() and (py / "ensurepip").is_dir()
+
+
+def test_the_trimmed_image_serves(serving_image, run_settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    from mlpack.runtime import run
+
+    container = run(serving_image.ref, settings=run_settings, name=f"slim-serving-{os.getpid()}")
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{container.url}/v2/health/ready", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or not container.running:
+                pytest.fail(f"server never became ready; logs:\n{container.logs(tail=50)}")
+            time.sleep(0.2)
+        rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
+        answer = _post(f"{container.url}/predict", {"inputs": rows})
+        assert answer, answer
+        model = serving_image.config["config"]["Labels"]["io.mlpack.model.name"]
+        with urllib.request.urlopen(f"{container.url}/v2/models/{model}", timeout=10) as resp:
+            meta = json.loads(resp.read())
+        name, inp = meta["name"], meta["inputs"][0]
+        infer = _post(f"{container.url}/v2/models/{name}/infer", {"inputs": [
+            {"name": inp["name"], "shape": [2, 4], "datatype": inp["datatype"], "data": sum(rows, [])}]})
+        assert infer["outputs"] and infer["model_name"] == name
+    finally:
+        container.remove(force=True)
+
+
+def _post(url: str, body: dict) -> dict:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 200
+        return json.loads(resp.read())
