@@ -78,6 +78,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.check:
         return _check(args)
+    from mlpack.runtime.rootless import cgroup_parent
+
+    cgroup_parent(Limits(memory=args.memory, pids=args.pids_limit, cpus=args.cpus))  # asked, so enforceable
     base = default_run_limits()
     limits = Limits(memory=args.memory if args.memory is not None else base.memory,
                     pids=args.pids_limit if args.pids_limit is not None else base.pids, cpus=args.cpus)

@@ -38,6 +38,9 @@ def _info(args: argparse.Namespace, settings: Settings) -> int:
         from mlpack.runtime import host_info
 
         info.update(host_info(settings))
+        from mlpack.cli.system import rootless_info
+
+        info.update(rootless_info())
     except ImportError:  # runtime stage not installed in this environment
         pass
     if args.format == "json":

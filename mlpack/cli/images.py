@@ -78,6 +78,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--build-cache", action="store_true",
                    help="also drop the build cache and RUN cache mounts (the next build is cold)")
     p.set_defaults(handler=_prune)
+    from mlpack.cli.system import register_system
+
+    register_system(system)
 
 
 def _compression_flag(p: argparse.ArgumentParser) -> None:

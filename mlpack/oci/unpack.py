@@ -341,7 +341,10 @@ class _Applier:
                 return
             try:
                 if self.opt.whiteouts == "overlay":
-                    os.setxattr(pfd, "trusted.overlay.opaque", b"y")
+                    try:
+                        os.setxattr(pfd, "trusted.overlay.opaque", b"y")
+                    except PermissionError:  # in a user namespace: what overlay's userxattr mode reads
+                        os.setxattr(pfd, "user.overlay.opaque", b"y")
                 else:
                     for child in os.listdir(pfd):
                         if tuple(parent + [child]) not in self.created:

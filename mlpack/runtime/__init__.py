@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from mlpack.runtime.rootless import delegated
 from mlpack.settings import Settings
 from mlpack.types import Limits
 
@@ -50,6 +51,7 @@ __all__ = [
 ]
 
 
+@delegated  # an ordinary user's container is made in its user namespace
 def run(
     image: Any,
     *,

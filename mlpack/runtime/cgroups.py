@@ -43,7 +43,9 @@ def cgroup_dirs(cgroups_path: str, root: Path = CGROUP_ROOT) -> list[Path]:
     if cgroup_mode(root) == "v2":
         cands = [root / rel]
     else:
-        cands = [root / c / rel for c in _V1_CONTROLLERS]
+        # a unified/ without cgroup.controllers is rootless crun's tmpfs cover: its dirs are no cgroups
+        unified = (root / "unified" / "cgroup.controllers").exists()
+        cands = [root / c / rel for c in _V1_CONTROLLERS if c != "unified" or unified]
     return [p for p in cands if p.is_dir()]
 
 
@@ -77,17 +79,21 @@ def _keyed(path: Path) -> dict[str, int]:
 
 
 def oom_kills(cgroups_path: str, root: Path = CGROUP_ROOT) -> int:
-    """How many processes the kernel OOM-killed in this cgroup (0 when gone)."""
+    """How many processes the kernel OOM-killed in this cgroup (0 when gone, or when it has none)."""
     rel = _rel(cgroups_path)
+    if not rel:  # a rootless container without a cgroup: the root's counters are the host's
+        return 0
     if cgroup_mode(root) == "v2":
         return _keyed(root / rel / "memory.events").get("oom_kill", 0)
     return _keyed(root / "memory" / rel / "memory.oom_control").get("oom_kill", 0)
 
 
 def read_stats(cgroups_path: str, root: Path = CGROUP_ROOT) -> CgroupStats:
-    """CPU time, memory use and limit, pids from the container's cgroup."""
+    """CPU time, memory use and limit, pids from the container's cgroup (all None when it has none)."""
     rel = _rel(cgroups_path)
     now = time.monotonic()
+    if not rel:  # never the host's own counters
+        return CgroupStats(None, None, None, None, None, 0, now)
     if cgroup_mode(root) == "v2":
         base = root / rel
         usec = _keyed(base / "cpu.stat").get("usage_usec")

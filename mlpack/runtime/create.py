@@ -23,9 +23,11 @@ from typing import Any, Iterator
 
 from mlpack.errors import ContainerNotFound, RunError
 from mlpack.runtime.cdi import gpu_device_names, resolve_devices, spec_dirs
-from mlpack.runtime.host import CGROUP_PARENT, select_runtime
+from mlpack.runtime.host import select_runtime
+from mlpack.runtime.idmap import in_user_namespace
 from mlpack.runtime.mounts import mount_overlay
 from mlpack.runtime.netns import bind_listeners, create_netns
+from mlpack.runtime.rootless import adapt_config, cgroup_parent
 from mlpack.runtime.options import PortMapping, RunOptions, parse_healthcheck
 from mlpack.runtime.spec import (
     ContainerSpec, ProcessSpec, build_config, merge_env, normalize_caps, process_args, resolve_user,
@@ -132,7 +134,8 @@ def create_container(src: ImageSource, limits: Limits, options: RunOptions, sett
         listeners = bind_listeners(need_forward)
         published = [m for m, _ in listeners] + [p for p in ports if p not in need_forward]
         check = None if options.no_healthcheck else (options.healthcheck or parse_healthcheck(cfg.get("Healthcheck")))
-        cgroups_path = f"/{CGROUP_PARENT}/{cid}"
+        parent = cgroup_parent(limits)  # rootless: the delegated subtree, or an error naming the fix
+        cgroups_path = f"/{parent}/{cid}" if parent else ""
         spec = ContainerSpec(
             rootfs=rootfs,
             process=ProcessSpec(args=args, env=env, cwd=options.workdir or cfg.get("WorkingDir") or "/",
@@ -150,13 +153,14 @@ def create_container(src: ImageSource, limits: Limits, options: RunOptions, sett
             hooks=edits.hooks,
             annotations={"org.opencontainers.image.ref.name": src.ref or "", "mlpack.container.name": name},
         )
-        write_json(cdir / "config.json", build_config(spec))
+        write_json(cdir / "config.json", adapt_config(build_config(spec)))
         record.update(
             image=src.ref, image_digest=src.digest, created=_now(), args=list(args), env=list(env),
             user=f"{uid}:{gid}", limits=asdict(limits), ports=[asdict(m) for m in published],
             listen_ports=[asdict(m) for m, _ in listeners], exposed=_exposed(cfg),
             network=options.network, netns=str(netns) if netns else None, cgroups_path=cgroups_path,
-            runtime={"name": rt.name, "path": rt.path, "root": str(rt.root), "mode": rt.mode},
+            runtime={"name": rt.name, "path": rt.path, "root": str(rt.root), "mode": rt.mode,
+                     "holder": str(cdir) if in_user_namespace() else None},
             restart=asdict(options.restart), auto_remove=options.auto_remove,
             healthcheck=check.to_json() if check else None, read_only=not options.read_write,
             capabilities=list(normalize_caps(options.cap_add)), devices=edits.names,

@@ -17,6 +17,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from mlpack.errors import RunError
+from mlpack.runtime.idmap import in_user_namespace
+from mlpack.runtime.rootless import enter_argv, is_rootless
 from mlpack.settings import Settings
 
 __all__ = ["cgroup_mode", "Runtime", "select_runtime", "host_info", "CGROUP_ROOT"]
@@ -48,17 +50,19 @@ class Runtime:
     path: str
     root: Path  # the runtime's state directory (--root), private to mlpack's home
     mode: str  # cgroup mode
+    holder: str | None = None  # rootless: the container dir whose namespaces calls enter
 
     @property
     def needs_hybrid_wrapper(self) -> bool:
-        return self.name == "crun" and self.mode == "hybrid"
+        # inside a user namespace the cgroup2 is covered instead (rootless.cover_unified)
+        return self.name == "crun" and self.mode == "hybrid" and not in_user_namespace()
 
     def argv(self, *args: str) -> list[str]:
         """The full command line for ``<runtime> --root R args...``."""
         base = [self.path, "--root", str(self.root), *args]
         if self.needs_hybrid_wrapper:
-            return ["unshare", "--mount", "--propagation", "private", "sh", "-c", _CRUN_HYBRID, *base]
-        return base
+            base = ["unshare", "--mount", "--propagation", "private", "sh", "-c", _CRUN_HYBRID, *base]
+        return enter_argv(self.holder) + base if is_rootless() else base
 
     def call(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
         """Run one short runtime command (state, kill, delete) and capture its output."""
@@ -94,7 +98,10 @@ def _find(name: str) -> str | None:
 
 @lru_cache(maxsize=8)
 def _select(choice: str | None, home: str, mode: str) -> Runtime:
-    candidates = [choice] if choice else ["crun", "runc"]
+    # crun 1.8 on a hybrid host needs the cgroup2 hidden, which a user namespace can only
+    # paper over (rootless.cover_unified): there runc, which copes, comes first.
+    rootless = is_rootless() or in_user_namespace()
+    candidates = [choice] if choice else ["runc", "crun"] if rootless and mode == "hybrid" else ["crun", "runc"]
     for cand in candidates:
         path = _find(cand)
         if path is None:

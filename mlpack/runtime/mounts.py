@@ -11,6 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from mlpack.errors import RunError
+from mlpack.runtime.idmap import in_user_namespace
 
 __all__ = ["mount_overlay", "umount", "is_mountpoint", "mounts_under", "libc"]
 
@@ -47,7 +48,9 @@ def mount_overlay(lowerdirs: Sequence[os.PathLike | str], upperdir: Path, workdi
         if ":" in p or "," in p:
             raise RunError(f"layer path {p!r} contains ':' or ',' which overlayfs cannot take",
                            hint="move mlpack's home (MLPACK_HOME) to a plain path")
-    options = f"lowerdir={':'.join(lowers)},upperdir={upperdir},workdir={workdir}"
+    # In a user namespace trusted.* xattrs are out of reach: overlay keeps its marks in user.*.
+    extra = ",userxattr" if in_user_namespace() else ""
+    options = f"lowerdir={':'.join(lowers)},upperdir={upperdir},workdir={workdir}{extra}"
     try:
         if len(options) <= _MAX_OPTIONS:
             _mount("overlay", str(target), "overlay", 0, options)
@@ -59,7 +62,7 @@ def mount_overlay(lowerdirs: Sequence[os.PathLike | str], upperdir: Path, workdi
             if not link.is_symlink():
                 link.symlink_to(p)
         short = ":".join(str(i) for i in range(len(lowers)))
-        options = f"lowerdir={short},upperdir={upperdir},workdir={workdir}"
+        options = f"lowerdir={short},upperdir={upperdir},workdir={workdir}{extra}"
         if len(options) > _MAX_OPTIONS:
             raise RunError(f"too many layers for one overlay mount ({len(lowers)})",
                            hint="squash the image into fewer layers")

@@ -42,10 +42,11 @@ from pathlib import Path
 from mlpack.errors import RunError
 from mlpack.runtime import sandboxreap
 from mlpack.runtime.cgroups import remove_cgroup
-from mlpack.runtime.host import CGROUP_PARENT, select_runtime
+from mlpack.runtime.host import select_runtime
 from mlpack.runtime.inroot import resolve_in_root
 from mlpack.runtime.mounts import mount_overlay, mounts_under, umount
 from mlpack.runtime.netns import create_netns, delete_netns
+from mlpack.runtime.rootless import adapt_config, cgroup_parent
 from mlpack.runtime.uplink import Uplink, start_uplink
 from mlpack.runtime.spec import (
     DOCKER_DEFAULT_CAPS, ContainerSpec, Mount, ProcessSpec, build_config, merge_env, normalize_caps,
@@ -151,7 +152,8 @@ def run_sandbox(
     rootfs = base / "rootfs"
     own_workdir = spec.workdir is None
     workdir = Path(spec.workdir) if spec.workdir else upper.parent / f".{upper.name}.work-{sid}"
-    cgroups_path = f"/{CGROUP_PARENT}/{sid}"
+    parent = cgroup_parent(spec.limits, strict=False)  # rootless: delegated, or none
+    cgroups_path = f"/{parent}/{sid}" if parent else ""
     started = time.monotonic()
     created = False
     timed_out = threading.Event()
@@ -203,7 +205,7 @@ def run_sandbox(
             cgroups_path=cgroups_path,
             tmpfs_tmp=False,  # a RUN step's /tmp is part of the root (docker build semantics)
         )
-        (base / "config.json").write_text(json.dumps(build_config(cspec)))
+        (base / "config.json").write_text(json.dumps(adapt_config(build_config(cspec))))
         rt.root.mkdir(parents=True, exist_ok=True)
         proc = subprocess.Popen(
             rt.argv("run", "--bundle", str(base), sid),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ from mlpack.runtime.cgroups import remove_cgroup
 from mlpack.runtime.host import Runtime
 from mlpack.runtime.mounts import mounts_under, umount
 from mlpack.runtime.netns import delete_netns
+from mlpack.runtime.rootless import rmtree
 
 __all__ = ["runtime_of", "release_container", "remove_container_dir"]
 
@@ -17,7 +17,7 @@ __all__ = ["runtime_of", "release_container", "remove_container_dir"]
 def runtime_of(record: dict[str, Any]) -> Runtime:
     """The runtime a container was created with (a later MLPACK_RUNTIME must not matter)."""
     r = record["runtime"]
-    return Runtime(name=r["name"], path=r["path"], root=Path(r["root"]), mode=r["mode"])
+    return Runtime(name=r["name"], path=r["path"], root=Path(r["root"]), mode=r["mode"], holder=r.get("holder"))
 
 
 def release_container(record: dict[str, Any]) -> None:
@@ -36,4 +36,4 @@ def remove_container_dir(cdir: Path, record: dict[str, Any]) -> None:
             delete_netns(Path(point))
         else:
             umount(point)
-    shutil.rmtree(cdir, ignore_errors=True)
+    rmtree(cdir)  # as an ordinary user, files of subordinate ids too
