@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpack.builder import copying, runstep
+from mlpack.builder.buildenv import BuildEnv
 from mlpack.builder.cache import chain_key, virtual_layer
 from mlpack.builder.changeset import from_upperdir
 from mlpack.builder.events import StepOutput
@@ -29,150 +30,152 @@ from mlpack.builder.state import StageState
 from mlpack.errors import BuildError, MlpackError
 from mlpack.oci.layout import Layer
 
-__all__ = ["RunSteps"]
+__all__ = ["run"]
 
 
-class RunSteps:
-    """``_do_run`` mixed into :class:`~mlpack.builder.executor.Executor`."""
+def run(build: BuildEnv, state: StageState, cmd: RunCommand) -> None:
+    """RUN: the command in a sandbox over the stage's layers; its upper directory becomes the layer."""
+    # flags come parsed and validated (mlpack.builder.instructions); mounts expand here
+    instr = cmd.node
+    expander = state.expander(build.escape)
+    mounts = runstep.parse_mounts(instr, list(cmd.mounts), expander)
+    network = runstep.parse_network(instr, [cmd.network] if cmd.network else None, build.opts.network)
+    argv = cmd.argv(state.shell)
+    env = dict(state.cfg.env)
+    for name, value in state.args.items():
+        env.setdefault(name, value)
+    user = state.cfg.config.get("User") or ""
+    cwd = state.cfg.config.get("WorkingDir") or "/"
+    mount_keys: list[object] = []
+    for m in mounts:
+        part = m.key()
+        if m.type == "bind":
+            if m.from_:
+                part.append(build.from_source(instr, m.from_)[1])
+            else:
+                part.append(_context_digest(build, instr, m.source))
+        mount_keys.append(part)
+    # proxy args and secrets are consumed but never keyed (they do not change the result)
+    keyed_env = sorted((k, v) for k, v in env.items() if k not in PROXY_ARGS)
+    key = chain_key(state.key, "RUN", argv, keyed_env, user, cwd, network, mount_keys)
+    created_by = instr.original if not instr.heredocs else instr.original + "\n" + "".join(
+        d.content + d.name + "\n" for d in instr.heredocs).rstrip("\n")
+    build.fs_step(state, key, created_by,
+                  lambda: _execute_run(build, state, instr, key, argv, env, user, cwd, network, mounts))
 
-    def _do_run(self, state: StageState, cmd: RunCommand) -> None:
-        # flags come parsed and validated (mlpack.builder.instructions); mounts expand here
-        instr = cmd.node
-        expander = state.expander(self.df.escape)
-        mounts = runstep.parse_mounts(instr, list(cmd.mounts), expander)
-        network = runstep.parse_network(instr, [cmd.network] if cmd.network else None, self.opts.network)
-        argv = cmd.argv(state.shell)
-        env = dict(state.cfg.env)
-        for name, value in state.args.items():
-            env.setdefault(name, value)
-        user = state.cfg.config.get("User") or ""
-        cwd = state.cfg.config.get("WorkingDir") or "/"
-        mount_keys: list[object] = []
-        for m in mounts:
-            part = m.key()
-            if m.type == "bind":
-                if m.from_:
-                    part.append(self._from_source(instr, m.from_)[1])
-                else:
-                    part.append(self._context_digest(instr, m.source))
-            mount_keys.append(part)
-        # proxy args and secrets are consumed but never keyed (they do not change the result)
-        keyed_env = sorted((k, v) for k, v in env.items() if k not in PROXY_ARGS)
-        key = chain_key(state.key, "RUN", argv, keyed_env, user, cwd, network, mount_keys)
-        created_by = instr.original if not instr.heredocs else instr.original + "\n" + "".join(
-            d.content + d.name + "\n" for d in instr.heredocs).rstrip("\n")
-        self._fs_step(state, instr, key, created_by,
-                      lambda: self._execute_run(state, instr, key, argv, env, user, cwd, network, mounts))
 
-    def _context_digest(self, instr: Instruction, source: str) -> str:
-        rel = self.ctx.normalize(source or ".")
-        if not self.ctx.exists(rel):
-            raise instr.error(f"--mount source {source!r} is not in the build context")
-        found = copying.resolve_sources(
-            copying.CopyRequest(instr=instr, sources=[rel or "."], dest="/", chown=None, chmod=None,
-                                is_add=False, keep_owner=False), self.ctx, None, {})
-        return chain_key("", copying.key_parts(found, self.ctx.hashes.digest))
+def _context_digest(build: BuildEnv, instr: Instruction, source: str) -> str:
+    rel = build.ctx.normalize(source or ".")
+    if not build.ctx.exists(rel):
+        raise instr.error(f"--mount source {source!r} is not in the build context")
+    found = copying.resolve_sources(
+        copying.CopyRequest(instr=instr, sources=[rel or "."], dest="/", chown=None, chmod=None,
+                            is_add=False, keep_owner=False), build.ctx, None, {})
+    return chain_key("", copying.key_parts(found, build.ctx.hashes.digest))
 
-    def _host_ca_bundle(self) -> Path:
-        """The host's CA bundle, plus ``Settings.extra_ca_files`` when there are any
-        (joined once per build in the scratch dir, which the build removes)."""
-        host = Path(runstep.DEFAULT_CA_BUNDLE)
-        extra = [Path(p) for p in self.settings.extra_ca_files if Path(p).is_file()]
-        if not extra:
-            return host
-        joined = self.scratch / f"ca-bundle-{os.getpid()}.pem"
-        if not joined.exists():
-            parts = [host.read_bytes()] if host.is_file() else []
-            parts += [p.read_bytes() for p in extra]
-            joined.write_bytes(b"\n".join(parts))
-            self._cleanup.append(joined)
-        return joined
 
-    def _secret_file(self, instr: Instruction, mount: runstep.MountSpec) -> Path | None:
-        path = self.opts.secrets.get(mount.id)
-        if path is None and mount.id == "ca-bundle":
-            path = self._host_ca_bundle()
-        if path is None or not Path(path).is_file():
-            if mount.required:
-                raise instr.error(f"secret {mount.id!r} is required but was not given",
-                                  hint=f"pass --secret id={mount.id},src=FILE")
-            return None
-        return Path(path)
+def _host_ca_bundle(build: BuildEnv) -> Path:
+    """The host's CA bundle, plus ``Settings.extra_ca_files`` when there are any
+    (joined once per build in the scratch dir, which the build removes)."""
+    host = Path(runstep.DEFAULT_CA_BUNDLE)
+    extra = [Path(p) for p in build.settings.extra_ca_files if Path(p).is_file()]
+    if not extra:
+        return host
+    joined = build.scratch / f"ca-bundle-{os.getpid()}.pem"
+    if not joined.exists():
+        parts = [host.read_bytes()] if host.is_file() else []
+        parts += [p.read_bytes() for p in extra]
+        joined.write_bytes(b"\n".join(parts))
+        build.cleanup.append(joined)
+    return joined
 
-    def _execute_run(self, state: StageState, instr: Instruction, key: str, argv: list[str], env: dict[str, str],
-                     user: str, cwd: str, network: str, mounts: list[runstep.MountSpec]) -> Layer | None:
-        from mlpack.runtime.sandbox import Mount, OverlayBind, SandboxSpec, run_sandbox
 
-        lowers = self.dirs.lowers(state.layers)
-        view = RootView(state.layers, self.dirs)
-        upper = Path(tempfile.mkdtemp(dir=self.scratch, prefix="upper-"))
-        os.chmod(upper, 0o755)  # the upper root is the container's "/": a USER must traverse it
-        try:
-            with contextlib.ExitStack() as stack:
-                oci_mounts: list[Any] = []
-                binds: list[OverlayBind] = []
-                targets = list(runstep.RUNTIME_MOUNTPOINTS)
-                for m in mounts:
-                    targets.append(m.target)
-                    if m.type == "cache":
-                        if m.from_ or m.source:
-                            raise instr.error("cache mounts with from=/source= are not supported")
-                        oci_mounts.append(Mount.bind(runstep.cache_mount_dir(self.settings.cache_dir, m), m.target,
-                                                     readonly=m.readonly))
-                        if m.sharing == "locked":
-                            lock = self.settings.cache_dir / "mounts" / (m.id.replace("/", "_") + ".lock")
-                            stack.enter_context(_flock(lock))
-                    elif m.type == "secret":
-                        src = self._secret_file(instr, m)
-                        if src is not None:
-                            oci_mounts.append(Mount.bind(src, m.target, readonly=True))
-                    elif m.type == "tmpfs":
-                        oci_mounts.append(Mount.tmpfs(m.target, size=m.size))
-                    else:  # bind: an overlay over the source tree, writes thrown away with the step
-                        if m.from_:
-                            src_layers, _ = self._from_source(instr, m.from_)
-                            lower_dirs, hidden = self.dirs.lowers(src_layers), []
-                        else:
-                            lower_dirs, hidden = [self.ctx.root], self.ctx.ignored_paths()
-                        rel = os.path.normpath("/" + (m.source or "/")).lstrip("/")
-                        binds.append(OverlayBind(lowerdirs=lower_dirs, target=m.target, subpath=rel,
-                                                 readonly=m.readonly, hidden=hidden))
-                if not view.is_dir(cwd):
-                    # the WORKDIR the lowers lack, made in the (fresh, symlink-free) upper at the
-                    # path its symlinks lead to inside the image
-                    (upper / (view.resolve(cwd) or cwd.strip("/"))).mkdir(parents=True, exist_ok=True)
-                spec = SandboxSpec(lowerdirs=lowers, upperdir=upper, args=argv, env=env, cwd=cwd,
-                                   user=user or None, mounts=oci_mounts, overlay_binds=binds, network=network,
-                                   limits=self.opts.limits)
-                try:
-                    result = run_sandbox(spec, settings=self.settings)
-                except MlpackError as exc:
-                    raise instr.error(f"cannot run the step: {exc.message}", hint=exc.hint) from exc
-            self._emit(StepOutput(self.step, result.output, state.stage.label))
-            if result.exit_code != 0:
-                tail = "\n".join(result.output.rstrip("\n").splitlines()[-30:])
-                raise BuildError(
-                    f"{instr.file}:{instr.line}: RUN failed with exit code {result.exit_code}: "
-                    f"{instr.original}\n{tail}",
-                    hint="fix the command; the store was not changed",
-                    file=instr.file, line=instr.line, instruction=instr.original, step=self.step,
-                    exit_code=result.exit_code, output=result.output,
-                )
-            runstep.remove_mountpoints(upper, targets, lambda rel: view.lstat(rel) is not None)
-            if state.stage.index != self.plan.target.index:
-                # an intermediate stage: its upper dir is all later steps need
-                if not any(os.scandir(upper)):
-                    return None
-                layer = virtual_layer(key)
-                self.dirs.adopt_virtual(layer, upper)
-                return layer
-            entries = from_upperdir(upper, list(reversed(lowers)))
-            layer = self._write(entries)
-            if layer is not None:
-                self.dirs.adopt(layer.diff_id, upper)
+def _secret_file(build: BuildEnv, instr: Instruction, mount: runstep.MountSpec) -> Path | None:
+    path = build.opts.secrets.get(mount.id)
+    if path is None and mount.id == "ca-bundle":
+        path = _host_ca_bundle(build)
+    if path is None or not Path(path).is_file():
+        if mount.required:
+            raise instr.error(f"secret {mount.id!r} is required but was not given",
+                              hint=f"pass --secret id={mount.id},src=FILE")
+        return None
+    return Path(path)
+
+
+def _execute_run(build: BuildEnv, state: StageState, instr: Instruction, key: str, argv: list[str], env: dict[str, str],
+                 user: str, cwd: str, network: str, mounts: list[runstep.MountSpec]) -> Layer | None:
+    from mlpack.runtime.sandbox import Mount, OverlayBind, SandboxSpec, run_sandbox
+
+    lowers = build.dirs.lowers(state.layers)
+    view = RootView(state.layers, build.dirs)
+    upper = Path(tempfile.mkdtemp(dir=build.scratch, prefix="upper-"))
+    os.chmod(upper, 0o755)  # the upper root is the container's "/": a USER must traverse it
+    try:
+        with contextlib.ExitStack() as stack:
+            oci_mounts: list[Any] = []
+            binds: list[OverlayBind] = []
+            targets = list(runstep.RUNTIME_MOUNTPOINTS)
+            for m in mounts:
+                targets.append(m.target)
+                if m.type == "cache":
+                    if m.from_ or m.source:
+                        raise instr.error("cache mounts with from=/source= are not supported")
+                    oci_mounts.append(Mount.bind(runstep.cache_mount_dir(build.settings.cache_dir, m), m.target,
+                                                 readonly=m.readonly))
+                    if m.sharing == "locked":
+                        lock = build.settings.cache_dir / "mounts" / (m.id.replace("/", "_") + ".lock")
+                        stack.enter_context(_flock(lock))
+                elif m.type == "secret":
+                    src = _secret_file(build, instr, m)
+                    if src is not None:
+                        oci_mounts.append(Mount.bind(src, m.target, readonly=True))
+                elif m.type == "tmpfs":
+                    oci_mounts.append(Mount.tmpfs(m.target, size=m.size))
+                else:  # bind: an overlay over the source tree, writes thrown away with the step
+                    if m.from_:
+                        src_layers, _ = build.from_source(instr, m.from_)
+                        lower_dirs, hidden = build.dirs.lowers(src_layers), []
+                    else:
+                        lower_dirs, hidden = [build.ctx.root], build.ctx.ignored_paths()
+                    rel = os.path.normpath("/" + (m.source or "/")).lstrip("/")
+                    binds.append(OverlayBind(lowerdirs=lower_dirs, target=m.target, subpath=rel,
+                                             readonly=m.readonly, hidden=hidden))
+            if not view.is_dir(cwd):
+                # the WORKDIR the lowers lack, made in the (fresh, symlink-free) upper at the
+                # path its symlinks lead to inside the image
+                (upper / (view.resolve(cwd) or cwd.strip("/"))).mkdir(parents=True, exist_ok=True)
+            spec = SandboxSpec(lowerdirs=lowers, upperdir=upper, args=argv, env=env, cwd=cwd,
+                               user=user or None, mounts=oci_mounts, overlay_binds=binds, network=network,
+                               limits=build.opts.limits)
+            try:
+                result = run_sandbox(spec, settings=build.settings)
+            except MlpackError as exc:
+                raise instr.error(f"cannot run the step: {exc.message}", hint=exc.hint) from exc
+        build.emit(StepOutput(build.position.step, result.output, state.stage.label))
+        if result.exit_code != 0:
+            tail = "\n".join(result.output.rstrip("\n").splitlines()[-30:])
+            raise BuildError(
+                f"{instr.file}:{instr.line}: RUN failed with exit code {result.exit_code}: "
+                f"{instr.original}\n{tail}",
+                hint="fix the command; the store was not changed",
+                file=instr.file, line=instr.line, instruction=instr.original, step=build.position.step,
+                exit_code=result.exit_code, output=result.output,
+            )
+        runstep.remove_mountpoints(upper, targets, lambda rel: view.lstat(rel) is not None)
+        if state.stage.index != build.plan.target.index:
+            # an intermediate stage: its upper dir is all later steps need
+            if not any(os.scandir(upper)):
+                return None
+            layer = virtual_layer(key)
+            build.dirs.adopt_virtual(layer, upper)
             return layer
-        finally:
-            shutil.rmtree(upper, ignore_errors=True)
+        entries = from_upperdir(upper, list(reversed(lowers)))
+        layer = build.write(entries)
+        if layer is not None:
+            build.dirs.adopt(layer.diff_id, upper)
+        return layer
+    finally:
+        shutil.rmtree(upper, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ from pathlib import Path
 from mlpack.builder.parser import Instruction
 from mlpack.builder.shell import Expander
 
-__all__ = ["MountSpec", "parse_mounts", "parse_network", "run_argv", "remove_mountpoints",
+__all__ = ["MountSpec", "parse_mounts", "parse_network", "remove_mountpoints",
            "DEFAULT_CA_BUNDLE", "cache_mount_dir", "NETWORKS"]
 
 DEFAULT_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -130,32 +130,6 @@ def parse_network(instr: Instruction, values: list[str] | None, build_default: s
     if value not in NETWORKS:
         raise instr.error(f"--network={value} is not supported", hint="use default, host or none")
     return build_default if value == "default" else value
-
-
-def run_argv(instr: Instruction, shell: list[str], expander: Expander) -> list[str]:
-    """The argv of a RUN: exec form as is, shell form through SHELL, heredocs as scripts."""
-    if instr.json is not None:
-        if not instr.json:
-            raise instr.error("RUN [] has no command")
-        return list(instr.json)
-    if instr.heredocs:
-        doc = instr.heredocs[0]
-        body = doc.content  # the shell expands variables in a RUN heredoc, not the front end
-        if len(instr.heredocs) == 1 and instr.args.strip() in (f"<<{doc.name}", f"<<-{doc.name}",
-                                                               f"<<\"{doc.name}\"", f"<<'{doc.name}'",
-                                                               f"<<-\"{doc.name}\"", f"<<-'{doc.name}'"):
-            if body.startswith("#!"):
-                # a script with its own interpreter: run it through that interpreter
-                first = body.splitlines()[0][2:].strip().split()
-                return first + ["-c", body] if first and first[0].endswith("sh") else shell + [body]
-            return shell + [body]
-        script = instr.args
-        for doc in instr.heredocs:
-            script += f"\n{doc.content}{doc.name}"
-        return shell + [script]
-    if not instr.args.strip():
-        raise instr.error("RUN has no command")
-    return shell + [instr.args]
 
 
 def cache_mount_dir(cache_dir: Path, mount: MountSpec) -> Path:
