@@ -15,15 +15,21 @@ PICKLE_PROTOCOL = 5
 
 
 class _RecordingUnpickler(pickle.Unpickler):
-    """Records every global a pickle references (module, qualified name)."""
+    """Records every global a pickle references (module, qualified name), and the
+    modules of each referenced class's bases: LightGBM's ``LGBMRegressor`` pickles
+    as ``lightgbm.sklearn`` only, yet subclasses scikit-learn's estimators."""
 
     def __init__(self, data: bytes) -> None:
         super().__init__(io.BytesIO(data))
         self.globals: set[tuple[str, str]] = set()
+        self.base_modules: set[str] = set()
 
     def find_class(self, module: str, name: str) -> Any:
         self.globals.add((module, name))
-        return super().find_class(module, name)
+        found = super().find_class(module, name)
+        if isinstance(found, type):
+            self.base_modules.update(str(base.__module__) for base in found.__mro__[1:])
+        return found
 
 
 def pickle_model(model: Any) -> tuple[bytes, set[str]]:
@@ -47,7 +53,13 @@ def pickle_model(model: Any) -> tuple[bytes, set[str]]:
             f"the pickled model does not load back: {exc}",
             hint="classes defined inside functions cannot be unpickled; define them at module level",
         ) from None
-    return data, {module for module, _ in unpickler.globals}
+    from importlib.metadata import packages_distributions
+
+    # A base class's module counts when an installed distribution provides it (Cython
+    # and generated classes can name modules that none does: not the model's own).
+    provided = packages_distributions()
+    bases = {m for m in unpickler.base_modules if m.split(".")[0] in provided}
+    return data, {module for module, _ in unpickler.globals} | bases
 
 
 def pickle_modules(path: str | Path) -> list[str]:

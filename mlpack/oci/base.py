@@ -2,7 +2,7 @@
 
 ``bootstrap(settings)`` stores ``localhost/mlpack/python:3.11`` (BASE_REF):
 one layer made from ``mmdebstrap --variant=essential`` with python3,
-python3-venv, ca-certificates and libstdc++6, docs, man pages, locales,
+python3-venv, ca-certificates, libstdc++6 and libgomp1, docs, man pages, locales,
 iconv modules, the stdlib's tests and perl dropped, using the host's Debian
 apt sources and apt proxy settings. With the same SOURCE_DATE_EPOCH and the same mirror content the layer is the same.
 It is what rendered Dockerfiles name when no registry can be reached.
@@ -61,7 +61,9 @@ class BaseOptions:
     ref: str = BASE_REF
     suite: str = "bookworm"
     variant: str = "essential"
-    packages: tuple[str, ...] = ("python3", "python3-venv", "ca-certificates", "libstdc++6", "usr-is-merged")
+    # libgomp1: the OpenMP runtime LightGBM's wheel links against and does not bundle (~300 KB).
+    packages: tuple[str, ...] = ("python3", "python3-venv", "ca-certificates", "libstdc++6", "libgomp1",
+                                 "usr-is-merged")
     # usrmerge (pulled in by init-system-helpers) brings ~45 MiB of perl that a
     # model server never runs; the tree is already merged, so it goes again.
     purge: tuple[str, ...] = ("usrmerge", "libfile-find-rule-perl", "libnumber-compare-perl",

@@ -38,7 +38,7 @@ HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 # drags in) purged once /usr is merged. Same packages as `mlpack base bootstrap`.
 MMDEBSTRAP_ARGS = [
     "--variant=apt",
-    "--include=python3,python3-venv,ca-certificates,libstdc++6,usr-is-merged",
+    "--include=python3,python3-venv,ca-certificates,libstdc++6,libgomp1,usr-is-merged",
     "--dpkgopt=path-exclude=/usr/share/man/*",
     "--dpkgopt=path-exclude=/usr/share/locale/*",
     "--dpkgopt=path-include=/usr/share/locale/locale.alias",

@@ -147,3 +147,23 @@ def test_nested_estimators_bring_every_package_they_use() -> None:
     dists, orphans = distributions_for_modules(modules)
     assert orphans == []
     assert dists["scikit-learn"] == version("scikit-learn") and dists["xgboost"] == version("xgboost")
+
+
+def test_a_subclass_brings_the_package_of_its_bases() -> None:
+    """LGBMRegressor pickles as ``lightgbm.sklearn`` and its booster alone, yet it subclasses
+    scikit-learn's estimators: unpickled in an image without scikit-learn it cannot predict."""
+    from importlib.metadata import version
+
+    import numpy as np
+    import pandas as pd
+
+    lightgbm = pytest.importorskip("lightgbm")
+    from mlpack.bundle.environment import distributions_for_modules
+    from mlpack.bundle.python_flavor import pickle_model
+
+    frame = pd.DataFrame({"x": np.arange(40.0), "c": pd.Categorical(["a", "b", None, "a"] * 10)})
+    model = lightgbm.LGBMRegressor(n_estimators=3, verbose=-1).fit(frame, np.arange(40.0))
+    _, modules = pickle_model(model)
+    dists, orphans = distributions_for_modules(modules)
+    assert orphans == []
+    assert dists["lightgbm"] == version("lightgbm") and dists["scikit-learn"] == version("scikit-learn")
