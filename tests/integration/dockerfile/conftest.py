@@ -25,6 +25,7 @@ import os
 import subprocess
 import tempfile
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,11 +92,31 @@ class Buildah:
 
 
 @pytest.fixture(scope="session")
-def buildah(run_home: Path) -> Buildah:
+def buildah(run_home: Path) -> Iterator[Buildah]:
+    """buildah's storage for the run; at the end its containers and its overlay mounts
+    go, so the run home can be removed and no mount is left on the host."""
     require_root()
     require_tool("buildah")
     root = run_home / "render-buildah"
-    return Buildah(root=root / "storage", runroot=root / "run")
+    tool = Buildah(root=root / "storage", runroot=root / "run")
+    yield tool
+    tool.run("rm", "--all", check=False)
+    for point in _mounts_under(root):
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+    leftover = _mounts_under(root)
+    assert not leftover, f"buildah left mounts behind: {leftover}"
+
+
+def _mounts_under(root: Path) -> list[str]:
+    """Mount points at or below ``root``, deepest first (from /proc/self/mountinfo)."""
+    top = str(root.resolve())
+    points = []
+    with open("/proc/self/mountinfo", encoding="utf-8") as info:
+        for line in info:
+            point = line.split()[4].replace("\\040", " ")
+            if point == top or point.startswith(top + "/"):
+                points.append(point)
+    return sorted(set(points), key=lambda p: -p.count("/"))
 
 
 @pytest.fixture(scope="session")
