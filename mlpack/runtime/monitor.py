@@ -61,6 +61,8 @@ class HealthChecker(threading.Thread):
         # The container's own process (user, caps, noNewPrivileges), as docker runs a check.
         self.process = exec_process(cdir, check.test)
         self.stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
 
     def run(self) -> None:
         began = time.monotonic()
@@ -71,9 +73,7 @@ class HealthChecker(threading.Thread):
             start = now_iso()
             try:
                 with process_file(self.cdir, self.process, prefix="health-") as path:
-                    proc = subprocess.run(self.rt.argv("exec", "--process", path, self.cdir.name),
-                                          stdin=subprocess.DEVNULL, capture_output=True, timeout=self.check.timeout)
-                code, out = proc.returncode, (proc.stdout + proc.stderr)[-4096:].decode(errors="replace")
+                    code, out = self._check(path)
             except subprocess.TimeoutExpired:
                 code, out = -1, f"health check timed out after {self.check.timeout}s"
             if self.stopped.is_set():
@@ -86,6 +86,33 @@ class HealthChecker(threading.Thread):
                     state = "unhealthy"
             log = (log + [{"start": start, "end": now_iso(), "exit_code": code, "output": out}])[-HEALTH_LOG_KEEP:]
             self.status.update(health={"status": state, "failing_streak": streak, "log": log})
+
+    def _check(self, path: Path) -> tuple[int, str]:
+        """One `<runtime> exec` of the check; :meth:`halt` kills it when the container exits."""
+        with self._lock:
+            if self.stopped.is_set():
+                return -1, "container exited"
+            self._proc = subprocess.Popen(self.rt.argv("exec", "--process", str(path), self.cdir.name),
+                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT)
+        try:
+            out, _ = self._proc.communicate(timeout=self.check.timeout)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.communicate()
+            raise
+        finally:
+            with self._lock:
+                proc, self._proc = self._proc, None
+        return proc.returncode, out[-4096:].decode(errors="replace")
+
+    def halt(self) -> None:
+        """The container exited: stop checking now, and kill a check still running (an exec
+        into a dying container may hang until its timeout, and the exit would wait for it)."""
+        with self._lock:
+            self.stopped.set()
+            if self._proc is not None and self._proc.poll() is None:
+                self._proc.kill()
 
 
 class Monitor:
@@ -136,7 +163,7 @@ class Monitor:
             checker.start()
         code = self._wait(pid)
         if checker is not None:
-            checker.stopped.set()
+            checker.halt()
             checker.join(timeout=self.check.timeout + 1)  # type: ignore[union-attr]
         _reap_orphans()
         oom = oom_kills(self.record["cgroups_path"]) > 0
