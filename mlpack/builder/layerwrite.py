@@ -15,7 +15,8 @@ from collections.abc import Iterable
 from typing import IO, Any
 
 from mlpack.oci.layer import Entry, LayerOptions, write_tar
-from mlpack.oci.layout import Layer, Store
+from mlpack.oci.image import Layer
+from mlpack.oci.layout import Store
 from mlpack.oci.media import OCI_LAYER_GZIP
 
 __all__ = ["write_layer", "compressor_name"]

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import IO
 
 from mlpack.errors import StoreError
-from mlpack.oci.layout import Layer, Store
+from mlpack.oci.image import Layer
+from mlpack.oci.layout import Store
 from mlpack.oci.media import OCI_LAYER_GZIP
 
 __all__ = ["Entry", "LayerOptions", "write_entries", "write_dir", "entries_from_dir", "write_tar", "layer_xattrs", "is_opaque"]
