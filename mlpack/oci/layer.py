@@ -346,11 +346,4 @@ def is_opaque(path: Path | str) -> bool:
     return False
 
 
-def layer_options_from_env(env: dict[str, str] | None = None) -> LayerOptions:
-    """LayerOptions with SOURCE_DATE_EPOCH taken from ``env`` (front doors call this, never import time)."""
-    env = dict(os.environ if env is None else env)
-    sde = env.get("SOURCE_DATE_EPOCH")
-    return LayerOptions(source_date_epoch=int(sde) if sde and sde.isdigit() else None)
-
-
 
