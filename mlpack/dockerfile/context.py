@@ -23,7 +23,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mlpack.dockerfile.options import RenderOptions
+from mlpack.dockerfile.options import LOCAL_BASE, RenderOptions
+from mlpack.dockerfile.system import apt_packages
 from mlpack.dockerfile.templates import render_template
 from mlpack.errors import RenderError
 
@@ -121,7 +122,7 @@ def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base:
         "python": python,
         "gpu": options.gpu,
         "pip": list(options.pip),
-        "apt": list(options.apt),
+        "apt": list(apt_packages(options.apt, lock_lines(bundle, options), local_base=base == LOCAL_BASE.format(python=python))),
         "env": sorted(options.env.items()),
         "labels": image_labels(bundle, options, base),
         "port": options.port,
