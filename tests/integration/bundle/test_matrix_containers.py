@@ -74,8 +74,13 @@ def test_text_model_in_a_container(text_service) -> None:  # type: ignore[no-unt
     label = v2_output(answer, "label")
     assert label["datatype"] == "BYTES" and label["shape"] == [len(texts)] and label["data"] == want
 
+    # a column of texts ([N, 1], what df[["review"]].values.tolist() gives) is the same list
+    status, answer = post_json(f"{service.url}/predict", {"inputs": [[t] for t in texts]})
+    assert status == 200 and answer["outputs"]["label"] == want, answer
     status, answer = post_json(f"{service.url}/predict", {"inputs": [1.5, 2.5]})
-    assert status == 422, answer
+    assert status == 422 and "expected strings" in answer["error"], answer
+    status, answer = post_json(f"{service.url}/predict", {"inputs": "Great fun"})
+    assert status == 422 and "not one string" in answer["error"] and '["a text"' in answer["hint"], answer
 
 
 # -- gradient boosting on a DataFrame: [N] like model.predict, labels as trained --
