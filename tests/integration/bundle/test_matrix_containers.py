@@ -1,7 +1,8 @@
 """The rest of issue 12's matrix in real containers: text (Tfidf + LogisticRegression on
 string labels), gradient boosting on DataFrames (an XGBoost regressor answering [N] like
 ``model.predict``, a LightGBM classifier answering its string labels), and a torch sequence
-model captured with ``dynamic_axes`` asked at lengths the sample never had. Each case is one
+model captured with ``dynamic_axes`` asked at lengths the sample never had (and a GRU
+captured without it, whose 422 names the fixed axis). Each case is one
 ``mlpack.serve`` (capture, render, a build by mlpack's builder FROM the offline base,
 crun/runc, container parity), asked over HTTP with the request forms a client uses. All are
 ONNX bundles, so they share every image layer but the bundle's. Build time and image size
@@ -217,4 +218,39 @@ def test_sequence_model_at_other_lengths_in_a_container(sequence_service) -> Non
         out = v2_output(answer, "output")
         assert out["shape"] == [4, 3]
         np.testing.assert_allclose(np.asarray(out["data"]).reshape(4, 3), want, atol=1e-5)
-    np.testing.assert_allclose(service.predict(rng.integers(0, 50, (2, 33))).shape, (2, 3))
+    tokens = rng.integers(0, 50, (2, 33))
+    np.testing.assert_allclose(service.predict(tokens), model(torch.from_numpy(tokens)).detach().numpy(), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def fixed_service(container_settings: Settings):  # type: ignore[no-untyped-def]
+    torch = pytest.importorskip("torch")
+    from tests.integration.bundle.torch_models import Recurrent, series
+
+    torch.manual_seed(0)
+    model = Recurrent().eval()
+    service = serve_and_report("matrix", model, series(5, 10, 0), "matrix-gru", container_settings, memory="1g")
+    yield service, model
+    service.stop()
+
+
+@pytest.mark.torch
+def test_without_dynamic_axes_the_container_names_the_fixed_axis(fixed_service) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from tests.integration.bundle.torch_models import series
+
+    service, model = fixed_service
+    _check_onnx_image(service)
+    assert service.bundle.inputs[0].shape == (None, 10, 2) and service.bundle.outputs[0].shape == (None,)
+    assert service.parity is not None and service.parity.passed, service.parity
+    same = series(3, 10, 1)
+    status, answer = post_json(f"{service.url}/predict", {"inputs": same.tolist()})
+    assert status == 200, answer
+    np.testing.assert_allclose(answer["outputs"]["output"], model(torch.from_numpy(same)).detach().numpy(), atol=1e-5)
+    status, answer = post_json(f"{service.url}/predict", {"inputs": series(3, 25, 1).tolist()})
+    assert status == 422 and "expected shape [N, 10, 2], got [3, 25, 2]" in answer["error"], answer
+    assert "axis 1 of 'input' is fixed at 10" in answer["hint"] and "dynamic_axes={'input': [1]}" in answer["hint"], answer
+    v2 = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 7, 2], "data": series(1, 7, 2).ravel().tolist()}]}
+    status, answer = post_json(f"{service.url}/v2/models/matrix-gru/infer", v2)
+    assert status == 422 and "axis 1 of 'input' is fixed at 10" in answer.get("hint", "") + answer["error"], answer
