@@ -25,10 +25,12 @@ N = 120
 
 
 def _check_onnx_image(service: Any) -> None:
-    """An ONNX bundle whose image needs no training framework (nor pandas): onnxruntime serves it."""
+    """An ONNX bundle whose image needs no training framework (nor pandas): onnxruntime serves it,
+    and the container answered every stored sample row like the model (container parity)."""
     assert service.bundle.flavor == "onnx", service.bundle.manifest["model"]
     dists = {line.split("==")[0].lower() for line in service.bundle.requirements}
     assert "onnxruntime" in dists and not dists & {"scikit-learn", "xgboost", "lightgbm", "torch", "pandas"}, dists
+    assert service.parity is not None and service.parity.passed, service.parity
 
 
 # -- text: a list of strings in, the model's string labels out --
@@ -65,7 +67,6 @@ def text_service(container_settings: Settings):  # type: ignore[no-untyped-def]
 def test_text_model_in_a_container(text_service) -> None:  # type: ignore[no-untyped-def]
     service, model = text_service
     _check_onnx_image(service)
-    assert service.parity is not None and service.parity.passed, service.parity
     assert set(model.classes_) == {"mixed", "negative", "positive"}
 
     texts = _texts(14, 2) + ["Great fun, GOOD ending!", "awful   plot\tand boring actor", "", "café scène"]
@@ -122,7 +123,6 @@ def test_xgboost_regressor_on_a_dataframe_in_a_container(xgboost_service, number
     service, model = xgboost_service
     _check_onnx_image(service)
     assert service.bundle.table is not None and service.bundle.table.names == list(numbers.columns)
-    assert service.parity is not None and service.parity.passed, service.parity
 
     rows = numbers[30:47]
     want = model.predict(rows)
@@ -165,7 +165,6 @@ def test_lightgbm_classifier_answers_its_string_labels_in_a_container(lightgbm_s
     service, model = lightgbm_service
     _check_onnx_image(service)
     assert list(model.classes_) == ["cheap", "dear", "fair"]
-    assert service.parity is not None and service.parity.passed, service.parity
 
     rows = numbers[60:85]
     want = model.predict(rows).tolist()
@@ -204,7 +203,6 @@ def test_sequence_model_at_other_lengths_in_a_container(sequence_service) -> Non
     service, model = sequence_service
     _check_onnx_image(service)
     assert service.bundle.inputs[0].shape == (None, None)
-    assert service.parity is not None and service.parity.passed, service.parity
     rng = np.random.default_rng(3)
     for length in (3, 20, 57):
         tokens = rng.integers(0, 50, (4, length))
@@ -243,7 +241,6 @@ def test_without_dynamic_axes_the_container_names_the_fixed_axis(fixed_service) 
     service, model = fixed_service
     _check_onnx_image(service)
     assert service.bundle.inputs[0].shape == (None, 10, 2) and service.bundle.outputs[0].shape == (None,)
-    assert service.parity is not None and service.parity.passed, service.parity
     same = series(3, 10, 1)
     status, answer = post_json(f"{service.url}/predict", {"inputs": same.tolist()})
     assert status == 200, answer
