@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpack.dockerfile.options import LOCAL_BASE, RenderOptions
-from mlpack.dockerfile.system import apt_packages
+from mlpack.dockerfile.system import system_libraries
 from mlpack.dockerfile.templates import render_template
 from mlpack.errors import RenderError
 
@@ -122,7 +122,9 @@ def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base:
         "python": python,
         "gpu": options.gpu,
         "pip": list(options.pip),
-        "apt": list(apt_packages(options.apt, lock_lines(bundle, options), local_base=base == LOCAL_BASE.format(python=python))),
+        "apt": list(options.apt),
+        "system_libraries": list(system_libraries(
+            lock_lines(bundle, options), asked=options.apt, local_base=base == LOCAL_BASE.format(python=python))),
         "env": sorted(options.env.items()),
         "labels": image_labels(bundle, options, base),
         "port": options.port,

@@ -1,23 +1,36 @@
-"""Debian packages that locked wheels load from the system but do not vendor.
+"""System libraries that locked wheels load but do not vendor, and the Debian packages that bring them.
 
 auditwheel copies most native dependencies into a wheel (xgboost, scikit-learn
 and torch each carry their own libgomp), but LightGBM's ``lib_lightgbm.so``
 links the system's ``libgomp.so.1``: on ``python:3.11-slim`` ``import lightgbm``
 fails with "libgomp.so.1: cannot open shared object file". The offline base
-(``mlpack base bootstrap``, :mod:`mlpack.oci.base`) installs these packages; any
-other base gets them through the Dockerfile's apt step, in the builder (whose
-import check loads every module) and in the runtime stage.
+(``mlpack base bootstrap``, :mod:`mlpack.oci.base`) installs these packages, so
+its images get no step for them. On any other base the Dockerfile looks for
+each library (``ldconfig -p``) in the builder, before the import check loads
+every module, and in the runtime stage, and installs the package with apt only
+where the library is missing: a base that has it (the offline base pushed to a
+registry, an image without apt) builds as before, without a mirror.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-__all__ = ["SYSTEM_PACKAGES", "LOCAL_BASE_PACKAGES", "apt_packages"]
+__all__ = ["SystemLibrary", "SYSTEM_LIBRARIES", "LOCAL_BASE_PACKAGES", "system_libraries"]
 
-# distribution (normalised name) -> the Debian packages its wheels need from the system
-SYSTEM_PACKAGES: dict[str, tuple[str, ...]] = {"lightgbm": ("libgomp1",)}
+
+@dataclass(frozen=True)
+class SystemLibrary:
+    """The Debian ``package`` that provides the shared library ``soname``."""
+
+    package: str
+    soname: str
+
+
+# distribution (normalised name) -> the system libraries its wheels load
+SYSTEM_LIBRARIES: dict[str, tuple[SystemLibrary, ...]] = {"lightgbm": (SystemLibrary("libgomp1", "libgomp.so.1"),)}
 # what the offline base installs of those (mlpack.oci.base.BaseOptions.packages; a unit test keeps them in step)
 LOCAL_BASE_PACKAGES = frozenset({"libgomp1"})
 
@@ -29,16 +42,16 @@ def _dist(line: str) -> str:
     return re.sub(r"[-_.]+", "-", match.group(1)).lower() if match else ""
 
 
-def apt_packages(asked: Iterable[str], lock: Iterable[str], *, local_base: bool) -> tuple[str, ...]:
-    """``asked`` (the user's apt packages, in order) plus the system packages the lock's
-    distributions need that the base may lack, each package once; on the offline base
-    (``local_base``) nothing is added that it already has, so its images stay apt-free."""
-    wanted = list(asked)
-    have = {p.split("=", 1)[0] for p in wanted}
+def system_libraries(lock: Iterable[str], *, asked: Iterable[str] = (), local_base: bool) -> tuple[SystemLibrary, ...]:
+    """The system libraries the lock's distributions load, each once, in lock order: none on
+    the offline base (``local_base``), which has them, nor any whose package the user
+    already asks apt for (``asked``, installed unconditionally)."""
+    have = {p.split("=", 1)[0] for p in asked}
+    found: list[SystemLibrary] = []
     for line in lock:
-        for package in SYSTEM_PACKAGES.get(_dist(line), ()):
-            if package in have or (local_base and package in LOCAL_BASE_PACKAGES):
+        for lib in SYSTEM_LIBRARIES.get(_dist(line), ()):
+            if lib.package in have or (local_base and lib.package in LOCAL_BASE_PACKAGES):
                 continue
-            wanted.append(package)
-            have.add(package)
-    return tuple(wanted)
+            found.append(lib)
+            have.add(lib.package)
+    return tuple(found)
