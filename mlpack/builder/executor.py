@@ -27,7 +27,8 @@ from mlpack.builder.shell import ExpansionError
 from mlpack.builder.stages import Plan, Stage
 from mlpack.builder.state import BuildOptions, StageState
 from mlpack.builder.steps import STEPS
-from mlpack.oci.layout import Image, Layer, Store
+from mlpack.oci.image import Image, Layer
+from mlpack.oci.layout import Store
 from mlpack.settings import Settings
 
 __all__ = ["BuildOptions", "Executor", "BuildInterrupted"]

@@ -9,7 +9,7 @@ from mlpack.builder.events import Progress
 from mlpack.builder.imageconfig import ConfigState
 from mlpack.builder.shell import Expander
 from mlpack.builder.stages import Stage
-from mlpack.oci.layout import Layer
+from mlpack.oci.image import Layer
 from mlpack.types import Limits
 
 __all__ = ["BuildOptions", "StageState", "DEFAULT_SHELL", "default_run_limits"]
