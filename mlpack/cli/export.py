@@ -9,7 +9,6 @@ plain values.
 from __future__ import annotations
 
 import argparse
-import re
 from dataclasses import replace
 from typing import Any
 
@@ -23,7 +22,6 @@ from mlpack.types import Limits
 
 __all__ = ["register", "export", "image_info", "image_info_from_config", "resolve_image"]
 
-_DIGEST_IN_REF = re.compile(r"@(sha256:[a-f0-9]{64})$")
 # Server settings the image may carry as ENV (mlpack.server.config reads
 # MLPACK_<FIELD>): the port it listens on and how long it drains.
 _ENV_PORT = "MLPACK_PORT"
@@ -109,8 +107,9 @@ def _image_info(image: Any) -> ImageInfo:
     if isinstance(image, ImageInfo):
         return image
     if isinstance(image, str):
-        match = _DIGEST_IN_REF.search(image.strip())
-        return ImageInfo(reference=image.strip(), digest=match.group(1) if match else None)
+        from mlpack.kube.naming import parse_reference
+
+        return ImageInfo(reference=image.strip(), digest=parse_reference(image).digest)
     if hasattr(image, "digest") and hasattr(image, "config"):
         reference = getattr(image, "ref", None) or image.digest
         return image_info_from_config(str(reference), image.digest, dict(image.config or {}))
@@ -149,8 +148,10 @@ def resolve_image(
     ``options``, everything else is checked before anything is pushed."""
     from mlpack.kube import ExportOptions, ImageInfo, check_export
 
+    from mlpack.kube.naming import parse_reference
+
     source = image
-    if isinstance(image, str) and not _DIGEST_IN_REF.search(image.strip()):
+    if isinstance(image, str) and parse_reference(image).digest is None:
         found = _from_store(image.strip(), settings)
         if found is not None:
             source = found

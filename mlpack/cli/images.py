@@ -130,7 +130,7 @@ def _human(n: float) -> str:
 
 
 def _images(args: argparse.Namespace, settings: Settings) -> int:
-    from mlpack.oci.reference import parse
+    from mlpack.reference import parse
 
     rows = _store(settings).list()
     if args.format == "json":
@@ -146,7 +146,7 @@ def _images(args: argparse.Namespace, settings: Settings) -> int:
         if r.ref:
             try:
                 ref = parse(r.ref)
-                repo = ref.familiar().split("@")[0].rsplit(":", 1)[0] if ref.tag else ref.familiar().split("@")[0]
+                repo = ref.familiar_name
                 tag = ref.tag or "<none>"
             except MlpackError:
                 repo = r.ref

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mlpack.errors import StoreError
-from mlpack.oci import reference as _reference
+from mlpack import reference as _reference
 from mlpack.oci.layout import Image, Store, pick_platform
 from mlpack.oci.layercache import ensure_layer
 from mlpack.oci.media import (

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlpack.errors import RegistryError, StoreError
-from mlpack.oci import reference as _reference
+from mlpack import reference as _reference
 from mlpack.oci.auth import load_credentials
 from mlpack.oci.blobmeta import BlobMeta
 from mlpack.oci.layout import Image, Store, pick_platform
@@ -37,7 +37,7 @@ from mlpack.oci.media import (
     OCI_LAYER_TAR, canonical_json, check_digest, oversized_config,
 )
 from mlpack.oci.pgzip import gzip_stream
-from mlpack.oci.reference import Reference
+from mlpack.reference import Reference
 from mlpack.oci.transport import Transport
 from mlpack.oci.trust import Trust
 from mlpack.settings import Settings

@@ -12,14 +12,14 @@ PKG = Path(mlpack.__file__).parent
 # stage -> the mlpack modules it may import (besides itself).
 ALLOWED = {
     "bundle": {"errors", "types"},
-    "dockerfile": {"errors", "types", "bundle"},
-    "oci": {"errors", "types", "settings"},
-    "runtime": {"errors", "types", "settings", "oci"},
-    "builder": {"errors", "types", "settings", "dockerfile", "oci", "runtime", "bundle"},
+    "dockerfile": {"errors", "types", "reference", "bundle"},
+    "oci": {"errors", "types", "reference", "settings"},
+    "runtime": {"errors", "types", "reference", "settings", "oci"},
+    "builder": {"errors", "types", "reference", "settings", "dockerfile", "oci", "runtime", "bundle"},
     "server": {"errors", "bundle"},
-    "kube": {"errors", "types"},
+    "kube": {"errors", "types", "reference"},
 }
-SHARED = {"errors", "types", "settings"}
+SHARED = {"errors", "types", "reference", "settings"}
 
 
 def _imports(path: Path) -> set[str]:
