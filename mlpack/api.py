@@ -114,8 +114,10 @@ def export_k8s(
     mlpack.kube.ExportOptions or a dict of its fields; ``push``: push the
     image to this reference first so the manifests pin a digest that exists.
     """
-    from mlpack.cli.export import export as _export
+    from mlpack.kube import ExportOptions
+    from mlpack.pipeline.export import export
 
-    return _export(
-        image, limits, Path(out_dir), options, settings=settings or Settings.from_env(), push=push
-    )
+    if isinstance(options, dict):
+        options = ExportOptions(**options)
+    return export(image, options, out_dir=out_dir, limits=limits, push=push,
+                  settings=settings or Settings.from_env())

@@ -556,8 +556,8 @@ def _ship(pipe: _Pipeline, service: Service, image: Any, options: ServeOptions, 
         pipe.skip("push", "no --push")
     if options.k8s:
         with pipe.stage("export", detail=str(options.k8s)) as info:
-            from mlpack.cli.export import image_info
             from mlpack.kube import export_k8s
+            from mlpack.pipeline.export import image_info
 
             # The manifests pin the pushed digest when there is one, else name the local image.
             source = (image_info(image, reference=options.push, digest=service.pushed)

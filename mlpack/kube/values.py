@@ -1,7 +1,7 @@
 """The plain values the export works from: what the image is, what to write.
 
 mlpack.kube never looks into the image store: the front door (mlpack.api,
-mlpack.cli.export) resolves the image and hands over an :class:`ImageInfo`.
+mlpack.pipeline.export) resolves the image and hands over an :class:`ImageInfo`.
 """
 
 from __future__ import annotations

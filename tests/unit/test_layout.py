@@ -57,3 +57,28 @@ def test_no_stage_package_shadows_a_public_function() -> None:
 def test_public_surface_matches_all() -> None:
     for name in mlpack.__all__:
         assert getattr(mlpack, name) is not None, name
+
+
+def _imports_cli(path: Path) -> bool:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(a.name == "mlpack.cli" or a.name.startswith("mlpack.cli.")
+                                                 for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module == "mlpack.cli" or node.module.startswith("mlpack.cli."):
+                return True
+            if node.module == "mlpack" and any(a.name == "cli" for a in node.names):
+                return True
+    return False
+
+
+def test_no_library_module_imports_the_cli() -> None:
+    """Orchestration lives in the library; the CLI only parses and prints (``python -m mlpack`` excepted)."""
+    cli = PKG / "cli"
+    offenders = [
+        str(path.relative_to(PKG.parent)) for path in sorted(PKG.rglob("*.py"))
+        if cli not in path.parents and path != PKG / "__main__.py" and _imports_cli(path)
+    ]
+    assert not offenders, "library modules importing mlpack.cli: " + ", ".join(offenders)
+    assert _imports_cli(PKG / "__main__.py")  # the check sees a real import

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from mlpack.cli import main
-from mlpack.cli.export import image_info, image_info_from_config, resolve_image
+from mlpack.pipeline.export import image_info, image_info_from_config, resolve_image
 from mlpack.errors import ExportError
 from mlpack.kube import ImageInfo
 from mlpack.settings import Settings

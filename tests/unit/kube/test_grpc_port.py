@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlpack.cli.export import image_info_from_config
+from mlpack.pipeline.export import image_info_from_config
 from mlpack.kube import ExportOptions, ImageInfo, export_k8s
 from mlpack.types import Limits
 
