@@ -28,13 +28,13 @@ from mlpack.endpoint import predict_http, summarize_log, to_payload, wait_ready
 from mlpack.errors import MlpackError, ServeError
 from mlpack.progress import LogEvent, Sink, StageEvent, adapt_build_event
 from mlpack.settings import Settings
-from mlpack.types import Limits
+from mlpack.types import DEFAULT_GRPC_PORT, DEFAULT_PORT, Limits
 
 __all__ = ["ServeOptions", "Service", "serve", "services", "predict_http", "to_payload", "summarize_log"]
 
-# The port mlpack-serve listens on inside the image.
-CONTAINER_PORT = 8080
-GRPC_CONTAINER_PORT = 8081  # its gRPC inference service, published on a free port
+# The ports mlpack-serve listens on inside the image; the gRPC one is published on a free port.
+CONTAINER_PORT = DEFAULT_PORT
+GRPC_CONTAINER_PORT = DEFAULT_GRPC_PORT
 
 
 @dataclass(frozen=True)

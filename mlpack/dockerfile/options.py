@@ -14,6 +14,7 @@ from pathlib import Path
 from mlpack.dockerfile.quoting import check_text
 from mlpack.errors import ConfigError, RenderError
 from mlpack.reference import parse as parse_reference
+from mlpack.types import DEFAULT_GRPC_PORT, DEFAULT_PORT
 
 __all__ = ["RenderOptions", "DEFAULT_BASE", "LOCAL_BASE", "DEFAULT_PYTHON", "DEFAULT_UID", "DEFAULT_PORT"]
 
@@ -23,8 +24,6 @@ DEFAULT_PYTHON = "3.11"
 DEFAULT_BASE = "python:{python}-slim"
 LOCAL_BASE = "localhost/mlpack/python:{python}"
 DEFAULT_UID = 10001
-DEFAULT_PORT = 8080
-DEFAULT_GRPC_PORT = 8081  # the Open Inference Protocol's gRPC service, as KServe
 
 _PYTHON_RE = re.compile(r"^3\.\d{1,2}$")
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

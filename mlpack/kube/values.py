@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpack.errors import ExportError
+from mlpack.types import DEFAULT_PORT
 
 __all__ = [
     "ImageInfo",
@@ -26,7 +27,6 @@ __all__ = [
 # builder or a benchmark may record them, so a later export needs no flags.
 LABEL_START_SECONDS = "dev.mlpack.start-seconds"
 LABEL_SHUTDOWN_GRACE = "dev.mlpack.shutdown-grace-seconds"
-DEFAULT_PORT = 8080
 # mlpack-serve's default graceful_timeout_s (mlpack.server.config), used when
 # neither ImageInfo nor an image label says otherwise.
 DEFAULT_SHUTDOWN_GRACE = 20

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlpack.errors import ExportError, ImageNotFound
 from mlpack.settings import Settings
-from mlpack.types import Limits
+from mlpack.types import DEFAULT_PORT, Limits
 
 if TYPE_CHECKING:  # mlpack.kube and PyYAML load only when an export runs: `mlpack run` starts faster
     from mlpack.kube import ExportOptions, ExportResult, ImageInfo
@@ -51,7 +51,7 @@ def _parse_port(exposed: dict[str, Any] | None, env: dict[str, str]) -> int | No
     ports.sort()
     if not ports:
         return None
-    return 8080 if 8080 in ports else ports[0]
+    return DEFAULT_PORT if DEFAULT_PORT in ports else ports[0]
 
 
 def _grpc_port(env: dict[str, str]) -> int | None:

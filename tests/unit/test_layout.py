@@ -16,7 +16,7 @@ ALLOWED = {
     "oci": {"errors", "types", "reference", "settings"},
     "runtime": {"errors", "types", "reference", "settings", "oci"},
     "builder": {"errors", "types", "reference", "settings", "dockerfile", "oci", "runtime", "bundle"},
-    "server": {"errors", "bundle"},
+    "server": {"errors", "types", "bundle"},
     "kube": {"errors", "types", "reference"},
 }
 SHARED = {"errors", "types", "reference", "settings"}
