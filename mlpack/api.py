@@ -40,11 +40,17 @@ def render(bundle: Any, options: Any = None, *, out_dir: str | Path | None = Non
     return _render(bundle, options, out_dir=out_dir)
 
 
-def build(bundle_or_context: Any, *, tag: str | None = None, settings: Settings | None = None, **options: Any) -> Any:
-    """Build an image into the local store from a Bundle, a BuildContext or a directory."""
+def build(bundle_or_context: Any, options: Any = None, *, tag: str | None = None,
+          settings: Settings | None = None, progress: Any = None, **fields: Any) -> Any:
+    """Build an image into the local store from a Bundle, a BuildContext or a directory.
+
+    ``options``: an mlpack.builder.BuildOptions; ``tag`` and its other fields may be given by keyword.
+    """
     from mlpack.builder import build as _build
 
-    return _build(bundle_or_context, tag=tag, settings=settings or Settings.from_env(), **options)
+    if tag is not None:
+        fields["tag"] = tag
+    return _build(bundle_or_context, options, settings=settings or Settings.from_env(), progress=progress, **fields)
 
 
 def run(

@@ -374,9 +374,9 @@ def serve(model: Any, sample: Any, *, options: ServeOptions | None = None,
         info["detail"] = _ensure_base(str(base), settings, pipe)
 
     with pipe.stage("build", detail=options.image_tag) as info:
-        from mlpack.builder import build
+        from mlpack.builder import BuildOptions, build
         try:
-            image = build(context, tag=options.image_tag, settings=settings, progress=pipe.build_events)
+            image = build(context, BuildOptions(tag=options.image_tag), settings=settings, progress=pipe.build_events)
         except MlpackError as exc:
             raise _explain_build(exc) from None
         info["detail"] = f"{options.image_tag} {str(getattr(image, 'digest', ''))[:19]}"

@@ -15,7 +15,8 @@ from mlpack.builder.events import StepCached, StepDone, StepStarted
 from mlpack.builder.imageconfig import ConfigState
 from mlpack.builder.parser import parse
 from mlpack.builder.stages import plan
-from mlpack.builder.state import BuildOptions, StageState
+from mlpack.builder.options import BuildOptions
+from mlpack.builder.state import StageState
 from mlpack.errors import BuildError
 from mlpack.oci.layout import Store
 from mlpack.settings import Settings
@@ -59,8 +60,8 @@ class _Alone:
         store.init()
         ctx = BuildContextDir.open(root, "Dockerfile", HashCache(None))
         self.events: list[object] = []
-        options = BuildOptions(source_date_epoch=1_700_000_000, progress=self.events.append)
-        self.build = BuildEnv.create(settings, store, ctx, parsed.escape, planned, options)
+        options = BuildOptions(source_date_epoch=1_700_000_000)
+        self.build = BuildEnv.create(settings, store, ctx, parsed.escape, planned, options, self.events.append)
         stage = planned.target
         self.state = StageState(stage=stage, layers=[], cached=[], created_by=[], cfg=ConfigState.from_base(None),
                                 key="sha256:" + "0" * 64)
