@@ -41,7 +41,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from mlpack.oci.layout import Image, Store  # noqa: E402
+from mlpack.oci.image import Image  # noqa: E402
+
+from mlpack.oci.layout import Store  # noqa: E402
 from mlpack.settings import Settings  # noqa: E402
 
 SLIM_TAG = "localhost/bench/iris-slim:1"

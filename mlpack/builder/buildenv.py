@@ -32,7 +32,8 @@ from mlpack.builder.options import BuildOptions
 from mlpack.builder.state import StageState
 from mlpack.errors import ImageNotFound, MlpackError
 from mlpack.oci.layer import Entry, LayerOptions
-from mlpack.oci.layout import Image, Layer, Store
+from mlpack.oci.image import Image, Layer
+from mlpack.oci.layout import Store
 from mlpack.settings import Settings
 
 __all__ = ["BuildEnv", "Position", "abs_path"]

@@ -15,7 +15,7 @@ from mlpack.builder.instructions import AddCommand, CopyCommand
 from mlpack.builder.rootfs import merged_root
 from mlpack.builder.shell import Expander
 from mlpack.builder.state import StageState
-from mlpack.oci.layout import Layer
+from mlpack.oci.image import Layer
 
 __all__ = ["copy", "add"]
 

@@ -29,7 +29,8 @@ from mlpack.builder.events import Progress
 from mlpack.builder.options import BuildOptions
 from mlpack.builder.state import StageState
 from mlpack.builder.steps import STEPS
-from mlpack.oci.layout import Image, Layer, Store
+from mlpack.oci.image import Image, Layer
+from mlpack.oci.layout import Store
 from mlpack.settings import Settings
 
 __all__ = ["Executor", "BuildInterrupted"]

@@ -28,7 +28,7 @@ from mlpack.builder.rootfs import RootView
 from mlpack.builder.stages import PROXY_ARGS
 from mlpack.builder.state import StageState
 from mlpack.errors import BuildError, MlpackError
-from mlpack.oci.layout import Layer
+from mlpack.oci.image import Layer
 
 __all__ = ["run"]
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from mlpack.builder.imageconfig import ConfigState
 from mlpack.builder.shell import Expander
 from mlpack.builder.stages import Stage
-from mlpack.oci.layout import Layer
+from mlpack.oci.image import Layer
 
 __all__ = ["StageState", "DEFAULT_SHELL"]
 

@@ -21,7 +21,7 @@ from mlpack.builder.events import StepDone, StepStarted
 from mlpack.builder.instructions import AddCommand, CopyCommand, RunCommand, WorkdirCommand
 from mlpack.builder.state import StageState
 from mlpack.oci.layer import Entry
-from mlpack.oci.layout import Layer
+from mlpack.oci.image import Layer
 
 __all__ = ["STEPS", "Step", "workdir"]
 

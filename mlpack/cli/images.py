@@ -245,9 +245,10 @@ def _bootstrap(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    from mlpack.oci.validate import verify
     from mlpack.runtime.sandboxreap import leftovers
 
-    report = _store(settings).verify()
+    report = verify(_store(settings))
     for problem in report.problems:
         print(f"PROBLEM: {problem}")
     stale = leftovers(settings.home)

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from mlpack._version import __version__
 from mlpack.dockerfile.options import RenderOptions
 from mlpack.dockerfile.templates import render_template
 from mlpack.errors import RenderError
@@ -110,8 +111,6 @@ def render(bundle_or_path: Any, options: RenderOptions | None = None, *,
 
 def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base: str) -> str:
     """Only the Dockerfile text (no files written)."""
-    from mlpack import __version__
-
     template = options.template or ("gpu.Dockerfile.j2" if options.gpu else "cpu.Dockerfile.j2")
     context = {
         "mlpack_version": __version__,
@@ -186,8 +185,6 @@ def _canonical(name: str) -> str:
 
 def image_labels(bundle: Any, options: RenderOptions, base: str) -> list[tuple[str, str]]:
     """OCI and mlpack labels, then the user's (which may not touch ``io.mlpack.*``)."""
-    from mlpack import __version__
-
     manifest = getattr(bundle, "manifest", None) or {}
     labels: dict[str, str] = {
         "org.opencontainers.image.title": bundle.name,

@@ -26,7 +26,9 @@ from typing import IO, Any
 
 from mlpack.errors import StoreError
 from mlpack import reference as _reference
-from mlpack.oci.layout import Image, Store, pick_platform
+from mlpack.oci.image import Image
+from mlpack.oci.layout import Store
+from mlpack.oci.platforms import pick_platform
 from mlpack.oci.layercache import ensure_layer
 from mlpack.oci.media import (
     INDEX_TYPES, MANIFEST_TYPES, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP,

@@ -18,7 +18,8 @@ import hashlib
 from typing import IO, Any
 
 from mlpack.errors import StoreError
-from mlpack.oci.layout import Image, Store
+from mlpack.oci.image import Image
+from mlpack.oci.layout import Store
 from mlpack.oci.media import (DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_LAYER_GZIP, OCI_LAYER_ZSTD,
                               canonical_json)
 from mlpack.oci.unpack import open_layer_stream

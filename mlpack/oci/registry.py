@@ -31,7 +31,9 @@ from mlpack.errors import RegistryError, StoreError
 from mlpack import reference as _reference
 from mlpack.oci.auth import load_credentials
 from mlpack.oci.blobmeta import BlobMeta
-from mlpack.oci.layout import Image, Store, pick_platform
+from mlpack.oci.image import Image
+from mlpack.oci.layout import Store
+from mlpack.oci.platforms import pick_platform
 from mlpack.oci.media import (
     ACCEPT_MANIFESTS, DOCKER_LAYER_GZIP, INDEX_TYPES, MANIFEST_TYPES, MAX_MANIFEST_BYTES, OCI_LAYER_GZIP,
     OCI_LAYER_TAR, canonical_json, check_digest, oversized_config,

@@ -12,6 +12,7 @@ import pytest
 from mlpack.builder.events import StepCached, StepOutput
 from mlpack.errors import BuildError
 from mlpack.settings import Settings
+from mlpack.oci.validate import verify
 from tests.unit.builder.helpers import Ctx
 
 pytestmark = [pytest.mark.build, pytest.mark.runtime]
@@ -162,7 +163,7 @@ def test_intermediate_stage_layers_become_real_when_targeted(bctx: Ctx, busybox_
     assert any(isinstance(e, StepCached) for e in bctx.events)
     names = _members(bctx, staged)
     assert "artifact" in names and "www/.wh.index.html" in names
-    report = bctx.store.verify()
+    report = verify(bctx.store)
     assert report.ok, report.problems
 
 

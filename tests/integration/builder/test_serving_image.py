@@ -6,12 +6,12 @@ import json
 import os
 import shutil
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from mlpack.endpoint import wait_ready
 from mlpack.oci.layercache import flatten
 from mlpack.oci.layout import Store
 from mlpack.settings import Settings
@@ -53,17 +53,7 @@ def test_serving_image_runs_and_predicts(serving_image, run_settings: Settings) 
     try:
         url = container.url
         assert url, "the image EXPOSEs 8080, run should publish it"
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or not container.running:
-                pytest.fail(f"server never became ready; logs:\n{container.logs(tail=50)}")
-            time.sleep(0.5)
+        wait_ready(container, timeout=90)
         body = json.dumps({"inputs": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}).encode()
         req = urllib.request.Request(f"{url}/predict", data=body, headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=10) as resp:

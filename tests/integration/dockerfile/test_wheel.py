@@ -22,7 +22,7 @@ def test_wheel_ships_the_templates_and_renders_from_them(tmp_path: Path) -> None
     wheel = next(wheel_dir.glob("mlpack-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     for template in ("base.Dockerfile.j2", "cpu.Dockerfile.j2", "gpu.Dockerfile.j2", "dockerignore.j2"):
-        assert f"mlpack/templates/{template}" in names
+        assert f"mlpack/dockerfile/templates/{template}" in names
     assert "mlpack/dockerfile/__init__.py" in names
 
     target = tmp_path / "site"
@@ -38,4 +38,4 @@ def test_wheel_ships_the_templates_and_renders_from_them(tmp_path: Path) -> None
     out = subprocess.run([sys.executable, "-I", "-c", code, str(target)], check=True, capture_output=True,
                          text=True, timeout=60, cwd=tmp_path).stdout.split()
     assert out[0].startswith(str(target)), out
-    assert out[1] == str(target / "mlpack" / "templates"), out
+    assert out[1] == str(target / "mlpack" / "dockerfile" / "templates"), out

@@ -69,8 +69,9 @@ def test_hook_imports_are_checked_at_build(stub_bundle, tmp_path: Path) -> None:
     assert (ctx.path / "imports.txt").read_text().split() == ["json", "scipy"]
 
 
-def test_checkout_templates_win_over_an_installed_copy() -> None:
-    assert templates_dir() == Path(ctxmod.__file__).resolve().parents[2] / "templates"
+def test_templates_live_inside_the_package_that_renders() -> None:
+    # One place only: the package's own directory, never a repo-root copy.
+    assert templates_dir() == Path(ctxmod.__file__).resolve().parent / "templates"
 
 
 # -- the check itself, run with this interpreter ------------------------------------

@@ -1,8 +1,8 @@
-"""Finding the templates and the sandboxed Jinja environment that renders them."""
+"""The built-in Dockerfile templates (the ``*.j2`` files beside this module) and the
+sandboxed Jinja environment that renders them."""
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,26 +16,16 @@ _MARKER = "base.Dockerfile.j2"
 
 
 def templates_dir() -> Path:
-    """The built-in templates: ``mlpack/templates`` in a wheel, ``templates/`` in a checkout."""
-    # A checkout first: templates/ beside the mlpack package that is running. An
-    # editable install's finder maps mlpack.templates to the installed checkout,
-    # which is another tree when this code comes from PYTHONPATH (a worktree).
-    candidates: list[Path] = [Path(__file__).resolve().parents[2] / "templates"]
-    try:
-        spec = importlib.util.find_spec("mlpack.templates")
-    except (ImportError, ValueError):
-        spec = None
-    if spec is not None and spec.submodule_search_locations:
-        candidates.extend(Path(p) for p in spec.submodule_search_locations)
-    for candidate in candidates:
-        if (candidate / _MARKER).is_file():
-            return candidate
-    raise RenderError(
-        "mlpack's Dockerfile templates are missing",
-        hint="reinstall mlpack (pip install --force-reinstall mlpack) or pass a template_dir "
-             "holding base.Dockerfile.j2",
-        searched=[str(c) for c in candidates],
-    )
+    """The built-in templates: the ``*.j2`` files of this package."""
+    here = Path(__file__).resolve().parent
+    if not (here / _MARKER).is_file():
+        raise RenderError(
+            "mlpack's Dockerfile templates are missing",
+            hint="reinstall mlpack (pip install --force-reinstall mlpack) or pass a template_dir "
+                 "holding base.Dockerfile.j2",
+            searched=[str(here)],
+        )
+    return here
 
 
 def make_environment(extra_dir: Path | None = None) -> Any:
