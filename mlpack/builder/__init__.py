@@ -12,6 +12,7 @@ and the stage loop (:mod:`.executor`). Progress is a stream of typed events
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -27,7 +28,7 @@ from mlpack.runtime.rootless import delegated
 from mlpack.settings import Settings
 
 if TYPE_CHECKING:  # pragma: no cover
-    from mlpack.oci.layout import Image
+    from mlpack.oci.image import Image
 
 __all__ = [
     "build", "BuildOptions", "check_dockerfile", "parse_secrets", "resolve_input", "BuildWarning",
@@ -56,9 +57,18 @@ def _has_image(store: Any, ref: str) -> bool:
     return True
 
 
+def _is_bundle(thing: object) -> bool:
+    """Whether ``thing`` is a Bundle, without importing the capture stage (numpy) to build a directory:
+    a Bundle exists only once its module is loaded."""
+    module = sys.modules.get("mlpack.bundle.bundle")
+    return module is not None and isinstance(thing, module.Bundle)
+
+
 def resolve_input(thing: Any, dockerfile: str | os.PathLike[str] | None, store: Any = None) -> tuple[Path, Path]:
     """(context dir, Dockerfile path) for a Bundle, a BuildContext, a bundle dir or a context dir."""
-    if hasattr(thing, "dockerfile") and hasattr(thing, "path"):  # a rendered BuildContext
+    from mlpack.dockerfile.context import BuildContext
+
+    if isinstance(thing, BuildContext):
         ctx = Path(thing.path)
         df = Path(dockerfile) if dockerfile else Path(thing.dockerfile)
         if not df.is_absolute():
@@ -66,9 +76,10 @@ def resolve_input(thing: Any, dockerfile: str | os.PathLike[str] | None, store: 
         if not df.exists() and isinstance(thing.dockerfile, str) and "FROM" in thing.dockerfile.upper():
             df = ctx / "Dockerfile"
         return ctx, df
-    path = Path(getattr(thing, "path", thing))
+    bundle = _is_bundle(thing)
+    path = Path(thing.path if bundle else thing)
     looks_like_bundle = (path / "mlpack.yaml").is_file() and not (path / "Dockerfile").is_file()
-    if hasattr(thing, "manifest") or (looks_like_bundle and dockerfile is None):
+    if bundle or (looks_like_bundle and dockerfile is None):
         return resolve_input(_render_bundle(thing, store), dockerfile)
     if not path.is_dir():
         raise BuildError(f"build context {path} is not a directory",

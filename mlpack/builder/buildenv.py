@@ -207,7 +207,7 @@ class BuildEnv:
 
 def abs_path(state: StageState, path: str) -> str:
     """``path`` made absolute against the stage's WORKDIR."""
-    workdir = state.cfg.config.get("WorkingDir") or "/"
+    workdir = state.cfg.working_dir
     if not path.startswith("/"):
         path = workdir.rstrip("/") + "/" + path
     return path

@@ -111,7 +111,7 @@ class Executor:
     def _onbuild_triggers(self, state: StageState) -> list[AnyCommand]:
         """The base image's ONBUILD triggers: they run right after FROM and are
         not inherited by this image (BuildKit and docker)."""
-        triggers = state.cfg.config.pop("OnBuild", None) or []
+        triggers = state.cfg.take_onbuild()
         commands: list[AnyCommand] = []
         for text in triggers:
             parsed = parse(str(text), file=f"ONBUILD of {state.stage.base}")

@@ -131,7 +131,7 @@ def list_images(store: BlobStore) -> list[ImageSummary]:
     for e in store.index()["manifests"]:
         img = load_image(store, e["digest"], ref_of(e), e.get("mediaType"), DEFAULT_PLATFORM, quiet=True)
         if img is not None:
-            out.append(ImageSummary(img.ref, img.digest, img.id, img.size, img.config.get("created")))
+            out.append(ImageSummary(img.ref, img.digest, img.id, img.size, img.config.created))
     return out
 
 

@@ -335,7 +335,7 @@ def _compressed(store: Store, image: Image, target: Reference, meta: BlobMeta, p
         layers.append({**{k: v for k, v in desc.items() if k not in ("digest", "size", "mediaType")},
                        "mediaType": gz_type, "digest": twin[0], "size": twin[1]})
     manifest = {**image.manifest, "layers": layers}
-    platform = {"architecture": image.config.get("architecture", "amd64"), "os": image.config.get("os", "linux")}
+    platform = image.config.platform
     digest = store.put_manifest(canonical_json(manifest), image.media_type,
                                 ref=str(target) if target.tag else None, platform=platform)
     return store.resolve(digest)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mlpack.errors import ExportError, ImageNotFound
+from mlpack.oci.config import ImageConfig
+from mlpack.oci.image import Image
 from mlpack.settings import Settings
 from mlpack.types import DEFAULT_PORT, Limits
 
@@ -29,26 +31,11 @@ _ENV_GRPC_PORT = "MLPACK_GRPC_PORT"
 _ENV_GRACE = "MLPACK_GRACEFUL_TIMEOUT_S"
 
 
-def _parse_user(user: str | None) -> tuple[int | None, int | None]:
-    """(uid, gid) from a config ``User``: "" is root, a name is unknown (None)."""
-    text = (user or "").strip()
-    if not text:
-        return 0, None
-    uid_s, _, gid_s = text.partition(":")
-    uid = int(uid_s) if uid_s.isdigit() else None
-    gid = int(gid_s) if gid_s.isdigit() else None
-    return uid, gid
-
-
-def _parse_port(exposed: dict[str, Any] | None, env: dict[str, str]) -> int | None:
+def _port(config: ImageConfig, env: dict[str, str]) -> int | None:
+    """MLPACK_PORT when set, else the default port when exposed, else the lowest exposed TCP port."""
     if env.get(_ENV_PORT, "").isdigit():
         return int(env[_ENV_PORT])
-    ports = []
-    for key in exposed or {}:
-        number, _, proto = str(key).partition("/")
-        if number.isdigit() and proto in ("", "tcp"):  # "8080" means tcp too
-            ports.append(int(number))
-    ports.sort()
+    ports = config.tcp_ports
     if not ports:
         return None
     return DEFAULT_PORT if DEFAULT_PORT in ports else ports[0]
@@ -59,36 +46,35 @@ def _grpc_port(env: dict[str, str]) -> int | None:
     return int(raw) if raw.isdigit() and 0 < int(raw) < 65536 else None
 
 
-def image_info_from_config(reference: str, digest: str | None, config: dict[str, Any]) -> ImageInfo:
-    """ImageInfo from an OCI image config (the whole config blob or its ``config`` part)."""
+def _grace(env: dict[str, str]) -> int | None:
+    try:
+        return int(round(float(env[_ENV_GRACE]))) if _ENV_GRACE in env else None
+    except ValueError:
+        return None
+
+
+def image_info_from_config(reference: str, digest: str | None, config: ImageConfig) -> ImageInfo:
+    """ImageInfo, plain values for mlpack.kube, from an image's parsed config."""
     from mlpack.kube import ImageInfo
 
-    inner = config.get("config") if isinstance(config.get("config"), dict) else config
-    env = dict(
-        item.split("=", 1) for item in (inner.get("Env") or []) if isinstance(item, str) and "=" in item
-    )
-    uid, gid = _parse_user(inner.get("User"))
-    port = _parse_port(inner.get("ExposedPorts"), env)
-    grace: int | None = None
-    try:
-        grace = int(round(float(env[_ENV_GRACE]))) if _ENV_GRACE in env else None
-    except ValueError:
-        grace = None
+    env = config.env_map
+    uid, gid = config.user_ids
     info = ImageInfo(
         reference=reference,
         digest=digest,
         user_uid=uid,
         user_gid=gid,
-        labels={str(k): str(v) for k, v in (inner.get("Labels") or {}).items()},
-        stop_grace_seconds=grace,
+        labels=dict(config.labels),
+        stop_grace_seconds=_grace(env),
         grpc_port=_grpc_port(env),
     )
+    port = _port(config, env)
     return replace(info, port=port) if port else info
 
 
-def image_info(image: Any, *, reference: str | None = None, digest: str | None = None) -> ImageInfo:
-    """ImageInfo from an ImageInfo, a reference string or a store Image (``.ref``,
-    ``.digest``, ``.config``) without looking anything up.
+def image_info(image: ImageInfo | Image | str, *, reference: str | None = None,
+               digest: str | None = None) -> ImageInfo:
+    """ImageInfo from an ImageInfo, a reference string or a store Image without looking anything up.
 
     ``reference``/``digest`` override where the cluster pulls from, e.g. after
     a push: ``image_info(image, reference=pushed_ref, digest=pushed_digest)``.
@@ -101,7 +87,7 @@ def image_info(image: Any, *, reference: str | None = None, digest: str | None =
     return info
 
 
-def _image_info(image: Any) -> ImageInfo:
+def _image_info(image: ImageInfo | Image | str) -> ImageInfo:
     from mlpack.kube import ImageInfo
 
     if isinstance(image, ImageInfo):
@@ -110,9 +96,8 @@ def _image_info(image: Any) -> ImageInfo:
         from mlpack.kube.naming import parse_reference
 
         return ImageInfo(reference=image.strip(), digest=parse_reference(image).digest)
-    if hasattr(image, "digest") and hasattr(image, "config"):
-        reference = getattr(image, "ref", None) or image.digest
-        return image_info_from_config(str(reference), image.digest, dict(image.config or {}))
+    if isinstance(image, Image):
+        return image_info_from_config(image.ref or image.digest, image.digest, image.config)
     raise ExportError(
         f"cannot export {type(image).__name__!r} as an image",
         hint="pass a reference such as 'registry.example.com/team/model:tag', a store Image, "
@@ -120,7 +105,7 @@ def _image_info(image: Any) -> ImageInfo:
     )
 
 
-def _from_store(ref: str, settings: Settings) -> Any | None:
+def _from_store(ref: str, settings: Settings) -> Image | None:
     """The store's Image for ``ref``, or None when the store does not hold it."""
     if not (settings.store_dir / "index.json").exists():
         return None
@@ -135,7 +120,7 @@ def _from_store(ref: str, settings: Settings) -> Any | None:
 
 
 def resolve_image(
-    image: Any,
+    image: ImageInfo | Image | str,
     *,
     settings: Settings,
     push: str | None = None,
@@ -146,8 +131,7 @@ def resolve_image(
     its digest, user and port); with ``push`` the image is pushed there first
     and the manifests name the pushed digest. Given ``limits`` and
     ``options``, everything else is checked before anything is pushed."""
-    from mlpack.kube import ExportOptions, ImageInfo, check_export
-
+    from mlpack.kube import ExportOptions, check_export
     from mlpack.kube.naming import parse_reference
 
     source = image
@@ -157,8 +141,7 @@ def resolve_image(
             source = found
     info = image_info(source)
     if push:
-        stored = source if not isinstance(source, (str, ImageInfo)) else None
-        if stored is None:
+        if not isinstance(source, Image):
             raise ExportError(
                 f"--push needs an image from the local store; {info.reference!r} is not in it",
                 hint="build or pull it first (`mlpack images` lists the store)",
@@ -168,8 +151,7 @@ def resolve_image(
             check_export(replace(info, reference=push), limits, options or ExportOptions())
         from mlpack.oci.registry import push as _push
 
-        pushed = _push(stored, push, settings=settings)
-        digest = pushed if isinstance(pushed, str) else getattr(pushed, "digest", None)
+        digest = _push(source, push, settings=settings)
         if not digest:
             raise ExportError(f"pushing to {push} returned no digest")
         info = image_info(info, reference=push, digest=digest)
@@ -177,7 +159,7 @@ def resolve_image(
 
 
 def export(
-    image: Any,
+    image: ImageInfo | Image | str,
     options: ExportOptions | None = None,
     *,
     out_dir: str | Path,

@@ -83,7 +83,7 @@ def test_steps_run_alone_on_an_explicit_env(tmp_path: Path, settings: Settings) 
     assert alone.state.layers == [] and alone.state.cfg.history[-1]["empty_layer"] is True
 
     alone.step(1)  # WORKDIR on scratch creates the directory: a layer
-    assert alone.state.cfg.config["WorkingDir"] == "/srv/app"
+    assert alone.state.cfg.working_dir == "/srv/app"
     assert len(alone.state.layers) == 1
     workdir_key = alone.state.key
 
