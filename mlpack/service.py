@@ -28,13 +28,13 @@ from mlpack.endpoint import predict_http, summarize_log, to_payload, wait_ready
 from mlpack.errors import MlpackError, ServeError
 from mlpack.progress import LogEvent, Sink, StageEvent, adapt_build_event
 from mlpack.settings import Settings
-from mlpack.types import Limits
+from mlpack.types import DEFAULT_GRPC_PORT, DEFAULT_PORT, Limits
 
 __all__ = ["ServeOptions", "Service", "Stages", "serve", "services", "predict_http", "to_payload", "summarize_log"]
 
-# The port mlpack-serve listens on inside the image.
-CONTAINER_PORT = 8080
-GRPC_CONTAINER_PORT = 8081  # its gRPC inference service, published on a free port
+# The ports mlpack-serve listens on inside the image; the gRPC one is published on a free port.
+CONTAINER_PORT = DEFAULT_PORT
+GRPC_CONTAINER_PORT = DEFAULT_GRPC_PORT
 
 
 @dataclass(frozen=True)
@@ -556,8 +556,8 @@ def _ship(pipe: _Pipeline, service: Service, image: Any, options: ServeOptions, 
         pipe.skip("push", "no --push")
     if options.k8s:
         with pipe.stage("export", detail=str(options.k8s)) as info:
-            from mlpack.cli.export import image_info
             from mlpack.kube import export_k8s
+            from mlpack.pipeline.export import image_info
 
             # The manifests pin the pushed digest when there is one, else name the local image.
             source = (image_info(image, reference=options.push, digest=service.pushed)
@@ -625,9 +625,9 @@ def _run(image: Any, options: ServeOptions, limits: Limits, settings: Settings, 
 
 
 def _build(context: Any, *, tag: str, settings: Settings, progress: Callable[[Any], None]) -> Any:
-    from mlpack.builder import build
+    from mlpack.builder import BuildOptions, build
 
-    return build(context, tag=tag, settings=settings, progress=progress)
+    return build(context, BuildOptions(tag=tag), settings=settings, progress=progress)
 
 
 def _find(settings: Settings, name: str) -> Any:

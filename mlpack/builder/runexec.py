@@ -44,8 +44,8 @@ def run(build: BuildEnv, state: StageState, cmd: RunCommand) -> None:
     env = dict(state.cfg.env)
     for name, value in state.args.items():
         env.setdefault(name, value)
-    user = state.cfg.config.get("User") or ""
-    cwd = state.cfg.config.get("WorkingDir") or "/"
+    user = state.cfg.user
+    cwd = state.cfg.working_dir
     mount_keys: list[object] = []
     for m in mounts:
         part = m.key()

@@ -28,6 +28,7 @@ from mlpack.dockerfile.options import LOCAL_BASE, RenderOptions
 from mlpack.dockerfile.system import system_libraries
 from mlpack.dockerfile.templates import render_template
 from mlpack.errors import RenderError
+from mlpack.types import DEFAULT_PORT
 
 __all__ = ["BuildContext", "render", "SERVING_MODULES", "LABEL_PREFIX"]
 
@@ -61,7 +62,7 @@ IMPORT_CHECK = Path(__file__).with_name("importcheck.py")
 STRIP_ELF = Path(__file__).with_name("_stripelf.py")
 _HEALTHCHECK = (
     "import os, urllib.request; "
-    "urllib.request.urlopen('http://127.0.0.1:%s/v2/health/ready' % os.environ.get('MLPACK_PORT', '8080'), timeout=4)"
+    f"urllib.request.urlopen('http://127.0.0.1:%s/v2/health/ready' % os.environ.get('MLPACK_PORT', '{DEFAULT_PORT}'), timeout=4)"
 )
 _REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 

@@ -13,6 +13,6 @@ at import time):
 * ``layercache``  layers unpacked once per diff_id, overlay lowerdir form
 * ``archive``     docker-archive and OCI layout/tar import and export
 * ``registry``    pull/push over the distribution API (``transport``, ``auth``)
-* ``reference``   docker-style image references
+* references: the one :mod:`mlpack.reference` type (a leaf every stage may import)
 * ``base``        the Debian python base image made with mmdebstrap
 """
