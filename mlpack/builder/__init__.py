@@ -31,16 +31,28 @@ __all__ = [
 ]
 
 
-def _render_bundle(thing: Any, store: Any) -> Any:
+def _render_bundle(thing: Any, store: Any, settings: Settings | None = None, deps: str = "run",
+                   say: Any = None) -> Any:
     """Render a bundle with the default base, or with the offline base
-    (``localhost/mlpack/python``) when only that one is in the store."""
+    (``localhost/mlpack/python``) when only that one is in the store; ``deps``
+    as :func:`mlpack.builder.depsmode.render_for_build` takes it."""
     from mlpack.dockerfile import RenderOptions, render
 
-    rendered = render(thing)
-    if store is None or _has_image(store, rendered.base_image):
-        return rendered
-    local = render(thing, RenderOptions(base="local"))
-    return local if _has_image(store, local.base_image) else rendered
+    if isinstance(thing, (str, os.PathLike)):
+        from mlpack.bundle import Bundle
+
+        thing = Bundle.load(Path(thing))
+    options = RenderOptions()
+    if store is not None:
+        python = options.python_version(getattr(thing, "python_version", None))
+        if not _has_image(store, options.base_image(python)) and \
+                _has_image(store, RenderOptions(base="local").base_image(python)):
+            options = RenderOptions(base="local")
+    if settings is None or store is None or deps == "run":
+        return render(thing, options)
+    from mlpack.builder.depsmode import render_for_build
+
+    return render_for_build(thing, options, settings, store, deps=deps, say=say)
 
 
 def _has_image(store: Any, ref: str) -> bool:
@@ -53,25 +65,38 @@ def _has_image(store: Any, ref: str) -> bool:
 
 def resolve_input(thing: Any, dockerfile: str | os.PathLike[str] | None, store: Any = None) -> tuple[Path, Path]:
     """(context dir, Dockerfile path) for a Bundle, a BuildContext, a bundle dir or a context dir."""
+    ctx, df, _ = _resolve_input(thing, dockerfile, store)
+    return ctx, df
+
+
+def _resolve_input(thing: Any, dockerfile: str | os.PathLike[str] | None, store: Any = None,
+                   render_bundle: Any = None) -> tuple[Path, Path, dict[str, Path]]:
+    """resolve_input plus the named build contexts a rendered BuildContext brings."""
     if hasattr(thing, "dockerfile") and hasattr(thing, "path"):  # a rendered BuildContext
-        ctx = Path(thing.path)
-        df = Path(dockerfile) if dockerfile else Path(thing.dockerfile)
-        if not df.is_absolute():
-            df = ctx / df
-        if not df.exists() and isinstance(thing.dockerfile, str) and "FROM" in thing.dockerfile.upper():
-            df = ctx / "Dockerfile"
-        return ctx, df
+        ctx, df = _context_paths(thing, dockerfile)
+        return ctx, df, dict(getattr(thing, "contexts", None) or {})
     path = Path(getattr(thing, "path", thing))
     looks_like_bundle = (path / "mlpack.yaml").is_file() and not (path / "Dockerfile").is_file()
     if hasattr(thing, "manifest") or (looks_like_bundle and dockerfile is None):
-        return resolve_input(_render_bundle(thing, store), dockerfile)
+        rendered = (render_bundle or (lambda t: _render_bundle(t, store)))(thing)
+        return _resolve_input(rendered, dockerfile)
     if not path.is_dir():
         raise BuildError(f"build context {path} is not a directory",
                          hint="pass a directory with a Dockerfile, a bundle or a rendered BuildContext")
     df = Path(dockerfile) if dockerfile else path / "Dockerfile"
     if not df.is_absolute() and not df.exists():
         df = path / df
-    return path, df
+    return path, df, {}
+
+
+def _context_paths(thing: Any, dockerfile: str | os.PathLike[str] | None) -> tuple[Path, Path]:
+    ctx = Path(thing.path)
+    df = Path(dockerfile) if dockerfile else Path(thing.dockerfile)
+    if not df.is_absolute():
+        df = ctx / df
+    if not df.exists() and isinstance(thing.dockerfile, str) and "FROM" in thing.dockerfile.upper():
+        df = ctx / "Dockerfile"
+    return ctx, df
 
 
 def parse_secrets(values: Sequence[str] | Mapping[str, str | os.PathLike[str]] | None) -> dict[str, Path]:
@@ -125,6 +150,8 @@ def build(
     source_date_epoch: int | None = None,
     network: str = "default",
     limits: Any = None,
+    build_contexts: Sequence[str] | Mapping[str, str | os.PathLike[str]] | None = None,
+    deps: str = "auto",
 ) -> Any:
     """Build a Dockerfile into the store at ``settings.store_dir``; returns the stored Image.
 
@@ -134,10 +161,16 @@ def build(
     get by default (``default``: a namespace of their own with an uplink;
     ``none``; ``host``) and ``limits`` (a :class:`mlpack.Limits`) the cgroup of
     each RUN step (default :func:`~mlpack.builder.state.default_run_limits`).
+    ``build_contexts`` (``["NAME=DIR"]`` or ``{NAME: DIR}``) are the named
+    contexts ``COPY --from=NAME`` reads (:mod:`.namedctx`). ``deps`` applies
+    to a bundle, which is rendered first: ``run`` (a RUN step installs the
+    lock), ``context`` (mlpack installs it, the Dockerfile has no RUN) or
+    ``auto`` (``context`` only where RUN steps cannot run, said as a warning).
     """
     from mlpack.builder.context import BuildContextDir, HashCache
     from mlpack.builder.executor import BuildOptions, Executor
     from mlpack.builder.check import lint
+    from mlpack.builder.namedctx import open_named, parse_build_contexts
     from mlpack.builder.instructions import instructions
     from mlpack.builder.state import default_run_limits
     from mlpack.runtime.sandboxreap import reap_stale
@@ -149,6 +182,7 @@ def build(
         raise BuildError(f"network {network!r} is not default, none or host")
     args = {k: str(v) for k, v in (build_args or {}).items()}
     secret_files = parse_secrets(secrets)  # bad --secret flags fail before any work
+    named = parse_build_contexts(build_contexts)
     if source_date_epoch is None:
         raw = args.get("SOURCE_DATE_EPOCH") or os.environ.get("SOURCE_DATE_EPOCH")
         if raw:
@@ -156,7 +190,11 @@ def build(
                 raise BuildError(f"SOURCE_DATE_EPOCH={raw!r} is not a number of seconds")
             source_date_epoch = int(raw)
     store = Store(settings.store_dir)
-    ctx_dir, df_path = resolve_input(bundle_or_context_or_dir, dockerfile, store)
+    say = (lambda text: progress(BuildWarning(0, text))) if progress is not None else None
+    ctx_dir, df_path, rendered_contexts = _resolve_input(
+        bundle_or_context_or_dir, dockerfile, store,
+        render_bundle=lambda thing: _render_bundle(thing, store, settings, deps, say))
+    named = {**rendered_contexts, **named}
     try:
         text = df_path.read_text()
     except OSError as exc:
@@ -170,9 +208,11 @@ def build(
     planned = plan(parsed, build_args=args, target=target, commands=commands)
     hashes = HashCache(settings.cache_dir / "build" / "hashes.json")
     ctx = BuildContextDir.open(ctx_dir, df_path.name, hashes)
+    contexts = open_named(named, hashes)
     store.init()
     reap_stale(settings.home)  # RUN steps of builds that were killed: processes, mounts, cgroups, dirs
     options = BuildOptions(tag=tag, build_args=args, target=target, no_cache=no_cache,
                            secrets=secret_files, source_date_epoch=source_date_epoch, progress=progress,
-                           network=network, limits=limits if limits is not None else default_run_limits())
+                           network=network, limits=limits if limits is not None else default_run_limits(),
+                           contexts=contexts)
     return Executor(settings, store, ctx, parsed, planned, options).run()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mlpack.builder.events import Progress
 from mlpack.builder.imageconfig import ConfigState
@@ -48,6 +49,7 @@ class BuildOptions:
     progress: Progress | None = None
     network: str = "default"  # what RUN --network=default means: default (uplink), none or host
     limits: Limits = field(default_factory=default_run_limits)  # every RUN step's cgroup
+    contexts: dict[str, Any] = field(default_factory=dict)  # named build contexts: name -> BuildContextDir
 
 
 @dataclass
