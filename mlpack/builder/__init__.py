@@ -12,6 +12,7 @@ and the stage loop (:mod:`.executor`). Progress is a stream of typed events
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -167,15 +168,8 @@ def build(
     lock), ``context`` (mlpack installs it, the Dockerfile has no RUN) or
     ``auto`` (``context`` only where RUN steps cannot run, said as a warning).
     """
-    from mlpack.builder.context import BuildContextDir, HashCache
-    from mlpack.builder.executor import BuildOptions, Executor
-    from mlpack.builder.check import lint
-    from mlpack.builder.namedctx import open_named, parse_build_contexts
-    from mlpack.builder.instructions import instructions
-    from mlpack.builder.state import default_run_limits
-    from mlpack.runtime.sandboxreap import reap_stale
-    from mlpack.builder.parser import parse
-    from mlpack.builder.stages import plan
+    from mlpack.builder.namedctx import parse_build_contexts
+    from mlpack.builder.state import BuildOptions, default_run_limits
     from mlpack.oci.layout import Store
 
     if network not in ("default", "none", "host"):
@@ -191,9 +185,38 @@ def build(
             source_date_epoch = int(raw)
     store = Store(settings.store_dir)
     say = (lambda text: progress(BuildWarning(0, text))) if progress is not None else None
-    ctx_dir, df_path, rendered_contexts = _resolve_input(
-        bundle_or_context_or_dir, dockerfile, store,
-        render_bundle=lambda thing: _render_bundle(thing, store, settings, deps, say))
+    rendered: list[Path] = []  # contexts rendered here from a bundle: removed after the build
+
+    def render_bundle(thing: Any) -> Any:
+        context = _render_bundle(thing, store, settings, deps, say)
+        rendered.append(Path(context.path))
+        return context
+
+    options = BuildOptions(tag=tag, build_args=args, target=target, no_cache=no_cache,
+                           secrets=secret_files, source_date_epoch=source_date_epoch, progress=progress,
+                           network=network, limits=limits if limits is not None else default_run_limits())
+    try:
+        return _build_resolved(bundle_or_context_or_dir, dockerfile, store, render_bundle, named, settings, options)
+    finally:
+        for path in rendered:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _build_resolved(thing: Any, dockerfile: Any, store: Any, render_bundle: Any, named: dict[str, Path],
+                    settings: Settings, options: Any) -> Any:
+    """The build, once its inputs are checked: ``thing`` resolved to a context, then the Executor."""
+    from dataclasses import replace
+
+    from mlpack.builder.context import BuildContextDir, HashCache
+    from mlpack.builder.executor import Executor
+    from mlpack.builder.check import lint
+    from mlpack.builder.instructions import instructions
+    from mlpack.builder.namedctx import open_named
+    from mlpack.runtime.sandboxreap import reap_stale
+    from mlpack.builder.parser import parse
+    from mlpack.builder.stages import plan
+
+    ctx_dir, df_path, rendered_contexts = _resolve_input(thing, dockerfile, store, render_bundle=render_bundle)
     named = {**rendered_contexts, **named}
     try:
         text = df_path.read_text()
@@ -202,17 +225,14 @@ def build(
                          hint="pass -f with the Dockerfile's path, or put a Dockerfile in the context") from None
     parsed = parse(text, file=df_path.name if df_path.parent == ctx_dir else str(df_path))
     commands = instructions(parsed.instructions, escape=parsed.escape)
-    if progress is not None:
+    if options.progress is not None:
         for finding in lint(parsed, commands):
-            progress(BuildWarning(finding.line, finding.message))
-    planned = plan(parsed, build_args=args, target=target, commands=commands)
+            options.progress(BuildWarning(finding.line, finding.message))
+    planned = plan(parsed, build_args=options.build_args, target=options.target, commands=commands)
     hashes = HashCache(settings.cache_dir / "build" / "hashes.json")
     ctx = BuildContextDir.open(ctx_dir, df_path.name, hashes)
     contexts = open_named(named, hashes)
     store.init()
     reap_stale(settings.home)  # RUN steps of builds that were killed: processes, mounts, cgroups, dirs
-    options = BuildOptions(tag=tag, build_args=args, target=target, no_cache=no_cache,
-                           secrets=secret_files, source_date_epoch=source_date_epoch, progress=progress,
-                           network=network, limits=limits if limits is not None else default_run_limits(),
-                           contexts=contexts)
+    options = replace(options, contexts=contexts)
     return Executor(settings, store, ctx, parsed, planned, options).run()
