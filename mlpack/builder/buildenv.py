@@ -161,6 +161,12 @@ class BuildEnv:
         except ImageNotFound:
             pass
         not_a_stage = ""
+        if instr.cmd != "FROM" and "/" not in ref and ":" not in ref and (self.ctx.root / ref).is_dir():
+            # a rendered deps="context" directory built without its flag: say so instead of pulling
+            raise instr.error(
+                f"--from={ref} is no stage and no named build context; the build context has a directory "
+                f"{ref}/ (is it the named context the Dockerfile means?)",
+                hint=f"pass --build-context {ref}={self.ctx.root / ref} (build_contexts={{'{ref}': ...}})")
         if instr.cmd != "FROM":
             not_a_stage = (f"{ref!r} is not a stage of this Dockerfile (stages: {self.plan.stage_names()}), "
                            "so it is taken as an image")

@@ -95,3 +95,11 @@ def test_mlpack_build_takes_build_context_flags(ctx: Ctx, deps: Path, monkeypatc
     image = ctx.store.resolve("localhost/test/named:1")
     assert capsys.readouterr().out.strip() == image.digest
     assert ctx.layer_file(image, "mod.py") == b"X = 1\n"
+
+
+def test_a_missing_flag_is_named_when_the_context_has_that_directory(ctx: Ctx) -> None:
+    """A rendered deps='context' directory built without --build-context: said, never pulled."""
+    ctx.write("deps/lib/mod.py", "X = 1\n")
+    with pytest.raises(BuildError, match="no stage and no named build context") as info:
+        ctx.build("FROM scratch\nCOPY --from=deps / /opt/venv/\n")
+    assert f"--build-context deps={ctx.root / 'deps'}" in (info.value.hint or "")
