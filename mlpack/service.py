@@ -59,6 +59,9 @@ class ServeOptions:
     detach: bool = False  # keep serving after this process (script, kernel) exits
     # packages to add to the image: "name==version" / "name" specs, or a requirements file's path
     requirements: tuple[str, ...] | str | Path | None = None
+    # how the lock gets into the image: "run" (a RUN step), "context" (installed by mlpack, no RUN),
+    # "auto" (context only where RUN steps cannot run: no crun, namespaces refused)
+    deps: str = "auto"
 
     def limits(self) -> Limits:
         return Limits(cpus=self.cpus, memory=self.memory, pids=self.pids, gpus=self.gpus)
@@ -369,7 +372,7 @@ def serve(model: Any, sample: Any, *, options: ServeOptions | None = None,
     work = settings.home / "serve" / name
 
     with pipe.stage("render"):
-        context = stages.render(bundle, options, work / "context")
+        context = stages.render(bundle, options, work / "context", settings, pipe.emit)
     base = context.base_image  # decided once, by render's RenderOptions.base_image
 
     with pipe.stage("base", detail=str(base)) as info:
@@ -572,13 +575,22 @@ def _ship(pipe: _Pipeline, service: Service, image: Any, options: ServeOptions, 
         pipe.skip("export", "no --k8s")
 
 
-def _render(bundle: Any, options: ServeOptions, out_dir: Path) -> Any:
+def _render(bundle: Any, options: ServeOptions, out_dir: Path, settings: Settings, emit: Sink) -> Any:
+    from mlpack.builder.depsmode import choose_deps, render_for_build
     from mlpack.dockerfile import RenderOptions, render
+    from mlpack.oci.layout import Store
 
     # "local" is the base bootstrapped from Debian packages: it needs no registry.
     render_options = RenderOptions(base=options.base or "local", port=CONTAINER_PORT)
     shutil.rmtree(out_dir, ignore_errors=True)
-    return render(bundle, render_options, out_dir=out_dir)
+    deps = choose_deps(options.deps, settings, lambda text: emit(LogEvent(text)))
+    if deps == "run":
+        return render(bundle, render_options, out_dir=out_dir)
+    # the venv is made before the build, for the base's interpreter: the base must be here first
+    base = render_options.base_image(render_options.python_version(bundle.python_version))
+    _ensure_base(base, settings, emit)
+    return render_for_build(bundle, render_options, settings, Store(settings.store_dir), deps="context",
+                            out_dir=out_dir)
 
 
 def _ensure_base(base: str, settings: Settings, emit: Sink) -> str:
@@ -658,7 +670,7 @@ class Stages:
     packages; a unit test of the orchestration passes fakes (no export, build or container)."""
 
     capture: Callable[[Any, Any, ServeOptions, Settings], tuple[Any, str]] = _capture  # -> (bundle, name)
-    render: Callable[[Any, ServeOptions, Path], Any] = _render  # -> BuildContext (.base_image)
+    render: Callable[[Any, ServeOptions, Path, Settings, Sink], Any] = _render  # -> BuildContext (.base_image)
     base: Callable[[str, Settings, Sink], str] = _ensure_base  # -> what was done, for the progress line
     build: Callable[..., Any] = _build  # (context, *, tag, settings, progress) -> image
     find: Callable[[Settings, str], Any] = _find  # -> container; ContainerNotFound

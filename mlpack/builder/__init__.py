@@ -12,8 +12,9 @@ and the stage loop (:mod:`.executor`). Progress is a stream of typed events
 from __future__ import annotations
 
 import os
+import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,16 +38,28 @@ __all__ = [
 ]
 
 
-def _render_bundle(thing: Any, store: Any) -> Any:
+def _render_bundle(thing: Any, store: Any, settings: Settings | None = None, deps: str = "run",
+                   say: Any = None) -> Any:
     """Render a bundle with the default base, or with the offline base
-    (``localhost/mlpack/python``) when only that one is in the store."""
+    (``localhost/mlpack/python``) when only that one is in the store; ``deps``
+    as :func:`mlpack.builder.depsmode.render_for_build` takes it."""
     from mlpack.dockerfile import RenderOptions, render
 
-    rendered = render(thing)
-    if store is None or _has_image(store, rendered.base_image):
-        return rendered
-    local = render(thing, RenderOptions(base="local"))
-    return local if _has_image(store, local.base_image) else rendered
+    if isinstance(thing, (str, os.PathLike)):
+        from mlpack.bundle import Bundle
+
+        thing = Bundle.load(Path(thing))
+    options = RenderOptions()
+    if store is not None:
+        python = options.python_version(thing.python_version)
+        if not _has_image(store, options.base_image(python)) and \
+                _has_image(store, RenderOptions(base="local").base_image(python)):
+            options = RenderOptions(base="local")
+    if settings is None or store is None or deps == "run":
+        return render(thing, options)
+    from mlpack.builder.depsmode import render_for_build
+
+    return render_for_build(thing, options, settings, store, deps=deps, say=say)
 
 
 def _has_image(store: Any, ref: str) -> bool:
@@ -66,6 +79,13 @@ def _is_bundle(thing: object) -> bool:
 
 def resolve_input(thing: Any, dockerfile: str | os.PathLike[str] | None, store: Any = None) -> tuple[Path, Path]:
     """(context dir, Dockerfile path) for a Bundle, a BuildContext, a bundle dir or a context dir."""
+    ctx, df, _ = _resolve_input(thing, dockerfile, lambda t: _render_bundle(t, store))
+    return ctx, df
+
+
+def _resolve_input(thing: Any, dockerfile: str | os.PathLike[str] | None,
+                   render_bundle: Callable[[Any], Any]) -> tuple[Path, Path, dict[str, Path]]:
+    """resolve_input plus the named build contexts a rendered BuildContext brings."""
     from mlpack.dockerfile.context import BuildContext
 
     if isinstance(thing, BuildContext):
@@ -75,19 +95,19 @@ def resolve_input(thing: Any, dockerfile: str | os.PathLike[str] | None, store: 
             df = ctx / df
         if not df.exists() and isinstance(thing.dockerfile, str) and "FROM" in thing.dockerfile.upper():
             df = ctx / "Dockerfile"
-        return ctx, df
+        return ctx, df, dict(thing.contexts)
     bundle = _is_bundle(thing)
     path = Path(thing.path if bundle else thing)
     looks_like_bundle = (path / "mlpack.yaml").is_file() and not (path / "Dockerfile").is_file()
     if bundle or (looks_like_bundle and dockerfile is None):
-        return resolve_input(_render_bundle(thing, store), dockerfile)
+        return _resolve_input(render_bundle(thing), dockerfile, render_bundle)
     if not path.is_dir():
         raise BuildError(f"build context {path} is not a directory",
                          hint="pass a directory with a Dockerfile, a bundle or a rendered BuildContext")
     df = Path(dockerfile) if dockerfile else path / "Dockerfile"
     if not df.is_absolute() and not df.exists():
         df = path / df
-    return path, df
+    return path, df, {}
 
 
 def check_dockerfile(context: Any, *, dockerfile: str | os.PathLike[str] | None = None,
@@ -119,22 +139,45 @@ def build(
 
     ``options`` (a :class:`BuildOptions`), or its fields by keyword (``tag=``,
     ``build_args=``, ...), which override those of ``options``. ``progress``
-    receives the build's typed events.
+    receives the build's typed events. A bundle is rendered first, with
+    ``options.deps`` (:mod:`.depsmode`); a context rendered here is removed
+    after the build.
     """
-    from mlpack.builder.context import BuildContextDir, HashCache
-    from mlpack.builder.executor import Executor
-    from mlpack.builder.check import lint
-    from mlpack.builder.instructions import instructions
-    from mlpack.runtime.sandboxreap import reap_stale
-    from mlpack.builder.parser import parse
-    from mlpack.builder.stages import plan
     from mlpack.oci.layout import Store
 
     if fields:
         options = replace(options, **fields) if options is not None else BuildOptions(**fields)
     options = (options or BuildOptions()).resolved()
     store = Store(settings.store_dir)
-    ctx_dir, df_path = resolve_input(bundle_or_context_or_dir, options.dockerfile, store)
+    say = (lambda text: progress(BuildWarning(0, text))) if progress is not None else None
+    rendered: list[Path] = []
+
+    def render_bundle(thing: Any) -> Any:
+        context = _render_bundle(thing, store, settings, options.deps, say)
+        rendered.append(Path(context.path))
+        return context
+
+    try:
+        return _build_resolved(bundle_or_context_or_dir, store, render_bundle, settings, options, progress)
+    finally:
+        for path in rendered:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _build_resolved(thing: Any, store: Any, render_bundle: Callable[[Any], Any], settings: Settings,
+                    options: BuildOptions, progress: Progress | None) -> Image:
+    """The build, once its options are checked: ``thing`` resolved to a context, then the Executor."""
+    from mlpack.builder.context import BuildContextDir, HashCache
+    from mlpack.builder.executor import Executor
+    from mlpack.builder.check import lint
+    from mlpack.builder.instructions import instructions
+    from mlpack.builder.namedctx import open_named
+    from mlpack.runtime.sandboxreap import reap_stale
+    from mlpack.builder.parser import parse
+    from mlpack.builder.stages import plan
+
+    ctx_dir, df_path, rendered_contexts = _resolve_input(thing, options.dockerfile, render_bundle)
+    named = {**rendered_contexts, **options.build_contexts}
     try:
         text = df_path.read_text()
     except OSError as exc:
@@ -148,6 +191,7 @@ def build(
     planned = plan(parsed, build_args=dict(options.build_args), target=options.target, commands=commands)
     hashes = HashCache(settings.cache_dir / "build" / "hashes.json")
     ctx = BuildContextDir.open(ctx_dir, df_path.name, hashes)
+    contexts = open_named(named, hashes)
     store.init()
     reap_stale(settings.home)  # RUN steps of builds that were killed: processes, mounts, cgroups, dirs
-    return Executor(settings, store, ctx, parsed, planned, options, progress).run()
+    return Executor(settings, store, ctx, parsed, planned, options, progress, contexts=contexts).run()

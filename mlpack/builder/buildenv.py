@@ -68,10 +68,12 @@ class BuildEnv:
     cleanup: list[Path] = field(default_factory=list)  # scratch files removed when the build ends
     position: Position = field(default_factory=Position)
     progress: Progress | None = None
+    contexts: dict[str, BuildContextDir] = field(default_factory=dict)  # named build contexts by name
 
     @classmethod
     def create(cls, settings: Settings, store: Store, ctx: BuildContextDir, escape: str, plan: Plan,
-               options: BuildOptions, progress: Progress | None = None) -> BuildEnv:
+               options: BuildOptions, progress: Progress | None = None, *,
+               contexts: dict[str, BuildContextDir] | None = None) -> BuildEnv:
         """The env of a build of ``plan``: its directories under ``settings.cache_dir``."""
         dirs = LayerDirs(settings, store)
         epoch = options.source_date_epoch
@@ -84,6 +86,7 @@ class BuildEnv:
             layer_options=LayerOptions(source_date_epoch=epoch),
             position=Position(total=sum(1 + len(s.commands) for s in plan.stages)),
             progress=progress,
+            contexts=dict(contexts or {}),
         )
 
     def emit(self, event: object) -> None:
@@ -166,6 +169,12 @@ class BuildEnv:
         except ImageNotFound:
             pass
         not_a_stage = ""
+        if instr.cmd != "FROM" and "/" not in ref and ":" not in ref and (self.ctx.root / ref).is_dir():
+            # a rendered deps="context" directory built without its flag: say so instead of pulling
+            raise instr.error(
+                f"--from={ref} is no stage and no named build context; the build context has a directory "
+                f"{ref}/ (is it the named context the Dockerfile means?)",
+                hint=f"pass --build-context {ref}={self.ctx.root / ref} (build_contexts={{'{ref}': ...}})")
         if instr.cmd != "FROM":
             not_a_stage = (f"{ref!r} is not a stage of this Dockerfile (stages: {self.plan.stage_names()}), "
                            "so it is taken as an image")

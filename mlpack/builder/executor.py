@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Mapping
 
 from mlpack.builder.buildenv import BuildEnv
 from mlpack.builder.cache import chain_key, is_virtual
@@ -44,10 +45,12 @@ class Executor:
     """Runs a :class:`Plan` against a store; ``run()`` returns the tagged Image."""
 
     def __init__(self, settings: Settings, store: Store, ctx: BuildContextDir, dockerfile: Dockerfile,
-                 plan: Plan, options: BuildOptions, progress: Progress | None = None) -> None:
+                 plan: Plan, options: BuildOptions, progress: Progress | None = None, *,
+                 contexts: Mapping[str, BuildContextDir] | None = None) -> None:
         self.plan = plan
         self.opts = options
-        self.env = BuildEnv.create(settings, store, ctx, dockerfile.escape, plan, options, progress)
+        self.env = BuildEnv.create(settings, store, ctx, dockerfile.escape, plan, options, progress,
+                                   contexts=dict(contexts or {}))
         self.position = self.env.position
 
     # -- the build --------------------------------------------------------------------

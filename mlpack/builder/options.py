@@ -20,6 +20,7 @@ from mlpack.types import Limits
 __all__ = ["BuildOptions", "parse_secrets", "default_run_limits", "NETWORKS"]
 
 NETWORKS = ("default", "none", "host")
+DEPS_MODES = ("run", "context", "auto")
 DEFAULT_RUN_PIDS = 4096
 DEFAULT_RUN_MEMORY = 8 << 30
 
@@ -71,6 +72,11 @@ class BuildOptions:
     same digest; ``network`` is what RUN steps get by default (``default``:
     a namespace of their own with an uplink; ``none``; ``host``) and
     ``limits`` the cgroup of each RUN step (:func:`default_run_limits`).
+    ``build_contexts`` (``["NAME=DIR"]`` or ``{NAME: DIR}``) are the named
+    contexts ``COPY --from=NAME`` reads (:mod:`.namedctx`); ``deps`` applies
+    to a bundle, which is rendered first: ``run`` (a RUN step installs the
+    lock), ``context`` (mlpack installs it, the Dockerfile has no RUN) or
+    ``auto`` (``context`` only where RUN steps cannot run, said as a warning).
     """
 
     tag: str | None = None
@@ -82,6 +88,8 @@ class BuildOptions:
     source_date_epoch: int | None = None
     network: str = "default"
     limits: Limits = field(default_factory=default_run_limits)
+    build_contexts: Sequence[str] | Mapping[str, str | os.PathLike[str]] = field(default_factory=dict)
+    deps: str = "auto"
 
     def __post_init__(self) -> None:
         if self.network not in NETWORKS:
@@ -91,6 +99,13 @@ class BuildOptions:
                              hint="e.g. Limits(memory='2g', pids=1024)")
         object.__setattr__(self, "build_args", {str(k): str(v) for k, v in (self.build_args or {}).items()})
         object.__setattr__(self, "secrets", parse_secrets(self.secrets))  # bad --secret flags fail now
+        from mlpack.builder.namedctx import parse_build_contexts
+
+        object.__setattr__(self, "build_contexts", parse_build_contexts(self.build_contexts))
+        if self.deps not in DEPS_MODES:
+            raise BuildError(f"deps {self.deps!r} is not one of {', '.join(DEPS_MODES)}",
+                             hint="run: a RUN step installs the lock; context: mlpack installs it (no RUN); "
+                                  "auto: context only where RUN steps cannot run")
 
     def resolved(self) -> BuildOptions:
         """With ``source_date_epoch`` taken from the build args or the environment when unset."""

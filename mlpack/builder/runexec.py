@@ -150,7 +150,7 @@ def _execute_run(build: BuildEnv, state: StageState, instr: Instruction, key: st
             try:
                 result = run_sandbox(spec, settings=build.settings)
             except MlpackError as exc:
-                raise instr.error(f"cannot run the step: {exc.message}", hint=exc.hint) from exc
+                raise _cannot_run(build, instr, exc) from exc
         build.emit(StepOutput(build.position.step, result.output, state.stage.label))
         if result.exit_code != 0:
             tail = "\n".join(result.output.rstrip("\n").splitlines()[-30:])
@@ -176,6 +176,19 @@ def _execute_run(build: BuildEnv, state: StageState, instr: Instruction, key: st
         return layer
     finally:
         shutil.rmtree(upper, ignore_errors=True)
+
+
+def _cannot_run(build: BuildEnv, instr: Instruction, exc: MlpackError) -> BuildError:
+    """The sandbox failed: said as 'RUN cannot run here' when this machine refuses what it needs."""
+    from mlpack.builder.depsmode import sandbox_problem
+
+    problem = sandbox_problem(build.settings)
+    if problem is None:
+        return instr.error(f"cannot run the step: {exc.message}", hint=exc.hint)
+    return instr.error(
+        f"RUN steps cannot run on this machine: {problem}",
+        hint="RUN needs crun or runc and namespaces (a notebook pod's seccomp profile may refuse them); "
+             "build elsewhere, or for a bundle use `mlpack build --deps context` (no RUN at all)")
 
 
 @contextlib.contextmanager

@@ -7,6 +7,13 @@ The context directory holds exactly what the Dockerfile copies::
     bundle/...       the bundle, byte for byte
 
 so ``docker build``, ``buildah bud`` and ``mlpack build`` all build it as is.
+
+With ``RenderOptions(deps="context")`` the context holds no build scripts;
+instead ``deps/`` is the image's virtual environment, made here
+(:mod:`mlpack.dockerfile.depsdir`), and ``etc/passwd``, ``etc/group`` the
+base's users plus the serving user. The Dockerfile has no RUN: it copies
+``deps/`` from a named build context (``--build-context deps=deps``), and
+``.dockerignore`` keeps ``deps/`` out of the main context.
 """
 
 from __future__ import annotations
@@ -18,23 +25,28 @@ import re
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from mlpack._version import __version__
+from mlpack.dockerfile.depsdir import BaseFacts, Trims, compile_tree, make_deps_dir, user_files
 from mlpack.dockerfile.options import LOCAL_BASE, RenderOptions
 from mlpack.dockerfile.system import system_libraries
+from mlpack.dockerfile.wheelcache import WheelTarget
 from mlpack.dockerfile.templates import render_template
 from mlpack.errors import RenderError
 from mlpack.types import DEFAULT_PORT
 
-__all__ = ["BuildContext", "render", "SERVING_MODULES", "LABEL_PREFIX"]
+__all__ = ["BuildContext", "render", "SERVING_MODULES", "LABEL_PREFIX", "DEPS_CONTEXT"]
 
 VENV = "/opt/venv"
 APP_DIR = "/opt/mlpack/app"
 BUNDLE_DIR = "/opt/mlpack/bundle"
+# The named build context (and the context's directory) holding the venv in deps="context" mode.
+DEPS_CONTEXT = "deps"
 CUDA_LIB_DIR = f"{VENV}/cuda-libs"
 # mlpack's own labels; users may not set keys under this prefix, so tools can trust them.
 LABEL_PREFIX = "io.mlpack."
@@ -70,12 +82,14 @@ _REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 @dataclass(frozen=True)
 class BuildContext:
     """A rendered build context: ``path`` (the directory), ``dockerfile`` (its
-    Dockerfile's path), the ``options`` used and the resolved ``base_image``."""
+    Dockerfile's path), the ``options`` used, the resolved ``base_image`` and the
+    named build contexts the Dockerfile copies from (``{"deps": path/deps}``)."""
 
     path: Path
     dockerfile: Path
     options: RenderOptions
     base_image: str
+    contexts: Mapping[str, Path] = field(default_factory=dict)
 
     @property
     def dockerfile_text(self) -> str:
@@ -83,10 +97,13 @@ class BuildContext:
 
 
 def render(bundle_or_path: Any, options: RenderOptions | None = None, *,
-           out_dir: str | Path | None = None) -> BuildContext:
+           out_dir: str | Path | None = None, base_facts: BaseFacts | None = None) -> BuildContext:
     """Render ``bundle_or_path`` (a Bundle or a bundle directory) into a build context.
 
     ``out_dir`` must be absent or empty; ``None`` makes a temporary directory.
+    ``base_facts`` (the base image's interpreter, users and platform) is
+    required with ``deps="context"``: ``mlpack.builder.render_for_build``
+    reads them from the store.
     """
     options = options or RenderOptions()
     if not isinstance(options, RenderOptions):
@@ -96,18 +113,52 @@ def render(bundle_or_path: Any, options: RenderOptions | None = None, *,
     python = options.python_version(getattr(bundle, "python_version", None))
     base = options.base_image(python)
     requirements = lock_lines(bundle, options)
+    if options.deps == "context" and base_facts is None:
+        raise RenderError("deps='context' needs the base image's interpreter and users",
+                          hint="use mlpack.builder.render_for_build (it reads them from the store), "
+                               "or pass base_facts=BaseFacts(...)")
     text = render_dockerfile(bundle, options, python=python, base=base)
 
     out = _prepare_out_dir(out_dir)
     _copy_tree(Path(bundle.path), out / "bundle")
     _copy_serving_code(out / "app" / "mlpack")
     _write(out / "requirements.lock", "\n".join(requirements) + "\n")
-    _write(out / "importcheck.py", IMPORT_CHECK.read_text())
-    _write(out / "imports.txt", "".join(f"{m}\n" for m in required_modules(bundle)))
-    _write(out / "stripelf.py", STRIP_ELF.read_text())
-    _write(out / ".dockerignore", render_template("dockerignore.j2", {}, extra_dir=options.template_dir))
+    if options.deps == "context":
+        assert base_facts is not None
+        _render_deps(out, bundle, options, python, base_facts, requirements)
+    else:
+        _write(out / "importcheck.py", IMPORT_CHECK.read_text())
+        _write(out / "imports.txt", "".join(f"{m}\n" for m in required_modules(bundle)))
+        _write(out / "stripelf.py", STRIP_ELF.read_text())
+    _write(out / ".dockerignore", render_template("dockerignore.j2", {"deps": options.deps},
+                                                  extra_dir=options.template_dir))
     _write(out / "Dockerfile", text)
-    return BuildContext(path=out, dockerfile=out / "Dockerfile", options=options, base_image=base)
+    contexts = {DEPS_CONTEXT: out / DEPS_CONTEXT} if options.deps == "context" else {}
+    return BuildContext(path=out, dockerfile=out / "Dockerfile", options=options, base_image=base,
+                        contexts=contexts)
+
+
+def _render_deps(out: Path, bundle: Any, options: RenderOptions, python: str, facts: BaseFacts,
+                 requirements: list[str]) -> None:
+    """deps/ (the venv, made here), etc/passwd and etc/group, and the serving code's bytecode."""
+    if not facts.interpreter.endswith(f"python{python}"):
+        raise RenderError(f"the base image's interpreter is {facts.interpreter}, not Python {python}",
+                          hint=f"choose a base with Python {python} or pass python= matching the base")
+    trims = Trims(installers=tuple(strip_installers(requirements)), tests=STRIP_TESTS,
+                  paths=tuple(strip_paths(bundle, options)))
+    assert options.wheel_cache is not None
+    make_deps_dir(out / DEPS_CONTEXT, [*requirements, *options.pip],
+                  target=WheelTarget(python=python, machine=facts.machine, glibc=facts.glibc),
+                  base=facts, cache=options.wheel_cache, venv=VENV, trims=trims,
+                  extra_wheel_dirs=[Path(bundle.path)] if local_wheels(bundle) else [],
+                  modules=required_modules(bundle), provided=["mlpack"])
+    passwd, group = user_files(facts, options.uid)
+    for name, data in (("passwd", passwd), ("group", group)):
+        (out / "etc").mkdir(exist_ok=True)
+        (out / "etc" / name).write_bytes(data)
+        (out / "etc" / name).chmod(0o644)
+    (out / "etc").chmod(0o755)
+    compile_tree(out / "app", APP_DIR, python)
 
 
 def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base: str) -> str:
@@ -138,6 +189,8 @@ def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base:
         "wheels": local_wheels(bundle),
         "strip_installers": strip_installers(lock_lines(bundle, options)),
         "strip_paths": strip_paths(bundle, options),
+        "deps": options.deps,
+        "deps_context": DEPS_CONTEXT,
         "healthcheck": [f"{VENV}/bin/python", "-c", _HEALTHCHECK],
         "entrypoint": [f"{VENV}/bin/python", "-m", "mlpack.server"],
     }

@@ -16,7 +16,7 @@ from mlpack.errors import ConfigError, RenderError
 from mlpack.reference import parse as parse_reference
 from mlpack.types import DEFAULT_GRPC_PORT, DEFAULT_PORT
 
-__all__ = ["RenderOptions", "DEFAULT_BASE", "LOCAL_BASE", "DEFAULT_PYTHON", "DEFAULT_UID", "DEFAULT_PORT"]
+__all__ = ["RenderOptions", "DEPS_MODES", "DEFAULT_BASE", "LOCAL_BASE", "DEFAULT_PYTHON", "DEFAULT_UID", "DEFAULT_PORT"]
 
 DEFAULT_PYTHON = "3.11"
 # Templates take the Python version; "local" is the offline base that
@@ -35,6 +35,8 @@ _APT_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(?::[a-z0-9-]+)?(?:=[A-Za-z0-9.+~:-]
 # PEP 508 allows spaces, quotes and ';' (markers), so the shell quoting, not
 # this check, is what keeps such values harmless.
 _PIP_RE = re.compile(r"^[A-Za-z0-9]")
+# How the locked dependencies get into the image (RenderOptions.deps).
+DEPS_MODES = ("run", "context")
 _BLOCK_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 # Environment variables the image itself relies on.
 _RESERVED_ENV = {"MLPACK_BUNDLE", "MLPACK_PORT", "MLPACK_GRPC_PORT", "VIRTUAL_ENV", "PATH", "PYTHONPATH"}
@@ -56,7 +58,12 @@ class RenderOptions:
     ``cpu.Dockerfile.j2`` or ``gpu.Dockerfile.j2``); ``blocks``: overrides
     of named blocks of that template. ``version``/``source``/``revision``
     fill the OCI labels; ``source_date_epoch`` the ``created`` label
-    (``None``: $SOURCE_DATE_EPOCH, else now).
+    (``None``: $SOURCE_DATE_EPOCH, else now). ``deps``: how the locked
+    dependencies get into the image: ``"run"`` (pip or uv in a RUN step of a
+    builder stage) or ``"context"`` (mlpack installs the wheels itself into the
+    context's ``deps/`` directory, which the Dockerfile copies from a named
+    build context: no RUN at all, see :mod:`mlpack.dockerfile.depsdir`);
+    ``wheel_cache``: where ``"context"`` keeps downloaded wheels (required there).
     """
 
     base: str | None = None
@@ -76,6 +83,8 @@ class RenderOptions:
     source: str | None = None
     revision: str | None = None
     source_date_epoch: int | None = None
+    deps: str = "run"
+    wheel_cache: Path | None = None
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -126,6 +135,25 @@ class RenderOptions:
                 check_text(value, name)
         if self.source_date_epoch is not None:
             set_("source_date_epoch", _int_in(self.source_date_epoch, "source_date_epoch", 0, 2**63 - 1))
+        self._check_deps()
+
+    def _check_deps(self) -> None:
+        if self.deps not in DEPS_MODES:
+            raise RenderError(f"deps={self.deps!r} is not one of {', '.join(DEPS_MODES)}",
+                              hint="'run' installs in a RUN step, 'context' without any RUN")
+        if self.wheel_cache is not None:
+            object.__setattr__(self, "wheel_cache", Path(self.wheel_cache))
+        if self.deps != "context":
+            return
+        if self.apt:
+            raise RenderError("apt packages need a RUN step, and deps='context' renders none",
+                              hint="drop apt=... or use deps='run'")
+        if self.gpu:
+            raise RenderError("the GPU variant resolves onnxruntime-gpu with pip's resolver, in a RUN step",
+                              hint="use deps='run' for GPU images")
+        if self.wheel_cache is None:
+            raise RenderError("deps='context' needs a wheel_cache directory",
+                              hint="mlpack build and serve use <mlpack home>/cache/wheels; pass wheel_cache=...")
 
     def python_version(self, bundle_python: str | None = None) -> str:
         """The major.minor Python the image gets: the option, else the bundle's, else 3.11."""

@@ -19,7 +19,7 @@ __all__ = ["ContainerizeArgs", "parse_args", "USAGE"]
 
 USAGE = ("%%containerize MODEL_VAR --sample SAMPLE_VAR [--name N] [--cpus C] [--memory M] "
          "[--pids-limit P] [--gpus G] [--port P] [--push REF] [--k8s DIR] [--no-run] [--detach] [--pip SPEC]... "
-         "[--requirements FILE] [--base REF] [--timeout S] [--debug] [--dynamic-axes NAME:AXIS,...]")
+         "[--requirements FILE] [--base REF] [--deps auto|run|context] [--timeout S] [--debug] [--dynamic-axes NAME:AXIS,...]")
 
 # The capture's rule for names (one separator between runs), checked here so a bad
 # --name fails before any work; 63 more because the name also names a container.
@@ -77,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pip", action="append", default=[], metavar="SPEC")
     p.add_argument("--requirements", metavar="FILE")
     p.add_argument("--base")
+    p.add_argument("--deps", choices=("auto", "run", "context"), default="auto")
     p.add_argument("--timeout", type=float, default=60.0, dest="ready_timeout")
     p.add_argument("--debug", action="store_true")
     p.add_argument("--dynamic-axes", dest="dynamic_axes", help="torch: NAME:AXIS[,NAME:AXIS] axes whose length varies")
@@ -121,7 +122,7 @@ def parse_args(line: str) -> ContainerizeArgs:
         name=name, cpus=ns.cpus, memory=ns.memory, pids=ns.pids, gpus=ns.gpus, port=ns.port,
         base=ns.base, push=ns.push, k8s=Path(ns.k8s) if ns.k8s else None, run=ns.run,
         ready_timeout=ns.ready_timeout, dynamic_axes=_dynamic_axes(ns.dynamic_axes),
-        detach=ns.detach, requirements=requirement_specs(ns.pip, ns.requirements),
+        detach=ns.detach, requirements=requirement_specs(ns.pip, ns.requirements), deps=ns.deps,
     )
     return ContainerizeArgs(ns.model_var, ns.sample_var, options, debug=ns.debug)
 
