@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from mlpack._version import __version__
-from mlpack.dockerfile.options import RenderOptions
+from mlpack.dockerfile.options import LOCAL_BASE, RenderOptions
+from mlpack.dockerfile.system import system_libraries
 from mlpack.dockerfile.templates import render_template
 from mlpack.errors import RenderError
 from mlpack.types import DEFAULT_PORT
@@ -122,6 +123,8 @@ def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base:
         "gpu": options.gpu,
         "pip": list(options.pip),
         "apt": list(options.apt),
+        "system_libraries": list(system_libraries(
+            lock_lines(bundle, options), asked=options.apt, local_base=base == LOCAL_BASE.format(python=python))),
         "env": sorted(options.env.items()),
         "labels": image_labels(bundle, options, base),
         "port": options.port,
