@@ -573,7 +573,7 @@ def _ship(pipe: _Pipeline, service: Service, image: Image, options: ServeOptions
                 source = replace(source, start_seconds=started)  # measured start-to-ready
             service.k8s_dir = Path(options.k8s)
             export_k8s(source, limits, service.k8s_dir, None)
-            info["detail"] = f"{service.k8s_dir} ({source.reference})"
+            info["detail"] = f"{service.k8s_dir} ({source.reference.familiar()})"
     else:
         pipe.skip("export", "no --k8s")
 
