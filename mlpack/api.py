@@ -13,7 +13,12 @@ from mlpack.settings import Settings
 from mlpack.types import Limits
 
 if TYPE_CHECKING:  # pragma: no cover
+    from mlpack.builder import BuildOptions, Progress
     from mlpack.bundle import Bundle
+    from mlpack.dockerfile import BuildContext, RenderOptions
+    from mlpack.kube import ExportOptions, ExportResult, ImageInfo
+    from mlpack.oci.image import Image
+    from mlpack.runtime import Container, ImageSource
 
 __all__ = ["capture", "render", "build", "run", "serve", "push", "pull", "export_k8s"]
 
@@ -33,15 +38,17 @@ def capture(
     return _capture(model, sample, name=name, path=path, flavor=flavor, **options)
 
 
-def render(bundle: Any, options: Any = None, *, out_dir: str | Path | None = None) -> Any:
+def render(bundle: "Bundle | str | Path", options: "RenderOptions | None" = None, *,
+           out_dir: str | Path | None = None) -> "BuildContext":
     """Render a Bundle into a build context (Dockerfile, .dockerignore, files)."""
     from mlpack.dockerfile import render as _render
 
     return _render(bundle, options, out_dir=out_dir)
 
 
-def build(bundle_or_context: Any, options: Any = None, *, tag: str | None = None,
-          settings: Settings | None = None, progress: Any = None, **fields: Any) -> Any:
+def build(bundle_or_context: "Bundle | BuildContext | str | Path", options: "BuildOptions | None" = None, *,
+          tag: str | None = None, settings: Settings | None = None, progress: "Progress | None" = None,
+          **fields: Any) -> "Image":
     """Build an image into the local store from a Bundle, a BuildContext or a directory.
 
     ``options``: an mlpack.builder.BuildOptions; ``tag`` and its other fields may be given by keyword.
@@ -54,7 +61,7 @@ def build(bundle_or_context: Any, options: Any = None, *, tag: str | None = None
 
 
 def run(
-    image: Any,
+    image: "Image | ImageSource | str",
     *,
     cpus: float | None = None,
     memory: int | str | None = None,
@@ -66,7 +73,7 @@ def run(
     detach: bool = True,
     settings: Settings | None = None,
     **options: Any,
-) -> Any:
+) -> "Container":
     """Run an image from the store as a container with enforced limits."""
     from mlpack.runtime import run as _run
 
@@ -90,14 +97,14 @@ def serve(model: Any, sample: Any, **options: Any) -> Any:
     return _serve(model, sample, **options)
 
 
-def push(image: Any, ref: str, *, settings: Settings | None = None, **options: Any) -> str:
+def push(image: "Image | str", ref: str, *, settings: Settings | None = None, **options: Any) -> str:
     """Push an image from the store to a registry; returns the manifest digest."""
     from mlpack.oci.registry import push as _push
 
     return _push(image, ref, settings=settings or Settings.from_env(), **options)
 
 
-def pull(ref: str, *, settings: Settings | None = None, **options: Any) -> Any:
+def pull(ref: str, *, settings: Settings | None = None, **options: Any) -> "Image":
     """Pull an image from a registry into the store."""
     from mlpack.oci.registry import pull as _pull
 
@@ -105,14 +112,14 @@ def pull(ref: str, *, settings: Settings | None = None, **options: Any) -> Any:
 
 
 def export_k8s(
-    image: Any,
+    image: "ImageInfo | Image | str",
     limits: Limits | None = None,
     out_dir: str | Path = "k8s",
-    options: Any = None,
+    options: "ExportOptions | dict[str, Any] | None" = None,
     *,
     push: str | None = None,
     settings: Settings | None = None,
-) -> Any:
+) -> "ExportResult":
     """Write Kubernetes manifests (a kustomize directory) for an image.
 
     ``image``: a reference (looked up in the store for its digest, user and

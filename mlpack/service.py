@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,12 @@ from mlpack.errors import MlpackError, ServeError
 from mlpack.progress import LogEvent, Sink, StageEvent, adapt_build_event
 from mlpack.settings import Settings
 from mlpack.types import DEFAULT_GRPC_PORT, DEFAULT_PORT, Limits
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlpack.bundle import Bundle
+    from mlpack.dockerfile import BuildContext
+    from mlpack.oci.image import Image
+    from mlpack.runtime import Container
 
 __all__ = ["ServeOptions", "Service", "Stages", "serve", "services", "predict_http", "to_payload", "summarize_log"]
 
@@ -81,7 +87,7 @@ class Service:
     answer from the container.
     """
 
-    def __init__(self, *, name: str, options: ServeOptions, bundle: Any, image: Any,
+    def __init__(self, *, name: str, options: ServeOptions, bundle: Bundle, image: Image,
                  container: Any = None, parity: _parity.ParityResult | None = None,
                  timings: dict[str, float] | None = None, first_prediction_s: float | None = None,
                  pushed: str | None = None, k8s_dir: Path | None = None) -> None:
@@ -383,7 +389,7 @@ def serve(model: Any, sample: Any, *, options: ServeOptions | None = None,
             image = stages.build(context, tag=options.image_tag, settings=settings, progress=pipe.build_events)
         except MlpackError as exc:
             raise _explain_build(exc) from None
-        info["detail"] = f"{options.image_tag} {str(getattr(image, 'digest', ''))[:19]}"
+        info["detail"] = f"{options.image_tag} {str(image.digest)[:19]}"
 
     service = Service(name=name, options=options, bundle=bundle, image=image)
     if not options.run:
@@ -528,7 +534,7 @@ def _running(name: str, settings: Settings, options: ServeOptions, find: Callabl
     return container
 
 
-def _swap(service: Service, old: Any, name: str, image: Any, options: ServeOptions, limits: Limits,
+def _swap(service: Service, old: Container, name: str, image: Image, options: ServeOptions, limits: Limits,
           settings: Settings, run: Callable[..., Any]) -> None:
     """The verified new container takes over ``name`` from ``old``."""
     from mlpack.errors import ContainerNotFound
@@ -546,7 +552,7 @@ def _swap(service: Service, old: Any, name: str, image: Any, options: ServeOptio
         service.container.rename(name)
 
 
-def _ship(pipe: _Pipeline, service: Service, image: Any, options: ServeOptions, limits: Limits,
+def _ship(pipe: _Pipeline, service: Service, image: Image, options: ServeOptions, limits: Limits,
           settings: Settings) -> None:
     """Push and export, each when asked for."""
     if options.push:
@@ -570,12 +576,12 @@ def _ship(pipe: _Pipeline, service: Service, image: Any, options: ServeOptions, 
                 source = replace(source, start_seconds=started)  # measured start-to-ready
             service.k8s_dir = Path(options.k8s)
             export_k8s(source, limits, service.k8s_dir, None)
-            info["detail"] = f"{service.k8s_dir} ({source.reference})"
+            info["detail"] = f"{service.k8s_dir} ({source.reference.familiar()})"
     else:
         pipe.skip("export", "no --k8s")
 
 
-def _render(bundle: Any, options: ServeOptions, out_dir: Path, settings: Settings, emit: Sink) -> Any:
+def _render(bundle: Bundle, options: ServeOptions, out_dir: Path, settings: Settings, emit: Sink) -> BuildContext:
     from mlpack.builder.depsmode import choose_deps, render_for_build
     from mlpack.dockerfile import RenderOptions, render
     from mlpack.oci.layout import Store
@@ -627,8 +633,8 @@ def _remove_named(name: str, settings: Settings, find: Callable[[Settings, str],
         pass
 
 
-def _run(image: Any, options: ServeOptions, limits: Limits, settings: Settings, *, name: str,
-         port: int | None) -> Any:
+def _run(image: Image, options: ServeOptions, limits: Limits, settings: Settings, *, name: str,
+         port: int | None) -> Container:
     from mlpack import runtime
 
     # container port -> host port (0: a free one); the gRPC service always on a free one

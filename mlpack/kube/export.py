@@ -54,11 +54,11 @@ def _pull_repository(ref: Reference, registry: str | None) -> Reference:
 
 def image_line(image: ImageInfo, options: ExportOptions, registry: str | None = None) -> tuple[str, str]:
     """(image, imagePullPolicy) for the pod: by digest, or by tag when allowed."""
-    ref = _pull_repository(parse_reference(image.reference), registry)
+    ref = _pull_repository(image.reference, registry)
     digest = image.digest or ref.digest
     if image.digest and ref.digest and image.digest != ref.digest:
         raise ExportError(
-            f"reference {image.reference!r} and digest {image.digest} disagree",
+            f"reference {image.reference.familiar()!r} and digest {image.digest} disagree",
             hint="pass the reference without @sha256:..., or the digest it names",
         )
     if digest is not None:
@@ -74,7 +74,7 @@ def image_line(image: ImageInfo, options: ExportOptions, registry: str | None = 
     if options.allow_tag:
         return f"{ref.familiar_name}:{ref.tag or 'latest'}", "Always"
     raise ExportError(
-        f"image {image.reference!r} has no digest, and a tag can change under a running Deployment",
+        f"image {image.reference.familiar()!r} has no digest, and a tag can change under a running Deployment",
         hint="push it first (--push REF) or export an image from the local store, so the "
         "manifests pin a digest; allow_tag=True (--allow-tag) accepts the tag anyway",
     )
@@ -87,7 +87,7 @@ def _number(value: float | None, image: ImageInfo, label: str) -> float | None:
 def plan_for(image: ImageInfo, limits: Limits, options: ExportOptions) -> tuple[objects.Plan, list[str]]:
     """Every decision, checked, before anything is written; plus header notes."""
     image_str, pull_policy = image_line(image, options, options.registry)
-    source = parse_reference(image.reference)
+    source = image.reference
     name = options.name or image.name or name_from_repository(source)
     check_dns_label(name, "name", letter_first=True)
     if options.namespace:
@@ -95,17 +95,17 @@ def plan_for(image: ImageInfo, limits: Limits, options: ExportOptions) -> tuple[
     uid = options.run_as_user if options.run_as_user is not None else image.user_uid
     if uid is None:
         raise ExportError(
-            f"the user of image {image.reference!r} is not a numeric uid, so "
+            f"the user of image {image.reference.familiar()!r} is not a numeric uid, so "
             "Kubernetes cannot check runAsNonRoot",
             hint="build the image with a numeric USER (USER 1000) or pass --user UID",
         )
     if uid == 0:
         raise ExportError(
-            f"image {image.reference!r} runs as root, which runAsNonRoot refuses",
+            f"image {image.reference.familiar()!r} runs as root, which runAsNonRoot refuses",
             hint="build it with a non-root USER (mlpack's Dockerfile does) or pass --user UID",
         )
     if not 1 <= image.port <= 65535:
-        raise ExportError(f"port {image.port} of {image.reference!r} is not a TCP port")
+        raise ExportError(f"port {image.port} of {image.reference.familiar()!r} is not a TCP port")
     resources = map_limits(limits)
     start = _number(image.start_seconds, image, LABEL_START_SECONDS)
     grace_f = _number(

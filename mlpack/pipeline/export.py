@@ -95,7 +95,8 @@ def _image_info(image: ImageInfo | Image | str) -> ImageInfo:
     if isinstance(image, str):
         from mlpack.kube.naming import parse_reference
 
-        return ImageInfo(reference=image.strip(), digest=parse_reference(image).digest)
+        ref = parse_reference(image)
+        return ImageInfo(reference=ref, digest=ref.digest)
     if isinstance(image, Image):
         return image_info_from_config(image.ref or image.digest, image.digest, image.config)
     raise ExportError(
@@ -143,7 +144,7 @@ def resolve_image(
     if push:
         if not isinstance(source, Image):
             raise ExportError(
-                f"--push needs an image from the local store; {info.reference!r} is not in it",
+                f"--push needs an image from the local store; {info.reference.familiar()!r} is not in it",
                 hint="build or pull it first (`mlpack images` lists the store)",
             )
         if limits is not None:

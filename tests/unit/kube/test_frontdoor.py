@@ -12,6 +12,7 @@ from mlpack.cli import main
 from mlpack.pipeline.export import image_info, image_info_from_config, resolve_image
 from mlpack.errors import ExportError
 from mlpack.kube import ImageInfo
+from mlpack.kube.naming import parse_reference
 from mlpack.oci.config import ImageConfig
 from mlpack.oci.image import Image
 from mlpack.settings import Settings
@@ -60,9 +61,12 @@ def test_image_info_from_strings_and_store_images() -> None:
     stored = Image(DIGEST, {"config": {"digest": DIGEST}}, ImageConfig.from_blob(CONFIG), [], [],
                    ref="localhost/mlpack/iris:latest")
     info = image_info(stored)
-    assert (info.reference, info.digest, info.user_uid) == ("localhost/mlpack/iris:latest", DIGEST, 10001)
+    assert (info.reference.familiar(), info.digest, info.user_uid) == ("localhost/mlpack/iris:latest", DIGEST, 10001)
     pushed = image_info(stored, reference="127.0.0.1:5000/iris:1", digest="sha256:" + "7" * 64)
-    assert (pushed.reference, pushed.digest, pushed.user_uid) == ("127.0.0.1:5000/iris:1", "sha256:" + "7" * 64, 10001)
+    assert (pushed.reference.familiar(), pushed.digest, pushed.user_uid) == ("127.0.0.1:5000/iris:1", "sha256:" + "7" * 64, 10001)
+    assert ImageInfo("reg.example/a:1").reference == parse_reference("reg.example/a:1")  # parsed once, on construction
+    with pytest.raises(ExportError, match="invalid image reference"):
+        ImageInfo("Bad Ref")
     same = ImageInfo("x")
     assert image_info(same) is same
     with pytest.raises(ExportError):
