@@ -53,7 +53,7 @@ class ServeOptions:
     pids: int | None = 256
     gpus: int | str | None = None
     port: int | None = None  # host port on 127.0.0.1; None picks a free one
-    base: str | None = None  # base image ref; None = "local" (bootstrapped offline)
+    base: str | None = None  # base image ref or "local"; None: choose_base (the store's registry base, else the offline one)
     push: str | None = None  # registry reference to push the image to
     k8s: str | Path | None = None  # directory for Kubernetes manifests
     run: bool = True  # False stops after build (and push / export)
@@ -584,19 +584,32 @@ def _ship(pipe: _Pipeline, service: Service, image: Image, options: ServeOptions
 def _render(bundle: Bundle, options: ServeOptions, out_dir: Path, settings: Settings, emit: Sink) -> BuildContext:
     from mlpack.builder.depsmode import choose_deps, render_for_build
     from mlpack.dockerfile import RenderOptions, render
+    from mlpack.dockerfile.options import choose_base
     from mlpack.oci.layout import Store
 
-    # "local" is the base bootstrapped from Debian packages: it needs no registry.
-    render_options = RenderOptions(base=options.base or "local", port=CONTAINER_PORT)
+    store = Store(settings.store_dir)
+    python = RenderOptions().python_version(bundle.python_version)
+    # decided once, here: without a --base, the registry's base when the store has it, else the
+    # offline base (bootstrapped from Debian packages by the base stage: no registry needed)
+    base = choose_base(options.base, python, present=lambda ref: _in_store(store, ref))
+    render_options = RenderOptions(base=base, port=CONTAINER_PORT)
     shutil.rmtree(out_dir, ignore_errors=True)
     deps = choose_deps(options.deps, settings, lambda text: emit(LogEvent(text)))
     if deps == "run":
         return render(bundle, render_options, out_dir=out_dir)
     # the venv is made before the build, for the base's interpreter: the base must be here first
-    base = render_options.base_image(render_options.python_version(bundle.python_version))
     _ensure_base(base, settings, emit)
-    return render_for_build(bundle, render_options, settings, Store(settings.store_dir), deps="context",
-                            out_dir=out_dir)
+    return render_for_build(bundle, render_options, settings, store, deps="context", out_dir=out_dir)
+
+
+def _in_store(store: Any, ref: str) -> bool:
+    from mlpack.errors import ImageNotFound
+
+    try:
+        store.resolve(ref)
+    except ImageNotFound:
+        return False
+    return True
 
 
 def _ensure_base(base: str, settings: Settings, emit: Sink) -> str:

@@ -40,21 +40,18 @@ __all__ = [
 
 def _render_bundle(thing: Any, store: Any, settings: Settings | None = None, deps: str = "run",
                    say: Any = None) -> Any:
-    """Render a bundle with the default base, or with the offline base
-    (``localhost/mlpack/python``) when only that one is in the store; ``deps``
-    as :func:`mlpack.builder.depsmode.render_for_build` takes it."""
+    """Render a bundle with the base :func:`~mlpack.dockerfile.options.choose_base` picks for
+    this store; ``deps`` as :func:`mlpack.builder.depsmode.render_for_build` takes it."""
     from mlpack.dockerfile import RenderOptions, render
+    from mlpack.dockerfile.options import choose_base
 
     if isinstance(thing, (str, os.PathLike)):
         from mlpack.bundle import Bundle
 
         thing = Bundle.load(Path(thing))
+    present = (lambda ref: _has_image(store, ref)) if store is not None else None
     options = RenderOptions()
-    if store is not None:
-        python = options.python_version(thing.python_version)
-        if not _has_image(store, options.base_image(python)) and \
-                _has_image(store, RenderOptions(base="local").base_image(python)):
-            options = RenderOptions(base="local")
+    options = RenderOptions(base=choose_base(None, options.python_version(thing.python_version), present))
     if settings is None or store is None or deps == "run":
         return render(thing, options)
     from mlpack.builder.depsmode import render_for_build

@@ -7,23 +7,40 @@ the values themselves still go through the quoting filters when rendered.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlpack.dockerfile.quoting import check_text
 from mlpack.errors import ConfigError, RenderError
 from mlpack.reference import parse as parse_reference
-from mlpack.types import DEFAULT_GRPC_PORT, DEFAULT_PORT
+from mlpack.types import DEFAULT_GRPC_PORT, DEFAULT_PORT, DEFAULT_PYTHON, LOCAL_BASE, REGISTRY_BASE
 
-__all__ = ["RenderOptions", "DEPS_MODES", "DEFAULT_BASE", "LOCAL_BASE", "DEFAULT_PYTHON", "DEFAULT_UID", "DEFAULT_PORT"]
+__all__ = ["RenderOptions", "DEPS_MODES", "DEFAULT_BASE", "LOCAL_BASE", "DEFAULT_PYTHON", "DEFAULT_UID", "DEFAULT_PORT",
+           "choose_base"]
 
-DEFAULT_PYTHON = "3.11"
-# Templates take the Python version; "local" is the offline base that
-# `mlpack base bootstrap` makes from Debian packages (Debian 12 => 3.11).
-DEFAULT_BASE = "python:{python}-slim"
-LOCAL_BASE = "localhost/mlpack/python:{python}"
+DEFAULT_BASE = REGISTRY_BASE  # what a Dockerfile rendered for anyone (no store to look in) starts from
 DEFAULT_UID = 10001
+
+
+def choose_base(base: str | None, python: str, present: Callable[[str], bool] | None = None) -> str:
+    """The base image reference, decided here and nowhere else.
+
+    ``base``: a reference (taken as is), ``"local"`` (the offline base) or
+    None. None with ``present`` (a front door that knows the store: serve,
+    build of a bundle) takes the registry base when the store has it and the
+    offline base otherwise, which needs no registry (it is bootstrapped from
+    Debian packages); None without ``present`` (a Dockerfile rendered for any
+    builder) takes the registry base.
+    """
+    if base == "local":
+        return LOCAL_BASE.format(python=python)
+    if base is not None:
+        return base
+    registry = REGISTRY_BASE.format(python=python)
+    if present is None or present(registry):
+        return registry
+    return LOCAL_BASE.format(python=python)
 
 _PYTHON_RE = re.compile(r"^3\.\d{1,2}$")
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -166,12 +183,8 @@ class RenderOptions:
         return DEFAULT_PYTHON
 
     def base_image(self, python: str) -> str:
-        """The resolved base image reference for a given major.minor Python."""
-        if self.base is None:
-            return DEFAULT_BASE.format(python=python)
-        if self.base == "local":
-            return LOCAL_BASE.format(python=python)
-        return self.base
+        """The base image reference for a given major.minor Python (:func:`choose_base`)."""
+        return choose_base(self.base, python)
 
 
 def _tuple(values: Iterable[str] | str, what: str) -> tuple[str, ...]:

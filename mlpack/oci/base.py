@@ -28,10 +28,11 @@ from mlpack.oci.image import Image
 from mlpack.oci.layout import Store
 from mlpack.oci.unpack import UnpackOptions, apply_layer
 from mlpack.settings import Settings
+from mlpack.types import DEFAULT_PYTHON, LOCAL_BASE
 
 __all__ = ["BASE_REF", "BaseOptions", "bootstrap", "import_rootfs_tar", "host_apt_sources", "host_apt_options"]
 
-BASE_REF = "localhost/mlpack/python:3.11"
+BASE_REF = LOCAL_BASE.format(python=DEFAULT_PYTHON)  # the offline base of mlpack.types
 DEFAULT_EPOCH = 1_700_000_000  # fixed, so the digest depends only on package content
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _EXCLUDES = (
