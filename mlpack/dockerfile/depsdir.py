@@ -192,12 +192,14 @@ def _check_modules(layout: VenvLayout, installed: Sequence[InstalledWheel], modu
 
 def compile_tree(tree: Path, ddir: str, python: str) -> bool:
     """Bytecode for ``tree`` as ``ddir`` in the image, unchecked-hash; only when this Python is the image's."""
+    tree = Path(tree)
     if f"{sys.version_info[0]}.{sys.version_info[1]}" != python:
         return False
-    # a fixed hash seed: set constants are marshalled in hash order, so bytecode is reproducible
-    proc = subprocess.run([sys.executable, "-S", "-m", "compileall", "-q", "-q", "-d", ddir, "--invalidation-mode",
-                           "unchecked-hash", str(tree)], env={"PYTHONHASHSEED": "0"}, capture_output=True,
-                          text=True, timeout=1800, stdin=subprocess.DEVNULL)
+    # a fixed hash seed: Pythons before 3.11 marshal set constants in hash order
+    argv = [sys.executable, "-S", "-m", "compileall", "-q", "-q", "-j", "0", "-d", ddir,
+            "--invalidation-mode", "unchecked-hash", str(tree)]
+    proc = subprocess.run(argv, env={"PYTHONHASHSEED": "0"}, capture_output=True, text=True, timeout=1800,
+                          stdin=subprocess.DEVNULL)
     return proc.returncode in (0, 1)  # 1: a file that does not compile is compiled at import, as in the image
 
 
