@@ -28,6 +28,7 @@ def test_every_option() -> None:
     assert o.push == "127.0.0.1:5000/iris:1" and o.k8s == Path("out/k8s") and o.base == "local"
     assert o.run is False and args.debug is True
     assert o.limits().memory == 512 * 1024**2
+    assert o.deps == "auto" and parse_args("model --sample rows --deps context").options.deps == "context"
 
 
 @pytest.mark.parametrize(
@@ -42,6 +43,7 @@ def test_every_option() -> None:
         ("clf --sample X --name Bad/Name", "not a valid image"),
         ("clf --sample X --gpus 0.5", "fractionally"),
         ("clf --sample X --bogus", "unrecognized"),
+        ("clf --sample X --deps sometimes", "invalid choice"),
         ("clf --sample 'X[0]'", "must be a variable name"),
         ("clf --sample X --name 'unterminated", "cannot split"),
     ],
