@@ -24,9 +24,8 @@ from mlpack.errors import (
     StoreError,
     UnpackError,
 )
+from mlpack._version import __version__
 from mlpack.types import Limits
-
-__version__ = "0.1.0"
 
 __all__ = [
     "__version__",

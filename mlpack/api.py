@@ -40,11 +40,17 @@ def render(bundle: Any, options: Any = None, *, out_dir: str | Path | None = Non
     return _render(bundle, options, out_dir=out_dir)
 
 
-def build(bundle_or_context: Any, *, tag: str | None = None, settings: Settings | None = None, **options: Any) -> Any:
-    """Build an image into the local store from a Bundle, a BuildContext or a directory."""
+def build(bundle_or_context: Any, options: Any = None, *, tag: str | None = None,
+          settings: Settings | None = None, progress: Any = None, **fields: Any) -> Any:
+    """Build an image into the local store from a Bundle, a BuildContext or a directory.
+
+    ``options``: an mlpack.builder.BuildOptions; ``tag`` and its other fields may be given by keyword.
+    """
     from mlpack.builder import build as _build
 
-    return _build(bundle_or_context, tag=tag, settings=settings or Settings.from_env(), **options)
+    if tag is not None:
+        fields["tag"] = tag
+    return _build(bundle_or_context, options, settings=settings or Settings.from_env(), progress=progress, **fields)
 
 
 def run(
@@ -114,8 +120,10 @@ def export_k8s(
     mlpack.kube.ExportOptions or a dict of its fields; ``push``: push the
     image to this reference first so the manifests pin a digest that exists.
     """
-    from mlpack.cli.export import export as _export
+    from mlpack.kube import ExportOptions
+    from mlpack.pipeline.export import export
 
-    return _export(
-        image, limits, Path(out_dir), options, settings=settings or Settings.from_env(), push=push
-    )
+    if isinstance(options, dict):
+        options = ExportOptions(**options)
+    return export(image, options, out_dir=out_dir, limits=limits, push=push,
+                  settings=settings or Settings.from_env())

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from mlpack.bundle.hooks import as_array
 from mlpack.errors import RunError, ServeError
 
 __all__ = ["predict_http", "to_payload", "wait_ready", "summarize_log", "log_tail", "startup_error", "failure_hint"]
@@ -83,15 +84,6 @@ def _missing(value: Any) -> bool:
 
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
-
-
-def as_array(value: Any) -> np.ndarray:
-    """A numpy array from an array, a list, a torch tensor or a pandas object."""
-    if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
-        value = value.detach().cpu().numpy()
-    elif hasattr(value, "to_numpy"):  # pandas
-        value = value.to_numpy()
-    return np.asarray(value)
 
 
 def wait_ready(container: Any, *, timeout: float) -> float:

@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 
 from mlpack.bundle.hooks import HookFailed, load_source
-from mlpack.endpoint import as_array
 from mlpack.errors import ServeError
 
 __all__ = ["ParityResult", "compare", "first_difference", "kernel_outputs", "sample_feeds"]
@@ -182,26 +181,25 @@ def _model_outputs(model: Any, sample: Any, feeds: dict[str, np.ndarray]) -> dic
 def kernel_outputs(model: Any, sample: Any, bundle: Any, hooks_source: str | None = None) -> dict[str, Any]:
     """What the container should answer for :func:`sample_feeds`: postprocess(model(preprocess(x))).
 
-    Without a preprocess hook the model's part is the original model's answer that
-    capture stored (``bundle.expected()``), so the model is not run again; with one
-    the kernel runs the model on the preprocessed rows. Values may be any structure
-    a postprocess hook returns.
+    The model's part is the original model's answer that capture stored
+    (``bundle.expected()``, on the preprocessed rows when there is a preprocess
+    hook), so the model is not prepared or run again; only bundles captured
+    before that was stored make the kernel run the model. Values may be any
+    structure a postprocess hook returns.
     """
     hooks = load_source(hooks_source, ServeError)
     feeds = sample_feeds(bundle)
-    stored: dict[str, np.ndarray] | None = None
-    if hooks.preprocess is None:
-        # The model's answer on exactly these rows is what capture stored: no second run.
-        try:
-            stored = {str(k): np.asarray(v) for k, v in bundle.expected().items()}
-        except (OSError, KeyError):
-            pass  # a bundle without expected outputs: ask the model
+    try:
+        # The model's answer on exactly these rows (preprocessed when there is a
+        # preprocess hook) is what capture stored: the model is not run again.
+        stored = bundle.expected(preprocessed=hooks.preprocess is not None)
+    except (OSError, KeyError):
+        stored = None  # a bundle from before capture stored it: ask the model
     try:
         if stored is not None:
             outputs = hooks.after(stored)
         else:
-            feeds = {str(k): as_array(v) for k, v in hooks.before(dict(feeds)).items()}
-            outputs = hooks.after(_model_outputs(model, sample, feeds))
+            outputs = hooks.after(_model_outputs(model, sample, hooks.before_arrays(feeds)))
     except HookFailed as exc:
         raise ServeError(str(exc), hint="hooks run in the container without the notebook's variables: "
                                         "define or import everything they use inside the cell",

@@ -2,8 +2,8 @@
 
 The pipeline (:mod:`mlpack.service`) emits :class:`StageEvent` for each of its
 stages and forwards the builder's own events as :class:`BuildStepEvent`. The
-builder defines its events in :mod:`mlpack.builder`; :func:`adapt_build_event`
-reads them by attribute name so the two packages need not share classes.
+builder defines its typed events in :mod:`mlpack.builder.events`;
+:func:`adapt_build_event` translates each of them by its type.
 
 A sink is any callable taking one event. :class:`TextSink` prints one line per
 event (terminals, scripts, front ends without widgets); the notebook's widget
@@ -15,10 +15,11 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, TextIO, Union
+from dataclasses import dataclass
+from typing import TextIO, Union
 
-from mlpack.builder.events import format_size  # one spelling of sizes everywhere
+from mlpack.builder import events as be
+from mlpack.builder.events import BuildEvent, format_size  # one spelling of sizes everywhere
 from mlpack.errors import MlpackError
 
 __all__ = [
@@ -29,7 +30,6 @@ __all__ = [
     "Event",
     "Sink",
     "TextSink",
-    "ListSink",
     "adapt_build_event",
     "describe",
     "short",
@@ -77,65 +77,32 @@ Event = Union[StageEvent, BuildStepEvent, LogEvent]
 Sink = Callable[[Event], None]
 
 
-def _first(obj: Any, *names: str, default: Any = None) -> Any:
-    for name in names:
-        value = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
-        if value is not None:
-            return value
-    return default
+def adapt_build_event(event: BuildEvent | Event) -> Event | None:
+    """Translate one typed event of :mod:`mlpack.builder.events` into a pipeline event.
 
-
-_STATE_WORDS = {
-    "start": "started", "started": "started", "begin": "started", "running": "started",
-    "cached": "cached", "cache_hit": "cached", "hit": "cached", "cachehit": "cached",
-    "done": "done", "finished": "done", "end": "done", "complete": "done", "completed": "done",
-    "failed": "failed", "error": "failed",
-}
-
-
-def adapt_build_event(event: Any) -> Event | None:
-    """Translate one event from :mod:`mlpack.builder` into a pipeline event.
-
-    Reads the builder's fields by name (``step``/``index``, ``total``,
-    ``instruction``/``text``, ``cached``, ``size``/``layer_size``,
-    ``seconds``/``duration``); the state comes from a ``state``/``kind``/
-    ``status`` field or the class name (``StepCached``, ``StepDone``, …).
-    Events that are not about a step (build started/finished) return None;
-    a text ``output``/``line`` becomes a :class:`LogEvent`.
+    Step events become :class:`BuildStepEvent` (``started``, ``cached``,
+    ``done``); a RUN step's output and a build warning become a
+    :class:`LogEvent`; the stage and build boundaries return None (the
+    pipeline's own ``build`` stage event says as much). Pipeline events pass
+    through unchanged.
     """
     if isinstance(event, (StageEvent, BuildStepEvent, LogEvent)):
         return event
-    cls = type(event).__name__.lower()
-    raw_state = str(_first(event, "state", "kind", "status", "event", default="")).lower()
-    state = _STATE_WORDS.get(raw_state.replace("step_", "").replace("step", "").strip("_ "))
-    if state is None:
-        for word, mapped in (("cache", "cached"), ("fail", "failed"), ("done", "done"),
-                             ("finish", "done"), ("end", "done"), ("start", "started")):
-            if word in cls or word in raw_state:
-                state = mapped
-                break
-    if _first(event, "cached", "cache_hit") is True:
-        state = "cached"
-    instruction = _first(event, "instruction", "text", "command", "line_text")
-    step = _first(event, "step", "index", "number")
-    if instruction is None and not isinstance(step, (int, type(None))):
-        instruction = str(step)  # a builder that passes the step object itself
-        step = _first(step, "index", "number")
-    if instruction is None or "build" in cls and "step" not in cls:
-        line = _first(event, "line", "output", "message")
-        if isinstance(line, str) and line:
-            return LogEvent(line.rstrip("\n"), source="build")
-        return None
-    return BuildStepEvent(
-        step=step if isinstance(step, int) else None,
-        total=_first(event, "total", "steps", "count"),
-        instruction=str(instruction),
-        state=state or "started",
-        size=_first(event, "size", "layer_size", "bytes"),
-        seconds=_first(event, "seconds", "duration", "elapsed"),
-        stage_name=_first(event, "stage_name", "build_stage", "target") or None,
-        output=str(_first(event, "output", default="") or ""),
-    )
+    if isinstance(event, be.StepStarted):
+        return BuildStepEvent(event.step, event.total, event.instruction, "started",
+                              stage_name=event.stage_name or None)
+    if isinstance(event, be.StepCached):
+        return BuildStepEvent(event.step, event.total, event.instruction, "cached", size=event.size,
+                              stage_name=event.stage_name or None)
+    if isinstance(event, be.StepDone):
+        return BuildStepEvent(event.step, event.total, event.instruction, "done", size=event.size,
+                              seconds=event.seconds, stage_name=event.stage_name or None)
+    if isinstance(event, be.StepOutput):
+        return LogEvent(event.output.rstrip("\n"), source="build") if event.output else None
+    if isinstance(event, be.BuildWarning):
+        where = f"line {event.line}: " if event.line else ""
+        return LogEvent(f"warning: {where}{event.message}")
+    return None  # StageStarted, BuildDone
 
 
 def short(text: str, width: int = 160) -> str:
@@ -178,19 +145,6 @@ class TextSink:
             return  # RUN output: shown when a step fails, or with verbose
         stream = self.stream or sys.stdout
         print(describe(event), file=stream, flush=True)
-
-
-@dataclass
-class ListSink:
-    """Keeps every event (tests, and a summary after the fact)."""
-
-    events: list[Event] = field(default_factory=list)
-
-    def __call__(self, event: Event) -> None:
-        self.events.append(event)
-
-    def stages(self, state: str | None = None) -> list[str]:
-        return [e.stage for e in self.events if isinstance(e, StageEvent) and (state is None or e.state == state)]
 
 
 def failure_lines(error: BaseException, *, output_lines: int = 30) -> list[str]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -28,13 +28,13 @@ from mlpack.endpoint import predict_http, summarize_log, to_payload, wait_ready
 from mlpack.errors import MlpackError, ServeError
 from mlpack.progress import LogEvent, Sink, StageEvent, adapt_build_event
 from mlpack.settings import Settings
-from mlpack.types import Limits
+from mlpack.types import DEFAULT_GRPC_PORT, DEFAULT_PORT, Limits
 
-__all__ = ["ServeOptions", "Service", "serve", "services", "predict_http", "to_payload", "summarize_log"]
+__all__ = ["ServeOptions", "Service", "Stages", "serve", "services", "predict_http", "to_payload", "summarize_log"]
 
-# The port mlpack-serve listens on inside the image.
-CONTAINER_PORT = 8080
-GRPC_CONTAINER_PORT = 8081  # its gRPC inference service, published on a free port
+# The ports mlpack-serve listens on inside the image; the gRPC one is published on a free port.
+CONTAINER_PORT = DEFAULT_PORT
+GRPC_CONTAINER_PORT = DEFAULT_GRPC_PORT
 
 
 @dataclass(frozen=True)
@@ -338,10 +338,11 @@ class _Pipeline:
 
 
 def serve(model: Any, sample: Any, *, options: ServeOptions | None = None,
-          settings: Settings | None = None, progress: Sink | None = None,
+          settings: Settings | None = None, progress: Sink | None = None, stages: Stages | None = None,
           **kwargs: Any) -> Service:
     """Capture, render, build and run ``model``, then verify the container answers
-    ``sample`` like the model does. Keyword arguments are :class:`ServeOptions` fields."""
+    ``sample`` like the model does. Keyword arguments are :class:`ServeOptions` fields;
+    ``stages`` replaces what the stages call (:class:`Stages`; tests of the orchestration)."""
     known = {f.name for f in fields(ServeOptions)}
     unknown = set(kwargs) - known
     if unknown:
@@ -361,25 +362,25 @@ def serve(model: Any, sample: Any, *, options: ServeOptions | None = None,
                               "then pin the pushed digest", stage="config")
     t0 = time.monotonic()
     pipe = _Pipeline(progress)
+    stages = stages or Stages()
 
     with pipe.stage("capture") as info:
         named = options.name is not None
-        bundle, name = _capture(model, sample, options, settings)
+        bundle, name = stages.capture(model, sample, options, settings)
         options = replace(options, name=name)
         info["detail"] = f"{bundle.flavor}/{bundle.framework}" + ("" if named else f" as {name}")
     work = settings.home / "serve" / name
 
     with pipe.stage("render"):
-        context = _render(bundle, options, work / "context", settings, pipe)
+        context = stages.render(bundle, options, work / "context", settings, pipe.emit)
     base = context.base_image  # decided once, by render's RenderOptions.base_image
 
     with pipe.stage("base", detail=str(base)) as info:
-        info["detail"] = _ensure_base(str(base), settings, pipe)
+        info["detail"] = stages.base(str(base), settings, pipe.emit)
 
     with pipe.stage("build", detail=options.image_tag) as info:
-        from mlpack.builder import build
         try:
-            image = build(context, tag=options.image_tag, settings=settings, progress=pipe.build_events)
+            image = stages.build(context, tag=options.image_tag, settings=settings, progress=pipe.build_events)
         except MlpackError as exc:
             raise _explain_build(exc) from None
         info["detail"] = f"{options.image_tag} {str(getattr(image, 'digest', ''))[:19]}"
@@ -395,17 +396,17 @@ def serve(model: Any, sample: Any, *, options: ServeOptions | None = None,
     with pipe.stage("run") as info:
         # Blue/green: a running service of this name keeps serving until the new
         # container is ready and verified; only then is it stopped.
-        old = _running(name, settings, options)
+        old = _running(name, settings, options, stages.find)
         run_name = name if old is None else f"{name}-next"
-        _remove_named(run_name, settings)  # a failed start of an earlier call, kept for its log
+        _remove_named(run_name, settings, stages.find)  # a failed start of an earlier call, kept for its log
         port = None if old is not None and options.port else options.port  # the old one holds it
-        service.container = _run(image, options, limits, settings, name=run_name, port=port)
+        service.container = stages.run(image, options, limits, settings, name=run_name, port=port)
         info["detail"] = str(service.url) + ("" if old is None else f" (beside the running {name})")
     try:
         with pipe.stage("ready"):
             wait_ready(service.container, timeout=options.ready_timeout)
         with pipe.stage("parity") as info:
-            expected = _parity.kernel_outputs(model, sample, bundle, options.hooks_source)
+            expected = stages.expect(model, sample, bundle, options.hooks_source)
             feeds = _parity.sample_feeds(bundle)
             actual = _ask(service, feeds)
             service.first_prediction_at = time.monotonic()
@@ -421,7 +422,7 @@ def serve(model: Any, sample: Any, *, options: ServeOptions | None = None,
                                  parity=service.parity)
         if old is not None:
             with pipe.stage("swap", detail=f"{run_name} replaces {name}") as info:
-                _swap(service, old, name, image, options, limits, settings)
+                _swap(service, old, name, image, options, limits, settings, stages.run)
                 info["detail"] = f"{service.url} serves {name}"
         # Only an image that answered like the kernel is pushed and exported.
         _ship(pipe, service, image, options, limits, settings)
@@ -510,13 +511,12 @@ def _capture(model: Any, sample: Any, options: ServeOptions, settings: Settings)
     return Bundle.load(target), name
 
 
-def _running(name: str, settings: Settings, options: ServeOptions) -> Any:
+def _running(name: str, settings: Settings, options: ServeOptions, find: Callable[[Settings, str], Any]) -> Any:
     """The live container serving ``name``, None when there is none (an exited one is removed)."""
-    from mlpack import runtime
     from mlpack.errors import ContainerNotFound
 
     try:
-        container = runtime.get_container(settings, name)
+        container = find(settings, name)
     except ContainerNotFound:
         return None
     if not container.running():
@@ -529,7 +529,7 @@ def _running(name: str, settings: Settings, options: ServeOptions) -> Any:
 
 
 def _swap(service: Service, old: Any, name: str, image: Any, options: ServeOptions, limits: Limits,
-          settings: Settings) -> None:
+          settings: Settings, run: Callable[..., Any]) -> None:
     """The verified new container takes over ``name`` from ``old``."""
     from mlpack.errors import ContainerNotFound
 
@@ -540,7 +540,7 @@ def _swap(service: Service, old: Any, name: str, image: Any, options: ServeOptio
     if options.port:
         # The host port was the old container's: the verified image starts again on it.
         _quiet_stop(service)
-        service.container = _run(image, options, limits, settings, name=name, port=options.port)
+        service.container = run(image, options, limits, settings, name=name, port=options.port)
         wait_ready(service.container, timeout=options.ready_timeout)
     else:
         service.container.rename(name)
@@ -559,8 +559,8 @@ def _ship(pipe: _Pipeline, service: Service, image: Any, options: ServeOptions, 
         pipe.skip("push", "no --push")
     if options.k8s:
         with pipe.stage("export", detail=str(options.k8s)) as info:
-            from mlpack.cli.export import image_info
             from mlpack.kube import export_k8s
+            from mlpack.pipeline.export import image_info
 
             # The manifests pin the pushed digest when there is one, else name the local image.
             source = (image_info(image, reference=options.push, digest=service.pushed)
@@ -575,7 +575,7 @@ def _ship(pipe: _Pipeline, service: Service, image: Any, options: ServeOptions, 
         pipe.skip("export", "no --k8s")
 
 
-def _render(bundle: Any, options: ServeOptions, out_dir: Path, settings: Settings, pipe: _Pipeline) -> Any:
+def _render(bundle: Any, options: ServeOptions, out_dir: Path, settings: Settings, emit: Sink) -> Any:
     from mlpack.builder.depsmode import choose_deps, render_for_build
     from mlpack.dockerfile import RenderOptions, render
     from mlpack.oci.layout import Store
@@ -583,17 +583,17 @@ def _render(bundle: Any, options: ServeOptions, out_dir: Path, settings: Setting
     # "local" is the base bootstrapped from Debian packages: it needs no registry.
     render_options = RenderOptions(base=options.base or "local", port=CONTAINER_PORT)
     shutil.rmtree(out_dir, ignore_errors=True)
-    deps = choose_deps(options.deps, settings, lambda text: pipe.emit(LogEvent(text)))
+    deps = choose_deps(options.deps, settings, lambda text: emit(LogEvent(text)))
     if deps == "run":
         return render(bundle, render_options, out_dir=out_dir)
     # the venv is made before the build, for the base's interpreter: the base must be here first
-    base = render_options.base_image(render_options.python_version(getattr(bundle, "python_version", None)))
-    _ensure_base(base, settings, pipe)
+    base = render_options.base_image(render_options.python_version(bundle.python_version))
+    _ensure_base(base, settings, emit)
     return render_for_build(bundle, render_options, settings, Store(settings.store_dir), deps="context",
                             out_dir=out_dir)
 
 
-def _ensure_base(base: str, settings: Settings, pipe: _Pipeline) -> str:
+def _ensure_base(base: str, settings: Settings, emit: Sink) -> str:
     """Make sure the base image is in the store: present, bootstrapped offline, or pulled."""
     from mlpack.errors import ImageNotFound
     from mlpack.oci.layout import Store
@@ -607,23 +607,22 @@ def _ensure_base(base: str, settings: Settings, pipe: _Pipeline) -> str:
 
     if base == BASE_REF:
         # No registry needed: the local base is made from Debian packages, once per store.
-        pipe.emit(LogEvent(f"bootstrapping {base} from Debian packages (once per store)"))
-        bootstrap(settings, log=lambda line: pipe.emit(LogEvent(line, source="base")))
+        emit(LogEvent(f"bootstrapping {base} from Debian packages (once per store)"))
+        bootstrap(settings, log=lambda line: emit(LogEvent(line, source="base")))
         return f"{base} (bootstrapped)"
     from mlpack.oci.registry import pull
 
-    pipe.emit(LogEvent(f"pulling {base}"))
+    emit(LogEvent(f"pulling {base}"))
     pull(base, settings=settings)
     return f"{base} (pulled)"
 
 
-def _remove_named(name: str, settings: Settings) -> None:
+def _remove_named(name: str, settings: Settings, find: Callable[[Settings, str], Any]) -> None:
     """Remove the container called ``name`` if there is one."""
-    from mlpack import runtime
     from mlpack.errors import ContainerNotFound
 
     try:
-        runtime.get_container(settings, name).remove(force=True)
+        find(settings, name).remove(force=True)
     except ContainerNotFound:
         pass
 
@@ -635,6 +634,19 @@ def _run(image: Any, options: ServeOptions, limits: Limits, settings: Settings, 
     # container port -> host port (0: a free one); the gRPC service always on a free one
     ports = {CONTAINER_PORT: port or 0, GRPC_CONTAINER_PORT: 0}
     return runtime.run(image, limits=limits, ports=ports, name=name, settings=settings)
+
+
+def _build(context: Any, *, tag: str, settings: Settings, progress: Callable[[Any], None]) -> Any:
+    from mlpack.builder import BuildOptions, build
+
+    return build(context, BuildOptions(tag=tag), settings=settings, progress=progress)
+
+
+def _find(settings: Settings, name: str) -> Any:
+    """The container called ``name``; ContainerNotFound when there is none."""
+    from mlpack import runtime
+
+    return runtime.get_container(settings, name)
 
 
 def _quiet_halt(service: Service) -> None:
@@ -650,3 +662,17 @@ def _quiet_stop(service: Service) -> None:
         service.stop()
     except Exception:  # already failing; the first error is the one to show
         pass
+
+
+@dataclass(frozen=True)
+class Stages:
+    """What :func:`serve` calls for each stage: its seams. The defaults are the real stage
+    packages; a unit test of the orchestration passes fakes (no export, build or container)."""
+
+    capture: Callable[[Any, Any, ServeOptions, Settings], tuple[Any, str]] = _capture  # -> (bundle, name)
+    render: Callable[[Any, ServeOptions, Path, Settings, Sink], Any] = _render  # -> BuildContext (.base_image)
+    base: Callable[[str, Settings, Sink], str] = _ensure_base  # -> what was done, for the progress line
+    build: Callable[..., Any] = _build  # (context, *, tag, settings, progress) -> image
+    find: Callable[[Settings, str], Any] = _find  # -> container; ContainerNotFound
+    run: Callable[..., Any] = _run  # (image, options, limits, settings, *, name, port) -> container
+    expect: Callable[[Any, Any, Any, str | None], dict[str, Any]] = _parity.kernel_outputs  # the kernel's answer

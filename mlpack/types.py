@@ -8,7 +8,12 @@ from dataclasses import dataclass
 
 from mlpack.errors import ConfigError
 
-__all__ = ["Limits", "parse_memory", "parse_gpus"]
+__all__ = ["Limits", "parse_memory", "parse_gpus", "DEFAULT_PORT", "DEFAULT_GRPC_PORT"]
+
+# The ports mlpack-serve listens on inside an image (MLPACK_PORT, MLPACK_GRPC_PORT
+# change them): the one default that render, the server, serve() and the export share.
+DEFAULT_PORT = 8080
+DEFAULT_GRPC_PORT = 8081  # the Open Inference Protocol's gRPC service, as KServe
 
 _MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 _UNITS = {

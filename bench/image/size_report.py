@@ -41,7 +41,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from mlpack.oci.layout import Image, Store  # noqa: E402
+from mlpack.oci.image import Image  # noqa: E402
+
+from mlpack.oci.layout import Store  # noqa: E402
 from mlpack.settings import Settings  # noqa: E402
 
 SLIM_TAG = "localhost/bench/iris-slim:1"
@@ -122,7 +124,7 @@ def measure(label: str, store: Store, image: Image) -> ImageSize:
     import zstandard
 
     out = ImageSize(label=label, ref=image.ref or image.digest)
-    history = [h for h in image.config.get("history", []) if not h.get("empty_layer")]
+    history = [h for h in image.config.history if not h.get("empty_layer")]
     files: dict[str, tuple[str, int]] = {}
     for i, desc in enumerate(image.layers):
         blob = store.read_blob(desc["digest"])

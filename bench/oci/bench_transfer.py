@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from mlpack.oci.layer import Entry, LayerOptions, write_entries  # noqa: E402
-from mlpack.oci.layout import Image, Store  # noqa: E402
+from mlpack.oci.image import Image  # noqa: E402
+from mlpack.oci.layout import Store  # noqa: E402
 from mlpack.oci.registry import pull, push  # noqa: E402
 from mlpack.settings import Settings  # noqa: E402
 from tests.plugins.oci import start_registry  # noqa: E402

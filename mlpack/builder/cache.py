@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlpack.oci.layout import Layer, Store
+from mlpack.oci.image import Layer
+
+from mlpack.oci.layout import Store
 
 __all__ = ["StepCache", "StepRecord", "chain_key", "VIRTUAL", "virtual_layer", "is_virtual"]
 

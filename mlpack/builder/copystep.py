@@ -15,7 +15,7 @@ from mlpack.builder.instructions import AddCommand, CopyCommand
 from mlpack.builder.rootfs import merged_root
 from mlpack.builder.shell import Expander
 from mlpack.builder.state import StageState
-from mlpack.oci.layout import Layer
+from mlpack.oci.image import Layer
 
 __all__ = ["copy", "add"]
 
@@ -81,7 +81,7 @@ def _copy(build: BuildEnv, state: StageState, cmd: CopyCommand | AddCommand, *, 
         build.fs_step(state, key, created_by, produce_url)
         return
 
-    named = build.opts.contexts.get(from_ref) if from_ref is not None else None
+    named = build.contexts.get(from_ref) if from_ref is not None else None
     if from_ref is not None and named is None:
         src_layers, src_key = build.from_source(instr, from_ref)
         key = chain_key(state.key, instr.cmd, "from", src_key, sources, dest, chown_raw, chmod,

@@ -2,7 +2,7 @@
 
 A progress sink is any callable taking one event. Field names (``step``,
 ``total``, ``instruction``, ``size``, ``seconds``, ``stage_name``,
-``output``) are what :func:`mlpack.progress.adapt_build_event` reads.
+``output``) are what :func:`mlpack.progress.adapt_build_event` translates, by type.
 """
 
 from __future__ import annotations

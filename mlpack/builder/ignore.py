@@ -79,10 +79,6 @@ class IgnoreMatcher:
                 continue
             self.patterns.append(_Pattern(line, _translate(line), exclusion))
 
-    @property
-    def has_exceptions(self) -> bool:
-        return any(p.exclusion for p in self.patterns)
-
     def ignored(self, rel: str) -> bool:
         """True when ``rel`` (or a parent directory of it) is excluded."""
         rel = rel.strip("/")

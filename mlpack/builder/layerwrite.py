@@ -15,10 +15,11 @@ from collections.abc import Iterable
 from typing import IO, Any
 
 from mlpack.oci.layer import Entry, LayerOptions, write_tar
-from mlpack.oci.layout import Layer, Store
+from mlpack.oci.image import Layer
+from mlpack.oci.layout import Store
 from mlpack.oci.media import OCI_LAYER_GZIP
 
-__all__ = ["write_layer", "compressor_name"]
+__all__ = ["write_layer"]
 
 ISAL_LEVEL = 1
 ZLIB_LEVEL = 1
@@ -30,13 +31,6 @@ def _gzip_writer(fileobj: IO[bytes]) -> tuple[Any, str]:
     except ImportError:
         return gzip.GzipFile(filename="", mode="wb", fileobj=fileobj, compresslevel=ZLIB_LEVEL, mtime=0), "zlib"
     return igzip.IGzipFile(filename="", mode="wb", fileobj=fileobj, compresslevel=ISAL_LEVEL, mtime=0), "isal"
-
-
-def compressor_name() -> str:
-    """``isal`` or ``zlib``: which gzip implementation layers are written with."""
-    import importlib.util
-
-    return "isal" if importlib.util.find_spec("isal") else "zlib"
 
 
 def write_layer(store: Store, entries: Iterable[Entry], options: LayerOptions) -> Layer:

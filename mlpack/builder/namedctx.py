@@ -22,7 +22,12 @@ from mlpack.errors import BuildError
 
 __all__ = ["parse_build_contexts", "open_named"]
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
+
+
+def _good_name(name: str) -> bool:
+    """A context name as BuildKit's: lowercase letters, digits, ``._-``, starting alphanumeric, <= 128."""
+    return 0 < len(name) <= 128 and name[0].isascii() and name[0].isalnum() and set(name) <= _NAME_CHARS
 _HINT = "give --build-context NAME=DIR with a lowercase NAME and a local directory"
 
 
@@ -41,7 +46,7 @@ def parse_build_contexts(values: Sequence[str] | Mapping[str, str | os.PathLike[
             pairs.append((name, value))
     out: dict[str, Path] = {}
     for name, value in pairs:
-        if not _NAME.match(name):
+        if not _good_name(name):
             raise BuildError(f"build context name {name!r} is not a lowercase name", hint=_HINT)
         if name in out:
             raise BuildError(f"build context {name!r} is given twice", hint=_HINT)

@@ -23,7 +23,8 @@ from mlpack.errors import BuildError
 from mlpack.oci import layercache
 from mlpack.oci.layer import Entry, is_opaque
 from mlpack.oci.layertree import record_tree
-from mlpack.oci.layout import Layer, Store
+from mlpack.oci.image import Layer
+from mlpack.oci.layout import Store
 from mlpack.settings import Settings
 
 __all__ = ["LayerDirs", "RootView", "Meta", "merged_root", "index_of"]

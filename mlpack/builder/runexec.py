@@ -28,7 +28,7 @@ from mlpack.builder.rootfs import RootView
 from mlpack.builder.stages import PROXY_ARGS
 from mlpack.builder.state import StageState
 from mlpack.errors import BuildError, MlpackError
-from mlpack.oci.layout import Layer
+from mlpack.oci.image import Layer
 
 __all__ = ["run"]
 
@@ -44,8 +44,8 @@ def run(build: BuildEnv, state: StageState, cmd: RunCommand) -> None:
     env = dict(state.cfg.env)
     for name, value in state.args.items():
         env.setdefault(name, value)
-    user = state.cfg.config.get("User") or ""
-    cwd = state.cfg.config.get("WorkingDir") or "/"
+    user = state.cfg.user
+    cwd = state.cfg.working_dir
     mount_keys: list[object] = []
     for m in mounts:
         part = m.key()

@@ -109,8 +109,12 @@ class Bundle:
         """The stored sample rows, one array per input name."""
         return self._npz(self.manifest.get("sample", "sample.npz"))
 
-    def expected(self) -> dict[str, np.ndarray]:
-        """The original model's outputs on ``sample()`` (for checks of a built image)."""
+    def expected(self, *, preprocessed: bool = False) -> dict[str, np.ndarray]:
+        """The original model's outputs on ``sample()`` (for checks of a built image);
+        ``preprocessed``: on ``preprocess(sample())`` instead (KeyError when the bundle
+        has no preprocess hook or predates it)."""
+        if preprocessed:
+            return self._npz(self.manifest["expected_preprocessed"])
         return self._npz(self.manifest.get("expected", "expected.npz"))
 
     def _npz(self, rel: str) -> dict[str, np.ndarray]:

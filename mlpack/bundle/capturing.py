@@ -22,6 +22,7 @@ import numpy as np
 from mlpack.bundle import environment as env
 from mlpack.bundle.bundle import Bundle
 from mlpack.bundle.frameworks import CaptureOptions, ConversionFailed, Prepared, select_adapter
+from mlpack.bundle.hooks import HookFailed, load_source
 from mlpack.bundle.manifest import FORMAT_VERSION, MANIFEST_NAME, sha256_file, write_manifest
 from mlpack.bundle.parity import compare, worst_line
 from mlpack.bundle.predictor import ort_specs
@@ -242,6 +243,9 @@ def _write_files(
     sample_rows = _rows(prepared.feeds, SAMPLE_ROWS)
     _save_npz(staging / "sample.npz", sample_rows)
     _save_npz(staging / "expected.npz", prepared.reference_fn(sample_rows))
+    preprocessed = _expected_preprocessed(hooks, prepared, sample_rows)
+    if preprocessed is not None:
+        _save_npz(staging / "expected_preprocessed.npz", preprocessed)
     if hooks is not None:
         (staging / "hooks.py").write_text(hooks, encoding="utf-8")
     files = sorted(p.name for p in staging.iterdir() if p.is_file())
@@ -258,12 +262,29 @@ def _write_files(
         "sample": "sample.npz",
         "expected": "expected.npz",
         "hooks": "hooks.py" if hooks is not None else None,
+        **({"expected_preprocessed": "expected_preprocessed.npz"} if preprocessed is not None else {}),
         **({"table": prepared.table.to_dict()} if prepared.table is not None else {}),
         "parity": {"checked": False},
         "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         "files": {f: sha256_file(staging / f) for f in files},
     }
     return write_manifest(staging, manifest)
+
+
+def _expected_preprocessed(hooks: str | None, prepared: Prepared,
+                           sample_rows: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+    """The model's answer on ``preprocess(sample_rows)``, what the container's model part
+    answers for the stored sample; None without a preprocess hook. Stored so that
+    container parity never prepares or runs the model a second time."""
+    loaded = load_source(hooks, CaptureError)
+    if loaded.preprocess is None:
+        return None
+    try:
+        return prepared.reference_fn(loaded.before_arrays(sample_rows))
+    except HookFailed as exc:
+        raise CaptureError(f"preprocess failed on the sample: {exc}",
+                           hint="preprocess gets the sample's inputs by name and must return the "
+                                "model's inputs by name", traceback=exc.traceback) from exc
 
 
 def _classes(model: Any) -> list[Any] | None:

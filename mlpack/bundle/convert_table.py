@@ -71,16 +71,37 @@ def _starts_with_column_transformer(model: Any) -> bool:
     return isinstance(first, ColumnTransformer)
 
 
+def _estimators(model: Any) -> list[Any]:
+    """``model`` and every estimator inside it, as fitted: a ColumnTransformer clones its
+    transformers at fit, and skl2onnx converts (and keys options by) the fitted clones in
+    ``transformers_``, not the unfitted ones ``get_params`` lists."""
+    found: list[Any] = []
+    seen: set[int] = set()
+    todo = [model]
+    while todo and len(found) < 10_000:  # bounded: a model is a tree of a few estimators
+        item = todo.pop()
+        if id(item) in seen or item is None or isinstance(item, (str, bytes, int, float, bool)):
+            continue
+        seen.add(id(item))
+        found.append(item)
+        for _, step in getattr(item, "steps", None) or []:  # Pipeline (fitted in place)
+            todo.append(step)
+        for entry in getattr(item, "transformers_", None) or []:  # fitted ColumnTransformer
+            todo.append(entry[1])
+        for entry in getattr(item, "transformer_list", None) or []:  # FeatureUnion (fitted in place)
+            todo.append(entry[1])
+        try:  # other wrappers' estimators
+            todo.extend(v for v in item.get_params(deep=False).values() if hasattr(v, "get_params"))
+        except Exception:  # noqa: BLE001 - an object without get_params holds no estimators
+            pass
+    return found
+
+
 def _text_options(model: Any) -> dict[int, dict[str, Any]]:
     from sklearn.feature_extraction.text import CountVectorizer
 
-    found = [model]
-    try:
-        found += list(model.get_params(deep=True).values())
-    except Exception:  # noqa: BLE001 - a model without get_params has no nested vectorizers
-        pass
     options: dict[int, dict[str, Any]] = {}
-    for step in found:
+    for step in _estimators(model):
         if isinstance(step, CountVectorizer):  # TfidfVectorizer derives from it
             opts: dict[str, Any] = {"locale": TEXT_LOCALE}
             if step.token_pattern == _DEFAULT_TOKEN_PATTERN and step.tokenizer is None and step.analyzer == "word":

@@ -18,6 +18,7 @@ from mlpack.bundle.frameworks import (
     Adapter,
     CaptureOptions,
     ConversionFailed,
+    converter_reason,
     Prepared,
     class_path,
     dynamic_batch,
@@ -135,7 +136,7 @@ class SklearnAdapter(Adapter):
             try:
                 return to_onnx(model, initial_types=types, options=options or None, target_opset=opset)
             except Exception as exc:
-                raise ConversionFailed(f"skl2onnx cannot convert {type(model).__name__}: {exc}") from None
+                raise ConversionFailed(f"skl2onnx cannot convert {type(model).__name__}: {converter_reason(exc)}") from None
 
         if prepared.table is not None:
             data = sklearn_table_onnx(model, prepared, convert, opts)
@@ -227,7 +228,7 @@ class BoostAdapter(Adapter):
                     return convert_xgboost(_plain_xgboost(model), initial_types=types)
                 return convert_lightgbm(model, initial_types=types, zipmap=False)
             except Exception as exc:
-                raise ConversionFailed(f"onnxmltools cannot convert {type(model).__name__}: {exc}") from None
+                raise ConversionFailed(f"onnxmltools cannot convert {type(model).__name__}: {converter_reason(exc)}") from None
 
         if prepared.table is not None:
             data = matrix_table_onnx(self.name, prepared, convert)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path
 
+from mlpack._version import __version__
 from mlpack.errors import CaptureError
 
 __all__ = ["SERVING_DISTRIBUTIONS", "environment", "serving_lock", "distributions_for_modules", "pinned_closure",
@@ -48,13 +49,11 @@ _FALLBACK_PINS = {
 
 def environment() -> dict[str, str]:
     """Python version and platform of the capturing kernel."""
-    import mlpack
-
     return {
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "platform": f"{sys.platform}-{platform.machine()}",
-        "mlpack": mlpack.__version__,
+        "mlpack": __version__,
     }
 
 

@@ -19,7 +19,8 @@ import numpy as np
 from mlpack.bundle.spec import TensorSpec, dtype_name
 from mlpack.errors import CaptureError
 
-__all__ = ["Prepared", "ConversionFailed", "Adapter", "CaptureOptions", "select_adapter", "SUPPORTED", "rename_outputs", "dynamic_batch"]
+__all__ = ["Prepared", "ConversionFailed", "Adapter", "CaptureOptions", "select_adapter", "SUPPORTED", "rename_outputs", "dynamic_batch",
+           "converter_reason"]
 
 SUPPORTED = (
     "scikit-learn estimators and Pipelines, PyTorch nn.Module, XGBoost and LightGBM "
@@ -30,6 +31,15 @@ SUPPORTED = (
 
 class ConversionFailed(Exception):
     """The converter could not produce ONNX (the auto flavour falls back to python)."""
+
+
+def converter_reason(exc: BaseException, limit: int = 400) -> str:
+    """A converter's message as a one-line reason: skl2onnx follows its first line with a
+    paragraph of boilerplate ("It usually means ... Examples can be found in the gallery.")
+    that the manifest and ``mlpack inspect`` would otherwise carry for every fallback."""
+    text = str(exc).strip()
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "") or type(exc).__name__
+    return first if len(first) <= limit else first[: limit - 3] + "..."
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from typing import Any
 
 from mlpack.errors import CaptureError, MlpackError
 
-__all__ = ["HOOK_NAMES", "Hooks", "HookFailed", "parse", "defined", "check_source", "imported_modules",
+__all__ = ["HOOK_NAMES", "Hooks", "as_array", "HookFailed", "parse", "defined", "check_source", "imported_modules",
            "load_source", "load_file"]
 
 HOOK_NAMES = ("preprocess", "postprocess")
@@ -115,9 +115,24 @@ class Hooks:
         """preprocess(inputs), or inputs unchanged; HookFailed when it raises."""
         return _apply(self.preprocess, "preprocess", inputs, "inputs")
 
+    def before_arrays(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """preprocess(inputs) as arrays by name: what the model is called with."""
+        return {str(k): as_array(v) for k, v in self.before(dict(inputs)).items()}
+
     def after(self, outputs: dict[str, Any]) -> dict[str, Any]:
         """postprocess(outputs), or outputs unchanged; HookFailed when it raises."""
         return _apply(self.postprocess, "postprocess", outputs, "outputs")
+
+
+def as_array(value: Any) -> Any:
+    """A numpy array from an array, a list, a torch tensor or a pandas object."""
+    import numpy as np
+
+    if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    elif hasattr(value, "to_numpy"):  # pandas
+        value = value.to_numpy()
+    return np.asarray(value)
 
 
 def _apply(fn: Callable[[dict], Any] | None, name: str, value: dict, what: str) -> dict:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from mlpack.bundle.bundle import Bundle
 
-__all__ = ["summarize", "summary_dict"]
+__all__ = ["summarize", "summary_dict", "shape_text"]
 
 
 def _size(n: int) -> str:
@@ -53,6 +53,11 @@ def _conversion(bundle: "Bundle") -> str:
     return f"python flavour (ONNX conversion failed: {error})" if error else "python flavour (asked for)"
 
 
+def shape_text(shape: Any) -> str:
+    """``[batch, *, 3]``: axis 0 is the batch; a later free axis (``dynamic_axes``) takes any length."""
+    return "[" + ", ".join(("batch" if i == 0 else "*") if x is None else str(x) for i, x in enumerate(shape)) + "]"
+
+
 def _column_line(c: dict[str, Any]) -> str:
     text = c["dtype"]
     if c["dtype"] == "category":
@@ -81,8 +86,7 @@ def summarize(bundle: "Bundle") -> str:
         lines.append(f"classes    {d['classes']}")
     for label, specs in (("inputs", d["inputs"]), ("outputs", d["outputs"])):
         for i, s in enumerate(specs):
-            shape = "[" + ", ".join("batch" if x is None else str(x) for x in s["shape"]) + "]"
-            lines.append(f"{label if i == 0 else '':<10} {s['name']}: {s['dtype']} {shape}")
+            lines.append(f"{label if i == 0 else '':<10} {s['name']}: {s['dtype']} {shape_text(s['shape'])}")
     parity = d["parity"]
     if parity.get("checked"):
         state = "passed" if parity.get("passed") else "FAILED (allowed by override)" if parity.get("override") else "FAILED"

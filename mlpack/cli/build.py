@@ -77,8 +77,8 @@ def _check(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     import signal
 
-    from mlpack.builder import TextProgress, build
-    from mlpack.builder.state import default_run_limits
+    from mlpack.builder import BuildOptions, TextProgress, build
+    from mlpack.builder.options import default_run_limits
     from mlpack.errors import BuildError
     from mlpack.types import Limits
 
@@ -99,12 +99,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     progress = None if quiet else TextProgress(stream=sys.stderr, verbose=args.progress == "plain")
     # a failing step raises BuildError with its output tail; mlpack.cli prints it with the hint
     try:
-        image = build(
-            args.context, tag=args.tag, settings=settings, dockerfile=args.dockerfile,
-            build_args=dict(args.build_arg), target=args.target, no_cache=args.no_cache,
-            secrets=args.secret, progress=progress, network=args.network, limits=limits,
+        options = BuildOptions(
+            tag=args.tag, dockerfile=args.dockerfile, build_args=dict(args.build_arg), target=args.target,
+            no_cache=args.no_cache, secrets=args.secret, network=args.network, limits=limits,
             build_contexts=args.build_context, deps=args.deps,
         )
+        image = build(args.context, options, settings=settings, progress=progress)
     except BuildError as exc:
         code = getattr(exc, "exit_code", None)
         if not isinstance(code, int) or code <= 0 or getattr(args, "debug", False):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpack.errors import RenderError
+from mlpack.types import DEFAULT_GRPC_PORT, DEFAULT_PORT
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,8 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--apt", action="append", default=[], metavar="PKG", help="extra Debian package (repeatable)")
     p.add_argument("--env", action="append", default=[], metavar="K=V", help="extra ENV in the image (repeatable)")
     p.add_argument("--label", action="append", default=[], metavar="K=V", help="extra LABEL (repeatable)")
-    p.add_argument("--port", type=int, metavar="N", help="port the server listens on (default 8080)")
-    p.add_argument("--grpc-port", type=int, metavar="N", help="port of the gRPC inference service (default 8081; 0: none)")
+    p.add_argument("--port", type=int, metavar="N", help=f"port the server listens on (default {DEFAULT_PORT})")
+    p.add_argument("--grpc-port", type=int, metavar="N", help=f"port of the gRPC inference service (default {DEFAULT_GRPC_PORT}; 0: none)")
     p.add_argument("--uid", type=int, metavar="N", help="uid/gid of the non-root user (default 10001)")
     p.add_argument("--template-dir", type=Path, metavar="DIR",
                    help="directory searched before the built-in templates")

@@ -31,11 +31,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from mlpack._version import __version__
 from mlpack.dockerfile.depsdir import BaseFacts, Trims, compile_tree, make_deps_dir, user_files
-from mlpack.dockerfile.options import RenderOptions
+from mlpack.dockerfile.options import LOCAL_BASE, RenderOptions
+from mlpack.dockerfile.system import system_libraries
 from mlpack.dockerfile.wheelcache import WheelTarget
 from mlpack.dockerfile.templates import render_template
 from mlpack.errors import RenderError
+from mlpack.types import DEFAULT_PORT
 
 __all__ = ["BuildContext", "render", "SERVING_MODULES", "LABEL_PREFIX", "DEPS_CONTEXT"]
 
@@ -71,7 +74,7 @@ IMPORT_CHECK = Path(__file__).with_name("importcheck.py")
 STRIP_ELF = Path(__file__).with_name("_stripelf.py")
 _HEALTHCHECK = (
     "import os, urllib.request; "
-    "urllib.request.urlopen('http://127.0.0.1:%s/v2/health/ready' % os.environ.get('MLPACK_PORT', '8080'), timeout=4)"
+    f"urllib.request.urlopen('http://127.0.0.1:%s/v2/health/ready' % os.environ.get('MLPACK_PORT', '{DEFAULT_PORT}'), timeout=4)"
 )
 _REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
@@ -160,8 +163,6 @@ def _render_deps(out: Path, bundle: Any, options: RenderOptions, python: str, fa
 
 def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base: str) -> str:
     """Only the Dockerfile text (no files written)."""
-    from mlpack import __version__
-
     template = options.template or ("gpu.Dockerfile.j2" if options.gpu else "cpu.Dockerfile.j2")
     context = {
         "mlpack_version": __version__,
@@ -173,6 +174,8 @@ def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base:
         "gpu": options.gpu,
         "pip": list(options.pip),
         "apt": list(options.apt),
+        "system_libraries": list(system_libraries(
+            lock_lines(bundle, options), asked=options.apt, local_base=base == LOCAL_BASE.format(python=python))),
         "env": sorted(options.env.items()),
         "labels": image_labels(bundle, options, base),
         "port": options.port,
@@ -238,8 +241,6 @@ def _canonical(name: str) -> str:
 
 def image_labels(bundle: Any, options: RenderOptions, base: str) -> list[tuple[str, str]]:
     """OCI and mlpack labels, then the user's (which may not touch ``io.mlpack.*``)."""
-    from mlpack import __version__
-
     manifest = getattr(bundle, "manifest", None) or {}
     labels: dict[str, str] = {
         "org.opencontainers.image.title": bundle.name,

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlpack.dockerfile.quoting import check_text
-from mlpack.errors import RenderError
+from mlpack.errors import ConfigError, RenderError
+from mlpack.reference import parse as parse_reference
+from mlpack.types import DEFAULT_GRPC_PORT, DEFAULT_PORT
 
 __all__ = ["RenderOptions", "DEPS_MODES", "DEFAULT_BASE", "LOCAL_BASE", "DEFAULT_PYTHON", "DEFAULT_UID", "DEFAULT_PORT"]
 
@@ -22,15 +24,7 @@ DEFAULT_PYTHON = "3.11"
 DEFAULT_BASE = "python:{python}-slim"
 LOCAL_BASE = "localhost/mlpack/python:{python}"
 DEFAULT_UID = 10001
-DEFAULT_PORT = 8080
-DEFAULT_GRPC_PORT = 8081  # the Open Inference Protocol's gRPC service, as KServe
 
-# An image reference: [registry[:port]/]path[:tag][@digest], per the distribution spec.
-_REF_RE = re.compile(
-    r"^(?:[A-Za-z0-9.-]+(?::\d+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-    r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
-)
 _PYTHON_RE = re.compile(r"^3\.\d{1,2}$")
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
@@ -99,10 +93,12 @@ class RenderOptions:
                               hint="give major.minor, for example --python 3.11")
         if self.base is not None and self.base != "local":
             base = check_text(self.base, "base image")
-            if not _REF_RE.match(base):
+            try:
+                parse_reference(base)
+            except ConfigError:
                 raise RenderError(f"base image {base!r} is not an image reference",
                                   hint="use a reference such as python:3.11-slim, "
-                                       "registry.example.com/team/python:3.11, or 'local'")
+                                       "registry.example.com/team/python:3.11, or 'local'") from None
         set_("gpu", bool(self.gpu))
         set_("pip", _tuple(self.pip, "pip"))
         for req in self.pip:

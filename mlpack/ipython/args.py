@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from mlpack.types import Limits
 __all__ = ["ContainerizeArgs", "parse_args", "USAGE"]
 
 USAGE = ("%%containerize MODEL_VAR --sample SAMPLE_VAR [--name N] [--cpus C] [--memory M] "
-         "[--pids P] [--gpus G] [--port P] [--push REF] [--k8s DIR] [--no-run] [--detach] [--pip SPEC]... "
+         "[--pids-limit P] [--gpus G] [--port P] [--push REF] [--k8s DIR] [--no-run] [--detach] [--pip SPEC]... "
          "[--requirements FILE] [--base REF] [--deps auto|run|context] [--timeout S] [--debug] [--dynamic-axes NAME:AXIS,...]")
 
 # The capture's rule for names (one separator between runs), checked here so a bad
@@ -40,6 +41,16 @@ class ContainerizeArgs:
         return f"{self.model_var}_service"
 
 
+class _DeprecatedPids(argparse.Action):
+    """``--pids``: the magic's old spelling of docker's ``--pids-limit``, accepted with a warning."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        warnings.warn("%containerize --pids is deprecated: write --pids-limit (as `mlpack run` and docker do)",
+                      FutureWarning, stacklevel=2)
+        setattr(namespace, self.dest, values)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise ConfigError(f"%containerize: {message}", hint=f"usage: {USAGE}")
@@ -55,7 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--name")
     p.add_argument("--cpus", type=float, default=1.0)
     p.add_argument("--memory", default="1g")
-    p.add_argument("--pids", type=int, default=256)
+    p.add_argument("--pids-limit", type=int, default=256, dest="pids")  # ServeOptions.pids, Limits.pids
+    p.add_argument("--pids", type=int, dest="pids", action=_DeprecatedPids, help=argparse.SUPPRESS)
     p.add_argument("--gpus")
     p.add_argument("--port", type=int)
     p.add_argument("--push")

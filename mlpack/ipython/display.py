@@ -23,7 +23,6 @@ from mlpack.progress import (
     LogEvent,
     StageEvent,
     TextSink,
-    describe,
     failure_lines,
     format_size,
     short,
@@ -326,8 +325,3 @@ class StageFailure(Exception):
         red, reset = "\x1b[31m", "\x1b[0m"
         first, *rest = self.lines()
         return [f"{red}{first}{reset}", *rest]
-
-
-def describe_event(event: Event) -> str:
-    """Re-exported for callers that print progress themselves."""
-    return describe(event)

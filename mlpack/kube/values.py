@@ -1,7 +1,7 @@
 """The plain values the export works from: what the image is, what to write.
 
 mlpack.kube never looks into the image store: the front door (mlpack.api,
-mlpack.cli.export) resolves the image and hands over an :class:`ImageInfo`.
+mlpack.pipeline.export) resolves the image and hands over an :class:`ImageInfo`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpack.errors import ExportError
+from mlpack.types import DEFAULT_PORT
 
 __all__ = [
     "ImageInfo",
@@ -26,7 +27,6 @@ __all__ = [
 # builder or a benchmark may record them, so a later export needs no flags.
 LABEL_START_SECONDS = "dev.mlpack.start-seconds"
 LABEL_SHUTDOWN_GRACE = "dev.mlpack.shutdown-grace-seconds"
-DEFAULT_PORT = 8080
 # mlpack-serve's default graceful_timeout_s (mlpack.server.config), used when
 # neither ImageInfo nor an image label says otherwise.
 DEFAULT_SHUTDOWN_GRACE = 20

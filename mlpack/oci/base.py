@@ -24,7 +24,8 @@ from typing import Any
 
 from mlpack.errors import StoreError
 from mlpack.oci.layer import LayerOptions, write_dir
-from mlpack.oci.layout import Image, Store
+from mlpack.oci.image import Image
+from mlpack.oci.layout import Store
 from mlpack.oci.unpack import UnpackOptions, apply_layer
 from mlpack.settings import Settings
 

@@ -19,7 +19,7 @@ from mlpack.oci import faults
 from mlpack.oci.media import check_digest, digest_hex
 
 if TYPE_CHECKING:  # pragma: no cover
-    from mlpack.oci.layout import Store
+    from mlpack.oci.cas import BlobStore
 
 __all__ = ["BlobWriter", "fsync_dir", "atomic_write", "TMP_PREFIX"]
 
@@ -36,9 +36,9 @@ def fsync_dir(path: Path) -> None:
 
 
 class BlobWriter:
-    """Streams one blob into the store; see :meth:`Store.blob_writer`."""
+    """Streams one blob into the store; see :meth:`BlobStore.blob_writer`."""
 
-    def __init__(self, store: "Store", expected_digest: str | None, expected_size: int | None,
+    def __init__(self, store: "BlobStore", expected_digest: str | None, expected_size: int | None,
                  max_size: int | None) -> None:
         self._store = store
         self._expected = check_digest(expected_digest) if expected_digest else None

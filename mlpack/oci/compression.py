@@ -18,7 +18,8 @@ import hashlib
 from typing import IO, Any
 
 from mlpack.errors import StoreError
-from mlpack.oci.layout import Image, Store
+from mlpack.oci.image import Image
+from mlpack.oci.layout import Store
 from mlpack.oci.media import (DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_LAYER_GZIP, OCI_LAYER_ZSTD,
                               canonical_json)
 from mlpack.oci.unpack import open_layer_stream
@@ -73,7 +74,7 @@ def recompress(store: Store, image: Image, compression: str, *, ref: str | None 
             return store.resolve(ref)
         return image
     manifest = dict(image.manifest, layers=layers)
-    platform = {"architecture": image.config.get("architecture", "amd64"), "os": image.config.get("os", "linux")}
+    platform = image.config.platform
     digest = store.put_manifest(canonical_json(manifest), image.media_type, ref=ref, platform=platform)
     return dataclasses.replace(store.resolve(ref or digest), ref=ref or image.ref)
 

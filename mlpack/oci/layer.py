@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import IO
 
 from mlpack.errors import StoreError
-from mlpack.oci.layout import Layer, Store
+from mlpack.oci.image import Layer
+from mlpack.oci.layout import Store
 from mlpack.oci.media import OCI_LAYER_GZIP
 
 __all__ = ["Entry", "LayerOptions", "write_entries", "write_dir", "entries_from_dir", "write_tar", "layer_xattrs", "is_opaque"]
@@ -343,13 +344,6 @@ def is_opaque(path: Path | str) -> bool:
         except OSError:
             continue
     return False
-
-
-def layer_options_from_env(env: dict[str, str] | None = None) -> LayerOptions:
-    """LayerOptions with SOURCE_DATE_EPOCH taken from ``env`` (front doors call this, never import time)."""
-    env = dict(os.environ if env is None else env)
-    sde = env.get("SOURCE_DATE_EPOCH")
-    return LayerOptions(source_date_epoch=int(sde) if sde and sde.isdigit() else None)
 
 
 

@@ -21,7 +21,9 @@ from pathlib import Path
 
 from mlpack.errors import UnpackError
 from mlpack.oci.layertree import record_tree
-from mlpack.oci.layout import Image, Store, fsync_dir
+from mlpack.oci.blobs import fsync_dir
+from mlpack.oci.image import Image
+from mlpack.oci.layout import Store
 from mlpack.oci.media import digest_hex
 from mlpack.oci.unpack import UnpackOptions, apply_layer
 from mlpack.settings import Settings

@@ -1,4 +1,9 @@
-"""Checks of a store: every blob re-hashed, every reference followed (go-containerregistry's validate)."""
+"""Checks of a store: every blob re-hashed, every reference followed (go-containerregistry's validate).
+
+Read-only and lock-free: :func:`verify` takes a store and never changes it; a
+concurrent writer can make it report garbage (a blob not tagged yet), never a
+problem. The store's modules never import this one.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,8 @@ from typing import Any
 
 from mlpack.errors import StoreError
 from mlpack.oci.blobs import TMP_PREFIX
-from mlpack.oci.layout import Store
+from mlpack.oci.cas import BlobStore
+from mlpack.oci.gc import reachable
 from mlpack.oci.media import INDEX_TYPES, MANIFEST_TYPES, digest_hex
 
 __all__ = ["VerifyReport", "verify"]
@@ -21,7 +27,7 @@ _CHUNK = 1 << 20
 
 @dataclass
 class VerifyReport:
-    """What :meth:`Store.verify` found; ``ok`` when ``problems`` is empty."""
+    """What :func:`verify` found; ``ok`` when ``problems`` is empty."""
 
     checked: int = 0
     problems: list[str] = field(default_factory=list)
@@ -32,7 +38,7 @@ class VerifyReport:
         return not self.problems
 
 
-def verify(store: Store) -> VerifyReport:
+def verify(store: BlobStore) -> VerifyReport:
     """Re-hash every blob of ``store`` and check every reference resolves; never changes the store."""
     report = VerifyReport()
     if not (store.root / "oci-layout").exists():
@@ -66,11 +72,12 @@ def verify(store: Store) -> VerifyReport:
             report.problems.append(f"blob {entry.name} hashes to sha256:{h.hexdigest()}")
     for e in index["manifests"]:
         _verify_tree(store, e, present, report, set())
-    reachable = {digest_hex(d) for d in store.reachable()}
-    report.garbage.extend(str(blobs / n) for n in sorted(present - reachable))
+    referenced = {digest_hex(d) for d in reachable(store)}
+    report.garbage.extend(str(blobs / n) for n in sorted(present - referenced))
     return report
 
-def _verify_tree(store: Store, desc: Mapping[str, Any], present: set[str], report: VerifyReport, seen: set[str]) -> None:
+
+def _verify_tree(store: BlobStore, desc: Mapping[str, Any], present: set[str], report: VerifyReport, seen: set[str]) -> None:
     digest = desc.get("digest", "")
     try:
         hexd = digest_hex(digest)

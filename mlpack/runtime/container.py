@@ -202,7 +202,8 @@ class Container:
         self._runtime().call("kill", self.id, sig, check=False)
 
     def stop(self, timeout: float = 10.0) -> int | None:
-        """SIGTERM, then SIGKILL after ``timeout`` seconds; returns the exit code."""
+        """SIGTERM, then SIGKILL after ``timeout`` seconds; returns the exit code
+        (RunError when even SIGKILL leaves it running: stop never reports success falsely)."""
         if self.status not in _LIVE:
             return self.exit_code
         (self.dir / "stop").touch()
@@ -211,11 +212,14 @@ class Container:
         try:
             return self.wait(timeout)
         except RunError:
-            rt.call("kill", self.id, "KILL", check=False)
+            killed = rt.call("kill", self.id, "KILL", check=False)
             try:
                 return self.wait(15)
             except RunError:
-                return None
+                detail = killed.stderr.strip() or f"{rt.name} kill said nothing"
+                raise RunError(f"container {self.name} still runs 15 s after SIGKILL ({detail})",
+                               hint=f"see `mlpack inspect {self.name}` and the host's process list; "
+                                    f"`mlpack rm -f {self.name}` removes what is left") from None
 
     def remove(self, force: bool = False) -> None:
         """Remove the container: no mount, cgroup, runtime state or file is left."""

@@ -13,11 +13,13 @@ and writes all of it to status.json.
 from __future__ import annotations
 
 import os
+import select
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Set as AbstractSet
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,10 @@ HEALTH_LOG_KEEP = 5
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+# How often a monitor waiting for its init reaps orphaned helpers (the init's exit wakes it at once).
+ORPHAN_REAP_S = 0.25
 
 
 class StatusFile:
@@ -106,6 +112,12 @@ class HealthChecker(threading.Thread):
                 proc, self._proc = self._proc, None
         return proc.returncode, out[-4096:].decode(errors="replace")
 
+    def reap_orphans(self, keep: int) -> None:
+        """:func:`_reap_orphans`, sparing the check's own `<runtime> exec` (subprocess reaps it);
+        under the lock, so no new check starts meanwhile."""
+        with self._lock:
+            _reap_orphans({keep} | ({self._proc.pid} if self._proc is not None else set()))
+
     def halt(self) -> None:
         """The container exited: stop checking now, and kill a check still running (an exec
         into a dying container may hang until its timeout, and the exit would wait for it)."""
@@ -161,7 +173,7 @@ class Monitor:
         if self.check is not None:
             checker = HealthChecker(self.rt, self.cdir, self.check, self.status)
             checker.start()
-        code = self._wait(pid)
+        code = wait_for_init(pid, checker.reap_orphans if checker is not None else None)
         if checker is not None:
             checker.halt()
             checker.join(timeout=self.check.timeout + 1)  # type: ignore[union-attr]
@@ -169,23 +181,6 @@ class Monitor:
         oom = oom_kills(self.record["cgroups_path"]) > 0
         release_container(self.record)
         return code, oom, None
-
-    def _wait(self, pid: int) -> int:
-        """Exit code of the container's init, 128+N when killed by signal N.
-
-        The init becomes our child (we are a subreaper) only once the
-        runtime's helper that forked it has exited, which can be a moment
-        after `run --detach` returns: until then waitpid() says ECHILD.
-        """
-        while True:
-            try:
-                _, status = os.waitpid(pid, 0)
-                code = os.waitstatus_to_exitcode(status)
-                return 128 - code if code < 0 else code
-            except ChildProcessError:
-                if not os.path.exists(f"/proc/{pid}"):
-                    return 255  # gone without us seeing its status
-                time.sleep(0.01)
 
     def main(self) -> int:
         libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
@@ -212,11 +207,59 @@ class Monitor:
         return 0
 
 
-def _reap_orphans() -> None:
-    """Reap zombies reparented to us (the runtime's helper processes), once no subprocess of ours runs."""
+def wait_for_init(pid: int, reap: Callable[[int], None] | None = None) -> int:
+    """Exit code of the container's init, 128+N when killed by signal N.
+
+    The init becomes our child (we are a subreaper) only once the
+    runtime's helper that forked it has exited, which can be a moment
+    after `run --detach` returns: until then waitpid() says ECHILD.
+
+    Meanwhile orphans are reaped: a `<runtime> exec` helper that died
+    leaves its process in the container's PID namespace to us, and a dying
+    init waits in the kernel until every process of its namespace has been
+    reaped, so a blocking waitpid() on the init alone would never return.
+    ``reap(pid)`` reaps them sparing ``pid`` (the health checker's, which also
+    spares its own running check); by default every orphan but the init.
+    """
+    try:
+        exited = os.pidfd_open(pid)  # readable once the init has exited
+    except OSError:
+        exited = None
+    try:
+        while True:
+            try:
+                got, status = os.waitpid(pid, os.WNOHANG)
+                if got == pid:
+                    code = os.waitstatus_to_exitcode(status)
+                    return 128 - code if code < 0 else code
+            except ChildProcessError:
+                if not os.path.exists(f"/proc/{pid}"):
+                    return 255  # gone without us seeing its status
+                time.sleep(0.01)  # not our child yet (or no longer): the runtime's helper has it
+            if reap is not None:
+                reap(pid)
+            else:
+                _reap_orphans({pid})
+            if exited is not None:
+                select.select([exited], [], [], ORPHAN_REAP_S)
+            else:
+                time.sleep(0.05)
+    finally:
+        if exited is not None:
+            os.close(exited)
+
+
+def _reap_orphans(keep: AbstractSet[int] = frozenset()) -> None:
+    """Reap zombies reparented to us (the runtime's helper processes and what they left in
+    the container), except the pids in ``keep``: a subprocess of ours reaps its own."""
+    try:
+        if os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+            return  # no child has exited: nothing to read in /proc
+    except ChildProcessError:
+        return
     me = str(os.getpid())
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+        if not entry.isdigit() or int(entry) in keep:
             continue
         try:
             with open(f"/proc/{entry}/stat") as fh:

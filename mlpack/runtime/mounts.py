@@ -13,7 +13,7 @@ from pathlib import Path
 from mlpack.errors import RunError
 from mlpack.runtime.idmap import in_user_namespace
 
-__all__ = ["mount_overlay", "umount", "is_mountpoint", "mounts_under", "libc"]
+__all__ = ["mount_overlay", "umount", "mounts_under", "libc"]
 
 MNT_DETACH = 2
 MS_BIND = 4096
@@ -107,10 +107,6 @@ def mounts_under(path: Path | str) -> list[str]:
             if point == prefix or point.startswith(prefix + "/"):
                 found.append(point)
     return found
-
-
-def is_mountpoint(path: Path | str) -> bool:
-    return os.path.realpath(path) in mounts_under(path)
 
 
 def bind(source: str, target: str) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from mlpack import __version__
+from mlpack._version import __version__
 from mlpack.server.tensors import Spec
 
 __all__ = ["openapi_document"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from mlpack import __version__
+from mlpack._version import __version__
 from mlpack.server.metrics import Metrics
 from mlpack.server.tensors import Spec, invalid
 

@@ -33,7 +33,7 @@ def serving_context(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
 @pytest.fixture(scope="session")
 def serving_image(serving_context, run_settings: Settings):  # type: ignore[no-untyped-def]
     """The sklearn serving image, built once per run by mlpack's builder into the run store
-    (an mlpack.oci.layout.Image tagged ``SERVING_TAG``)."""
+    (an mlpack.oci.image.Image tagged ``SERVING_TAG``)."""
     from mlpack.builder import build
 
     return build(serving_context, tag=SERVING_TAG, settings=run_settings)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import urllib.request
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pytest
 
 from mlpack.dockerfile import _stripelf as stripelf
 from mlpack.dockerfile.context import STRIP_PATHS
+from mlpack.endpoint import wait_ready
 from mlpack.oci.layercache import flatten
 from mlpack.oci.layout import Store
 from mlpack.settings import Settings
@@ -186,21 +186,11 @@ def test_the_trimmed_image_serves(serving_image, run_settings: Settings) -> None
 
     container = run(serving_image.ref, settings=run_settings, name=f"slim-serving-{os.getpid()}")
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{container.url}/v2/health/ready", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or not container.running:
-                pytest.fail(f"server never became ready; logs:\n{container.logs(tail=50)}")
-            time.sleep(0.2)
+        wait_ready(container, timeout=120)
         rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
         answer = _post(f"{container.url}/predict", {"inputs": rows})
         assert answer, answer
-        model = serving_image.config["config"]["Labels"]["io.mlpack.model.name"]
+        model = serving_image.config.blob["config"]["Labels"]["io.mlpack.model.name"]
         with urllib.request.urlopen(f"{container.url}/v2/models/{model}", timeout=10) as resp:
             meta = json.loads(resp.read())
         name, inp = meta["name"], meta["inputs"][0]

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
 import numpy as np
 
 from mlpack.bundle import Bundle
@@ -27,3 +32,45 @@ def check_round_trip(bundle: Bundle, feeds: dict[str, np.ndarray]) -> dict[str, 
         else:
             np.testing.assert_array_equal(got.astype(value.dtype), value)
     return outputs
+
+
+def post_json(url: str, body: Any, timeout: float = 60) -> tuple[int, Any]:
+    """POST ``body`` as JSON (NaN refused: a client sends null) -> (status, decoded answer)."""
+    req = urllib.request.Request(url, data=json.dumps(body, allow_nan=False).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def json_records(frame: Any) -> list[dict[str, Any]]:
+    """A DataFrame's rows as JSON records, a missing value as null (what a client sends)."""
+    import pandas as pd
+
+    return [{k: (None if pd.isna(v) else v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+            for row in frame.to_dict("records")]
+
+
+def v2_output(answer: dict[str, Any], name: str) -> dict[str, Any]:
+    """The output called ``name`` of a V2 inference answer."""
+    return next(o for o in answer["outputs"] if o["name"] == name)
+
+
+def report_service(tag: str, service: Any) -> None:
+    """Prints how the model is served, the build time and the image size (seen with ``-s``)."""
+    size = sum(int(layer["size"]) for layer in service.image.manifest["layers"])
+    reason = service.bundle.manifest["model"].get("conversion_error")
+    print(f"\n[{tag}] {service.name}: {service.bundle.flavor}{f' ({reason})' if reason else ''}, "
+          f"build {service.timings.get('build', 0.0):.1f} s, image {size / 1e6:.1f} MB compressed")
+
+
+def serve_and_report(tag: str, model: Any, sample: Any, name: str, settings: Any, **options: Any) -> Any:
+    """``mlpack.serve`` with 1 CPU (and 512 MiB unless given), then :func:`report_service`."""
+    import mlpack
+
+    options = {"cpus": 1.0, "memory": "512Mi", **options}
+    service = mlpack.serve(model, sample, name=name, settings=settings, **options)
+    report_service(tag, service)
+    return service

@@ -96,6 +96,37 @@ def test_hooks_are_stored_and_hashed(sklearn_classifier, out: Path) -> None:
         Bundle.load(bundle.path)
 
 
+def test_parity_reuses_the_preprocessed_answer_capture_stored(sklearn_regressor, out: Path) -> None:
+    """With a preprocess hook, capture stores the model's answer on the preprocessed
+    sample, so container parity never prepares or runs the model a second time."""
+    from mlpack import parity
+
+    source = "def preprocess(inputs):\n    return {k: v * 2.0 for k, v in inputs.items()}\n"
+    model, sample = sklearn_regressor.model, sklearn_regressor.sample
+    bundle = capture(model, sample, name="doubled", path=out / "d", hooks_source=source)
+    assert bundle.manifest["expected_preprocessed"] == "expected_preprocessed.npz"
+    stored = bundle.expected(preprocessed=True)
+    rows = next(iter(bundle.sample().values()))
+    np.testing.assert_allclose(stored["prediction"].ravel(), model.predict(rows * 2.0), rtol=1e-5)
+    assert not np.allclose(stored["prediction"], bundle.expected()["prediction"])
+
+    class Untouchable:  # any use of the model in the kernel part of parity fails the test
+        def __getattr__(self, name: str) -> None:
+            raise AssertionError(f"parity touched the model ({name})")
+
+    kernel = parity.kernel_outputs(Untouchable(), sample, bundle, source)
+    np.testing.assert_array_equal(kernel["prediction"], stored["prediction"])
+
+
+def test_a_preprocess_that_fails_on_the_sample_fails_capture(sklearn_regressor, out: Path) -> None:
+    from mlpack.errors import CaptureError
+
+    source = "def preprocess(inputs):\n    raise KeyError('no such column')\n"
+    with pytest.raises(CaptureError, match="preprocess failed on the sample") as info:
+        capture(sklearn_regressor.model, sklearn_regressor.sample, name="bad", path=out / "bad", hooks_source=source)
+    assert "no such column" in info.value.traceback and not (out / "bad").exists()
+
+
 def test_recapture_replaces_an_existing_bundle(sklearn_classifier, sklearn_regressor, out: Path) -> None:
     first = capture(sklearn_classifier.model, sklearn_classifier.sample, name="same", path=out / "same")
     second = capture(sklearn_regressor.model, sklearn_regressor.sample, name="same", path=out / "same")

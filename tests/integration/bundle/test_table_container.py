@@ -3,35 +3,18 @@ asked with a DataFrame, records and V2 per column, checked on every sample row."
 
 from __future__ import annotations
 
-import json
-import shutil
-import urllib.error
-import urllib.request
-
 import numpy as np
 import pytest
 
 from mlpack.settings import Settings
-from tests.conftest import require_root
+from tests.integration.bundle.helpers import post_json, v2_output
 
 pytestmark = [pytest.mark.runtime, pytest.mark.build, pytest.mark.slow]
 pd = pytest.importorskip("pandas")
 pytest.importorskip("skl2onnx")
 
 
-def _post(url: str, body: dict) -> tuple[int, dict]:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
-def test_dataframe_model_in_a_container(run_settings: Settings, base_image: object) -> None:
-    require_root()
-    if not (shutil.which("crun") or shutil.which("runc")):
-        pytest.skip("neither crun nor runc is installed; tests/run.sh installs them")
+def test_dataframe_model_in_a_container(container_settings: Settings) -> None:
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.pipeline import Pipeline
@@ -54,19 +37,19 @@ def test_dataframe_model_in_a_container(run_settings: Settings, base_image: obje
                                   ("pass", "passthrough", ["age", "member"])])),
         ("rf", RandomForestClassifier(n_estimators=10, random_state=0)),
     ]).fit(frame, labels)
-    with mlpack.serve(model, frame, name="table-e2e", cpus=1, memory="512Mi", settings=run_settings) as svc:
+    with mlpack.serve(model, frame, name="table-e2e", cpus=1, memory="512Mi", settings=container_settings) as svc:
         # the container answered every sample row like the notebook (labels exactly)
         assert svc.parity.passed, svc.parity
         assert svc.bundle.flavor == "onnx" and svc.bundle.table.names == list(frame.columns)
         got = svc.predict(frame[:9])
         assert got.tolist() == model.predict(frame[:9]).tolist()
-        status, answer = _post(f"{svc.url}/predict", {"inputs": frame[:3].to_dict("records")})
+        status, answer = post_json(f"{svc.url}/predict", {"inputs": frame[:3].to_dict("records")})
         assert status == 200 and answer["outputs"]["label"] == model.predict(frame[:3]).tolist()
         types = {"age": "INT64", "income": "FP64", "city": "BYTES", "member": "BOOL"}
         v2 = {"inputs": [{"name": c, "datatype": t, "shape": [4], "data": frame[c][:4].tolist()} for c, t in types.items()]}
-        status, answer = _post(f"{svc.url}/v2/models/table-e2e/infer", v2)
+        status, answer = post_json(f"{svc.url}/v2/models/table-e2e/infer", v2)
         assert status == 200, answer
-        assert next(o for o in answer["outputs"] if o["name"] == "label")["data"] == model.predict(frame[:4]).tolist()
+        assert v2_output(answer, "label")["data"] == model.predict(frame[:4]).tolist()
         record = {**frame[:1].to_dict("records")[0], "age": "forty"}
-        status, answer = _post(f"{svc.url}/predict", {"inputs": [record]})
+        status, answer = post_json(f"{svc.url}/predict", {"inputs": [record]})
         assert status == 422 and "column 'age'" in answer["error"], answer

@@ -9,6 +9,8 @@ mixed DataFrame, ColumnTransformer by name, RF   onnx    one string/int/float/bo
 all-numeric DataFrame selected by name           onnx
 dict of columns, list of records                 onnx    the same table as the DataFrame
 Tfidf + LogisticRegression on text, str labels   onnx    locale C.UTF-8, Unicode token regex
+Tfidf on a DataFrame text column + OneHot        onnx    options reach the fitted clone
+HashingVectorizer + SGD on text                  python  skl2onnx has no HashingVectorizer
 XGBoost / LightGBM on a DataFrame                onnx    columns cast and concatenated in-graph
 LightGBM on a pandas category column             python  onnxmltools cannot convert it
 CatBoost with cat_features                       python  no ONNX converter
@@ -134,6 +136,50 @@ def test_the_model_loads_without_the_default_locale(tmp_path: Path) -> None:
         assert client.get("/v2/models/text").json()["parameters"]["content_type"] == "str"
         r = client.post("/predict", json={"inputs": [3, 4]})
         assert r.status_code == 422 and "expected strings" in r.json()["error"]
+
+
+def test_a_text_column_of_a_dataframe_converts(frame, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Tfidf on a free-text column, next to a one-hot column: the ColumnTransformer's fitted
+    vectorizer (a clone of the one given) gets the Unicode token pattern, so the graph
+    tokenizes 'café' and 'Ça' like sklearn and the ONNX flavour answers like the model."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(4)
+    words = np.array(["café", "Ça", "très", "bon", "mauvais", "plat", "service", "lent", "été"])
+    reviews = frame.assign(review=[" ".join(rng.choice(words, 5)) for _ in range(len(frame))])[["review", "city", "age"]]
+    labels = np.where(reviews["review"].str.count("café|très") > reviews["review"].str.count("lent|mauvais"), "good", "bad")
+    ct = ColumnTransformer([("txt", TfidfVectorizer(), "review"), ("cat", OneHotEncoder(handle_unknown="ignore"), ["city"])],
+                           remainder="passthrough")
+    model = Pipeline([("ct", ct), ("lr", LogisticRegression(max_iter=500))]).fit(reviews, labels)
+    b = capture(model, reviews, name="reviews", path=tmp_path / "r")
+    assert b.flavor == "onnx", b.manifest["model"].get("conversion_error")
+    assert b.parity["passed"] and b.parity["outputs"]["label"]["mismatches"] == 0
+    rows = reviews[:9].assign(review=["Café très bon", "ÇA ÉTÉ lent", "été", "", "bon bon", "plat", "x", "café", "lent"])
+    out = b.load_predictor(threads=1).run({c: rows[c].to_numpy() for c in rows.columns})
+    assert out["label"].tolist() == model.predict(rows).tolist()
+    np.testing.assert_allclose(out["probabilities"], model.predict_proba(rows), atol=1e-5)
+
+
+def test_a_vectorizer_without_a_converter_falls_back_with_a_one_line_reason(tmp_path: Path) -> None:
+    from sklearn.feature_extraction.text import HashingVectorizer
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.pipeline import make_pipeline
+
+    texts = ["good fun film", "awful boring plot", "great actor", "bad ending", "fun scene", "boring film"] * 5
+    labels = ["up", "down", "up", "down", "up", "down"] * 5
+    model = make_pipeline(HashingVectorizer(n_features=64), SGDClassifier(random_state=0)).fit(texts, labels)
+    b = capture(model, texts, name="hashed", path=tmp_path / "h")
+    reason = b.manifest["model"]["conversion_error"]
+    assert b.flavor == "python" and b.table.kind == "text"
+    assert reason.startswith("skl2onnx cannot convert Pipeline: ") and "HashingVectorizer" in reason
+    assert "\n" not in reason and "gallery" not in reason  # skl2onnx's boilerplate paragraph is dropped
+    probe = ["fun fun film", "awful ending", ""]
+    out = b.load_predictor(threads=1).run({"text": np.array(probe, dtype=object)})
+    assert out["label"].tolist() == model.predict(probe).tolist()
 
 
 def test_all_numeric_dataframe_selected_by_name(frame, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ pytest.importorskip("onnx", reason="onnx is not installed (mlpack[notebook])")
 from mlpack.bundle import capture  # noqa: E402
 from mlpack.errors import CaptureError  # noqa: E402
 from tests.integration.bundle.helpers import check_round_trip  # noqa: E402
+from tests.integration.bundle.torch_models import Tokens, tokens  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -141,19 +142,6 @@ def test_cli_captures_a_saved_module(tmp_path: Path, capsys: pytest.CaptureFixtu
 # -- variable axes: a sequence model captured with dynamic_axes answers at other lengths --
 
 
-class Tokens(torch.nn.Module):
-    """Token ids [N, T] -> class scores [N, 3]: embedding, convolution over T, mean over T."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.emb = torch.nn.Embedding(50, 8)
-        self.conv = torch.nn.Conv1d(8, 8, 3, padding=1)
-        self.out = torch.nn.Linear(8, 3)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.out(self.conv(self.emb(tokens).transpose(1, 2)).relu().mean(dim=2))
-
-
 class Flat(torch.nn.Module):
     """Flattens [N, T, 2] into a Linear of width 2 * 12: T is not free."""
 
@@ -163,10 +151,6 @@ class Flat(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.lin(x.flatten(1))
-
-
-def _tokens(n: int, t: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 50, (n, t))
 
 
 @pytest.fixture(scope="module")
@@ -188,9 +172,9 @@ def _serve(path: Path):  # type: ignore[no-untyped-def]
 
 
 def test_sequence_model_answers_at_another_length(tokens_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    b = capture(tokens_model, _tokens(6, 12, 0), name="tokens", path=tmp_path / "t", dynamic_axes={"input": [1]})
+    b = capture(tokens_model, tokens(6, 12, 0), name="tokens", path=tmp_path / "t", dynamic_axes={"input": [1]})
     assert b.flavor == "onnx" and b.inputs[0].shape == (None, None)
-    longer = _tokens(2, 20, 1)
+    longer = tokens(2, 20, 1)
     want = tokens_model(torch.from_numpy(longer)).detach().numpy()
     np.testing.assert_allclose(b.load_predictor(threads=1).run({"input": longer})["output"], want, atol=1e-5)
     client = _serve(b.path)
@@ -203,11 +187,11 @@ def test_sequence_model_answers_at_another_length(tokens_model, tmp_path: Path) 
 
 
 def test_without_the_option_the_error_names_the_fixed_axis(tokens_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    b = capture(tokens_model, _tokens(6, 12, 0), name="fixed", path=tmp_path / "f")
+    b = capture(tokens_model, tokens(6, 12, 0), name="fixed", path=tmp_path / "f")
     assert b.inputs[0].shape == (None, 12)
     client = _serve(b.path)
     try:
-        r = client.post("/predict", json={"inputs": _tokens(2, 20, 1).tolist()})
+        r = client.post("/predict", json={"inputs": tokens(2, 20, 1).tolist()})
     finally:
         client.__exit__(None, None, None)
     assert r.status_code == 422
@@ -229,7 +213,7 @@ def test_an_axis_the_model_does_not_free_is_refused(tmp_path: Path) -> None:
 ])
 def test_bad_dynamic_axes(tokens_model, tmp_path: Path, axes, words: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(CaptureError, match=words):
-        capture(tokens_model, _tokens(3, 12, 0), name="bad", path=tmp_path / "b", dynamic_axes=axes)
+        capture(tokens_model, tokens(3, 12, 0), name="bad", path=tmp_path / "b", dynamic_axes=axes)
 
 
 def test_dynamic_axes_are_for_torch(tmp_path: Path) -> None:
@@ -240,12 +224,13 @@ def test_dynamic_axes_are_for_torch(tmp_path: Path) -> None:
         capture(LinearRegression().fit(x, x[:, 0]), x, name="lr", path=tmp_path / "lr", dynamic_axes={"input": [1]})
 
 
-def test_cli_dynamic_axes(tokens_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_cli_dynamic_axes(tokens_model, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
     from mlpack.bundle import Bundle
     from mlpack.cli import main
 
     torch.save(tokens_model, tmp_path / "tokens.pt")
-    np.save(tmp_path / "x.npy", _tokens(4, 12, 0))
+    np.save(tmp_path / "x.npy", tokens(4, 12, 0))
     argv = ["capture", str(tmp_path / "tokens.pt"), "--sample", str(tmp_path / "x.npy"), "-o", str(tmp_path / "b")]
     assert main([*argv, "--dynamic-axes", "input:1"]) == 0
     assert Bundle.load(tmp_path / "b").inputs[0].shape == (None, None)
+    assert "input: int64 [batch, *]" in capsys.readouterr().out  # the sequence axis is not shown as a batch

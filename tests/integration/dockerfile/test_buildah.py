@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from mlpack.cli import main as cli
+from mlpack.endpoint import wait_ready
 from tests.conftest import require_tool
 from tests.integration.dockerfile.conftest import HOST_CA, Buildah
 
@@ -81,7 +82,7 @@ def built(buildah: Buildah, local_base: str, contexts, run_home: Path) -> Built:
 
 def test_image_config_is_hardened_and_labelled(built: Built, sklearn_bundles) -> None:
     bundle = sklearn_bundles[0]
-    cfg = built.config["config"]
+    cfg = built.config.blob["config"]
     assert cfg["User"] == "10001:10001"
     assert cfg["Entrypoint"] == ["/opt/venv/bin/python", "-m", "mlpack.server"]
     assert cfg["ExposedPorts"] == {"8080/tcp": {}, "8081/tcp": {}}  # REST and the gRPC service
@@ -162,6 +163,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass
+class _RuncContainer:
+    """What :func:`mlpack.endpoint.wait_ready` reads of a container, for one run by runc directly."""
+
+    url: str
+    pid_file: Path
+    log: Path
+
+    @property
+    def status(self) -> str:
+        return "running" if Path(f"/proc/{self.pid_file.read_text().strip()}").exists() else "exited"
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
 def _http(url: str, body: dict | None = None, timeout: float = 5) -> dict:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
@@ -200,15 +217,7 @@ def test_the_image_runs_and_predicts(built: Built, sklearn_bundles, run_home: Pa
                        stdout=out, stderr=subprocess.STDOUT, check=True, timeout=60)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if _http(f"{base}/v2/health/ready", timeout=2).get("ready") is not False:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, f"not ready in 90 s:\n{log.read_text()[-3000:]}"
-            time.sleep(0.2)
+        wait_ready(_RuncContainer(base, rb / "pid", log), timeout=90)
         print(f"\nread-only container ready after {time.monotonic() - started:.2f} s")
         pid = int((rb / "pid").read_text())
         uids = [line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("Uid:")]

@@ -26,6 +26,7 @@ from mlpack.oci.layer import Entry, write_entries
 from mlpack.oci.layout import Store
 from mlpack.oci.registry import push
 from mlpack.settings import Settings
+from mlpack.oci.validate import verify
 
 ROOT = Path(__file__).resolve().parents[3]
 # (point, hit): every hit number is reached by any pull or load of the image
@@ -84,7 +85,7 @@ def test_sigkill_at_each_fault_point_keeps_store_consistent(tmp_path: Path, cras
         where = f"{op} killed at {point}:{hit}"
         assert killed.returncode == -signal.SIGKILL, (
             f"{where}: the fault point was not reached (exit {killed.returncode}): {killed.stderr!r}")
-        report = store.verify()
+        report = verify(store)
         assert report.ok, f"{where}: {report.problems}"
         assert store.index()["manifests"] == [], f"{where}: the index names an incomplete image"
         tmp = [g for g in report.garbage if os.path.basename(g).startswith(".tmp-")]
@@ -96,10 +97,10 @@ def test_sigkill_at_each_fault_point_keeps_store_consistent(tmp_path: Path, cras
         again = _mlpack(home, *args)
         assert again.returncode == 0, f"after {where}: {again.stderr.decode(errors='replace')}"
         assert store.resolve(digest).digest == digest
-        report = store.verify()
+        report = verify(store)
         assert report.ok, f"after {where}: {report.problems}"
         for entry in store.index()["manifests"]:
             assert store.resolve(entry["digest"]).digest == digest
     store.gc(grace_s=0)
-    report = store.verify()
+    report = verify(store)
     assert report.ok and not report.garbage, report

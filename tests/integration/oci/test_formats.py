@@ -11,9 +11,11 @@ import pytest
 
 from mlpack.oci.archive import load, save
 from mlpack.oci.layer import Entry, write_entries
-from mlpack.oci.layout import Image, Store
+from mlpack.oci.image import Image
+from mlpack.oci.layout import Store
 from mlpack.oci.registry import pull, push
 from mlpack.settings import Settings
+from mlpack.oci.validate import verify
 from tests.conftest import require_tool
 
 
@@ -37,7 +39,7 @@ def small(tmp_path: Path) -> tuple[Store, Image]:
 
 def _same_content(a: Image, b: Image) -> None:
     assert a.diff_ids == b.diff_ids
-    assert a.config["config"] == b.config["config"]
+    assert a.config.blob["config"] == b.config.blob["config"]
 
 
 def test_oci_dir_to_skopeo_and_umoci(tmp_path: Path, small: tuple[Store, Image]) -> None:
@@ -88,7 +90,7 @@ def test_archives_both_ways_with_skopeo(tmp_path: Path, small: tuple[Store, Imag
         _same_content(img, image)
     assert c.digest == image.digest  # skopeo kept the manifest bytes as they were
     assert b.ref == "docker.io/x/y:z" and d.ref == "localhost/fmt/small:1"
-    assert target.verify().ok
+    assert verify(target).ok
 
 
 def test_registry_with_skopeo_both_ways(tmp_path: Path, small: tuple[Store, Image], local_registry) -> None:  # type: ignore[no-untyped-def]

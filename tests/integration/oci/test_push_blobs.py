@@ -24,6 +24,7 @@ from mlpack.oci.layout import Store
 from mlpack.oci.media import OCI_LAYER_GZIP, OCI_LAYER_TAR
 from mlpack.oci.registry import pull, push
 from mlpack.settings import Settings
+from mlpack.oci.validate import verify
 from tests.plugins.oci import LocalRegistry, start_registry
 
 pytestmark = pytest.mark.registry
@@ -81,12 +82,12 @@ def test_uncompressed_image_is_pushed_with_gzip_layers(tmp_path: Path, logged_re
         with store.open_blob(desc["digest"]) as f:
             assert "sha256:" + hashlib.sha256(gzip.decompress(f.read())).hexdigest() == diff_id
     store.gc(grace_s=0)
-    assert store.verify().ok and store.resolve(name).digest == local.digest
+    assert verify(store).ok and store.resolve(name).digest == local.digest
 
     # a fresh pull gets the gzip layers, which unpack to the same diff_ids
     fresh = Settings.from_env({"MLPACK_HOME": str(tmp_path / "fresh")})
     got = pull(logged_registry.ref("plain/img:1"), settings=fresh)
-    assert got.digest == pushed and got.diff_ids == local.diff_ids and Store(fresh.store_dir).verify().ok
+    assert got.digest == pushed and got.diff_ids == local.diff_ids and verify(Store(fresh.store_dir)).ok
 
     # compressed once: a second push reuses the twins and finds every blob there
     again: list[tuple[str, str, int, int]] = []

@@ -12,6 +12,7 @@ from mlpack.oci.layer import Entry, write_entries
 from mlpack.oci.layout import Store
 from mlpack.oci.registry import PushOptions, pull, push
 from mlpack.settings import Settings
+from mlpack.oci.validate import verify
 
 pytestmark = pytest.mark.registry
 
@@ -42,7 +43,7 @@ def test_push_then_pull_by_digest_into_empty_store(tmp_path: Path, local_registr
     assert image.digest == digest
     original = store.resolve(digest)
     assert image.diff_ids == original.diff_ids and image.layers == original.layers
-    assert Store(dst.store_dir).verify().ok
+    assert verify(Store(dst.store_dir)).ok
     by_tag = pull(local_registry.ref("t/rt:1"), settings=dst)
     assert by_tag.digest == digest and by_tag.ref == local_registry.ref("t/rt:1")
 

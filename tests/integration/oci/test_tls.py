@@ -20,6 +20,7 @@ from mlpack.oci.layer import Entry, write_entries
 from mlpack.oci.layout import Store
 from mlpack.oci.registry import pull, push
 from mlpack.settings import Settings
+from mlpack.oci.validate import verify
 from tests.integration.oci.test_auth import _docker_config
 from tests.plugins.oci import LocalRegistry, Pki, make_pki, start_registry, write_htpasswd
 
@@ -78,7 +79,7 @@ def test_private_ca_in_certs_d_push_and_pull(tmp_path: Path, pki: Pki, tls_regis
     fresh = Settings.from_env({"MLPACK_HOME": str(tmp_path / "b")})
     _certs_d(fresh, tls_registry.host, (pki.ca_cert, "ca.crt"))
     pulled = pull(tls_registry.ref("tls/img:1"), settings=fresh)
-    assert pulled.digest == digest and Store(fresh.store_dir).verify().ok
+    assert pulled.digest == digest and verify(Store(fresh.store_dir)).ok
 
     # the system trust stays: a CA added for this host does not make public hosts unverifiable
     from mlpack.oci.trust import Trust

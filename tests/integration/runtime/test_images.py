@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mlpack.endpoint import wait_ready
 from mlpack.runtime import run
 from mlpack.types import Limits
 from tests.integration.runtime.test_network import get
@@ -28,7 +29,7 @@ def test_serving_image_answers_under_limits(runtime_settings, serving_image, cle
             settings=runtime_settings)  # ports=None: its EXPOSEd port on a free host port
     cleanup_containers.append(c)
     assert c.url is not None
-    assert get(c.url + "/v2/health/ready", timeout=120)
+    wait_ready(c, timeout=120)
     if c.record.get("healthcheck"):  # its first check runs after the image's interval (30 s): not waited for
         assert c.health in ("starting", "healthy")
     st = c.stats(interval=0.2)

@@ -46,9 +46,12 @@ def test_cli_run_ps_logs_stop_rm_across_processes(runtime_settings, busybox_http
         assert row["memory_limit"] == 64 * 1024**2 and row["pids_limit"] == 32 and row["pids"] >= 1
         ex = mlpack_cli(runtime_settings, "exec", cid[:12], "cat", "/www/index.html")
         assert ex.returncode == 0 and ex.stdout == "hello from busybox\n"
+        began = time.monotonic()
         stop = mlpack_cli(runtime_settings, "stop", "-t", "1", cid[:12])
+        took = time.monotonic() - began
         assert stop.returncode == 0, stop.stderr
-        assert c.status == "exited"
+        assert c.status == "exited", (f"stop returned after {took:.1f}s; status.json: "
+                                      f"{(c.dir / 'status.json').read_text()}; processes: {_ps_tree()}")
         running = json.loads(mlpack_cli(runtime_settings, "ps", "--format", "json").stdout)
         assert cid[:12] not in [row["id"] for row in running]
         assert cid[:12] in mlpack_cli(runtime_settings, "ps", "-a").stdout
@@ -194,3 +197,7 @@ def test_a_command_that_cannot_start_is_an_error_and_leaves_nothing(runtime_sett
     assert "/no/such/program" in str(err.value)
     assert set(runtime_settings.containers_dir.glob("*/record.json")) == before
     assert set(mounts_under(runtime_settings.containers_dir)) == mounts_before
+
+
+def _ps_tree() -> str:
+    return subprocess.run(["ps", "-eo", "pid,ppid,stat,etimes,args", "--forest"], capture_output=True, text=True).stdout[-6000:]

@@ -1,4 +1,9 @@
-"""Start ``mlpack-serve`` as a real process on 127.0.0.1 and wait until it is ready."""
+"""Start ``mlpack-serve`` as a real process on 127.0.0.1 and wait until it is ready.
+
+A :class:`Served` has what :func:`mlpack.endpoint.wait_ready` reads of a
+container (``url``, ``status``, ``exit_code``, ``logs()``): readiness is
+polled by that one function, as for containers.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,16 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
+
+from mlpack.endpoint import wait_ready
+
+READY_TIMEOUT_S = 90  # a bound on a hang, not a guess at speed: ready is polled, never slept for
 
 
 def free_port() -> int:
@@ -30,6 +38,17 @@ class Served:
     proc: subprocess.Popen
     log: Path
     grpc_port: int = 0
+
+    @property
+    def status(self) -> str:
+        return "running" if self.proc.poll() is None else "exited"
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.proc.poll()
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
 
     def lines(self) -> list[dict]:
         out = []
@@ -71,20 +90,6 @@ def start(bundle: Path, log: Path, *args: str, env: dict | None = None, via_env:
     return Served(f"http://127.0.0.1:{port}", port, proc, log, grpc_port)
 
 
-def wait_ready(served: Served, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if served.proc.poll() is not None:
-            raise AssertionError(f"server exited with {served.proc.returncode}:\n{served.log.read_text()[-3000:]}")
-        try:
-            if get(served.url + "/v2/health/ready", timeout=1)[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"server not ready after {timeout}s:\n{served.log.read_text()[-3000:]}")
-
-
 def stop(served: Served, timeout: float = 30) -> int:
     if served.proc.poll() is None:
         served.proc.send_signal(signal.SIGTERM)
@@ -100,7 +105,7 @@ def stop(served: Served, timeout: float = 30) -> int:
 def serving(bundle: Path, log: Path, *args: str, env: dict | None = None) -> Iterator[Served]:
     served = start(bundle, log, *args, env=env)
     try:
-        wait_ready(served)
+        wait_ready(served, timeout=READY_TIMEOUT_S)
         yield served
     finally:
         stop(served)

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from mlpack.bundle import Bundle
-from tests.integration.server.serving import Served, get, serving, start, stop, wait_ready
+from mlpack.endpoint import wait_ready
+from tests.integration.server.serving import READY_TIMEOUT_S, Served, get, serving, start, stop
 from tests.plugins.server import WORDS
 
 
@@ -453,7 +454,7 @@ def test_two_workers_share_the_grpc_port(iris_bundle: Path, tmp_path: Path) -> N
 
     served = start(iris_bundle, tmp_path / "server.log", "--workers", "2", "--no-access-log")
     try:
-        wait_ready(served)
+        wait_ready(served, timeout=READY_TIMEOUT_S)
         deadline = time.monotonic() + 60
         while len({r.get("pid") for r in served.lines() if r.get("msg") == "grpc listening"}) < 2:
             assert time.monotonic() < deadline, served.log.read_text()[-2000:]

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from mlpack.bundle import Bundle
-from tests.integration.server.serving import Served, get, post, serving, start, stop, wait_ready
+from mlpack.endpoint import wait_ready
+from tests.integration.server.serving import READY_TIMEOUT_S, Served, get, post, serving, start, stop
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +117,7 @@ def test_concurrent_requests_are_micro_batched(iris_server: Served) -> None:
 def test_sigterm_finishes_the_request_in_flight(iris_bundle: Path, tmp_path: Path) -> None:
     served = start(iris_bundle, tmp_path / "server.log", "--graceful-timeout-s", "10")
     try:
-        wait_ready(served)
+        wait_ready(served, timeout=READY_TIMEOUT_S)
         body = b'{"inputs": [[5.1, 3.5, 1.4, 0.2]]}'
         sock = socket.create_connection(("127.0.0.1", served.port), timeout=10)
         head = f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
@@ -173,7 +174,7 @@ def test_configuration_from_environment_variables(iris_bundle: Path, tmp_path: P
         via_env=True,
     )
     try:
-        wait_ready(served)
+        wait_ready(served, timeout=READY_TIMEOUT_S)
         assert post(served.url + "/predict", b'{"inputs": [[1, 2, 3, 4]]}')[0] == 200
         lines = served.lines()
         assert not [r for r in lines if r.get("logger") == "mlpack.access"]
@@ -186,7 +187,7 @@ def test_configuration_from_environment_variables(iris_bundle: Path, tmp_path: P
 def test_two_workers_serve_the_same_model(iris_bundle: Path, tmp_path: Path) -> None:
     served = start(iris_bundle, tmp_path / "server.log", "--workers", "2", "--no-access-log")
     try:
-        wait_ready(served)
+        wait_ready(served, timeout=READY_TIMEOUT_S)
         # Each worker loads the model itself and answers 503 until it has: wait for both.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

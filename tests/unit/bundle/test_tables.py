@@ -163,3 +163,32 @@ def test_missing_strings_and_categories_are_nullable_columns(tmp_path) -> None: 
         assert sorted(data.files) == sorted(["city", "plan", NPZ_MISSING + "city", NPZ_MISSING + "plan"])
     loaded = Bundle._npz(type("B", (), {"path": tmp_path})(), "s.npz")  # type: ignore[arg-type]
     assert loaded["city"].tolist() == ["oslo", None, None] and loaded["plan"].tolist() == ["gold", None, "basic"]
+
+
+def test_text_options_reach_the_fitted_vectorizers() -> None:
+    """skl2onnx keys options by the estimator it converts: for a ColumnTransformer that is the
+    fitted clone in ``transformers_``, not the unfitted one the user built."""
+    pytest.importorskip("sklearn")
+    from sklearn.compose import ColumnTransformer
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import FeatureUnion, Pipeline
+
+    from mlpack.bundle.convert_table import _text_options
+
+    frame = pd.DataFrame({"review": ["très bon café", "service lent", "bon plat", "lent et froid"], "n": [1, 2, 3, 4]})
+    given = TfidfVectorizer()
+    chars = CountVectorizer(analyzer="char_wb")
+    union = FeatureUnion([("w", CountVectorizer()), ("c", chars)])
+    ct = ColumnTransformer([("txt", given, "review"), ("u", union, "review")], remainder="passthrough")
+    model = Pipeline([("ct", ct), ("lr", LogisticRegression())]).fit(frame, [1, 0, 1, 0])
+    fitted = model.named_steps["ct"].named_transformers_["txt"]
+    fitted_union = model.named_steps["ct"].named_transformers_["u"]
+    assert fitted is not given  # the clone skl2onnx sees
+    options = _text_options(model)
+    assert options[id(fitted)] == {"locale": "C.UTF-8", "tokenexp": r"[\p{L}\p{N}_]{2,}"}
+    words, letters = (t for _, t in fitted_union.transformer_list)
+    assert options[id(words)]["tokenexp"] and "tokenexp" not in options[id(letters)]  # a char analyzer keeps its own
+    # a bare pipeline's vectorizer is fitted in place
+    text = Pipeline([("tf", TfidfVectorizer(token_pattern=r"\S+")), ("lr", LogisticRegression())]).fit(frame["review"], [1, 0, 1, 0])
+    assert _text_options(text) == {id(text.named_steps["tf"]): {"locale": "C.UTF-8"}}

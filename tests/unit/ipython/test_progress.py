@@ -7,10 +7,10 @@ import io
 from mlpack.builder import events as be
 from mlpack.errors import BuildError, RunError
 from mlpack.ipython.display import StageFailure, TextProgress, WidgetProgress, failure_lines
-from mlpack.progress import BuildStepEvent, ListSink, LogEvent, StageEvent, TextSink, adapt_build_event, format_size
+from mlpack.progress import BuildStepEvent, LogEvent, StageEvent, TextSink, adapt_build_event, format_size
 
 
-def test_builder_events_are_adapted_by_field_name() -> None:
+def test_builder_events_are_adapted_by_type() -> None:
     cached = adapt_build_event(be.StepCached(step=3, total=9, instruction="COPY requirements.lock /app/", size=2048))
     assert cached == BuildStepEvent(3, 9, "COPY requirements.lock /app/", "cached", size=2048)
     done = adapt_build_event(be.StepDone(step=9, total=9, instruction="COPY model /b", size=5120, seconds=0.12))
@@ -21,6 +21,13 @@ def test_builder_events_are_adapted_by_field_name() -> None:
     assert out == LogEvent("Collecting numpy", source="build")
     assert adapt_build_event(be.BuildDone(digest="sha256:ab", tag="t", seconds=1.0)) is None
     assert adapt_build_event(be.StageStarted(stage_name="deps", base="b", index=0)) is None
+    assert adapt_build_event(be.StepOutput(step=4, output="")) is None
+    warning = adapt_build_event(be.BuildWarning(line=3, message="FROM deps: pulling it from a registry"))
+    assert warning == LogEvent("warning: line 3: FROM deps: pulling it from a registry")
+    staged = adapt_build_event(be.StepDone(step=2, total=5, instruction="RUN x", size=None, seconds=1.5,
+                                           stage_name="deps"))
+    assert staged == BuildStepEvent(2, 5, "RUN x", "done", size=None, seconds=1.5, stage_name="deps")
+    assert adapt_build_event(staged) is staged  # pipeline events pass through
 
 
 def test_text_sink_prints_stage_and_finished_steps_only() -> None:
@@ -59,15 +66,11 @@ def test_widget_progress_tracks_stages_steps_and_cache_hits() -> None:
     assert "stage build failed: RUN exited 1" in view.log_box.value and "boom" in view.log_box.value
 
 
-def test_text_progress_and_list_sink() -> None:
+def test_text_progress() -> None:
     stream = io.StringIO()
     view = TextProgress("containerizing clf", stream=stream)
     view(StageEvent("render", "done", 0.01))
     assert "mlpack: containerizing clf" in stream.getvalue() and "[render] done" in stream.getvalue()
-    sink = ListSink()
-    sink(StageEvent("a", "started"))
-    sink(StageEvent("a", "done"))
-    assert sink.stages("done") == ["a"]
 
 
 def test_failure_names_stage_hint_step_and_output() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import time
@@ -9,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+import mlpack.oci
 from mlpack.errors import ImageNotFound, StoreError
 from mlpack.oci.layer import Entry, write_entries
 from mlpack.oci.layout import Store
 from mlpack.oci.media import OCI_MANIFEST, REF_NAME, sha256_digest
+from mlpack.oci.validate import verify
 
 
 def _image(store: Store, text: bytes = b"hello", ref: str | None = "localhost/test/app:1") -> str:
@@ -30,8 +33,8 @@ def test_layout_files_and_resolve(tmp_path: Path) -> None:
         assert sha256_digest((tmp_path / "s/blobs/sha256" / name).read_bytes()) == "sha256:" + name
     img = store.resolve("localhost/test/app:1")
     assert img.digest == digest and img.media_type == OCI_MANIFEST
-    assert img.config["config"]["Cmd"] == ["cat", "/app/hello.txt"]
-    assert img.config["architecture"] == "amd64" and img.config["os"] == "linux"
+    assert img.config.blob["config"]["Cmd"] == ["cat", "/app/hello.txt"]
+    assert img.config.platform == {"architecture": "amd64", "os": "linux"}
     assert len(img.diff_ids) == len(img.layers) == 1
     assert store.resolve(digest).digest == digest
     assert store.resolve(digest[7:19]).digest == digest   # short manifest digest
@@ -61,7 +64,7 @@ def test_tag_delete_and_gc(tmp_path: Path) -> None:
     count, freed = store.gc(grace_s=0)
     assert count == 3 and freed > 0      # manifest, config, layer
     assert os.listdir(tmp_path / "s/blobs/sha256") == []
-    assert store.verify().ok
+    assert verify(store).ok
 
 
 def test_retag_moves_the_name(tmp_path: Path) -> None:
@@ -98,10 +101,10 @@ def test_verify_finds_corruption_and_missing(tmp_path: Path) -> None:
     img = store.resolve(_image(store))
     layer = store.blob_path(img.layers[0]["digest"])
     layer.write_bytes(b"tampered")
-    report = store.verify()
+    report = verify(store)
     assert not report.ok and any("hashes to" in p for p in report.problems)
     layer.unlink()
-    report = store.verify()
+    report = verify(store)
     assert any("missing blob" in p for p in report.problems)
     with pytest.raises(StoreError):
         store.read_blob(img.layers[0]["digest"])
@@ -114,7 +117,7 @@ def test_verify_reports_temp_files_as_garbage_not_corruption(tmp_path: Path) -> 
     tmp.write_bytes(b"half a blob")
     old = time.time() - 3600
     os.utime(tmp, (old, old))
-    report = store.verify()
+    report = verify(store)
     assert report.ok and str(tmp) in report.garbage
     store.gc(grace_s=60)
     assert not tmp.exists()
@@ -132,7 +135,7 @@ def test_manifest_needs_its_blobs(tmp_path: Path) -> None:
 def test_missing_store_is_empty(tmp_path: Path) -> None:
     store = Store(tmp_path / "none")
     assert store.list() == []
-    assert store.verify().ok
+    assert verify(store).ok
     with pytest.raises(ImageNotFound):
         store.resolve("python:3.11")
 
@@ -156,3 +159,28 @@ def test_concurrent_writers_keep_every_tag(tmp_path: Path) -> None:
         os.waitpid(pid, 0)
     names = {s.ref for s in store.list()}
     assert {f"localhost/t/p{i}:{j}" for i in range(4) for j in range(10)} <= names
+
+
+
+STORE_PIECES = ("layout", "cas", "blobs", "refs", "platforms", "gc", "image", "validate")
+
+
+def _oci_imports(tree: ast.AST) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names)
+    return names
+
+
+def test_store_pieces_are_small_and_validate_is_never_imported_back() -> None:
+    root = Path(mlpack.oci.__file__).parent
+    for name in STORE_PIECES:
+        source = (root / f"{name}.py").read_text()
+        assert len(source.splitlines()) < 200, f"mlpack/oci/{name}.py has grown past 200 lines: split it"
+    importers = [p.name for p in sorted(root.rglob("*.py"))
+                 if "mlpack.oci.validate" in _oci_imports(ast.parse(p.read_text()))]
+    assert importers == [], f"the store's modules must not import validate: {importers}"
