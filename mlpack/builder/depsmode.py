@@ -89,7 +89,7 @@ def base_facts(settings: Settings, store: Store, ref: str, python: str) -> Any:
     if interpreter is None:
         raise BuildError(f"base image {ref} has no python{python} in /usr/local/bin or /usr/bin",
                          hint=f"choose a base with Python {python}, or deps=run")
-    arch = str(image.config.get("architecture") or "amd64")
+    arch = image.config.architecture or "amd64"
     if arch not in _ARCH:
         raise BuildError(f"base image {ref} is for {arch}; deps=context knows amd64 and arm64")
     return BaseFacts(interpreter=interpreter, passwd=view.read_file("/etc/passwd") or b"",

@@ -61,12 +61,11 @@ def runfree_image(sklearn_bundle, python_base_image, run_settings: Settings):  #
 
 def test_the_image_has_no_run_step_and_its_deps_fit_the_image(runfree_image) -> None:  # type: ignore[no-untyped-def]
     image, log = runfree_image
-    history = [h.get("created_by", "") for h in image.config["history"]]
+    history = [h.get("created_by", "") for h in image.config.history]
     assert not [h for h in history if h.startswith("RUN") or "/bin/sh -c" in h], history
     assert "COPY --from=deps / /opt/venv/" in history
-    assert image.config["architecture"] == "amd64" and image.config["os"] == "linux"
-    cfg = image.config["config"]
-    assert cfg["User"] == "10001:10001" and cfg["Entrypoint"][-2:] == ["-m", "mlpack.server"]
+    assert image.config.architecture == "amd64" and image.config.os == "linux"
+    assert image.config.user == "10001:10001" and image.config.entrypoint[-2:] == ("-m", "mlpack.server")
 
 
 def test_a_dockerfile_with_run_says_it_cannot_run_here(run_settings: Settings, python_base_image,  # type: ignore[no-untyped-def]
