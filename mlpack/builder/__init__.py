@@ -25,7 +25,7 @@ from mlpack.builder.events import (
     StepStarted, TextProgress,
 )
 from mlpack.errors import BuildError
-from mlpack.runtime.rootless import delegated
+from mlpack.runtime.rootless import delegated_unless_refused
 from mlpack.settings import Settings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -123,7 +123,7 @@ def check_dockerfile(context: Any, *, dockerfile: str | os.PathLike[str] | None 
     return name, check(text, file=name, build_args=args, target=target)
 
 
-@delegated  # an ordinary user's build runs in its user namespace
+@delegated_unless_refused  # an ordinary user's build runs in its user namespace, where there is one
 def build(
     bundle_or_context_or_dir: Any,
     options: BuildOptions | None = None,

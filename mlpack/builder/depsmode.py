@@ -37,25 +37,22 @@ def wheel_cache_dir(settings: Settings) -> Path:
 def sandbox_problem(settings: Settings) -> str | None:
     """Why a RUN step cannot run here (what the sandbox needs, tried for real), or None."""
     from mlpack.runtime.host import select_runtime
-    from mlpack.runtime.rootless import is_rootless
+    from mlpack.runtime.rootless import is_rootless, userns_problem
 
     try:
         select_runtime(settings)
     except MlpackError as exc:
         return f"no OCI runtime ({exc.message})"
     if is_rootless():
-        from mlpack.runtime.idmap import user_mapping
-
-        argv = [*user_mapping().unshare_argv(), "true"]
-    else:
-        argv = ["unshare", "--mount", "--pid", "--net", "--ipc", "--uts", "--fork", "true"]
+        problem = userns_problem()
+        return None if problem is None else f"user namespaces are refused here ({problem})"
+    argv = ["unshare", "--mount", "--pid", "--net", "--ipc", "--uts", "--fork", "true"]
     try:
         proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"cannot try the namespaces a RUN step needs ({exc})"
     if proc.returncode != 0:
-        what = "user namespaces" if is_rootless() else "namespaces"
-        return f"{what} are refused here ({(proc.stderr or '').strip() or f'unshare exited {proc.returncode}'})"
+        return f"namespaces are refused here ({(proc.stderr or '').strip() or f'unshare exited {proc.returncode}'})"
     return None
 
 
@@ -88,7 +85,7 @@ def base_facts(settings: Settings, store: Store, ref: str, python: str) -> Any:
               for d, diff in zip(image.layers, image.diff_ids)]
     view = RootView(layers, LayerDirs(settings, store))
     interpreter = next((p for p in (f"/usr/local/bin/python{python}", f"/usr/bin/python{python}")
-                        if view.read_file(p) is not None or _is_link(view, p)), None)
+                        if _is_file(view, p)), None)
     if interpreter is None:
         raise BuildError(f"base image {ref} has no python{python} in /usr/local/bin or /usr/bin",
                          hint=f"choose a base with Python {python}, or deps=run")
@@ -99,9 +96,13 @@ def base_facts(settings: Settings, store: Store, ref: str, python: str) -> Any:
                      group=view.read_file("/etc/group") or b"", machine=_ARCH[arch], glibc=_glibc(view))
 
 
-def _is_link(view: Any, path: str) -> bool:
+def _is_file(view: Any, path: str) -> bool:
+    """``path`` is a regular file in the image, following its symlinks (without reading it)."""
+    import stat
+
     resolved = view.resolve(path)
-    return resolved is not None and view.read_file("/" + resolved) is not None
+    st = view.lstat(resolved) if resolved else None
+    return st is not None and stat.S_ISREG(st.st_mode)
 
 
 def _glibc(view: Any) -> tuple[int, int]:

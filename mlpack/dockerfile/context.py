@@ -125,7 +125,7 @@ def render(bundle_or_path: Any, options: RenderOptions | None = None, *,
     _write(out / "requirements.lock", "\n".join(requirements) + "\n")
     if options.deps == "context":
         assert base_facts is not None
-        _render_deps(out, bundle, options, python, base_facts, requirements)
+        _render_deps(out, bundle, options, python, base, base_facts, requirements)
     else:
         _write(out / "importcheck.py", IMPORT_CHECK.read_text())
         _write(out / "imports.txt", "".join(f"{m}\n" for m in required_modules(bundle)))
@@ -138,9 +138,14 @@ def render(bundle_or_path: Any, options: RenderOptions | None = None, *,
                         contexts=contexts)
 
 
-def _render_deps(out: Path, bundle: Any, options: RenderOptions, python: str, facts: BaseFacts,
+def _render_deps(out: Path, bundle: Any, options: RenderOptions, python: str, base: str, facts: BaseFacts,
                  requirements: list[str]) -> None:
     """deps/ (the venv, made here), etc/passwd and etc/group, and the serving code's bytecode."""
+    libraries = system_libraries(requirements, local_base=base == LOCAL_BASE.format(python=python))
+    if libraries:  # the RUN template installs them with apt where the base lacks them
+        names = ", ".join(f"{lib.soname} ({lib.package})" for lib in libraries)
+        raise RenderError(f"the lock's wheels load {names}, which only a RUN step can add to {base}",
+                          hint="use the offline base (base='local' has it) or deps='run'")
     if not facts.interpreter.endswith(f"python{python}"):
         raise RenderError(f"the base image's interpreter is {facts.interpreter}, not Python {python}",
                           hint=f"choose a base with Python {python} or pass python= matching the base")

@@ -102,3 +102,15 @@ def test_the_runfree_image_runs_with_crun_and_answers_as_the_model(runfree_image
         assert check.returncode == 0 and "imported" in check.stdout, (check.stdout, check.stderr)
     finally:
         container.remove(force=True)
+
+
+def test_info_says_which_mode_a_bundle_build_takes(run_settings: Settings) -> None:
+    if os.uname().machine != "x86_64":
+        pytest.skip("the seccomp filter of nouserns.py is written for x86_64")
+    denied = _denied([sys.executable, "-m", "mlpack", "info"], run_settings.home, timeout=120)
+    assert denied.returncode == 0, denied.stderr
+    assert "run_steps: refused: namespaces are refused here" in denied.stdout
+    assert "bundle_deps: context" in denied.stdout
+    free = subprocess.run([sys.executable, "-m", "mlpack", "info"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "MLPACK_HOME": str(run_settings.home), "PYTHONPATH": str(REPO)})
+    assert "run_steps: ok" in free.stdout and "bundle_deps: run" in free.stdout

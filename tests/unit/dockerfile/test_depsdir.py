@@ -123,3 +123,4 @@ def test_the_serving_user_is_added_once() -> None:
     assert group == b"root:x:0:\nmlpack:x:10001:\n"
     again = BaseFacts(interpreter=FACTS.interpreter, passwd=passwd, group=group)
     assert user_files(again, 10001) == (passwd, group)
+

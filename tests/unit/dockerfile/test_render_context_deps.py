@@ -76,6 +76,20 @@ def test_context_mode_refuses_what_needs_a_run_step(stub_bundle, cache: Path, tm
                out_dir=tmp_path / "c", base_facts=FACTS)
 
 
+def test_context_mode_refuses_a_system_library_only_apt_could_add(stub_bundle, cache: Path,
+                                                                   tmp_path: Path) -> None:
+    """LightGBM's wheel loads the system's libgomp: on a base other than the offline one only the RUN
+    template can install it, so deps='context' says so instead of building an image that cannot start."""
+    make_wheel(cache, "lightgbm", "4.5.0", {"lightgbm/__init__.py": b""})
+    stub_bundle.requirements = [*stub_bundle.requirements, "lightgbm==4.5.0"]
+    with pytest.raises(RenderError, match=r"libgomp.so.1 \(libgomp1\)"):
+        render(stub_bundle, RenderOptions(base="python:3.11-slim", deps="context", wheel_cache=cache),
+               out_dir=tmp_path / "slim", base_facts=FACTS)
+    ctx = render(stub_bundle, RenderOptions(base="local", deps="context", wheel_cache=cache),
+                 out_dir=tmp_path / "local", base_facts=FACTS)  # the offline base has it
+    assert (ctx.path / "deps/lib/python3.11/site-packages/lightgbm/__init__.py").is_file()
+
+
 def test_run_mode_is_unchanged(stub_bundle, tmp_path: Path) -> None:
     ctx = render(stub_bundle, RenderOptions(base="local"), out_dir=tmp_path / "ctx")
     assert ctx.contexts == {}

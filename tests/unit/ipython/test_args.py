@@ -28,6 +28,7 @@ def test_every_option() -> None:
     assert o.push == "127.0.0.1:5000/iris:1" and o.k8s == Path("out/k8s") and o.base == "local"
     assert o.run is False and args.debug is True
     assert o.limits().memory == 512 * 1024**2
+    assert o.deps == "auto" and parse_args("model --sample rows --deps context").options.deps == "context"
 
 
 def test_pids_is_a_deprecated_spelling_of_pids_limit() -> None:
@@ -62,6 +63,7 @@ def test_flags_have_the_cli_spelling() -> None:
         ("clf --sample X --name Bad/Name", "not a valid image"),
         ("clf --sample X --gpus 0.5", "fractionally"),
         ("clf --sample X --bogus", "unrecognized"),
+        ("clf --sample X --deps sometimes", "invalid choice"),
         ("clf --sample 'X[0]'", "must be a variable name"),
         ("clf --sample X --name 'unterminated", "cannot split"),
     ],
