@@ -18,7 +18,6 @@ base's users plus the serving user. The Dockerfile has no RUN: it copies
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import re
@@ -50,8 +49,10 @@ DEPS_CONTEXT = "deps"
 CUDA_LIB_DIR = f"{VENV}/cuda-libs"
 # mlpack's own labels; users may not set keys under this prefix, so tools can trust them.
 LABEL_PREFIX = "io.mlpack."
-# The part of mlpack that runs inside the image (DESIGN.md: serve imports bundle, errors).
-SERVING_MODULES = ("__init__.py", "errors.py", "types.py", "bundle", "server")
+# The part of mlpack that runs inside the image, copied as a whole (DESIGN.md: serve imports
+# bundle, errors; both take the leaf modules). tests/unit/dockerfile/test_serving_subset.py
+# proves it closed: nothing in it imports a module outside it.
+SERVING_MODULES = ("__init__.py", "_version.py", "errors.py", "types.py", "bundle", "server")
 # Packages whose "tests" directories nothing imports at run time.
 STRIP_TESTS = ("numpy", "scipy", "pandas", "sklearn", "sympy", "mpmath", "networkx", "skl2onnx")
 # Tooling inside onnxruntime's wheel that inference never imports; shell globs
@@ -369,7 +370,7 @@ def _copy_tree(src: Path, dst: Path) -> None:
 
 
 def serving_files(package_dir: Path) -> list[Path]:
-    """The files of the serving subset: SERVING_MODULES plus the top-level modules they import."""
+    """The files of the serving subset: every file of SERVING_MODULES (no byte code)."""
     chosen: list[Path] = []
     for entry in SERVING_MODULES:
         path = package_dir / entry
@@ -381,42 +382,7 @@ def serving_files(package_dir: Path) -> list[Path]:
         else:
             raise RenderError(f"mlpack's serving code is incomplete: {path} is missing",
                               hint="reinstall mlpack")
-    # Single-file modules such as mlpack/parity.py that bundle or server import.
-    pending = [p for p in chosen if p.suffix == ".py"]
-    while pending:
-        for module in _mlpack_imports(pending.pop()):
-            extra = package_dir / f"{module}.py"
-            if extra.is_file() and extra not in chosen:
-                chosen.append(extra)
-                pending.append(extra)
     return chosen
-
-
-def _mlpack_imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), filename=str(path))
-    names: set[str] = set()
-    for node in _walk_runtime(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            if node.module == "mlpack":
-                names.update(f"mlpack.{alias.name}" for alias in node.names)
-    return {n.split(".")[1] for n in names if n.startswith("mlpack.")}
-
-
-def _walk_runtime(tree: ast.AST) -> list[ast.AST]:
-    """ast.walk without ``if TYPE_CHECKING:`` bodies (those imports never run)."""
-    out: list[ast.AST] = []
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        out.append(node)
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            stack.extend(node.orelse)
-            continue
-        stack.extend(ast.iter_child_nodes(node))
-    return out
 
 
 def _copy_serving_code(dst: Path) -> None:
