@@ -60,8 +60,10 @@ _SLIM_REMOVE = ("usr/lib/python3*/test", "usr/lib/python3*/lib2to3", "usr/lib/py
                 "usr/lib/python3*/lib-dynload/_test*", "usr/lib/python3*/lib-dynload/_ctypes_test*",
                 "usr/lib/python3*/lib-dynload/_xxtestfuzz*", "usr/lib/python3*/lib-dynload/xxlimited*",
                 # nis (deprecated, gone in 3.13) is the only user of libnsl, libtirpc and Kerberos;
+                # _dbm (dbm.ndbm) the only one of Berkeley DB (dbm and shelve fall back to dbm.dumb);
                 # localedef compiles locales, and C.UTF-8 ships compiled.
-                "usr/lib/python3*/lib-dynload/nis.*", "usr/bin/localedef")
+                "usr/lib/python3*/lib-dynload/nis.*", "usr/lib/python3*/lib-dynload/_dbm.*",
+                "usr/bin/localedef", "var/lib/dpkg/status-old")
 RECIPE_LABEL = "io.mlpack.base.recipe"
 _APT_KEYS = ("Acquire::http::Proxy", "Acquire::https::Proxy", "Acquire::Check-Valid-Until", "Acquire::Check-Date")
 
@@ -85,10 +87,11 @@ class BaseOptions:
     # login, PAM, bsdutils, hostname, ncurses-bin, sysvinit-utils and init-system-helpers are tools
     # for booting, logging in and managing disks and services; openssl is the command-line tool
     # (libssl3 stays); debconf needs the perl that is gone. With them go the libraries only they
-    # link against (systemd, udev, gcrypt, mount, blkid, audit, capabilities, and Kerberos + NIS,
-    # which only the deprecated ``nis`` module uses). What stays: python3, dash/bash, coreutils,
-    # grep, sed, findutils, mawk, diffutils (dpkg requires diff), tar, gzip, dpkg and its database
-    # (what scanners read), libdebconfclient (update-passwd links it), glibc whole (its NSS and iconv loaders dlopen), every library the
+    # link against (systemd, udev, gcrypt, mount, blkid, audit, capabilities), Kerberos + NIS
+    # (only the deprecated ``nis`` module used them) and Berkeley DB (only ``dbm.ndbm``).
+    # What stays: python3, dash, bash, coreutils, grep, sed, findutils, mawk, diffutils (dpkg
+    # requires diff), tar, gzip, dpkg and its database (what scanners read), libdebconfclient
+    # (update-passwd links it), glibc whole (its NSS and iconv loaders dlopen), every library the
     # stdlib's extensions and the venvs' wheels need (tests/integration/builder/test_slim_image.py
     # resolves every ELF's NEEDED libraries inside the image).
     purge_essential: tuple[str, ...] = (
@@ -98,7 +101,7 @@ class BaseOptions:
         "libmount1", "libblkid1", "libsmartcols1", "libaudit1", "libaudit-common", "libcap-ng0",
         "libcap2", "libnsl2", "libtirpc3", "libtirpc-common", "libgssapi-krb5-2", "libkrb5-3",
         "libk5crypto3", "libkrb5support0", "libkeyutils1", "libcom-err2", "openssl", "libgdbm6",
-        "libgdbm-compat4", "debconf")
+        "libgdbm-compat4", "libdb5.3", "debconf")
     mirrors: tuple[str, ...] = ()           # empty: the host's Debian apt sources
     source_date_epoch: int = DEFAULT_EPOCH
     extra_args: tuple[str, ...] = field(default_factory=tuple)

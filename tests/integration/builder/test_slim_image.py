@@ -86,7 +86,7 @@ print("MLPACK-IMPORTS " + json.dumps({"top": top, "done": len(done), "failed": f
 # stdlib names Debian's python3 never ships in these packages (other platforms, or split off into
 # python3-gdbm, python3-tk, ...), and what mlpack.oci.base trims on purpose.
 NOT_IN_DEBIAN = {"_gdbm", "_msi", "_overlapped", "_scproxy", "_winapi", "msilib", "msvcrt", "nt", "winreg", "winsound"}
-TRIMMED = {"lib2to3", "pydoc_data", "nis"}
+TRIMMED = {"lib2to3", "pydoc_data", "nis", "_dbm"}
 # Extension modules that cannot be imported on their own in an untrimmed install either (checked
 # against the host's venv): scipy 1.17's pythran module imports a name from itself.
 UPSTREAM = {"ext:scipy.linalg._matfuncs_sqrtm_triu": "partially initialized module"}
