@@ -207,8 +207,7 @@ def capture_bundle(home: Path) -> Path:
 def build_images(settings: Settings, baseline: str) -> None:
     from mlpack.builder import build
     from mlpack.dockerfile import RenderOptions, render
-    from mlpack.errors import ImageNotFound
-    from mlpack.oci.base import BASE_REF, BaseOptions, bootstrap
+    from mlpack.oci.base import BASE_REF, BaseOptions, bootstrap, current
 
     store = Store(settings.store_dir)
     store.init()
@@ -216,9 +215,7 @@ def build_images(settings: Settings, baseline: str) -> None:
             [(PLAIN_BASE, BaseOptions(ref=PLAIN_BASE, variant="minbase", slim=False, purge=(),
                                       purge_essential=()))]
             if baseline == "plain" else []):
-        try:
-            store.resolve(ref)
-        except ImageNotFound:
+        if current(store, options) is None:  # missing, or made by an older recipe
             bootstrap(settings, options, log=lambda m: print(f"[base] {m}", file=sys.stderr))
     bundle = capture_bundle(settings.home)
     work = settings.home / "contexts"

@@ -3,15 +3,21 @@
 ``bootstrap(settings)`` stores ``localhost/mlpack/python:3.11`` (BASE_REF):
 one layer made from ``mmdebstrap --variant=essential`` with python3,
 python3-venv, ca-certificates, libstdc++6 and libgomp1, docs, man pages, locales,
-iconv modules, the stdlib's tests and perl dropped, using the host's Debian
-apt sources and apt proxy settings. With the same SOURCE_DATE_EPOCH and the same mirror content the layer is the same.
+iconv modules, the stdlib's tests, perl and the tools a Python server never runs
+(util-linux, login/PAM, systemd's libraries, ...: ``BaseOptions.purge_essential``)
+dropped, using the host's Debian apt sources and apt proxy settings. With the
+same SOURCE_DATE_EPOCH and the same mirror content the layer is the same.
 It is what rendered Dockerfiles name when no registry can be reached.
+``recipe(options)`` is stored as the RECIPE_LABEL label; ``current(store)``
+treats a base made by another recipe as absent, so changed trims rebuild it.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import glob
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -22,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlpack.errors import StoreError
+from mlpack.errors import ImageNotFound, StoreError
 from mlpack.oci.layer import LayerOptions, write_dir
 from mlpack.oci.image import Image
 from mlpack.oci.layout import Store
@@ -30,7 +36,8 @@ from mlpack.oci.unpack import UnpackOptions, apply_layer
 from mlpack.settings import Settings
 from mlpack.types import DEFAULT_PYTHON, LOCAL_BASE
 
-__all__ = ["BASE_REF", "BaseOptions", "bootstrap", "import_rootfs_tar", "host_apt_sources", "host_apt_options"]
+__all__ = ["BASE_REF", "RECIPE_LABEL", "BaseOptions", "bootstrap", "current", "import_rootfs_tar", "host_apt_sources",
+           "host_apt_options", "recipe"]
 
 BASE_REF = LOCAL_BASE.format(python=DEFAULT_PYTHON)  # the offline base of mlpack.types
 DEFAULT_EPOCH = 1_700_000_000  # fixed, so the digest depends only on package content
@@ -52,7 +59,13 @@ _EXCLUDES = (
 _SLIM_EXCLUDES = ("path-exclude=/usr/lib/*/gconv/*.so",)
 _SLIM_REMOVE = ("usr/lib/python3*/test", "usr/lib/python3*/lib2to3", "usr/lib/python3*/pydoc_data",
                 "usr/lib/python3*/lib-dynload/_test*", "usr/lib/python3*/lib-dynload/_ctypes_test*",
-                "usr/lib/python3*/lib-dynload/_xxtestfuzz*", "usr/lib/python3*/lib-dynload/xxlimited*")
+                "usr/lib/python3*/lib-dynload/_xxtestfuzz*", "usr/lib/python3*/lib-dynload/xxlimited*",
+                # nis (deprecated, gone in 3.13) is the only user of libnsl, libtirpc and Kerberos;
+                # _dbm (dbm.ndbm) the only one of Berkeley DB (dbm and shelve fall back to dbm.dumb);
+                # localedef compiles locales, and C.UTF-8 ships compiled.
+                "usr/lib/python3*/lib-dynload/nis.*", "usr/lib/python3*/lib-dynload/_dbm.*",
+                "usr/bin/localedef", "var/lib/dpkg/status-old")
+RECIPE_LABEL = "io.mlpack.base.recipe"
 _APT_KEYS = ("Acquire::http::Proxy", "Acquire::https::Proxy", "Acquire::Check-Valid-Until", "Acquire::Check-Date")
 
 
@@ -70,13 +83,52 @@ class BaseOptions:
     # model server never runs; the tree is already merged, so it goes again.
     purge: tuple[str, ...] = ("usrmerge", "libfile-find-rule-perl", "libnumber-compare-perl",
                               "libtext-glob-perl", "perl", "libperl5.36", "perl-modules-5.36")
-    # Essential yet dead weight once the packages are configured: perl-base (9 MB) only ran
-    # maintainer scripts; purged last, with dpkg told that it may.
-    purge_essential: tuple[str, ...] = ("perl-base",)
+    # Essential (or needed only by what is) yet dead weight once the packages are configured, purged
+    # last with dpkg told that it may: perl-base (9 MB) only ran maintainer scripts; util-linux,
+    # login, PAM, bsdutils, hostname, ncurses-bin, sysvinit-utils and init-system-helpers are tools
+    # for booting, logging in and managing disks and services; openssl is the command-line tool
+    # (libssl3 stays); debconf needs the perl that is gone. With them go the libraries only they
+    # link against (systemd, udev, gcrypt, mount, blkid, audit, capabilities), Kerberos + NIS
+    # (only the deprecated ``nis`` module used them) and Berkeley DB (only ``dbm.ndbm``).
+    # What stays: python3, dash, bash, coreutils, grep, sed, findutils, mawk, diffutils (dpkg
+    # requires diff), tar, gzip, dpkg and its database (what scanners read), libdebconfclient
+    # (update-passwd links it), glibc whole (its NSS and iconv loaders dlopen), every library the
+    # stdlib's extensions and the venvs' wheels need (tests/integration/builder/test_slim_image.py
+    # resolves every ELF's NEEDED libraries inside the image).
+    purge_essential: tuple[str, ...] = (
+        "perl-base", "util-linux-extra", "libpam-modules", "libpam-modules-bin", "libpam-runtime",
+        "libpam0g", "login", "util-linux", "bsdutils", "hostname", "ncurses-bin", "sysvinit-utils",
+        "init-system-helpers", "libsystemd0", "libudev1", "libgcrypt20", "libgpg-error0", "liblz4-1",
+        "libmount1", "libblkid1", "libsmartcols1", "libaudit1", "libaudit-common", "libcap-ng0",
+        "libcap2", "libnsl2", "libtirpc3", "libtirpc-common", "libgssapi-krb5-2", "libkrb5-3",
+        "libk5crypto3", "libkrb5support0", "libkeyutils1", "libcom-err2", "openssl", "libgdbm6",
+        "libgdbm-compat4", "libdb5.3", "debconf")
     mirrors: tuple[str, ...] = ()           # empty: the host's Debian apt sources
     source_date_epoch: int = DEFAULT_EPOCH
     extra_args: tuple[str, ...] = field(default_factory=tuple)
     slim: bool = True                       # False: keep iconv modules and the stdlib's extras
+
+
+def recipe(options: BaseOptions | None = None) -> str:
+    """A digest of what decides the base's content (suite, packages, purges, trims; not the mirror):
+    stored as a label, so a store whose base was made by an older recipe bootstraps it again."""
+    options = options or BaseOptions()
+    spec = {"suite": options.suite, "variant": options.variant, "packages": options.packages,
+            "purge": options.purge, "purge_essential": options.purge_essential, "slim": options.slim,
+            "excludes": _EXCLUDES + (_SLIM_EXCLUDES if options.slim else ()),
+            "remove": _SLIM_REMOVE if options.slim else (), "extra_args": options.extra_args,
+            "epoch": options.source_date_epoch}
+    return "sha256:" + hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def current(store: Store, options: BaseOptions | None = None) -> Image | None:
+    """``options.ref`` in ``store`` when it was made by this recipe; None when it is missing or stale."""
+    options = options or BaseOptions()
+    try:
+        image = store.resolve(options.ref)
+    except ImageNotFound:
+        return None
+    return image if image.config.labels.get(RECIPE_LABEL) == recipe(options) else None
 
 
 def host_apt_sources() -> list[str]:
@@ -130,8 +182,14 @@ def bootstrap(settings: Settings, options: BaseOptions | None = None, *,
         if options.slim:
             cmd += [f'--customize-hook=cd "$1" && rm -rf {" ".join(_SLIM_REMOVE)}']
         if options.purge_essential:
-            cmd += ['--customize-hook=chroot "$1" dpkg --purge --force-remove-essential --force-depends '
-                    + " ".join(options.purge_essential)]
+            # Their maintainer scripts call debconf (perl, gone) and update-rc.d (purged with them):
+            # dropped first, so the purge removes files and database entries and runs nothing.
+            scripts = " ".join(f'"$1"/var/lib/dpkg/info/{p}{arch}.{kind}' for p in options.purge_essential
+                               for arch in ("", ":*") for kind in ("prerm", "postrm"))
+            cmd += [f"--customize-hook=rm -f {scripts}",
+                    '--customize-hook=chroot "$1" dpkg --purge --force-remove-essential --force-depends '
+                    + " ".join(options.purge_essential),
+                    '--customize-hook=rm -rf "$1"/var/cache/debconf "$1"/usr/share/debconf']
         cmd += list(options.extra_args)
         cmd += [options.suite, str(tar_path), *mirrors]
         env = dict(os.environ, SOURCE_DATE_EPOCH=str(options.source_date_epoch))
@@ -149,6 +207,7 @@ def bootstrap(settings: Settings, options: BaseOptions | None = None, *,
             "created": _dt.datetime.fromtimestamp(options.source_date_epoch, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "config": {"Env": [PATH_ENV, "LANG=C.UTF-8"], "Cmd": ["python3"], "Labels": {
                 "org.opencontainers.image.title": "mlpack python base",
+                RECIPE_LABEL: recipe(options),
                 "org.opencontainers.image.description": f"Debian {options.suite} {options.variant} + {' '.join(options.packages)}",
             }},
             "history": [{"created_by": f"mmdebstrap --variant={options.variant} {options.suite} (mlpack base bootstrap)",

@@ -86,10 +86,48 @@ print("MLPACK-IMPORTS " + json.dumps({"top": top, "done": len(done), "failed": f
 # stdlib names Debian's python3 never ships in these packages (other platforms, or split off into
 # python3-gdbm, python3-tk, ...), and what mlpack.oci.base trims on purpose.
 NOT_IN_DEBIAN = {"_gdbm", "_msi", "_overlapped", "_scproxy", "_winapi", "msilib", "msvcrt", "nt", "winreg", "winsound"}
-TRIMMED = {"lib2to3", "pydoc_data"}
+TRIMMED = {"lib2to3", "pydoc_data", "nis", "_dbm"}
 # Extension modules that cannot be imported on their own in an untrimmed install either (checked
 # against the host's venv): scipy 1.17's pythran module imports a name from itself.
 UPSTREAM = {"ext:scipy.linalg._matfuncs_sqrtm_triu": "partially initialized module"}
+
+
+# Every ELF file of the image (executables, the stdlib's extensions, the base's libraries, every shared
+# object in the venv) has each library it needs found by the image's own dynamic loader: what the base
+# trim purged was needed by nothing that stays.
+NEEDED_ALL = r"""
+import glob, json, os, subprocess
+loader = sorted(glob.glob("/usr/lib64/ld-linux-*.so.*") + glob.glob("/lib64/ld-linux-*.so.*"))[0]
+checked, unresolved = 0, {}
+for top in ("/usr/bin", "/usr/sbin", "/usr/lib", "/usr/libexec", "/opt/venv"):
+    for dirpath, dirs, files in os.walk(top):
+        for f in files:
+            path = os.path.join(dirpath, f)
+            if os.path.islink(path) or not os.path.isfile(path):
+                continue
+            with open(path, "rb") as fh:
+                if fh.read(4) != b"\x7fELF":
+                    continue
+            # a wheel's vendored libraries (auditwheel's *.libs) find each other through the RUNPATH of
+            # the extension that loads them, not their own: listed with their directory on the path
+            env = {"LD_LIBRARY_PATH": dirpath} if dirpath.endswith(".libs") else {}
+            proc = subprocess.run([loader, "--list", path], capture_output=True, text=True, env=env)
+            if "not a dynamic executable" in proc.stdout + proc.stderr:
+                continue
+            checked += 1
+            lost = [l.split()[0] for l in proc.stdout.splitlines() if "not found" in l]
+            if lost or proc.returncode != 0:
+                unresolved[path] = lost or [proc.stderr.strip()[-300:]]
+print("MLPACK-NEEDED " + json.dumps({"checked": checked, "unresolved": unresolved}))
+"""
+# What a build and a serving container run: the builder stage's shell steps (venv, pip, find, grep,
+# rm, compileall), the HEALTHCHECK and entrypoint (the venv's python), `mlpack exec` and kube probes
+# (sh); the rest of the base's tools for booting, logging in and managing disks went.
+KEPT_TOOLS = ("sh", "bash", "python3", "rm", "cat", "ls", "grep", "sed", "find", "xargs", "tar", "gzip",
+              "dpkg", "diff", "awk", "env", "id")
+PURGED_TOOLS = ("usr/bin/openssl", "usr/bin/lsblk", "usr/bin/more", "usr/bin/su", "usr/bin/login",
+                "usr/bin/localedef", "usr/sbin/mkfs", "usr/sbin/fsck", "usr/sbin/agetty",
+                "usr/sbin/update-rc.d", "usr/bin/debconf")
 
 
 def _run_to_exit(image_ref: str, argv: list[str], settings: Settings) -> str:
@@ -163,6 +201,17 @@ def test_every_module_of_the_python_flavour_image_imports(python_serving_image, 
     assert report["done"] > 300
 
 
+@pytest.mark.parametrize("flavour", ["onnx", "python"])
+def test_every_elf_of_the_image_finds_its_libraries(flavour: str, request: pytest.FixtureRequest,
+                                                    run_settings: Settings) -> None:
+    image = request.getfixturevalue("serving_image" if flavour == "onnx" else "python_serving_image")
+    logs = _run_to_exit(image.ref, ["/opt/venv/bin/python", "-c", NEEDED_ALL], run_settings)
+    [line] = [l for l in logs.splitlines() if l.startswith("MLPACK-NEEDED ")]
+    report = json.loads(line.split(" ", 1)[1])
+    assert report["checked"] > 150, report  # python, the tools, lib-dynload, glibc, the wheels' objects
+    assert report["unresolved"] == {}, json.dumps(report["unresolved"])
+
+
 def test_what_the_trims_took_out(serving_image, run_settings: Settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     root = flatten(Store(run_settings.store_dir), serving_image, tmp_path / "root")
     sp = next((root / "opt" / "venv" / "lib").glob("python3.*/site-packages"))
@@ -179,6 +228,12 @@ def test_what_the_trims_took_out(serving_image, run_settings: Settings, tmp_path
     py = next(usr.glob("lib/python3.*"))
     assert not list((py / "lib2to3").rglob("*.py")) and not list((py / "test").rglob("*.py"))
     assert (py / "encodings" / "utf_8.py").exists() and (py / "ensurepip").is_dir()
+    assert [t for t in PURGED_TOOLS if (root / t).exists() or (root / t).is_symlink()] == []
+    assert [t for t in KEPT_TOOLS if not (usr / "bin" / t).exists()] == []
+    assert not list(usr.glob("lib/*/libsystemd.so*")) and not list(usr.glob("lib/*/libkrb5.so*"))
+    assert list(usr.glob("lib/*/libssl.so.3")) and list(usr.glob("lib/*/libnss_files.so.2"))
+    status = (root / "var/lib/dpkg/status").read_text()  # the package database still tells the truth
+    assert "Package: util-linux\n" not in status and "Package: python3.11\n" in status
 
 
 def test_the_trimmed_image_serves(serving_image, run_settings: Settings) -> None:  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ import tarfile
 
 import pytest
 
-from mlpack.oci.base import BASE_REF
+from mlpack.oci.base import BASE_REF, RECIPE_LABEL, recipe
 from mlpack.oci.layercache import layer_dirs
 from mlpack.oci.layout import Store
 from mlpack.settings import Settings
@@ -22,6 +22,7 @@ def test_base_image_config(base_image, run_settings: Settings) -> None:  # type:
     cfg = image.config
     assert (cfg.architecture, cfg.os) == ("amd64", "linux")
     assert cfg.cmd == ("python3",)
+    assert cfg.labels[RECIPE_LABEL] == recipe()  # what makes an older store bootstrap again
     assert any(e.startswith("PATH=") and "/usr/bin" in e for e in cfg.env)
     assert len(image.layers) == 1 and image.size < 90e6, f"base image is {image.size / 1e6:.1f} MB"
 
