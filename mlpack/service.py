@@ -583,7 +583,7 @@ def _ship(pipe: _Pipeline, service: Service, image: Image, options: ServeOptions
 
 def _render(bundle: Bundle, options: ServeOptions, out_dir: Path, settings: Settings, emit: Sink) -> BuildContext:
     from mlpack.builder.depsmode import choose_deps, render_for_build
-    from mlpack.dockerfile import RenderOptions, render
+    from mlpack.dockerfile import RenderOptions
     from mlpack.dockerfile.options import choose_base
     from mlpack.oci.layout import Store
 
@@ -594,12 +594,11 @@ def _render(bundle: Bundle, options: ServeOptions, out_dir: Path, settings: Sett
     base = choose_base(options.base, python, present=lambda ref: _in_store(store, ref))
     render_options = RenderOptions(base=base, port=CONTAINER_PORT)
     shutil.rmtree(out_dir, ignore_errors=True)
-    deps = choose_deps(options.deps, settings, lambda text: emit(LogEvent(text)))
-    if deps == "run":
-        return render(bundle, render_options, out_dir=out_dir)
-    # the venv is made before the build, for the base's interpreter: the base must be here first
+    say = lambda text: emit(LogEvent(text))  # noqa: E731
+    # the base first: RUN-free deps read its interpreter, and a RUN install its platform for the wheels
     _ensure_base(base, settings, emit)
-    return render_for_build(bundle, render_options, settings, store, deps="context", out_dir=out_dir)
+    deps = choose_deps(options.deps, settings, say)
+    return render_for_build(bundle, render_options, settings, store, deps=deps, out_dir=out_dir, say=say)
 
 
 def _in_store(store: Any, ref: str) -> bool:

@@ -52,7 +52,7 @@ def _render_bundle(thing: Any, store: Any, settings: Settings | None = None, dep
     present = (lambda ref: _has_image(store, ref)) if store is not None else None
     options = RenderOptions()
     options = RenderOptions(base=choose_base(None, options.python_version(thing.python_version), present))
-    if settings is None or store is None or deps == "run":
+    if settings is None or store is None:
         return render(thing, options)
     from mlpack.builder.depsmode import render_for_build
 

@@ -23,7 +23,8 @@ from mlpack.errors import BuildError, ImageNotFound, MlpackError
 from mlpack.oci.layout import Layer, Store
 from mlpack.settings import Settings
 
-__all__ = ["sandbox_problem", "choose_deps", "base_facts", "render_for_build", "wheel_cache_dir", "DEPS_CHOICES"]
+__all__ = ["sandbox_problem", "choose_deps", "base_facts", "render_for_build", "run_wheelhouse", "wheel_cache_dir",
+           "DEPS_CHOICES"]
 
 DEPS_CHOICES = ("auto", "run", "context")
 _ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
@@ -112,6 +113,29 @@ def _glibc(view: Any) -> tuple[int, int]:
     return (int(match.group(1)), int(match.group(2))) if match else (2, 28)
 
 
+def run_wheelhouse(bundle: Any, options: Any, settings: Settings, store: Store, base: str, python: str,
+                   say: Callable[[str], None] | None = None) -> list[Path] | None:
+    """The lock's wheels for a RUN install that asks no index: from mlpack's wheel cache, the
+    missing ones downloaded into it for the image's platform (so a second build of the same
+    lock needs no index at all). None, and the RUN step asks the index as pip does, when that
+    cannot be: extra ``pip`` specs (not pinned), the GPU variant, a base not yet in the store,
+    a package with no wheel for the image, or no index reachable for the first download."""
+    from mlpack.dockerfile.context import lock_lines
+    from mlpack.dockerfile.wheelcache import WheelTarget, resolve_wheels
+
+    if options.pip or options.gpu:
+        return None
+    try:
+        facts = base_facts(settings, store, base, python)
+        target = WheelTarget(python=python, machine=facts.machine, glibc=facts.glibc)
+        return resolve_wheels(lock_lines(bundle, options), target, wheel_cache_dir(settings),
+                              extra_dirs=[Path(bundle.path)])
+    except MlpackError as exc:
+        if say is not None:
+            say(f"the RUN step installs from the index: {exc.message}")
+        return None
+
+
 def render_for_build(bundle: Any, options: Any, settings: Settings, store: Store, *, deps: str = "auto",
                      out_dir: str | os.PathLike[str] | None = None,
                      say: Callable[[str], None] | None = None) -> Any:
@@ -121,11 +145,12 @@ def render_for_build(bundle: Any, options: Any, settings: Settings, store: Store
 
     options = options or RenderOptions()
     mode = "context" if options.deps == "context" else choose_deps(deps, settings, say)
-    if mode == "run":
-        return render(bundle, options, out_dir=out_dir)
     loaded = Bundle.load(Path(bundle)) if isinstance(bundle, (str, os.PathLike)) else bundle
-    python = options.python_version(getattr(loaded, "python_version", None))
+    python = options.python_version(loaded.python_version)
     base = options.base_image(python)
+    if mode == "run":
+        wheels = run_wheelhouse(loaded, options, settings, store, base, python, say)
+        return render(loaded, options, out_dir=out_dir, wheelhouse=wheels)
     facts = base_facts(settings, store, base, python)
     options = replace(options, deps="context", wheel_cache=options.wheel_cache or wheel_cache_dir(settings))
     return render(loaded, options, out_dir=out_dir, base_facts=facts)

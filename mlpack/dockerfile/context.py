@@ -24,7 +24,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,6 +46,10 @@ APP_DIR = "/opt/mlpack/app"
 BUNDLE_DIR = "/opt/mlpack/bundle"
 # The named build context (and the context's directory) holding the venv in deps="context" mode.
 DEPS_CONTEXT = "deps"
+# deps="run" with every wheel of the lock in mlpack's cache: the named context that carries
+# them, and where the RUN step sees it (pip then installs with --no-index).
+WHEELS_CONTEXT = "wheels"
+WHEELHOUSE_DIR = "/tmp/mlpack/wheelhouse"
 CUDA_LIB_DIR = f"{VENV}/cuda-libs"
 # mlpack's own labels; users may not set keys under this prefix, so tools can trust them.
 LABEL_PREFIX = "io.mlpack."
@@ -98,13 +102,17 @@ class BuildContext:
 
 
 def render(bundle_or_path: Any, options: RenderOptions | None = None, *,
-           out_dir: str | Path | None = None, base_facts: BaseFacts | None = None) -> BuildContext:
+           out_dir: str | Path | None = None, base_facts: BaseFacts | None = None,
+           wheelhouse: Sequence[Path] | None = None) -> BuildContext:
     """Render ``bundle_or_path`` (a Bundle or a bundle directory) into a build context.
 
     ``out_dir`` must be absent or empty; ``None`` makes a temporary directory.
     ``base_facts`` (the base image's interpreter, users and platform) is
     required with ``deps="context"``: ``mlpack.builder.render_for_build``
-    reads them from the store.
+    reads them from the store. ``wheelhouse`` (``deps="run"``): one wheel per
+    line of the lock, from mlpack's wheel cache; the context then carries them
+    as the named context ``wheels`` and the RUN step installs from it with
+    ``--no-index``, so a build of a lock whose wheels are cached asks no index.
     """
     options = options or RenderOptions()
     if not isinstance(options, RenderOptions):
@@ -118,7 +126,9 @@ def render(bundle_or_path: Any, options: RenderOptions | None = None, *,
         raise RenderError("deps='context' needs the base image's interpreter and users",
                           hint="use mlpack.builder.render_for_build (it reads them from the store), "
                                "or pass base_facts=BaseFacts(...)")
-    text = render_dockerfile(bundle, options, python=python, base=base)
+    if wheelhouse is not None and options.deps == "context":
+        raise RenderError("a wheelhouse is for deps='run' (deps='context' installs the wheels itself)")
+    text = render_dockerfile(bundle, options, python=python, base=base, wheelhouse=wheelhouse is not None)
 
     out = _prepare_out_dir(out_dir)
     _copy_tree(Path(bundle.path), out / "bundle")
@@ -135,8 +145,24 @@ def render(bundle_or_path: Any, options: RenderOptions | None = None, *,
                                                   extra_dir=options.template_dir))
     _write(out / "Dockerfile", text)
     contexts = {DEPS_CONTEXT: out / DEPS_CONTEXT} if options.deps == "context" else {}
+    if wheelhouse is not None:
+        contexts[WHEELS_CONTEXT] = _link_wheels(wheelhouse, out / WHEELS_CONTEXT)
     return BuildContext(path=out, dockerfile=out / "Dockerfile", options=options, base_image=base,
                         contexts=contexts)
+
+
+def _link_wheels(wheels: Sequence[Path], dst: Path) -> Path:
+    """The lock's wheels under ``dst``: hard links into the cache where they can be (no copy), else copies."""
+    dst.mkdir()
+    for wheel in wheels:
+        target = dst / wheel.name
+        if target.exists():
+            continue
+        try:
+            os.link(wheel, target)
+        except OSError:
+            shutil.copyfile(wheel, target)
+    return dst
 
 
 def _render_deps(out: Path, bundle: Any, options: RenderOptions, python: str, base: str, facts: BaseFacts,
@@ -167,7 +193,8 @@ def _render_deps(out: Path, bundle: Any, options: RenderOptions, python: str, ba
     compile_tree(out / "app", APP_DIR, python)
 
 
-def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base: str) -> str:
+def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base: str,
+                      wheelhouse: bool = False) -> str:
     """Only the Dockerfile text (no files written)."""
     template = options.template or ("gpu.Dockerfile.j2" if options.gpu else "cpu.Dockerfile.j2")
     context = {
@@ -193,6 +220,7 @@ def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base:
         "cuda_lib_dir": CUDA_LIB_DIR,
         "strip_tests": list(STRIP_TESTS),
         "wheels": local_wheels(bundle),
+        "wheelhouse": WHEELHOUSE_DIR if wheelhouse else None,
         "strip_installers": strip_installers(lock_lines(bundle, options)),
         "strip_paths": strip_paths(bundle, options),
         "deps": options.deps,

@@ -95,3 +95,23 @@ def test_run_mode_is_unchanged(stub_bundle, tmp_path: Path) -> None:
     assert ctx.contexts == {}
     assert [i for i in instructions(ctx.dockerfile_text) if i.cmd == "RUN"]
     assert "deps" not in (ctx.path / ".dockerignore").read_text().splitlines()
+
+
+def test_run_mode_with_a_wheelhouse_installs_with_no_index(stub_bundle, cache: Path, tmp_path: Path) -> None:
+    wheels = sorted(cache.glob("*.whl"))
+    ctx = render(stub_bundle, RenderOptions(base="local"), out_dir=tmp_path / "ctx", wheelhouse=wheels)
+    install = [i.args for i in instructions(ctx.dockerfile_text) if i.cmd == "RUN" and "install" in i.args
+               and "requirements.lock" in i.args]
+    assert len(install) == 1
+    assert "--mount=type=bind,from=wheels,target=/tmp/mlpack/wheelhouse" in install[0]
+    assert install[0].count("--no-index --find-links /tmp/mlpack/wheelhouse") == 2  # the uv and the pip branch
+    assert ctx.contexts == {"wheels": ctx.path / "wheels"}
+    linked = sorted((ctx.path / "wheels").iterdir())
+    assert [p.name for p in linked] == [w.name for w in wheels]
+    assert all(p.stat().st_ino == w.stat().st_ino for p, w in zip(linked, wheels))  # hard links, not copies
+    # without one, the RUN step asks the index as pip does
+    plain = render(stub_bundle, RenderOptions(base="local"), out_dir=tmp_path / "plain")
+    assert "--no-index" not in plain.dockerfile_text and plain.contexts == {}
+    with pytest.raises(RenderError, match="wheelhouse is for deps='run'"):
+        render(stub_bundle, RenderOptions(base="local", deps="context", wheel_cache=cache), out_dir=tmp_path / "c",
+               base_facts=FACTS, wheelhouse=wheels)
