@@ -121,3 +121,29 @@ def test_one_tag_holds_one_image_per_platform(tmp_path) -> None:  # type: ignore
     assert store.resolve(ref).digest == amd
     entries = store.index()["manifests"]
     assert len(entries) == 1 and entries[0]["annotations"][REF_NAME] == ref  # no untagged leftovers
+
+
+def _cli(*argv: str, home) -> "subprocess.CompletedProcess[str]":  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[3]
+    env = {**os.environ, "MLPACK_HOME": str(home), "PYTHONPATH": str(repo)}
+    return subprocess.run([sys.executable, "-m", "mlpack", *argv], capture_output=True, text=True, env=env,
+                          timeout=120, stdin=subprocess.DEVNULL)
+
+
+def test_the_cli_refuses_bad_platforms_before_any_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile").write_text("FROM scratch\n")
+    out = _cli("build", "--platform", "linux/s390x", str(tmp_path / "ctx"), home=tmp_path / "home")
+    assert out.returncode != 0 and "--platform: platform 'linux/s390x' is not one mlpack builds for" in out.stderr
+    out = _cli("render", str(tmp_path / "nobundle"), "-o", str(tmp_path / "out"), "--platform", "linux/arm64",
+               home=tmp_path / "home")
+    assert out.returncode != 0 and "--platform picks the platform whose wheels --deps context installs" in out.stderr
+    assert "add --deps context" in out.stderr
+    out = _cli("base", "bootstrap", "--platform", "linux/mips", home=tmp_path / "home")
+    assert out.returncode != 0 and "is not one mlpack builds for" in out.stderr
+    assert not (tmp_path / "home" / "store" / "index.json").exists() and not (tmp_path / "out").exists()
