@@ -156,8 +156,7 @@ def build(
     rendered: list[Path] = []
 
     def render_bundle(thing: Any) -> Any:
-        context = _render_bundle(thing, store, settings, options.deps, say,
-                                 options.target_platform if options.platform else None)
+        context = _render_bundle(thing, store, settings, options.deps, say, options.target_platform)
         rendered.append(Path(context.path))
         return context
 

@@ -1,10 +1,12 @@
 """One tag for several platforms: ``add_platform`` puts an image into the image index a tag names.
 
-``add_platform(store, ref, digest)`` tags ``digest`` as ``ref`` when ``ref``
-names nothing or an image of the same platform, and otherwise writes an OCI
-image index holding one manifest per platform (the new one replacing any of
-its platform), so ``Store.resolve(ref, platform=...)`` picks the image for a
-platform as ``docker --platform`` picks from a multi-platform tag.
+``add_platform(store, ref, digest)`` tags ``digest`` as ``ref`` when it is
+an image of this machine's platform and ``ref`` names nothing else, and
+otherwise writes an OCI image index holding one manifest per platform (the
+new one replacing any of its platform), so ``Store.resolve(ref,
+platform=...)`` picks the image for a platform as ``docker --platform``
+picks from a multi-platform tag, and an arm64-only tag is never taken for
+this machine's image (an index without it says so).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 from mlpack.oci.layout import Store
 from mlpack.oci.media import INDEX_TYPES, OCI_INDEX, OCI_MANIFEST, canonical_json
-from mlpack.oci.platforms import platform_descriptor
+from mlpack.oci.platforms import host_platform, platform_descriptor
 from mlpack.oci.refs import candidate_names, ref_of
 
 __all__ = ["add_platform", "platform_entries"]
@@ -50,7 +52,7 @@ def add_platform(store: Store, ref: str, digest: str) -> str:
     key = (new["platform"]["os"], new["platform"]["architecture"])
     others = [d for d in platform_entries(store, ref)
               if (d["platform"].get("os"), d["platform"].get("architecture")) != key]
-    if not others:
+    if not others and key == host_platform():
         tagged = store.put_manifest(store.read_blob(digest), OCI_MANIFEST, ref=ref, platform=new["platform"])
     else:
         order = sorted([*others, new], key=lambda d: (d["platform"]["os"], d["platform"]["architecture"]))

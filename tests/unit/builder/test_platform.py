@@ -123,6 +123,16 @@ def test_one_tag_holds_one_image_per_platform(tmp_path) -> None:  # type: ignore
     assert len(entries) == 1 and entries[0]["annotations"][REF_NAME] == ref  # no untagged leftovers
 
 
+def test_a_tag_of_another_architecture_alone_is_never_taken_for_this_machines(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = Store(tmp_path / "store")
+    other = _image(store, OTHER[1], b"other")
+    top = add_platform(store, "localhost/test/other:1", other)
+    assert json.loads(store.read_blob(top))["mediaType"] == OCI_INDEX  # an index, even with one platform
+    assert store.resolve("localhost/test/other:1", platform=OTHER).digest == other
+    with pytest.raises(ImageNotFound, match=f"has no {platform_text(HOST)} image"):
+        store.resolve("localhost/test/other:1")
+
+
 def _cli(*argv: str, home) -> "subprocess.CompletedProcess[str]":  # type: ignore[no-untyped-def]
     import os
     import subprocess
