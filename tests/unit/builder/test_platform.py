@@ -131,6 +131,8 @@ def test_a_tag_of_another_architecture_alone_is_never_taken_for_this_machines(tm
     assert store.resolve("localhost/test/other:1", platform=OTHER).digest == other
     with pytest.raises(ImageNotFound, match=f"has no {platform_text(HOST)} image"):
         store.resolve("localhost/test/other:1")
+    listed = {i.ref: i.digest for i in store.list()}  # `mlpack images` still shows it
+    assert listed == {"localhost/test/other:1": other}
 
 
 def _cli(*argv: str, home) -> "subprocess.CompletedProcess[str]":  # type: ignore[no-untyped-def]
