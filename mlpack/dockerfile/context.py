@@ -118,7 +118,9 @@ def render(bundle_or_path: Any, options: RenderOptions | None = None, *,
         raise RenderError("deps='context' needs the base image's interpreter and users",
                           hint="use mlpack.builder.render_for_build (it reads them from the store), "
                                "or pass base_facts=BaseFacts(...)")
-    text = render_dockerfile(bundle, options, python=python, base=base)
+    # wheels for arm64 make an arm64 image: the build commands of the header say so
+    platform = "linux/arm64" if options.deps == "context" and base_facts and base_facts.machine == "aarch64" else ""
+    text = render_dockerfile(bundle, options, python=python, base=base, platform=platform)
 
     out = _prepare_out_dir(out_dir)
     _copy_tree(Path(bundle.path), out / "bundle")
@@ -167,8 +169,9 @@ def _render_deps(out: Path, bundle: Any, options: RenderOptions, python: str, ba
     compile_tree(out / "app", APP_DIR, python)
 
 
-def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base: str) -> str:
-    """Only the Dockerfile text (no files written)."""
+def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base: str, platform: str = "") -> str:
+    """Only the Dockerfile text (no files written); ``platform`` (``linux/arm64``) goes into the
+    header's build commands when the image is not for linux/amd64."""
     template = options.template or ("gpu.Dockerfile.j2" if options.gpu else "cpu.Dockerfile.j2")
     context = {
         "mlpack_version": __version__,
@@ -197,6 +200,7 @@ def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base:
         "strip_paths": strip_paths(bundle, options),
         "deps": options.deps,
         "deps_context": DEPS_CONTEXT,
+        "platform_flag": f"--platform {platform} " if platform else "",
         "healthcheck": [f"{VENV}/bin/python", "-c", _HEALTHCHECK],
         "entrypoint": [f"{VENV}/bin/python", "-m", "mlpack.server"],
     }

@@ -174,3 +174,15 @@ def test_run_and_deps_run_are_refused_for_arm64(arm_home: Path, sklearn_bundle, 
     store = Store(Settings.from_env({"MLPACK_HOME": str(arm_home)}).store_dir)
     refs = {(e.get("annotations") or {}).get(REF_NAME) for e in store.index()["manifests"]}
     assert not refs & {"localhost/mlpack-test/arm-run:1", "localhost/mlpack-test/arm-depsrun:1"}
+
+
+def test_render_for_arm64_gives_the_platform_to_every_builder(arm_home: Path, arm_image, sklearn_bundle,  # type: ignore[no-untyped-def]
+                                                             tmp_path: Path) -> None:
+    out = _mlpack(arm_home, "render", str(sklearn_bundle.path), "-o", str(tmp_path / "ctx"), "--base", "local",
+                  "--deps", "context", "--platform", "linux/arm64", timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    header = (tmp_path / "ctx" / "Dockerfile").read_text()
+    assert "docker buildx build --platform linux/arm64 --build-context deps=deps ." in header
+    assert "buildah bud --platform linux/arm64 --build-context deps=deps ." in header
+    extensions = list((tmp_path / "ctx" / "deps").rglob("*.so"))
+    assert extensions and all(p.read_bytes()[18:20] == EM_AARCH64.to_bytes(2, "little") for p in extensions)
