@@ -24,10 +24,11 @@ _MERGED_USR_HOOKS = Path("/usr/share/mmdebstrap/hooks/merged-usr")
 def extract_hook(remove: tuple[str, ...] = ()) -> str:
     """The shell of the extract hook (``$1`` is the tree)."""
     script = [
+        "export LC_ALL=C",  # the same order of packages in the status on every machine
         'cp "$1/usr/share/base-passwd/passwd.master" "$1/etc/passwd"',
         'cp "$1/usr/share/base-passwd/group.master" "$1/etc/group"',
         'mkdir -p "$1/etc/ssl/certs"',
-        'find "$1/usr/share/ca-certificates" -name "*.crt" | LC_ALL=C sort | xargs -r cat > "$1/etc/ssl/certs/ca-certificates.crt"',
+        'find "$1/usr/share/ca-certificates" -name "*.crt" | sort | xargs -r cat > "$1/etc/ssl/certs/ca-certificates.crt"',
         'for d in "$1"/var/cache/apt/archives/*.deb; do dpkg-deb -f "$d"; echo "Status: install ok unpacked"; echo; done'
         ' > "$1/var/lib/dpkg/status"',
         ': > "$1/etc/resolv.conf"; echo mlpack > "$1/etc/hostname"',

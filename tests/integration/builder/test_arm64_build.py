@@ -127,6 +127,16 @@ def test_the_base_is_an_arm64_debian_tree(arm_home: Path) -> None:
     assert again.returncode == 0 and "(linux/arm64) is already in the store" in again.stdout, again
 
 
+
+def test_the_arm64_base_is_reproducible(arm_home: Path, tmp_path: Path) -> None:
+    """A second bootstrap elsewhere (same epoch, same mirror content) gives the same manifest."""
+    first = Store(Settings.from_env({"MLPACK_HOME": str(arm_home)}).store_dir).resolve(BASE_REF, platform=ARM64)
+    out = _mlpack(tmp_path / "home", "base", "bootstrap", "--platform", "linux/arm64")
+    assert out.returncode == 0, out.stderr[-2000:]
+    second = Store(Settings.from_env({"MLPACK_HOME": str(tmp_path / "home")}).store_dir).resolve(BASE_REF, platform=ARM64)
+    assert second.diff_ids == first.diff_ids and second.digest == first.digest
+
+
 def test_the_image_says_arm64(arm_image) -> None:  # type: ignore[no-untyped-def]
     store, image = arm_image
     blob = store.read_json(image.manifest["config"]["digest"])
