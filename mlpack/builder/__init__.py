@@ -39,9 +39,10 @@ __all__ = [
 
 
 def _render_bundle(thing: Any, store: Any, settings: Settings | None = None, deps: str = "run",
-                   say: Any = None) -> Any:
+                   say: Any = None, platform: tuple[str, str] | None = None) -> Any:
     """Render a bundle with the base :func:`~mlpack.dockerfile.options.choose_base` picks for
-    this store; ``deps`` as :func:`mlpack.builder.depsmode.render_for_build` takes it."""
+    this store; ``deps`` as :func:`mlpack.builder.depsmode.render_for_build` takes it. For a
+    ``platform`` of another architecture than this machine's, ``deps`` is ``context``."""
     from mlpack.dockerfile import RenderOptions, render
     from mlpack.dockerfile.options import choose_base
 
@@ -49,22 +50,27 @@ def _render_bundle(thing: Any, store: Any, settings: Settings | None = None, dep
         from mlpack.bundle import Bundle
 
         thing = Bundle.load(Path(thing))
-    present = (lambda ref: _has_image(store, ref)) if store is not None else None
+    if platform is not None:
+        from mlpack.builder.depsmode import foreign_deps
+
+        deps = foreign_deps(deps, platform, say)
+    present = (lambda ref: _has_image(store, ref, platform)) if store is not None else None
     options = RenderOptions()
     options = RenderOptions(base=choose_base(None, options.python_version(thing.python_version), present))
     if settings is None or store is None:
         return render(thing, options)
     from mlpack.builder.depsmode import render_for_build
 
-    return render_for_build(thing, options, settings, store, deps=deps, say=say)
+    return render_for_build(thing, options, settings, store, deps=deps, say=say, platform=platform)
 
 
-def _has_image(store: Any, ref: str) -> bool:
+def _has_image(store: Any, ref: str, platform: tuple[str, str] | None = None) -> bool:
+    """``ref`` is in the store (for ``platform``, when given)."""
     try:
-        store.resolve(ref)
+        image = store.resolve(ref, **({"platform": platform} if platform else {}))
     except LookupError:
         return False
-    return True
+    return platform is None or (image.config.os or "linux", image.config.architecture or "amd64") == platform
 
 
 def _is_bundle(thing: object) -> bool:
@@ -150,7 +156,7 @@ def build(
     rendered: list[Path] = []
 
     def render_bundle(thing: Any) -> Any:
-        context = _render_bundle(thing, store, settings, options.deps, say)
+        context = _render_bundle(thing, store, settings, options.deps, say, options.target_platform)
         rendered.append(Path(context.path))
         return context
 
@@ -185,7 +191,8 @@ def _build_resolved(thing: Any, store: Any, render_bundle: Callable[[Any], Any],
     if progress is not None:
         for finding in lint(parsed, commands):
             progress(BuildWarning(finding.line, finding.message))
-    planned = plan(parsed, build_args=dict(options.build_args), target=options.target, commands=commands)
+    planned = plan(parsed, build_args=dict(options.build_args), target=options.target, commands=commands,
+                   platform=options.target_platform)
     hashes = HashCache(settings.cache_dir / "build" / "hashes.json")
     ctx = BuildContextDir.open(ctx_dir, df_path.name, hashes)
     contexts = open_named(named, hashes)

@@ -81,7 +81,8 @@ class BuildEnv:
             settings=settings, store=store, ctx=ctx, plan=plan, opts=options, dirs=dirs,
             cache=StepCache(settings.cache_dir / "build" / "steps", store, dirs.virtual_root),
             scratch=settings.cache_dir / "build" / "tmp", escape=escape,
-            scope=Scope(escape=escape, build_args=dict(options.build_args), global_args=plan.global_args),
+            scope=Scope(escape=escape, build_args=dict(options.build_args), global_args=plan.global_args,
+                        platform_args=plan.platform_args),
             created=rfc3339(epoch) if epoch is not None else rfc3339(int(time.time())),
             layer_options=LayerOptions(source_date_epoch=epoch),
             position=Position(total=sum(1 + len(s.commands) for s in plan.stages)),
@@ -161,13 +162,31 @@ class BuildEnv:
                 extra.append(Entry(rel, "dir", mode=0o755, uid=uid, gid=gid, mtime=mtime))
         return extra + entries
 
-    def base_image(self, instr: Instruction, ref: str) -> Image:
-        """An image from the store, else pulled. A ``--from`` name that is no stage
-        is said to be one (a typo of a stage name would otherwise look like a pull failure)."""
+    def base_image(self, instr: Instruction, ref: str, platform: str | None = None) -> Image:
+        """An image for ``platform`` (``linux/arm64``; None: the build's) from the store, else pulled.
+        A ``--from`` name that is no stage is said to be one (a typo of a stage name would otherwise
+        look like a pull failure)."""
+        from mlpack.oci.platforms import host_platform, parse_platform, platform_text
+
+        wanted = parse_platform(platform) if platform else self.opts.target_platform
         try:
-            return self.store.resolve(ref)
+            image = self.store.resolve(ref, platform=wanted)
         except ImageNotFound:
-            pass
+            image = None
+        if image is not None:
+            have = (image.config.os or "linux", image.config.architecture or "amd64")
+            if have == wanted:
+                return image
+            raise instr.error(
+                f"base image {ref!r} in the store is for {platform_text(have)}, and this build is for "
+                f"{platform_text(wanted)}",
+                hint=f"`mlpack base bootstrap --platform {platform_text(wanted)}` adds that platform to "
+                     "localhost/mlpack/python; other images: load or pull one built for it")
+        if wanted != host_platform():
+            raise instr.error(
+                f"base image {ref!r} has no {platform_text(wanted)} image in the store",
+                hint=f"`mlpack base bootstrap --platform {platform_text(wanted)}` for localhost/mlpack/python; "
+                     f"other images: `mlpack load` one built for {platform_text(wanted)}")
         not_a_stage = ""
         if instr.cmd != "FROM" and "/" not in ref and ":" not in ref and (self.ctx.root / ref).is_dir():
             # a rendered deps="context" directory built without its flag: say so instead of pulling

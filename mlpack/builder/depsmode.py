@@ -23,7 +23,8 @@ from mlpack.errors import BuildError, ImageNotFound, MlpackError
 from mlpack.oci.layout import Layer, Store
 from mlpack.settings import Settings
 
-__all__ = ["sandbox_problem", "choose_deps", "base_facts", "render_for_build", "run_wheelhouse", "wheel_cache_dir",
+__all__ = ["sandbox_problem", "choose_deps", "foreign_deps", "base_facts", "render_for_build", "run_wheelhouse",
+           "wheel_cache_dir",
            "DEPS_CHOICES"]
 
 DEPS_CHOICES = ("auto", "run", "context")
@@ -72,16 +73,44 @@ def choose_deps(deps: str, settings: Settings, say: Callable[[str], None] | None
     return "context"
 
 
-def base_facts(settings: Settings, store: Store, ref: str, python: str) -> Any:
-    """The base image's interpreter for ``python``, its /etc/passwd and /etc/group, machine and glibc."""
+def foreign_deps(deps: str, platform: tuple[str, str], say: Callable[[str], None] | None = None) -> str:
+    """``deps`` for an image of ``platform``: another architecture than this machine's runs no RUN
+    step here, so ``auto`` takes ``context`` (said) and ``run`` is refused."""
+    from mlpack.oci.platforms import host_platform, platform_text
+
+    host = host_platform()
+    if platform == host:
+        return deps
+    text = platform_text(platform)
+    if deps == "run":
+        raise BuildError(f"deps=run cannot build a {text} image here: this machine is {platform_text(host)} and "
+                         f"a RUN step for {text} would need emulation, which mlpack does not use",
+                         hint=f"drop --deps run: for {text}, mlpack installs the {text} wheels itself (deps=context)")
+    if deps == "auto" and say is not None:
+        say(f"the image is for {text} and this machine is {platform_text(host)}: installing the dependencies "
+            f"without RUN, from {text} wheels (deps=context)")
+    return "context"
+
+
+def base_facts(settings: Settings, store: Store, ref: str, python: str,
+               platform: tuple[str, str] | None = None) -> Any:
+    """The base image's interpreter for ``python``, its /etc/passwd and /etc/group, machine and glibc
+    (its image for ``platform``; None: the store's default, linux/amd64)."""
     from mlpack.builder.rootfs import LayerDirs, RootView
     from mlpack.dockerfile.depsdir import BaseFacts
+    from mlpack.oci.platforms import DEFAULT_PLATFORM, platform_text
 
+    wanted = platform or DEFAULT_PLATFORM
     try:
-        image = store.resolve(ref)
+        image = store.resolve(ref, platform=wanted)
     except ImageNotFound:
-        raise BuildError(f"base image {ref} is not in the store; deps=context reads its interpreter and users",
-                         hint=f"pull it (`mlpack pull {ref}`), or `mlpack base bootstrap` for the offline base") from None
+        image = None
+    if image is None or (platform is not None and image.config.architecture != platform[1]):
+        where = f"has no {platform_text(wanted)} image in the store" if platform else "is not in the store"
+        bootstrap = "mlpack base bootstrap" + (f" --platform {platform_text(wanted)}" if platform else "")
+        raise BuildError(f"base image {ref} {where}; deps=context reads its interpreter and users",
+                         hint=f"`{bootstrap}` for the offline base, or load/pull {ref} for "
+                              f"{platform_text(wanted)}")
     layers = [Layer(d["digest"], int(d["size"]), diff, d.get("mediaType", ""))
               for d, diff in zip(image.layers, image.diff_ids)]
     view = RootView(layers, LayerDirs(settings, store))
@@ -138,12 +167,16 @@ def run_wheelhouse(bundle: Any, options: Any, settings: Settings, store: Store, 
 
 def render_for_build(bundle: Any, options: Any, settings: Settings, store: Store, *, deps: str = "auto",
                      out_dir: str | os.PathLike[str] | None = None,
-                     say: Callable[[str], None] | None = None) -> Any:
-    """Render ``bundle`` with ``options`` and ``deps`` resolved (auto: see :func:`choose_deps`)."""
+                     say: Callable[[str], None] | None = None, platform: tuple[str, str] | None = None) -> Any:
+    """Render ``bundle`` with ``options`` and ``deps`` resolved (auto: see :func:`choose_deps`) for the
+    base's image of ``platform`` (another architecture than this machine's: deps=context,
+    :func:`foreign_deps`)."""
     from mlpack.bundle import Bundle
     from mlpack.dockerfile import RenderOptions, render
 
     options = options or RenderOptions()
+    if platform is not None:
+        deps = foreign_deps(deps, platform, say)
     mode = "context" if options.deps == "context" else choose_deps(deps, settings, say)
     loaded = Bundle.load(Path(bundle)) if isinstance(bundle, (str, os.PathLike)) else bundle
     python = options.python_version(loaded.python_version)
@@ -151,6 +184,6 @@ def render_for_build(bundle: Any, options: Any, settings: Settings, store: Store
     if mode == "run":
         wheels = run_wheelhouse(loaded, options, settings, store, base, python, say)
         return render(loaded, options, out_dir=out_dir, wheelhouse=wheels)
-    facts = base_facts(settings, store, base, python)
+    facts = base_facts(settings, store, base, python, platform)
     options = replace(options, deps="context", wheel_cache=options.wheel_cache or wheel_cache_dir(settings))
     return render(loaded, options, out_dir=out_dir, base_facts=facts)

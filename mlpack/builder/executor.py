@@ -71,7 +71,7 @@ class Executor:
             self.env.states[stage.index] = self._build_stage(stage)
         final = self.env.states[self.plan.target.index]
         self._materialize(final)
-        config = final.cfg.to_blob(created=self.env.created)
+        config = final.cfg.to_blob(created=self.env.created, **_platform_fields(final.stage.platform))
         digest = self.env.store.put_image(config, final.layers, ref=self.opts.tag)
         image = self.env.store.resolve(digest)
         if self.opts.tag:
@@ -138,7 +138,7 @@ class Executor:
             state = StageState(stage=stage, layers=[], cached=[], created_by=[], cfg=ConfigState.from_base(None),
                                key=chain_key("", "FROM", "scratch", self.opts.source_date_epoch))
         else:
-            image = self.env.base_image(instr, stage.base)
+            image = self.env.base_image(instr, stage.base, stage.platform)
             layers = [Layer(d["digest"], int(d["size"]), diff, d.get("mediaType", ""))
                       for d, diff in zip(image.layers, image.diff_ids)]
             state = StageState(stage=stage, layers=layers, cached=[True] * len(layers),
@@ -156,3 +156,11 @@ class Executor:
             STEPS[type(cmd)](self.env, state, cmd)
         except ExpansionError as exc:
             raise cmd.error(exc.message, hint=exc.hint) from None
+
+
+def _platform_fields(platform: str) -> dict[str, str]:
+    """``to_blob``'s platform arguments for ``linux/arm64`` (the config then says arm64, variant v8)."""
+    from mlpack.oci.platforms import parse_platform, platform_descriptor
+
+    desc = platform_descriptor(parse_platform(platform))
+    return {"architecture": desc["architecture"], "os_name": desc["os"], "variant": desc.get("variant", "")}

@@ -174,8 +174,9 @@ class ConfigState:
                                   durations["StartInterval"], int(retries or 0))
         self.config["Healthcheck"] = check.to_json()
 
-    def to_blob(self, *, created: str, architecture: str = "amd64", os_name: str = "linux") -> dict[str, Any]:
-        """The full config object, keys in a stable order."""
+    def to_blob(self, *, created: str, architecture: str = "amd64", os_name: str = "linux",
+                variant: str = "") -> dict[str, Any]:
+        """The full config object, keys in a stable order (``variant`` only when there is one)."""
         cfg = {k: v for k, v in self.config.items() if v not in (None, [], {})}
         author = {"author": self.author} if self.author else {}
         return {
@@ -186,4 +187,5 @@ class ConfigState:
             "history": self.history,
             "os": os_name,
             "rootfs": {"diff_ids": list(self.diff_ids), "type": "layers"},
+            **({"variant": variant} if variant else {}),
         }

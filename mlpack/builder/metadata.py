@@ -11,7 +11,7 @@ and are not part of any cache key, except through what later RUN steps see
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mlpack.builder import instructions as ins
@@ -30,6 +30,7 @@ class Scope:
     escape: str
     build_args: Mapping[str, str]
     global_args: Mapping[str, str | None]
+    platform_args: Mapping[str, str] = field(default_factory=lambda: dict(PLATFORM_ARGS))
 
 
 def arg(state: StageState, cmd: ins.ArgCommand, scope: Scope) -> str:
@@ -40,7 +41,7 @@ def arg(state: StageState, cmd: ins.ArgCommand, scope: Scope) -> str:
         elif default is not None:
             value = expander.word(default)
         else:
-            value = scope.global_args.get(name) or PLATFORM_ARGS.get(name)
+            value = scope.global_args.get(name) or scope.platform_args.get(name)
         if value is not None:
             state.args[name] = value
     return f"ARG {cmd.node.args}"

@@ -77,6 +77,10 @@ class BuildOptions:
     to a bundle, which is rendered first: ``run`` (a RUN step installs the
     lock), ``context`` (mlpack installs it, the Dockerfile has no RUN) or
     ``auto`` (``context`` only where RUN steps cannot run, said as a warning).
+    ``platform`` (``linux/arm64``; None: this machine's) is the image's: FROM
+    takes the base for it from the store, the config records it, and for
+    another architecture than this machine's no RUN step can run (a bundle
+    then takes ``deps="context"``).
     """
 
     tag: str | None = None
@@ -90,6 +94,7 @@ class BuildOptions:
     limits: Limits = field(default_factory=default_run_limits)
     build_contexts: Sequence[str] | Mapping[str, str | os.PathLike[str]] = field(default_factory=dict)
     deps: str = "auto"
+    platform: str | tuple[str, str] | None = None
 
     def __post_init__(self) -> None:
         if self.network not in NETWORKS:
@@ -102,10 +107,26 @@ class BuildOptions:
         from mlpack.builder.namedctx import parse_build_contexts
 
         object.__setattr__(self, "build_contexts", parse_build_contexts(self.build_contexts))
+        if self.platform is not None:
+            object.__setattr__(self, "platform", _platform(self.platform))
         if self.deps not in DEPS_MODES:
             raise BuildError(f"deps {self.deps!r} is not one of {', '.join(DEPS_MODES)}",
                              hint="run: a RUN step installs the lock; context: mlpack installs it (no RUN); "
                                   "auto: context only where RUN steps cannot run")
+
+    @property
+    def target_platform(self) -> tuple[str, str]:
+        """``("linux", "arm64")``: the platform asked for, else this machine's."""
+        from mlpack.oci.platforms import host_platform
+
+        return self.platform if isinstance(self.platform, tuple) else host_platform()
+
+    @property
+    def foreign(self) -> bool:
+        """The image is for another architecture than this machine's: no RUN step can run for it."""
+        from mlpack.oci.platforms import host_platform
+
+        return self.target_platform != host_platform()
 
     def resolved(self) -> BuildOptions:
         """With ``source_date_epoch`` taken from the build args or the environment when unset."""
@@ -117,3 +138,14 @@ class BuildOptions:
         if not raw.isdigit():
             raise BuildError(f"SOURCE_DATE_EPOCH={raw!r} is not a number of seconds")
         return replace(self, source_date_epoch=int(raw))
+
+
+def _platform(value: str | tuple[str, str]) -> tuple[str, str]:
+    """``linux/arm64`` (or a parsed pair) as ``("linux", "arm64")``; a BuildError otherwise."""
+    from mlpack.errors import MlpackError
+    from mlpack.oci.platforms import parse_platform, platform_text
+
+    try:
+        return parse_platform(value if isinstance(value, str) else platform_text(tuple(value)))  # type: ignore[arg-type]
+    except MlpackError as exc:
+        raise BuildError(f"--platform: {exc.message}", hint=exc.hint) from None

@@ -38,6 +38,7 @@ def run(build: BuildEnv, state: StageState, cmd: RunCommand) -> None:
     """RUN: the command in a sandbox over the stage's layers; its upper directory becomes the layer."""
     # flags come parsed and validated (mlpack.builder.instructions); mounts expand here
     instr = cmd.node
+    _refuse_foreign(instr, state.stage.platform)
     expander = state.expander(build.escape)
     mounts = runstep.parse_mounts(instr, list(cmd.mounts), expander)
     network = runstep.parse_network(instr, [cmd.network] if cmd.network else None, build.opts.network)
@@ -184,6 +185,20 @@ def _execute_run(build: BuildEnv, state: StageState, instr: Instruction, key: st
         return layer
     finally:
         shutil.rmtree(upper, ignore_errors=True)
+
+
+def _refuse_foreign(instr: Instruction, platform: str) -> None:
+    """A stage for another architecture: its programs cannot run on this machine (no emulation)."""
+    from mlpack.oci.platforms import host_platform, parse_platform, platform_text
+
+    host = host_platform()
+    if parse_platform(platform) != host:
+        raise instr.error(
+            f"RUN cannot run for {platform}: this machine is {platform_text(host)} and mlpack runs no "
+            f"{platform} programs (no emulation); a {platform} image is built from file operations only",
+            hint="for a bundle, `mlpack build --platform " + platform + "` installs its wheels without RUN "
+                 "(deps=context); otherwise build on a " + platform + " machine, or move the step to a stage "
+                 "FROM --platform=$BUILDPLATFORM and COPY --from its result")
 
 
 def _cannot_run(build: BuildEnv, instr: Instruction, exc: MlpackError) -> BuildError:

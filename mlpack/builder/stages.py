@@ -17,15 +17,29 @@ from mlpack.builder.instructions import (
 )
 from mlpack.builder.parser import Dockerfile, Instruction
 from mlpack.builder.shell import Expander
-from mlpack.errors import BuildError
+from mlpack.errors import BuildError, MlpackError
 
-__all__ = ["Stage", "Plan", "plan", "stage_refs", "PLATFORM_ARGS", "PROXY_ARGS"]
+__all__ = ["Stage", "Plan", "plan", "stage_refs", "platform_args", "PLATFORM_ARGS", "PROXY_ARGS"]
 
 # BuildKit defines these for every build; usable in FROM without a global ARG.
 PLATFORM_ARGS = {
     "TARGETPLATFORM": "linux/amd64", "TARGETOS": "linux", "TARGETARCH": "amd64", "TARGETVARIANT": "",
     "BUILDPLATFORM": "linux/amd64", "BUILDOS": "linux", "BUILDARCH": "amd64", "BUILDVARIANT": "",
 }
+
+
+def platform_args(target: tuple[str, str], build: tuple[str, str] = ("linux", "amd64")) -> dict[str, str]:
+    """BuildKit's automatic platform args for an image of ``target`` built on ``build``."""
+    from mlpack.oci.platforms import platform_descriptor
+
+    out: dict[str, str] = {}
+    for prefix, (os_name, arch) in (("TARGET", target), ("BUILD", build)):
+        variant = platform_descriptor((os_name, arch)).get("variant", "")
+        out.update({f"{prefix}PLATFORM": f"{os_name}/{arch}" + (f"/{variant}" if variant else ""),
+                    f"{prefix}OS": os_name, f"{prefix}ARCH": arch, f"{prefix}VARIANT": variant})
+    return out
+
+
 # Proxy args are always allowed and, like Docker, never recorded in history.
 PROXY_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
                         "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"})
@@ -38,7 +52,7 @@ class Stage:
     index: int
     name: str | None
     base: str
-    platform: str | None
+    platform: str  # linux/arm64: FROM --platform's, else the build's
     from_command: FromCommand
     commands: list[AnyCommand] = field(default_factory=list)
     deps: set[int] = field(default_factory=set)
@@ -62,6 +76,7 @@ class Plan:
     global_args: dict[str, str | None]
     target: Stage
     unused_build_args: set[str]
+    platform_args: dict[str, str] = field(default_factory=lambda: dict(PLATFORM_ARGS))
 
     def stage_names(self) -> str:
         """``a (0), b (1), 2`` for messages."""
@@ -91,8 +106,14 @@ def stage_refs(cmd: AnyCommand) -> list[str]:
 
 
 def plan(dockerfile: Dockerfile, *, build_args: Mapping[str, str], target: str | None,
-         commands: list[AnyCommand] | None = None) -> Plan:
-    """Split into stages, expand FROM lines and pick what ``target`` needs."""
+         commands: list[AnyCommand] | None = None, platform: tuple[str, str] | None = None) -> Plan:
+    """Split into stages, expand FROM lines and pick what ``target`` needs (an image for
+    ``platform``, this machine's when None: ``FROM --platform`` may only name that one)."""
+    from mlpack.oci.platforms import host_platform, parse_platform, platform_text
+
+    build_platform = host_platform()
+    target_platform = platform or build_platform
+    auto_args = platform_args(target_platform, build_platform)
     if commands is None:
         commands = instructions(dockerfile.instructions, escape=dockerfile.escape)
     global_args: dict[str, str | None] = {}
@@ -101,7 +122,7 @@ def plan(dockerfile: Dockerfile, *, build_args: Mapping[str, str], target: str |
     consumed: set[str] = set()
     for cmd in commands:
         if isinstance(cmd, FromCommand):
-            env = {**PLATFORM_ARGS, **{k: v for k, v in global_args.items() if v is not None}}
+            env = {**auto_args, **{k: v for k, v in global_args.items() if v is not None}}
             expander = Expander(env, escape=dockerfile.escape)
             base = expander.word(cmd.base)
             consumed |= expander.used
@@ -114,9 +135,13 @@ def plan(dockerfile: Dockerfile, *, build_args: Mapping[str, str], target: str |
                     raise cmd.error(f"stage name {name!r} is used twice")
                 by_name[name] = len(stages)
             platform = expander.word(cmd.platform) if cmd.platform is not None else None
-            if platform and platform not in ("linux/amd64", "linux/x86_64"):
-                raise cmd.error(f"platform {platform} cannot be built here",
-                                hint="mlpack builds linux/amd64 images natively; drop --platform")
+            if platform:
+                try:
+                    platform = platform_text(parse_platform(platform))
+                except MlpackError as exc:
+                    raise cmd.error(f"FROM --platform={platform}: {exc.message}", hint=exc.hint) from None
+            else:
+                platform = platform_text(target_platform)
             stage = Stage(index=len(stages), name=name, base=base, platform=platform, from_command=cmd)
             ref = _stage_ref(base.lower(), {k: v for k, v in by_name.items() if v < stage.index}, stage.index)
             if ref is not None and not base.isdigit():
@@ -127,7 +152,7 @@ def plan(dockerfile: Dockerfile, *, build_args: Mapping[str, str], target: str |
             if not isinstance(cmd, ArgCommand):
                 raise cmd.error("only ARG may come before the first FROM",
                                 hint="start the Dockerfile with FROM <image>")
-            expander = Expander({**PLATFORM_ARGS, **{k: v for k, v in global_args.items() if v is not None}},
+            expander = Expander({**auto_args, **{k: v for k, v in global_args.items() if v is not None}},
                                 escape=dockerfile.escape)
             for name, value in cmd.args:
                 global_args[name] = build_args.get(name, expander.word(value) if value is not None else None)
@@ -167,4 +192,4 @@ def plan(dockerfile: Dockerfile, *, build_args: Mapping[str, str], target: str |
         todo.extend(stages[idx].deps)
     unused = set(build_args) - consumed - PROXY_ARGS - {"SOURCE_DATE_EPOCH"}
     return Plan(stages=[s for s in stages if s.index in needed], all_stages=stages,
-                global_args=global_args, target=chosen, unused_build_args=unused)
+                global_args=global_args, target=chosen, unused_build_args=unused, platform_args=auto_args)

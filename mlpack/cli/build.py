@@ -57,6 +57,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--deps", choices=("auto", "run", "context"), default="auto",
                    help="for a bundle: install its lock in a RUN step (run), or install the wheels here and copy "
                         "them in with no RUN at all (context); auto: context only where RUN cannot run")
+    p.add_argument("--platform", metavar="OS/ARCH", default=None,
+                   help="the image's platform, linux/amd64 or linux/arm64 (default: this machine's). FROM takes "
+                        "the base's image for it from the store; for another architecture no RUN step can run "
+                        "here, so a bundle's dependencies are installed from that platform's wheels (deps=context)")
     p.set_defaults(handler=_run)
 
 
@@ -102,7 +106,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         options = BuildOptions(
             tag=args.tag, dockerfile=args.dockerfile, build_args=dict(args.build_arg), target=args.target,
             no_cache=args.no_cache, secrets=args.secret, network=args.network, limits=limits,
-            build_contexts=args.build_context, deps=args.deps,
+            build_contexts=args.build_context, deps=args.deps, platform=args.platform,
         )
         image = build(args.context, options, settings=settings, progress=progress)
     except BuildError as exc:

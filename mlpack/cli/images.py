@@ -68,6 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mirror", action="append", default=[], help="Debian mirror (default: the host's apt sources)")
     p.add_argument("-t", "--tag", default=None, help="store it under this name")
     p.add_argument("--force", action="store_true", help="bootstrap again even if the image exists")
+    p.add_argument("--platform", default=None, metavar="OS/ARCH",
+                   help="linux/amd64 or linux/arm64 (default: this machine's); another architecture than the "
+                        "host's is extracted without emulation and joins the tag's other platforms in one index")
     p.set_defaults(handler=_bootstrap)
 
     system = sub.add_parser("system", help="store maintenance").add_subparsers(dest="system_command", metavar="COMMAND")
@@ -229,16 +232,20 @@ def _load(args: argparse.Namespace, settings: Settings) -> int:
 def _bootstrap(args: argparse.Namespace, settings: Settings) -> int:
     from mlpack.errors import ImageNotFound
     from mlpack.oci.base import BASE_REF, BaseOptions, bootstrap
+    from mlpack.oci.platforms import host_platform, parse_platform, platform_text
 
     ref = args.tag or BASE_REF
+    platform = parse_platform(args.platform) if args.platform else host_platform()
     if not args.force:
         try:
-            image = _store(settings).resolve(ref)
-            print(f"{ref} is already in the store ({image.digest}); use --force to rebuild it")
-            return 0
+            image = _store(settings).resolve(ref, platform=platform)
+            if image.config.architecture == platform[1]:
+                print(f"{ref} ({platform_text(platform)}) is already in the store ({image.digest}); "
+                      "use --force to rebuild it")
+                return 0
         except ImageNotFound:
             pass
-    image = bootstrap(settings, BaseOptions(ref=ref, suite=args.suite, mirrors=tuple(args.mirror)),
+    image = bootstrap(settings, BaseOptions(ref=ref, suite=args.suite, mirrors=tuple(args.mirror), arch=platform[1]),
                       log=lambda line: print(line, file=sys.stderr))
     print(f"{ref}@{image.digest}")
     return 0

@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--deps", choices=("run", "context"), default="run",
                    help="run: a RUN step installs the lock; context: mlpack installs the wheels into DIR/deps "
                         "for the image's platform (base image read from the store) and the Dockerfile has no RUN")
+    p.add_argument("--platform", metavar="OS/ARCH", default=None,
+                   help="with --deps context: install the wheels for this platform's image of the base "
+                        "(linux/amd64 or linux/arm64; default this machine's); build with the same --platform")
     p.add_argument("--print", dest="print_dockerfile", action="store_true", help="also print the Dockerfile")
     p.set_defaults(handler=_render)
 
@@ -89,12 +92,20 @@ def _render(args: argparse.Namespace, settings: Any) -> int:
     from mlpack.dockerfile import render
 
     options = options_from_args(args)
+    platform = None
+    if args.platform:
+        from mlpack.oci.platforms import parse_platform
+
+        if args.deps != "context":
+            raise RenderError("--platform picks the platform whose wheels --deps context installs",
+                              hint="add --deps context (a RUN step installs for whatever platform builds it)")
+        platform = parse_platform(args.platform)
     if args.deps == "context":
         from mlpack.builder.depsmode import render_for_build
         from mlpack.oci.layout import Store
 
         context = render_for_build(args.bundle, options, settings, Store(settings.store_dir), deps="context",
-                                   out_dir=args.output)
+                                   out_dir=args.output, platform=platform)
     else:
         context = render(args.bundle, options, out_dir=args.output)
     if args.print_dockerfile:

@@ -128,7 +128,10 @@ def render(bundle_or_path: Any, options: RenderOptions | None = None, *,
                                "or pass base_facts=BaseFacts(...)")
     if wheelhouse is not None and options.deps == "context":
         raise RenderError("a wheelhouse is for deps='run' (deps='context' installs the wheels itself)")
-    text = render_dockerfile(bundle, options, python=python, base=base, wheelhouse=wheelhouse is not None)
+    # wheels for arm64 make an arm64 image: the build commands of the header say so
+    platform = "linux/arm64" if options.deps == "context" and base_facts and base_facts.machine == "aarch64" else ""
+    text = render_dockerfile(bundle, options, python=python, base=base, platform=platform,
+                             wheelhouse=wheelhouse is not None)
 
     out = _prepare_out_dir(out_dir)
     _copy_tree(Path(bundle.path), out / "bundle")
@@ -193,9 +196,10 @@ def _render_deps(out: Path, bundle: Any, options: RenderOptions, python: str, ba
     compile_tree(out / "app", APP_DIR, python)
 
 
-def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base: str,
+def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base: str, platform: str = "",
                       wheelhouse: bool = False) -> str:
-    """Only the Dockerfile text (no files written)."""
+    """Only the Dockerfile text (no files written); ``platform`` (``linux/arm64``) goes into the
+    header's build commands when the image is not for linux/amd64."""
     template = options.template or ("gpu.Dockerfile.j2" if options.gpu else "cpu.Dockerfile.j2")
     context = {
         "mlpack_version": __version__,
@@ -225,6 +229,7 @@ def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base:
         "strip_paths": strip_paths(bundle, options),
         "deps": options.deps,
         "deps_context": DEPS_CONTEXT,
+        "platform_flag": f"--platform {platform} " if platform else "",
         "healthcheck": [f"{VENV}/bin/python", "-c", _HEALTHCHECK],
         "entrypoint": [f"{VENV}/bin/python", "-m", "mlpack.server"],
     }

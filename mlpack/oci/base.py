@@ -31,7 +31,10 @@ from typing import Any
 from mlpack.errors import ImageNotFound, StoreError
 from mlpack.oci.layer import LayerOptions, write_dir
 from mlpack.oci.image import Image
+from mlpack.oci.foreignbase import FOREIGN_PACKAGES, foreign_args
 from mlpack.oci.layout import Store
+from mlpack.oci.multiarch import add_platform
+from mlpack.oci.platforms import host_platform, platform_descriptor
 from mlpack.oci.unpack import UnpackOptions, apply_layer
 from mlpack.settings import Settings
 from mlpack.types import DEFAULT_PYTHON, LOCAL_BASE
@@ -107,6 +110,9 @@ class BaseOptions:
     source_date_epoch: int = DEFAULT_EPOCH
     extra_args: tuple[str, ...] = field(default_factory=tuple)
     slim: bool = True                       # False: keep iconv modules and the stdlib's extras
+    # the image's architecture (OCI name); another than the host's is extracted, not installed
+    # (mlpack.oci.foreignbase), and joins the other platforms of ``ref`` in one image index
+    arch: str = "amd64"
 
 
 def recipe(options: BaseOptions | None = None) -> str:
@@ -117,7 +123,7 @@ def recipe(options: BaseOptions | None = None) -> str:
             "purge": options.purge, "purge_essential": options.purge_essential, "slim": options.slim,
             "excludes": _EXCLUDES + (_SLIM_EXCLUDES if options.slim else ()),
             "remove": _SLIM_REMOVE if options.slim else (), "extra_args": options.extra_args,
-            "epoch": options.source_date_epoch}
+            "epoch": options.source_date_epoch, "arch": options.arch}
     return "sha256:" + hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
@@ -170,18 +176,21 @@ def bootstrap(settings: Settings, options: BaseOptions | None = None, *,
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="base-", dir=settings.cache_dir) as tmp:
         tar_path = Path(tmp) / "rootfs.tar"
+        foreign = options.arch != host_platform()[1]
         cmd = [mmdebstrap, f"--variant={options.variant}", f"--include={','.join(options.packages)}",
                "--format=tar", "--quiet"]
+        if foreign:
+            cmd = [mmdebstrap, *foreign_args(options.arch, FOREIGN_PACKAGES, _SLIM_REMOVE if options.slim else ())]
         cmd += [f"--aptopt={o}" for o in host_apt_options()]
         cmd += [f"--dpkgopt={o}" for o in _EXCLUDES + (_SLIM_EXCLUDES if options.slim else ())]
         # host-specific files would make the layer differ between machines
         cmd += ['--customize-hook=: > "$1/etc/resolv.conf"; echo mlpack > "$1/etc/hostname"']
-        if options.purge:
+        if options.purge and not foreign:
             # dpkg only warns about packages that are not installed
             cmd += [f'--customize-hook=chroot "$1" dpkg --purge {" ".join(options.purge)}']
-        if options.slim:
+        if options.slim and not foreign:
             cmd += [f'--customize-hook=cd "$1" && rm -rf {" ".join(_SLIM_REMOVE)}']
-        if options.purge_essential:
+        if options.purge_essential and not foreign:
             # Their maintainer scripts call debconf (perl, gone) and update-rc.d (purged with them):
             # dropped first, so the purge removes files and database entries and runs nothing.
             scripts = " ".join(f'"$1"/var/lib/dpkg/info/{p}{arch}.{kind}' for p in options.purge_essential
@@ -194,7 +203,8 @@ def bootstrap(settings: Settings, options: BaseOptions | None = None, *,
         cmd += [options.suite, str(tar_path), *mirrors]
         env = dict(os.environ, SOURCE_DATE_EPOCH=str(options.source_date_epoch))
         if log:
-            log(f"running mmdebstrap {options.suite} ({', '.join(options.packages)})")
+            included = next(a for a in cmd if a.startswith("--include=")).partition("=")[2]
+            log(f"running mmdebstrap {options.suite} for {options.arch} ({included.replace(',', ', ')})")
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
             raise StoreError(f"mmdebstrap failed with exit status {proc.returncode}:\n{proc.stderr[-3000:]}",
@@ -203,18 +213,21 @@ def bootstrap(settings: Settings, options: BaseOptions | None = None, *,
         if log:
             log(f"rootfs tar is {tar_path.stat().st_size / 1e6:.1f} MB after {time.monotonic() - started:.0f}s; importing")
         config = {
-            "architecture": "amd64", "os": "linux",
+            **platform_descriptor(("linux", options.arch)),
             "created": _dt.datetime.fromtimestamp(options.source_date_epoch, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "config": {"Env": [PATH_ENV, "LANG=C.UTF-8"], "Cmd": ["python3"], "Labels": {
                 "org.opencontainers.image.title": "mlpack python base",
                 RECIPE_LABEL: recipe(options),
                 "org.opencontainers.image.description": f"Debian {options.suite} {options.variant} + {' '.join(options.packages)}",
             }},
-            "history": [{"created_by": f"mmdebstrap --variant={options.variant} {options.suite} (mlpack base bootstrap)",
+            "history": [{"created_by": f"mmdebstrap --variant={'extract --arch=' + options.arch if foreign else options.variant} {options.suite} (mlpack base bootstrap)",
                          "created": _dt.datetime.fromtimestamp(options.source_date_epoch, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}],
         }
-        image = import_rootfs_tar(Store(settings.store_dir), tar_path, config, options.ref,
+        store = Store(settings.store_dir)
+        image = import_rootfs_tar(store, tar_path, config, None,
                                   source_date_epoch=options.source_date_epoch, workdir=Path(tmp))
+        add_platform(store, options.ref, image.digest)  # the tag keeps its other platforms
+        image = store.resolve(options.ref, platform=("linux", options.arch))
     if log:
         log(f"stored {options.ref} ({image.size / 1e6:.1f} MB compressed) in {time.monotonic() - started:.0f}s")
     return image

@@ -17,9 +17,47 @@ from mlpack.oci.config import ImageConfig
 from mlpack.oci.image import Image
 from mlpack.oci.media import INDEX_TYPES, OCI_MANIFEST
 
-__all__ = ["DEFAULT_PLATFORM", "pick_platform", "load_image"]
+__all__ = ["DEFAULT_PLATFORM", "pick_platform", "load_image", "parse_platform", "host_platform",
+           "platform_text", "platform_descriptor", "BUILDABLE"]
 
 DEFAULT_PLATFORM = ("linux", "amd64")  # (os, architecture)
+# The architectures mlpack builds images for, with the names Linux (uname -m) and pip use, and the
+# OCI variant a registry lists them with.
+BUILDABLE = {"amd64": ("x86_64", ""), "arm64": ("aarch64", "v8")}
+_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+def parse_platform(text: str) -> tuple[str, str]:
+    """``linux/arm64`` (also ``linux/arm64/v8``, ``linux/aarch64``, ``arm64``) -> ``("linux", "arm64")``."""
+    from mlpack.errors import MlpackError
+
+    parts = [p.strip().lower() for p in str(text).strip().split("/")]
+    if len(parts) == 1:
+        parts = ["linux", *parts]
+    os_name, arch = parts[0], _ALIASES.get(parts[1] if len(parts) > 1 else "")
+    variant = parts[2] if len(parts) > 2 else ""
+    if len(parts) > 3 or os_name != "linux" or arch is None or variant not in ("", BUILDABLE[arch][1]):
+        raise MlpackError(f"platform {text!r} is not one mlpack builds for",
+                          hint="use linux/amd64 or linux/arm64 (OS/ARCH[/VARIANT], as docker --platform takes it)")
+    return os_name, arch
+
+
+def host_platform() -> tuple[str, str]:
+    """This machine's platform, e.g. ``("linux", "amd64")``."""
+    import os
+
+    return "linux", _ALIASES.get(os.uname().machine, os.uname().machine)
+
+
+def platform_text(platform: tuple[str, str]) -> str:
+    """``linux/arm64``."""
+    return f"{platform[0]}/{platform[1]}"
+
+
+def platform_descriptor(platform: tuple[str, str]) -> dict[str, str]:
+    """An index entry's ``platform`` (with the variant registries list arm64 images under)."""
+    variant = BUILDABLE.get(platform[1], ("", ""))[1]
+    return {"architecture": platform[1], "os": platform[0], **({"variant": variant} if variant else {})}
 
 
 def pick_platform(manifests: Sequence[Mapping[str, Any]], platform: tuple[str, str]) -> Mapping[str, Any] | None:

@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from mlpack.errors import ImageNotFound
+from mlpack.errors import ImageNotFound, StoreError
 from mlpack import reference as _reference
 from mlpack.oci.cas import BlobStore
 from mlpack.oci.image import Image, ImageSummary
@@ -130,9 +130,24 @@ def list_images(store: BlobStore) -> list[ImageSummary]:
     out = []
     for e in store.index()["manifests"]:
         img = load_image(store, e["digest"], ref_of(e), e.get("mediaType"), DEFAULT_PLATFORM, quiet=True)
+        if img is None:  # an index without linux/amd64 (an arm64 base, say) is listed by its first platform
+            img = _first_platform(store, e)
         if img is not None:
             out.append(ImageSummary(img.ref, img.digest, img.id, img.size, img.config.created))
     return out
+
+
+def _first_platform(store: BlobStore, entry: Mapping[str, Any]) -> Image | None:
+    try:
+        children = json.loads(store.read_blob(entry["digest"])).get("manifests") or []
+    except (StoreError, ValueError):
+        return None
+    for child in children:
+        platform = child.get("platform") or {}
+        if platform.get("os") and platform.get("architecture"):
+            return load_image(store, entry["digest"], ref_of(entry), entry.get("mediaType"),
+                              (platform["os"], platform["architecture"]), quiet=True)
+    return None
 
 
 def _descriptor_for(store: BlobStore, digest: str) -> dict[str, Any]:
