@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="iris")
     parser.add_argument("--cpus", type=float, default=0.5)
     parser.add_argument("--memory", default="512Mi")
-    parser.add_argument("--pids", type=int, default=128)
+    parser.add_argument("--pids-limit", "--pids", dest="pids", type=int, default=128)  # --pids: the old spelling
     parser.add_argument("--keep", action="store_true", help="leave the container running")
     args = parser.parse_args(argv)
 

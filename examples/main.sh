@@ -4,7 +4,7 @@
 # (bootstrapping the offline base image from Debian packages the first time),
 # run it with CPU, memory and pids limits, query it, print the prediction and
 # the container parity, then stop and remove the container.
-# Extra arguments go to examples/main.py (--cpus, --memory, --pids, --keep).
+# Extra arguments go to examples/main.py (--cpus, --memory, --pids-limit, --keep).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source .ci/bootstrap

@@ -13,7 +13,12 @@ from mlpack.settings import Settings
 from mlpack.types import Limits
 
 if TYPE_CHECKING:  # pragma: no cover
+    from mlpack.builder import BuildOptions, Progress
     from mlpack.bundle import Bundle
+    from mlpack.dockerfile import BuildContext, RenderOptions
+    from mlpack.kube import ExportOptions, ExportResult, ImageInfo
+    from mlpack.oci.image import Image
+    from mlpack.runtime import Container, ImageSource
 
 __all__ = ["capture", "render", "build", "run", "serve", "push", "pull", "export_k8s"]
 
@@ -33,22 +38,30 @@ def capture(
     return _capture(model, sample, name=name, path=path, flavor=flavor, **options)
 
 
-def render(bundle: Any, options: Any = None, *, out_dir: str | Path | None = None) -> Any:
+def render(bundle: "Bundle | str | Path", options: "RenderOptions | None" = None, *,
+           out_dir: str | Path | None = None) -> "BuildContext":
     """Render a Bundle into a build context (Dockerfile, .dockerignore, files)."""
     from mlpack.dockerfile import render as _render
 
     return _render(bundle, options, out_dir=out_dir)
 
 
-def build(bundle_or_context: Any, *, tag: str | None = None, settings: Settings | None = None, **options: Any) -> Any:
-    """Build an image into the local store from a Bundle, a BuildContext or a directory."""
+def build(bundle_or_context: "Bundle | BuildContext | str | Path", options: "BuildOptions | None" = None, *,
+          tag: str | None = None, settings: Settings | None = None, progress: "Progress | None" = None,
+          **fields: Any) -> "Image":
+    """Build an image into the local store from a Bundle, a BuildContext or a directory.
+
+    ``options``: an mlpack.builder.BuildOptions; ``tag`` and its other fields may be given by keyword.
+    """
     from mlpack.builder import build as _build
 
-    return _build(bundle_or_context, tag=tag, settings=settings or Settings.from_env(), **options)
+    if tag is not None:
+        fields["tag"] = tag
+    return _build(bundle_or_context, options, settings=settings or Settings.from_env(), progress=progress, **fields)
 
 
 def run(
-    image: Any,
+    image: "Image | ImageSource | str",
     *,
     cpus: float | None = None,
     memory: int | str | None = None,
@@ -60,7 +73,7 @@ def run(
     detach: bool = True,
     settings: Settings | None = None,
     **options: Any,
-) -> Any:
+) -> "Container":
     """Run an image from the store as a container with enforced limits."""
     from mlpack.runtime import run as _run
 
@@ -84,14 +97,14 @@ def serve(model: Any, sample: Any, **options: Any) -> Any:
     return _serve(model, sample, **options)
 
 
-def push(image: Any, ref: str, *, settings: Settings | None = None, **options: Any) -> str:
+def push(image: "Image | str", ref: str, *, settings: Settings | None = None, **options: Any) -> str:
     """Push an image from the store to a registry; returns the manifest digest."""
     from mlpack.oci.registry import push as _push
 
     return _push(image, ref, settings=settings or Settings.from_env(), **options)
 
 
-def pull(ref: str, *, settings: Settings | None = None, **options: Any) -> Any:
+def pull(ref: str, *, settings: Settings | None = None, **options: Any) -> "Image":
     """Pull an image from a registry into the store."""
     from mlpack.oci.registry import pull as _pull
 
@@ -99,14 +112,14 @@ def pull(ref: str, *, settings: Settings | None = None, **options: Any) -> Any:
 
 
 def export_k8s(
-    image: Any,
+    image: "ImageInfo | Image | str",
     limits: Limits | None = None,
     out_dir: str | Path = "k8s",
-    options: Any = None,
+    options: "ExportOptions | dict[str, Any] | None" = None,
     *,
     push: str | None = None,
     settings: Settings | None = None,
-) -> Any:
+) -> "ExportResult":
     """Write Kubernetes manifests (a kustomize directory) for an image.
 
     ``image``: a reference (looked up in the store for its digest, user and
@@ -114,8 +127,10 @@ def export_k8s(
     mlpack.kube.ExportOptions or a dict of its fields; ``push``: push the
     image to this reference first so the manifests pin a digest that exists.
     """
-    from mlpack.cli.export import export as _export
+    from mlpack.kube import ExportOptions
+    from mlpack.pipeline.export import export
 
-    return _export(
-        image, limits, Path(out_dir), options, settings=settings or Settings.from_env(), push=push
-    )
+    if isinstance(options, dict):
+        options = ExportOptions(**options)
+    return export(image, options, out_dir=out_dir, limits=limits, push=push,
+                  settings=settings or Settings.from_env())

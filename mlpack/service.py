@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,13 +28,19 @@ from mlpack.endpoint import predict_http, summarize_log, to_payload, wait_ready
 from mlpack.errors import MlpackError, ServeError
 from mlpack.progress import LogEvent, Sink, StageEvent, adapt_build_event
 from mlpack.settings import Settings
-from mlpack.types import Limits
+from mlpack.types import DEFAULT_GRPC_PORT, DEFAULT_PORT, Limits
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlpack.bundle import Bundle
+    from mlpack.dockerfile import BuildContext
+    from mlpack.oci.image import Image
+    from mlpack.runtime import Container
 
 __all__ = ["ServeOptions", "Service", "Stages", "serve", "services", "predict_http", "to_payload", "summarize_log"]
 
-# The port mlpack-serve listens on inside the image.
-CONTAINER_PORT = 8080
-GRPC_CONTAINER_PORT = 8081  # its gRPC inference service, published on a free port
+# The ports mlpack-serve listens on inside the image; the gRPC one is published on a free port.
+CONTAINER_PORT = DEFAULT_PORT
+GRPC_CONTAINER_PORT = DEFAULT_GRPC_PORT
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,7 @@ class ServeOptions:
     pids: int | None = 256
     gpus: int | str | None = None
     port: int | None = None  # host port on 127.0.0.1; None picks a free one
-    base: str | None = None  # base image ref; None = "local" (bootstrapped offline)
+    base: str | None = None  # base image ref or "local"; None: choose_base (the store's registry base, else the offline one)
     push: str | None = None  # registry reference to push the image to
     k8s: str | Path | None = None  # directory for Kubernetes manifests
     run: bool = True  # False stops after build (and push / export)
@@ -59,6 +65,9 @@ class ServeOptions:
     detach: bool = False  # keep serving after this process (script, kernel) exits
     # packages to add to the image: "name==version" / "name" specs, or a requirements file's path
     requirements: tuple[str, ...] | str | Path | None = None
+    # how the lock gets into the image: "run" (a RUN step), "context" (installed by mlpack, no RUN),
+    # "auto" (context only where RUN steps cannot run: no crun, namespaces refused)
+    deps: str = "auto"
 
     def limits(self) -> Limits:
         return Limits(cpus=self.cpus, memory=self.memory, pids=self.pids, gpus=self.gpus)
@@ -78,7 +87,7 @@ class Service:
     answer from the container.
     """
 
-    def __init__(self, *, name: str, options: ServeOptions, bundle: Any, image: Any,
+    def __init__(self, *, name: str, options: ServeOptions, bundle: Bundle, image: Image,
                  container: Any = None, parity: _parity.ParityResult | None = None,
                  timings: dict[str, float] | None = None, first_prediction_s: float | None = None,
                  pushed: str | None = None, k8s_dir: Path | None = None) -> None:
@@ -369,7 +378,7 @@ def serve(model: Any, sample: Any, *, options: ServeOptions | None = None,
     work = settings.home / "serve" / name
 
     with pipe.stage("render"):
-        context = stages.render(bundle, options, work / "context")
+        context = stages.render(bundle, options, work / "context", settings, pipe.emit)
     base = context.base_image  # decided once, by render's RenderOptions.base_image
 
     with pipe.stage("base", detail=str(base)) as info:
@@ -380,7 +389,7 @@ def serve(model: Any, sample: Any, *, options: ServeOptions | None = None,
             image = stages.build(context, tag=options.image_tag, settings=settings, progress=pipe.build_events)
         except MlpackError as exc:
             raise _explain_build(exc) from None
-        info["detail"] = f"{options.image_tag} {str(getattr(image, 'digest', ''))[:19]}"
+        info["detail"] = f"{options.image_tag} {str(image.digest)[:19]}"
 
     service = Service(name=name, options=options, bundle=bundle, image=image)
     if not options.run:
@@ -525,7 +534,7 @@ def _running(name: str, settings: Settings, options: ServeOptions, find: Callabl
     return container
 
 
-def _swap(service: Service, old: Any, name: str, image: Any, options: ServeOptions, limits: Limits,
+def _swap(service: Service, old: Container, name: str, image: Image, options: ServeOptions, limits: Limits,
           settings: Settings, run: Callable[..., Any]) -> None:
     """The verified new container takes over ``name`` from ``old``."""
     from mlpack.errors import ContainerNotFound
@@ -543,7 +552,7 @@ def _swap(service: Service, old: Any, name: str, image: Any, options: ServeOptio
         service.container.rename(name)
 
 
-def _ship(pipe: _Pipeline, service: Service, image: Any, options: ServeOptions, limits: Limits,
+def _ship(pipe: _Pipeline, service: Service, image: Image, options: ServeOptions, limits: Limits,
           settings: Settings) -> None:
     """Push and export, each when asked for."""
     if options.push:
@@ -556,8 +565,8 @@ def _ship(pipe: _Pipeline, service: Service, image: Any, options: ServeOptions, 
         pipe.skip("push", "no --push")
     if options.k8s:
         with pipe.stage("export", detail=str(options.k8s)) as info:
-            from mlpack.cli.export import image_info
             from mlpack.kube import export_k8s
+            from mlpack.pipeline.export import image_info
 
             # The manifests pin the pushed digest when there is one, else name the local image.
             source = (image_info(image, reference=options.push, digest=service.pushed)
@@ -567,18 +576,39 @@ def _ship(pipe: _Pipeline, service: Service, image: Any, options: ServeOptions, 
                 source = replace(source, start_seconds=started)  # measured start-to-ready
             service.k8s_dir = Path(options.k8s)
             export_k8s(source, limits, service.k8s_dir, None)
-            info["detail"] = f"{service.k8s_dir} ({source.reference})"
+            info["detail"] = f"{service.k8s_dir} ({source.reference.familiar()})"
     else:
         pipe.skip("export", "no --k8s")
 
 
-def _render(bundle: Any, options: ServeOptions, out_dir: Path) -> Any:
-    from mlpack.dockerfile import RenderOptions, render
+def _render(bundle: Bundle, options: ServeOptions, out_dir: Path, settings: Settings, emit: Sink) -> BuildContext:
+    from mlpack.builder.depsmode import choose_deps, render_for_build
+    from mlpack.dockerfile import RenderOptions
+    from mlpack.dockerfile.options import choose_base
+    from mlpack.oci.layout import Store
 
-    # "local" is the base bootstrapped from Debian packages: it needs no registry.
-    render_options = RenderOptions(base=options.base or "local", port=CONTAINER_PORT)
+    store = Store(settings.store_dir)
+    python = RenderOptions().python_version(bundle.python_version)
+    # decided once, here: without a --base, the registry's base when the store has it, else the
+    # offline base (bootstrapped from Debian packages by the base stage: no registry needed)
+    base = choose_base(options.base, python, present=lambda ref: _in_store(store, ref))
+    render_options = RenderOptions(base=base, port=CONTAINER_PORT)
     shutil.rmtree(out_dir, ignore_errors=True)
-    return render(bundle, render_options, out_dir=out_dir)
+    say = lambda text: emit(LogEvent(text))  # noqa: E731
+    # the base first: RUN-free deps read its interpreter, and a RUN install its platform for the wheels
+    _ensure_base(base, settings, emit)
+    deps = choose_deps(options.deps, settings, say)
+    return render_for_build(bundle, render_options, settings, store, deps=deps, out_dir=out_dir, say=say)
+
+
+def _in_store(store: Any, ref: str) -> bool:
+    from mlpack.errors import ImageNotFound
+
+    try:
+        store.resolve(ref)
+    except ImageNotFound:
+        return False
+    return True
 
 
 def _ensure_base(base: str, settings: Settings, emit: Sink) -> str:
@@ -615,8 +645,8 @@ def _remove_named(name: str, settings: Settings, find: Callable[[Settings, str],
         pass
 
 
-def _run(image: Any, options: ServeOptions, limits: Limits, settings: Settings, *, name: str,
-         port: int | None) -> Any:
+def _run(image: Image, options: ServeOptions, limits: Limits, settings: Settings, *, name: str,
+         port: int | None) -> Container:
     from mlpack import runtime
 
     # container port -> host port (0: a free one); the gRPC service always on a free one
@@ -625,9 +655,9 @@ def _run(image: Any, options: ServeOptions, limits: Limits, settings: Settings, 
 
 
 def _build(context: Any, *, tag: str, settings: Settings, progress: Callable[[Any], None]) -> Any:
-    from mlpack.builder import build
+    from mlpack.builder import BuildOptions, build
 
-    return build(context, tag=tag, settings=settings, progress=progress)
+    return build(context, BuildOptions(tag=tag), settings=settings, progress=progress)
 
 
 def _find(settings: Settings, name: str) -> Any:
@@ -658,7 +688,7 @@ class Stages:
     packages; a unit test of the orchestration passes fakes (no export, build or container)."""
 
     capture: Callable[[Any, Any, ServeOptions, Settings], tuple[Any, str]] = _capture  # -> (bundle, name)
-    render: Callable[[Any, ServeOptions, Path], Any] = _render  # -> BuildContext (.base_image)
+    render: Callable[[Any, ServeOptions, Path, Settings, Sink], Any] = _render  # -> BuildContext (.base_image)
     base: Callable[[str, Settings, Sink], str] = _ensure_base  # -> what was done, for the progress line
     build: Callable[..., Any] = _build  # (context, *, tag, settings, progress) -> image
     find: Callable[[Settings, str], Any] = _find  # -> container; ContainerNotFound

@@ -8,7 +8,20 @@ from dataclasses import dataclass
 
 from mlpack.errors import ConfigError
 
-__all__ = ["Limits", "parse_memory", "parse_gpus"]
+__all__ = ["Limits", "parse_memory", "parse_gpus", "DEFAULT_PORT", "DEFAULT_GRPC_PORT", "DEFAULT_PYTHON",
+           "REGISTRY_BASE", "LOCAL_BASE"]
+
+# The ports mlpack-serve listens on inside an image (MLPACK_PORT, MLPACK_GRPC_PORT
+# change them): the one default that render, the server, serve() and the export share.
+DEFAULT_PORT = 8080
+DEFAULT_GRPC_PORT = 8081  # the Open Inference Protocol's gRPC service, as KServe
+# The two base images mlpack knows, by Python version (the choice between them is
+# mlpack.dockerfile.options.choose_base, and nowhere else): the registry's slim
+# image, and the offline one `mlpack base bootstrap` makes from Debian packages
+# (Debian 12 => 3.11).
+DEFAULT_PYTHON = "3.11"
+REGISTRY_BASE = "python:{python}-slim"
+LOCAL_BASE = "localhost/mlpack/python:{python}"
 
 _MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 _UNITS = {

@@ -124,7 +124,7 @@ def measure(label: str, store: Store, image: Image) -> ImageSize:
     import zstandard
 
     out = ImageSize(label=label, ref=image.ref or image.digest)
-    history = [h for h in image.config.get("history", []) if not h.get("empty_layer")]
+    history = [h for h in image.config.history if not h.get("empty_layer")]
     files: dict[str, tuple[str, int]] = {}
     for i, desc in enumerate(image.layers):
         blob = store.read_blob(desc["digest"])

@@ -104,8 +104,7 @@ def pick_image(args: argparse.Namespace, settings: Settings) -> tuple[object, li
             img = store.resolve(ref)
         except Exception:
             continue
-        cfg = img.config.get("config") or {}
-        exposed = [int(k.split("/")[0]) for k in cfg.get("ExposedPorts") or {}]
+        exposed = list(img.config.tcp_ports)
         if ref == BASE_REF or not exposed:
             return img, ["python3", "-m", "http.server", "{port}", "--bind", "127.0.0.1"], 8000, "/"
         return img, None, exposed[0], args.path or "/v2/health/live"
@@ -123,13 +122,13 @@ def bare_once(src: ImageSource, command: list[str] | None, cport: int, path: str
     cid = "bench-bare-" + work.name.split("-")[-1]
     port = free_port()
     args = [a.replace("{port}", str(port)) for a in command] if command else list(process_args(src.config, None))
-    env = merge_env(src.config.get("Env"), {"MLPACK_PORT": str(port)})
+    env = merge_env(src.config.env, {"MLPACK_PORT": str(port)})
     mount_overlay(list(src.lowerdirs), work / "upper", work / "work", work / "rootfs")
     try:
-        uid, gid, groups, _ = resolve_user(work / "rootfs", src.config.get("User"))
+        uid, gid, groups, _ = resolve_user(work / "rootfs", src.config.user)
         spec = ContainerSpec(rootfs=work / "rootfs", network="host", limits=limits,
                              cgroups_path=f"/{CGROUP_PARENT}/{cid}",
-                             process=ProcessSpec(args=tuple(args), env=env, cwd=src.config.get("WorkingDir") or "/",
+                             process=ProcessSpec(args=tuple(args), env=env, cwd=src.config.working_dir or "/",
                                                  uid=uid, gid=gid, additional_gids=groups))
         (work / "config.json").write_text(json.dumps(build_config(spec)))
         rt.root.mkdir(parents=True, exist_ok=True)

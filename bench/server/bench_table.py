@@ -8,7 +8,9 @@ tensor LogisticRegression of bench_server.py, one row ``[[...4 floats]]``),
 passthrough into a LogisticRegression on a mixed-dtype DataFrame, converted
 to ONNX with one input per column, asked with one record), and
 ``table-python`` (LightGBM on a pandas category column, the python flavour:
-the server rebuilds the DataFrame for every batch). Reuses bench_server's
+the server rebuilds the DataFrame for every batch), and ``text-onnx``
+(TfidfVectorizer + LogisticRegression on free text with string labels,
+ONNX with one string input, asked with one sentence). Reuses bench_server's
 process, wrk and CPU-accounting helpers.
 """
 
@@ -61,6 +63,15 @@ def capture_tables(work: Path) -> dict[str, Path]:
     cat = frame[["age", "income"]].assign(city=pd.Categorical(frame["city"]))
     booster = lightgbm.LGBMRegressor(n_estimators=50, min_child_samples=5, verbose=-1).fit(cat, frame["income"] / 1000)
     mb.capture(booster, cat[:64], name="table-python", path=out["table-python"])
+
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    words = np.array(["good", "great", "fun", "bad", "awful", "boring", "movie", "plot", "actor", "scene"])
+    texts = [" ".join(rng.choice(words, 8)) for _ in range(n)]
+    moods = ["up" if sum(w in ("good", "great", "fun") for w in t.split()) > 2 else "down" for t in texts]
+    text = Pipeline([("tf", TfidfVectorizer()), ("lr", LogisticRegression(max_iter=500))]).fit(texts, moods)
+    out["text-onnx"] = work / "text-onnx"
+    mb.capture(text, texts[:64], name="text-onnx", path=out["text-onnx"])
     return out
 
 
@@ -83,11 +94,12 @@ def main(argv: list[str] | None = None) -> int:
         "iris": json.dumps({"inputs": [[5.1, 3.5, 1.4, 0.2]]}).encode(),
         "table-onnx": json.dumps({"inputs": [record]}).encode(),
         "table-python": json.dumps({"inputs": [{k: record[k] for k in ("age", "income", "city")}]}).encode(),
+        "text-onnx": json.dumps({"inputs": ["a great fun movie with a boring plot and a good actor"]}).encode(),
     }
     paths = {"iris": iris, **tables}
     servers = [Server(name, [PY, "-m", "mlpack.server", "--bundle", str(paths[name]), "--host", "127.0.0.1", "--port", "{port}",
-                              "--grpc-port", "0"],  # REST only: three servers, one gRPC port
-                      bodies[name]) for name in ("iris", "table-onnx", "table-python")]
+                              "--grpc-port", "0"],  # REST only: four servers, one gRPC port
+                      bodies[name]) for name in ("iris", "table-onnx", "table-python", "text-onnx")]
     logdir = work / "logs"
     logdir.mkdir(exist_ok=True)
     results = []

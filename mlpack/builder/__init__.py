@@ -1,6 +1,6 @@
 """The embedded, daemonless image builder: Dockerfile -> OCI image in the store.
 
-    image = build("ctx/", tag="localhost/app:1", settings=Settings.from_env())
+    image = build("ctx/", BuildOptions(tag="localhost/app:1"), settings=Settings.from_env())
 
 Front end (:mod:`.parser`, :mod:`.shell`, :mod:`.stages`), cache keys
 (:mod:`.cache`), changesets (:mod:`.changeset`, :mod:`.copying`), RUN in the
@@ -12,35 +12,51 @@ and the stage loop (:mod:`.executor`). Progress is a stream of typed events
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+import shutil
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from mlpack.builder.options import BuildOptions, parse_secrets
 from mlpack.builder.events import (
     BuildDone, BuildEvent, BuildWarning, LayerSummary, Progress, StageStarted, StepCached, StepDone, StepOutput,
     StepStarted, TextProgress,
 )
 from mlpack.errors import BuildError
-from mlpack.runtime.rootless import delegated
+from mlpack.runtime.rootless import delegated_unless_refused
 from mlpack.settings import Settings
 
+if TYPE_CHECKING:  # pragma: no cover
+    from mlpack.oci.image import Image
+
 __all__ = [
-    "build", "check_dockerfile", "parse_secrets", "resolve_input", "BuildWarning",
+    "build", "BuildOptions", "check_dockerfile", "parse_secrets", "resolve_input", "BuildWarning",
     "BuildEvent", "Progress", "StageStarted", "StepStarted", "StepCached", "StepDone", "StepOutput",
     "BuildDone", "LayerSummary", "TextProgress",
 ]
 
 
-def _render_bundle(thing: Any, store: Any) -> Any:
-    """Render a bundle with the default base, or with the offline base
-    (``localhost/mlpack/python``) when only that one is in the store."""
+def _render_bundle(thing: Any, store: Any, settings: Settings | None = None, deps: str = "run",
+                   say: Any = None) -> Any:
+    """Render a bundle with the base :func:`~mlpack.dockerfile.options.choose_base` picks for
+    this store; ``deps`` as :func:`mlpack.builder.depsmode.render_for_build` takes it."""
     from mlpack.dockerfile import RenderOptions, render
+    from mlpack.dockerfile.options import choose_base
 
-    rendered = render(thing)
-    if store is None or _has_image(store, rendered.base_image):
-        return rendered
-    local = render(thing, RenderOptions(base="local"))
-    return local if _has_image(store, local.base_image) else rendered
+    if isinstance(thing, (str, os.PathLike)):
+        from mlpack.bundle import Bundle
+
+        thing = Bundle.load(Path(thing))
+    present = (lambda ref: _has_image(store, ref)) if store is not None else None
+    options = RenderOptions()
+    options = RenderOptions(base=choose_base(None, options.python_version(thing.python_version), present))
+    if settings is None or store is None:
+        return render(thing, options)
+    from mlpack.builder.depsmode import render_for_build
+
+    return render_for_build(thing, options, settings, store, deps=deps, say=say)
 
 
 def _has_image(store: Any, ref: str) -> bool:
@@ -51,47 +67,44 @@ def _has_image(store: Any, ref: str) -> bool:
     return True
 
 
+def _is_bundle(thing: object) -> bool:
+    """Whether ``thing`` is a Bundle, without importing the capture stage (numpy) to build a directory:
+    a Bundle exists only once its module is loaded."""
+    module = sys.modules.get("mlpack.bundle.bundle")
+    return module is not None and isinstance(thing, module.Bundle)
+
+
 def resolve_input(thing: Any, dockerfile: str | os.PathLike[str] | None, store: Any = None) -> tuple[Path, Path]:
     """(context dir, Dockerfile path) for a Bundle, a BuildContext, a bundle dir or a context dir."""
-    if hasattr(thing, "dockerfile") and hasattr(thing, "path"):  # a rendered BuildContext
+    ctx, df, _ = _resolve_input(thing, dockerfile, lambda t: _render_bundle(t, store))
+    return ctx, df
+
+
+def _resolve_input(thing: Any, dockerfile: str | os.PathLike[str] | None,
+                   render_bundle: Callable[[Any], Any]) -> tuple[Path, Path, dict[str, Path]]:
+    """resolve_input plus the named build contexts a rendered BuildContext brings."""
+    from mlpack.dockerfile.context import BuildContext
+
+    if isinstance(thing, BuildContext):
         ctx = Path(thing.path)
         df = Path(dockerfile) if dockerfile else Path(thing.dockerfile)
         if not df.is_absolute():
             df = ctx / df
         if not df.exists() and isinstance(thing.dockerfile, str) and "FROM" in thing.dockerfile.upper():
             df = ctx / "Dockerfile"
-        return ctx, df
-    path = Path(getattr(thing, "path", thing))
+        return ctx, df, dict(thing.contexts)
+    bundle = _is_bundle(thing)
+    path = Path(thing.path if bundle else thing)
     looks_like_bundle = (path / "mlpack.yaml").is_file() and not (path / "Dockerfile").is_file()
-    if hasattr(thing, "manifest") or (looks_like_bundle and dockerfile is None):
-        return resolve_input(_render_bundle(thing, store), dockerfile)
+    if bundle or (looks_like_bundle and dockerfile is None):
+        return _resolve_input(render_bundle(thing), dockerfile, render_bundle)
     if not path.is_dir():
         raise BuildError(f"build context {path} is not a directory",
                          hint="pass a directory with a Dockerfile, a bundle or a rendered BuildContext")
     df = Path(dockerfile) if dockerfile else path / "Dockerfile"
     if not df.is_absolute() and not df.exists():
         df = path / df
-    return path, df
-
-
-def parse_secrets(values: Sequence[str] | Mapping[str, str | os.PathLike[str]] | None) -> dict[str, Path]:
-    """``["id=ca-bundle,src=/etc/ssl/x.pem"]`` or ``{"ca-bundle": path}`` -> {id: Path}."""
-    if not values:
-        return {}
-    if isinstance(values, Mapping):
-        return {k: Path(v) for k, v in values.items()}
-    out: dict[str, Path] = {}
-    for text in values:
-        fields = dict(part.partition("=")[::2] for part in text.split(",") if part)
-        secret_id = fields.get("id")
-        src = fields.get("src") or fields.get("source")
-        if not secret_id or not src:
-            raise BuildError(f"--secret {text!r} needs id=NAME,src=FILE",
-                             hint="e.g. --secret id=ca-bundle,src=ca.pem")
-        if not Path(src).is_file():
-            raise BuildError(f"--secret {secret_id}: {src} is not a file")
-        out[secret_id] = Path(src)
-    return out
+    return path, df, {}
 
 
 def check_dockerfile(context: Any, *, dockerfile: str | os.PathLike[str] | None = None,
@@ -110,53 +123,58 @@ def check_dockerfile(context: Any, *, dockerfile: str | os.PathLike[str] | None 
     return name, check(text, file=name, build_args=args, target=target)
 
 
-@delegated  # an ordinary user's build runs in its user namespace
+@delegated_unless_refused  # an ordinary user's build runs in its user namespace, where there is one
 def build(
     bundle_or_context_or_dir: Any,
+    options: BuildOptions | None = None,
     *,
-    tag: str | None,
     settings: Settings,
-    dockerfile: str | os.PathLike[str] | None = None,
-    build_args: Mapping[str, str] | None = None,
-    target: str | None = None,
-    no_cache: bool = False,
-    secrets: Sequence[str] | Mapping[str, str | os.PathLike[str]] | None = None,
     progress: Progress | None = None,
-    source_date_epoch: int | None = None,
-    network: str = "default",
-    limits: Any = None,
-) -> Any:
+    **fields: Any,
+) -> Image:
     """Build a Dockerfile into the store at ``settings.store_dir``; returns the stored Image.
 
-    ``source_date_epoch`` (else the SOURCE_DATE_EPOCH build arg, else the
-    environment variable) clamps mtimes and dates so that two builds of the
-    same context give the same image digest. ``network`` is what RUN steps
-    get by default (``default``: a namespace of their own with an uplink;
-    ``none``; ``host``) and ``limits`` (a :class:`mlpack.Limits`) the cgroup of
-    each RUN step (default :func:`~mlpack.builder.state.default_run_limits`).
+    ``options`` (a :class:`BuildOptions`), or its fields by keyword (``tag=``,
+    ``build_args=``, ...), which override those of ``options``. ``progress``
+    receives the build's typed events. A bundle is rendered first, with
+    ``options.deps`` (:mod:`.depsmode`); a context rendered here is removed
+    after the build.
     """
+    from mlpack.oci.layout import Store
+
+    if fields:
+        options = replace(options, **fields) if options is not None else BuildOptions(**fields)
+    options = (options or BuildOptions()).resolved()
+    store = Store(settings.store_dir)
+    say = (lambda text: progress(BuildWarning(0, text))) if progress is not None else None
+    rendered: list[Path] = []
+
+    def render_bundle(thing: Any) -> Any:
+        context = _render_bundle(thing, store, settings, options.deps, say)
+        rendered.append(Path(context.path))
+        return context
+
+    try:
+        return _build_resolved(bundle_or_context_or_dir, store, render_bundle, settings, options, progress)
+    finally:
+        for path in rendered:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _build_resolved(thing: Any, store: Any, render_bundle: Callable[[Any], Any], settings: Settings,
+                    options: BuildOptions, progress: Progress | None) -> Image:
+    """The build, once its options are checked: ``thing`` resolved to a context, then the Executor."""
     from mlpack.builder.context import BuildContextDir, HashCache
-    from mlpack.builder.executor import BuildOptions, Executor
+    from mlpack.builder.executor import Executor
     from mlpack.builder.check import lint
     from mlpack.builder.instructions import instructions
-    from mlpack.builder.state import default_run_limits
+    from mlpack.builder.namedctx import open_named
     from mlpack.runtime.sandboxreap import reap_stale
     from mlpack.builder.parser import parse
     from mlpack.builder.stages import plan
-    from mlpack.oci.layout import Store
 
-    if network not in ("default", "none", "host"):
-        raise BuildError(f"network {network!r} is not default, none or host")
-    args = {k: str(v) for k, v in (build_args or {}).items()}
-    secret_files = parse_secrets(secrets)  # bad --secret flags fail before any work
-    if source_date_epoch is None:
-        raw = args.get("SOURCE_DATE_EPOCH") or os.environ.get("SOURCE_DATE_EPOCH")
-        if raw:
-            if not raw.isdigit():
-                raise BuildError(f"SOURCE_DATE_EPOCH={raw!r} is not a number of seconds")
-            source_date_epoch = int(raw)
-    store = Store(settings.store_dir)
-    ctx_dir, df_path = resolve_input(bundle_or_context_or_dir, dockerfile, store)
+    ctx_dir, df_path, rendered_contexts = _resolve_input(thing, options.dockerfile, render_bundle)
+    named = {**rendered_contexts, **options.build_contexts}
     try:
         text = df_path.read_text()
     except OSError as exc:
@@ -167,12 +185,10 @@ def build(
     if progress is not None:
         for finding in lint(parsed, commands):
             progress(BuildWarning(finding.line, finding.message))
-    planned = plan(parsed, build_args=args, target=target, commands=commands)
+    planned = plan(parsed, build_args=dict(options.build_args), target=options.target, commands=commands)
     hashes = HashCache(settings.cache_dir / "build" / "hashes.json")
     ctx = BuildContextDir.open(ctx_dir, df_path.name, hashes)
+    contexts = open_named(named, hashes)
     store.init()
     reap_stale(settings.home)  # RUN steps of builds that were killed: processes, mounts, cgroups, dirs
-    options = BuildOptions(tag=tag, build_args=args, target=target, no_cache=no_cache,
-                           secrets=secret_files, source_date_epoch=source_date_epoch, progress=progress,
-                           network=network, limits=limits if limits is not None else default_run_limits())
-    return Executor(settings, store, ctx, parsed, planned, options).run()
+    return Executor(settings, store, ctx, parsed, planned, options, progress, contexts=contexts).run()

@@ -27,7 +27,9 @@ from mlpack.builder.metadata import Scope
 from mlpack.builder.parser import Instruction
 from mlpack.builder.rootfs import LayerDirs, RootView
 from mlpack.builder.stages import Plan
-from mlpack.builder.state import BuildOptions, StageState
+from mlpack.builder.events import Progress
+from mlpack.builder.options import BuildOptions
+from mlpack.builder.state import StageState
 from mlpack.errors import ImageNotFound, MlpackError
 from mlpack.oci.layer import Entry, LayerOptions
 from mlpack.oci.image import Image, Layer
@@ -65,10 +67,13 @@ class BuildEnv:
     states: dict[int, StageState] = field(default_factory=dict)  # the stages built so far
     cleanup: list[Path] = field(default_factory=list)  # scratch files removed when the build ends
     position: Position = field(default_factory=Position)
+    progress: Progress | None = None
+    contexts: dict[str, BuildContextDir] = field(default_factory=dict)  # named build contexts by name
 
     @classmethod
     def create(cls, settings: Settings, store: Store, ctx: BuildContextDir, escape: str, plan: Plan,
-               options: BuildOptions) -> BuildEnv:
+               options: BuildOptions, progress: Progress | None = None, *,
+               contexts: dict[str, BuildContextDir] | None = None) -> BuildEnv:
         """The env of a build of ``plan``: its directories under ``settings.cache_dir``."""
         dirs = LayerDirs(settings, store)
         epoch = options.source_date_epoch
@@ -76,15 +81,17 @@ class BuildEnv:
             settings=settings, store=store, ctx=ctx, plan=plan, opts=options, dirs=dirs,
             cache=StepCache(settings.cache_dir / "build" / "steps", store, dirs.virtual_root),
             scratch=settings.cache_dir / "build" / "tmp", escape=escape,
-            scope=Scope(escape=escape, build_args=options.build_args, global_args=plan.global_args),
+            scope=Scope(escape=escape, build_args=dict(options.build_args), global_args=plan.global_args),
             created=rfc3339(epoch) if epoch is not None else rfc3339(int(time.time())),
             layer_options=LayerOptions(source_date_epoch=epoch),
             position=Position(total=sum(1 + len(s.commands) for s in plan.stages)),
+            progress=progress,
+            contexts=dict(contexts or {}),
         )
 
     def emit(self, event: object) -> None:
-        if self.opts.progress is not None:
-            self.opts.progress(event)  # type: ignore[arg-type]
+        if self.progress is not None:
+            self.progress(event)  # type: ignore[arg-type]
 
     def view(self, state: StageState) -> RootView:
         return RootView(state.layers, self.dirs)
@@ -162,6 +169,12 @@ class BuildEnv:
         except ImageNotFound:
             pass
         not_a_stage = ""
+        if instr.cmd != "FROM" and "/" not in ref and ":" not in ref and (self.ctx.root / ref).is_dir():
+            # a rendered deps="context" directory built without its flag: say so instead of pulling
+            raise instr.error(
+                f"--from={ref} is no stage and no named build context; the build context has a directory "
+                f"{ref}/ (is it the named context the Dockerfile means?)",
+                hint=f"pass --build-context {ref}={self.ctx.root / ref} (build_contexts={{'{ref}': ...}})")
         if instr.cmd != "FROM":
             not_a_stage = (f"{ref!r} is not a stage of this Dockerfile (stages: {self.plan.stage_names()}), "
                            "so it is taken as an image")
@@ -203,7 +216,7 @@ class BuildEnv:
 
 def abs_path(state: StageState, path: str) -> str:
     """``path`` made absolute against the stage's WORKDIR."""
-    workdir = state.cfg.config.get("WorkingDir") or "/"
+    workdir = state.cfg.working_dir
     if not path.startswith("/"):
         path = workdir.rstrip("/") + "/" + path
     return path

@@ -81,7 +81,8 @@ def _copy(build: BuildEnv, state: StageState, cmd: CopyCommand | AddCommand, *, 
         build.fs_step(state, key, created_by, produce_url)
         return
 
-    if from_ref is not None:
+    named = build.contexts.get(from_ref) if from_ref is not None else None
+    if from_ref is not None and named is None:
         src_layers, src_key = build.from_source(instr, from_ref)
         key = chain_key(state.key, instr.cmd, "from", src_key, sources, dest, chown_raw, chmod,
                         sorted(p.text for p in excludes.patterns))
@@ -99,11 +100,13 @@ def _copy(build: BuildEnv, state: StageState, cmd: CopyCommand | AddCommand, *, 
         build.fs_step(state, key, created_by, produce_from)
         return
 
+    # the main context, or a named one (--build-context NAME=DIR): resolved the same way, inside its root
+    ctx = named if named is not None else build.ctx
     req0 = copying.CopyRequest(chown=None, keep_owner=False, **req_base)  # type: ignore[arg-type]
-    found = copying.resolve_sources(req0, build.ctx, None, heredocs)
-    parts = copying.key_parts(found, build.ctx.hashes.digest)
-    key = chain_key(state.key, instr.cmd, "context", parts, dest, chown_raw, chmod,
-                    sorted(p.text for p in excludes.patterns))
+    found = copying.resolve_sources(req0, ctx, None, heredocs)
+    parts = copying.key_parts(found, ctx.hashes.digest)
+    key = chain_key(state.key, instr.cmd, "context" if named is None else f"context:{from_ref}", parts, dest,
+                    chown_raw, chmod, sorted(p.text for p in excludes.patterns))
 
     def produce_ctx() -> Layer | None:
         chown = copying.parse_chown(instr, chown_raw, lambda: build.view(state))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Mapping
 
 from mlpack.builder.buildenv import BuildEnv
 from mlpack.builder.cache import chain_key, is_virtual
@@ -25,13 +26,15 @@ from mlpack.builder.layerwrite import write_layer
 from mlpack.builder.parser import Dockerfile, parse
 from mlpack.builder.shell import ExpansionError
 from mlpack.builder.stages import Plan, Stage
-from mlpack.builder.state import BuildOptions, StageState
+from mlpack.builder.events import Progress
+from mlpack.builder.options import BuildOptions
+from mlpack.builder.state import StageState
 from mlpack.builder.steps import STEPS
 from mlpack.oci.image import Image, Layer
 from mlpack.oci.layout import Store
 from mlpack.settings import Settings
 
-__all__ = ["BuildOptions", "Executor", "BuildInterrupted"]
+__all__ = ["Executor", "BuildInterrupted"]
 
 
 class BuildInterrupted(KeyboardInterrupt):
@@ -42,10 +45,12 @@ class Executor:
     """Runs a :class:`Plan` against a store; ``run()`` returns the tagged Image."""
 
     def __init__(self, settings: Settings, store: Store, ctx: BuildContextDir, dockerfile: Dockerfile,
-                 plan: Plan, options: BuildOptions) -> None:
+                 plan: Plan, options: BuildOptions, progress: Progress | None = None, *,
+                 contexts: Mapping[str, BuildContextDir] | None = None) -> None:
         self.plan = plan
         self.opts = options
-        self.env = BuildEnv.create(settings, store, ctx, dockerfile.escape, plan, options)
+        self.env = BuildEnv.create(settings, store, ctx, dockerfile.escape, plan, options, progress,
+                                   contexts=dict(contexts or {}))
         self.position = self.env.position
 
     # -- the build --------------------------------------------------------------------
@@ -109,7 +114,7 @@ class Executor:
     def _onbuild_triggers(self, state: StageState) -> list[AnyCommand]:
         """The base image's ONBUILD triggers: they run right after FROM and are
         not inherited by this image (BuildKit and docker)."""
-        triggers = state.cfg.config.pop("OnBuild", None) or []
+        triggers = state.cfg.take_onbuild()
         commands: list[AnyCommand] = []
         for text in triggers:
             parsed = parse(str(text), file=f"ONBUILD of {state.stage.base}")

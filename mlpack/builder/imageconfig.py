@@ -1,8 +1,12 @@
 """Image config assembly: the OCI config JSON a build produces.
 
-Pure functions over plain dicts so each rule is unit-testable: durations in
-integer nanoseconds, ``ExposedPorts`` as ``{"8080/tcp": {}}``, history with
-``empty_layer`` for steps that add no layer, ``rootfs.diff_ids`` in layer order.
+A stage starts from its base image's parsed :class:`~mlpack.oci.config.ImageConfig`
+(every key of its ``config`` object kept) and each Dockerfile instruction
+changes it through one typed method of :class:`ConfigState`; this module and
+mlpack.oci.config are the only ones that know the config's JSON keys. Rules:
+durations in integer nanoseconds, ``ExposedPorts`` as ``{"8080/tcp": {}}``,
+history with ``empty_layer`` for steps that add no layer, ``rootfs.diff_ids``
+in layer order.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from mlpack.errors import BuildError
+from mlpack.oci.config import HealthcheckConfig, ImageConfig
 
 __all__ = ["ConfigState", "parse_duration", "parse_port", "env_list", "env_dict", "rfc3339"]
 
@@ -72,18 +77,69 @@ class ConfigState:
     author: str | None = None                              # MAINTAINER
 
     @classmethod
-    def from_base(cls, base_config: dict[str, Any] | None) -> "ConfigState":
-        """Start from a base image's config blob (or scratch when None)."""
-        if not base_config:
+    def from_base(cls, base: ImageConfig | None) -> "ConfigState":
+        """Start from a base image's config (or scratch when None)."""
+        if base is None:
             return cls(config={"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]})
-        cfg = copy.deepcopy(base_config.get("config") or {})
-        diff_ids = list((base_config.get("rootfs") or {}).get("diff_ids") or [])
-        history = copy.deepcopy(base_config.get("history") or [])
+        diff_ids = list(base.diff_ids)
+        history = [copy.deepcopy(dict(h)) for h in base.history]
         missing = len(diff_ids) - sum(1 for h in history if not h.get("empty_layer"))
         if missing > 0:
             # a base without (enough) history: one entry per layer keeps the config consistent
             history = [{"created_by": "(base layer without history)"} for _ in range(missing)] + history
-        return cls(config=cfg, diff_ids=diff_ids, history=history, author=base_config.get("author"))
+        return cls(config=base.config_object, diff_ids=diff_ids, history=history, author=base.author)
+
+    # -- what steps read ---------------------------------------------------------------
+    @property
+    def user(self) -> str:
+        return self.config.get("User") or ""
+
+    @property
+    def working_dir(self) -> str:
+        """WORKDIR, ``/`` when unset."""
+        return self.config.get("WorkingDir") or "/"
+
+    # -- what steps write --------------------------------------------------------------
+    def set_user(self, user: str) -> None:
+        self.config["User"] = user
+
+    def set_working_dir(self, path: str) -> None:
+        self.config["WorkingDir"] = path
+
+    def add_labels(self, labels: dict[str, str]) -> None:
+        self.config["Labels"] = {**(self.config.get("Labels") or {}), **labels}
+
+    def expose(self, ports: list[str]) -> None:
+        """Add ``ports`` (already in ``8080/tcp`` form) to ExposedPorts."""
+        self.config["ExposedPorts"] = {**(self.config.get("ExposedPorts") or {}), **{p: {} for p in ports}}
+
+    def add_volumes(self, paths: list[str]) -> None:
+        self.config["Volumes"] = {**(self.config.get("Volumes") or {}), **{p: {} for p in paths}}
+
+    def set_stop_signal(self, signal: str) -> None:
+        self.config["StopSignal"] = signal
+
+    def set_cmd(self, argv: list[str]) -> None:
+        self.config["Cmd"] = argv
+
+    def set_entrypoint(self, argv: list[str] | None, *, keep_cmd: bool) -> None:
+        """ENTRYPOINT; docker drops the base image's CMD unless this stage set one."""
+        self.config["Entrypoint"] = argv
+        if not keep_cmd:
+            self.config.pop("Cmd", None)
+
+    def set_shell(self, argv: list[str]) -> None:
+        self.config["Shell"] = argv
+
+    def add_onbuild(self, expression: str) -> None:
+        self.config["OnBuild"] = [*(self.config.get("OnBuild") or []), expression]
+
+    def take_onbuild(self) -> list[str]:
+        """The base image's ONBUILD triggers, removed: they run after FROM and are not inherited."""
+        return [str(t) for t in self.config.pop("OnBuild", None) or []]
+
+    def disable_healthcheck(self) -> None:
+        self.config["Healthcheck"] = HealthcheckConfig(("NONE",)).to_json()
 
     @property
     def env(self) -> dict[str, str]:
@@ -105,21 +161,18 @@ class ConfigState:
     def healthcheck(self, test: list[str], *, interval: str | None, timeout: str | None,
                     start_period: str | None, start_interval: str | None, retries: str | None) -> None:
         """Docker's Healthcheck object; durations in ns, zero values omitted."""
-        hc: dict[str, Any] = {"Test": test}
+        durations: dict[str, int] = {}
         for key, value in (("Interval", interval), ("Timeout", timeout),
                            ("StartPeriod", start_period), ("StartInterval", start_interval)):
-            if value is not None:
-                ns = parse_duration(value)
-                if ns and ns < 10**6:
-                    raise BuildError(f"HEALTHCHECK {key} {value!r} is shorter than 1ms", hint="use e.g. 5s")
-                if ns:
-                    hc[key] = ns
-        if retries is not None:
-            if not retries.isdigit():
-                raise BuildError(f"HEALTHCHECK --retries={retries!r} is not a number", hint="use e.g. --retries=3")
-            if int(retries):
-                hc["Retries"] = int(retries)
-        self.config["Healthcheck"] = hc
+            ns = parse_duration(value) if value is not None else 0
+            if ns and ns < 10**6:
+                raise BuildError(f"HEALTHCHECK {key} {value!r} is shorter than 1ms", hint="use e.g. 5s")
+            durations[key] = ns
+        if retries is not None and not retries.isdigit():
+            raise BuildError(f"HEALTHCHECK --retries={retries!r} is not a number", hint="use e.g. --retries=3")
+        check = HealthcheckConfig(tuple(test), durations["Interval"], durations["Timeout"], durations["StartPeriod"],
+                                  durations["StartInterval"], int(retries or 0))
+        self.config["Healthcheck"] = check.to_json()
 
     def to_blob(self, *, created: str, architecture: str = "amd64", os_name: str = "linux") -> dict[str, Any]:
         """The full config object, keys in a stable order."""

@@ -55,10 +55,7 @@ def env(state: StageState, cmd: ins.EnvCommand, scope: Scope) -> str:
 
 def label(state: StageState, cmd: ins.LabelCommand, scope: Scope) -> str:
     expander = state.expander(scope.escape)
-    labels = dict(state.cfg.config.get("Labels") or {})
-    for key, value in cmd.pairs:
-        labels[expander.word(key)] = expander.word(value)
-    state.cfg.config["Labels"] = labels
+    state.cfg.add_labels({expander.word(key): expander.word(value) for key, value in cmd.pairs})
     return cmd.original
 
 
@@ -71,12 +68,12 @@ def user(state: StageState, cmd: ins.UserCommand, scope: Scope) -> str:
     value = state.expander(scope.escape).word(cmd.user)
     if not value or " " in value:
         raise cmd.error("USER takes one user[:group]")
-    state.cfg.config["User"] = value
+    state.cfg.set_user(value)
     return cmd.original
 
 
 def expose(state: StageState, cmd: ins.ExposeCommand, scope: Scope) -> str:
-    ports = dict(state.cfg.config.get("ExposedPorts") or {})
+    ports: list[str] = []
     expander = state.expander(scope.escape)
     for word in (w for raw in cmd.ports for w in expander.words(raw)):
         spec, _, proto = word.partition("/")
@@ -84,12 +81,12 @@ def expose(state: StageState, cmd: ins.ExposeCommand, scope: Scope) -> str:
         try:
             numbers = range(int(first), int(last) + 1) if dash else [int(first)]
             for n in numbers:
-                ports[parse_port(f"{n}/{proto}" if proto else str(n))] = {}
+                ports.append(parse_port(f"{n}/{proto}" if proto else str(n)))
         except ValueError:
             raise cmd.error(f"invalid port {word!r}", hint="use EXPOSE 8080 or 8080/tcp") from None
     if not ports:
         raise cmd.error("EXPOSE needs a port")
-    state.cfg.config["ExposedPorts"] = ports
+    state.cfg.expose(ports)
     return cmd.original
 
 
@@ -98,10 +95,7 @@ def volume(state: StageState, cmd: ins.VolumeCommand, scope: Scope) -> str:
     paths = [expander.word(p) for p in cmd.paths]
     if any(not p for p in paths):
         raise cmd.error("VOLUME needs a path")
-    volumes = dict(state.cfg.config.get("Volumes") or {})
-    for p in paths:
-        volumes[p] = {}
-    state.cfg.config["Volumes"] = volumes
+    state.cfg.add_volumes(paths)
     return cmd.original
 
 
@@ -109,7 +103,7 @@ def stopsignal(state: StageState, cmd: ins.StopSignalCommand, scope: Scope) -> s
     sig = state.expander(scope.escape).word(cmd.signal)
     if not sig or not (sig.isdigit() or sig.upper().startswith("SIG")):
         raise cmd.error(f"invalid stop signal {sig!r}", hint="use e.g. SIGTERM or 15")
-    state.cfg.config["StopSignal"] = sig
+    state.cfg.set_stop_signal(sig)
     return cmd.original
 
 
@@ -118,34 +112,30 @@ def _argv(state: StageState, args: tuple[str, ...], json: bool) -> list[str]:
 
 
 def cmd_(state: StageState, cmd: ins.CmdCommand, scope: Scope) -> str:
-    state.cfg.config["Cmd"] = _argv(state, cmd.args, cmd.json)
+    state.cfg.set_cmd(_argv(state, cmd.args, cmd.json))
     state.cmd_set = True
     return cmd.original
 
 
 def entrypoint(state: StageState, cmd: ins.EntrypointCommand, scope: Scope) -> str:
-    state.cfg.config["Entrypoint"] = _argv(state, cmd.args, cmd.json) if cmd.args else None
-    if not state.cmd_set:
-        state.cfg.config.pop("Cmd", None)  # docker: a new ENTRYPOINT drops the base image's CMD
+    state.cfg.set_entrypoint(_argv(state, cmd.args, cmd.json) if cmd.args else None, keep_cmd=state.cmd_set)
     return cmd.original
 
 
 def shell(state: StageState, cmd: ins.ShellCommand, scope: Scope) -> str:
     state.shell = list(cmd.argv)
-    state.cfg.config["Shell"] = list(cmd.argv)
+    state.cfg.set_shell(list(cmd.argv))
     return cmd.original
 
 
 def onbuild(state: StageState, cmd: ins.OnbuildCommand, scope: Scope) -> str:
-    triggers = list(state.cfg.config.get("OnBuild") or [])
-    triggers.append(cmd.expression)
-    state.cfg.config["OnBuild"] = triggers
+    state.cfg.add_onbuild(cmd.expression)
     return cmd.original
 
 
 def healthcheck(state: StageState, cmd: ins.HealthcheckCommand, scope: Scope) -> str:
     if cmd.test == ("NONE",):
-        state.cfg.config["Healthcheck"] = {"Test": ["NONE"]}
+        state.cfg.disable_healthcheck()
         return cmd.original
     try:
         state.cfg.healthcheck(list(cmd.test), interval=cmd.interval, timeout=cmd.timeout,

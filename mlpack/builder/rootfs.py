@@ -94,6 +94,9 @@ class LayerDirs:
         """Remember the paths of a layer the builder wrote, for lookups without unpacking."""
         data = index_of(entries)
         self._indexes[layer.digest] = data
+        self._write_index(layer, data)
+
+    def _write_index(self, layer: Layer, data: dict[str, Any]) -> None:
         path = self._index_path(layer)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
@@ -109,8 +112,42 @@ class LayerDirs:
             try:
                 data = json.loads(self._index_path(layer).read_text())
             except (OSError, ValueError):
-                return None
+                if os.geteuid() == 0:
+                    return None
+                # an ordinary user outside any namespace of its own (user namespaces refused):
+                # its unpacked layers lost their owners, so lookups read the blob's tar headers
+                data = self._index_from_blob(layer)
             self._indexes[layer.digest] = data
+        return data
+
+    def _index_from_blob(self, layer: Layer) -> dict[str, Any]:
+        """The index of a stored layer from its tar headers (owners as the image has them)."""
+        import tarfile
+
+        from mlpack.oci.unpack import open_layer_stream
+
+        paths: dict[str, list[Any]] = {}
+        whiteouts, opaque = [], []
+        with open(self.store.blob_path(layer.digest), "rb") as raw, \
+                tarfile.open(fileobj=open_layer_stream(raw), mode="r|") as tar:
+            for m in tar:
+                rel = os.path.normpath("/" + m.name).strip("/")
+                head, _, base = rel.rpartition("/")
+                if base == ".wh..wh..opq":
+                    opaque.append(head)
+                elif base.startswith(".wh."):
+                    whiteouts.append(f"{head}/{base[4:]}".strip("/"))
+                elif rel:
+                    kind = (stat.S_IFDIR if m.isdir() else stat.S_IFLNK if m.issym() else stat.S_IFCHR if m.ischr()
+                            else stat.S_IFBLK if m.isblk() else stat.S_IFIFO if m.isfifo() else stat.S_IFREG)
+                    paths[rel] = [kind | (m.mode & 0o7777), m.uid, m.gid, int(m.mtime),
+                                  m.linkname if m.issym() else ""]
+        for rel in list(paths) + whiteouts + opaque:  # parents a tar leaves out: 0755 root dirs
+            parts = rel.split("/")
+            for k in range(1, len(parts)):
+                paths.setdefault("/".join(parts[:k]), [stat.S_IFDIR | 0o755, 0, 0, 0, ""])
+        data = {"paths": paths, "whiteouts": whiteouts, "opaque": opaque}
+        self._write_index(layer, data)
         return data
 
     def lowers(self, layers: list[Layer]) -> list[Path]:

@@ -21,6 +21,7 @@ from mlpack.builder import copying, runstep
 from mlpack.builder.buildenv import BuildEnv
 from mlpack.builder.cache import chain_key, virtual_layer
 from mlpack.builder.changeset import from_upperdir
+from mlpack.builder.context import BuildContextDir
 from mlpack.builder.events import StepOutput
 from mlpack.builder.instructions import RunCommand
 from mlpack.builder.parser import Instruction
@@ -44,13 +45,16 @@ def run(build: BuildEnv, state: StageState, cmd: RunCommand) -> None:
     env = dict(state.cfg.env)
     for name, value in state.args.items():
         env.setdefault(name, value)
-    user = state.cfg.config.get("User") or ""
-    cwd = state.cfg.config.get("WorkingDir") or "/"
+    user = state.cfg.user
+    cwd = state.cfg.working_dir
     mount_keys: list[object] = []
     for m in mounts:
         part = m.key()
         if m.type == "bind":
-            if m.from_:
+            named = build.contexts.get(m.from_) if m.from_ else None
+            if named is not None:  # a named build context (--build-context NAME=DIR)
+                part.append(_context_digest(build, instr, m.source, named))
+            elif m.from_:
                 part.append(build.from_source(instr, m.from_)[1])
             else:
                 part.append(_context_digest(build, instr, m.source))
@@ -64,14 +68,15 @@ def run(build: BuildEnv, state: StageState, cmd: RunCommand) -> None:
                   lambda: _execute_run(build, state, instr, key, argv, env, user, cwd, network, mounts))
 
 
-def _context_digest(build: BuildEnv, instr: Instruction, source: str) -> str:
-    rel = build.ctx.normalize(source or ".")
-    if not build.ctx.exists(rel):
+def _context_digest(build: BuildEnv, instr: Instruction, source: str, ctx: BuildContextDir | None = None) -> str:
+    ctx = ctx or build.ctx
+    rel = ctx.normalize(source or ".")
+    if not ctx.exists(rel):
         raise instr.error(f"--mount source {source!r} is not in the build context")
     found = copying.resolve_sources(
         copying.CopyRequest(instr=instr, sources=[rel or "."], dest="/", chown=None, chmod=None,
-                            is_add=False, keep_owner=False), build.ctx, None, {})
-    return chain_key("", copying.key_parts(found, build.ctx.hashes.digest))
+                            is_add=False, keep_owner=False), ctx, None, {})
+    return chain_key("", copying.key_parts(found, ctx.hashes.digest))
 
 
 def _host_ca_bundle(build: BuildEnv) -> Path:
@@ -132,7 +137,10 @@ def _execute_run(build: BuildEnv, state: StageState, instr: Instruction, key: st
                 elif m.type == "tmpfs":
                     oci_mounts.append(Mount.tmpfs(m.target, size=m.size))
                 else:  # bind: an overlay over the source tree, writes thrown away with the step
-                    if m.from_:
+                    named = build.contexts.get(m.from_) if m.from_ else None
+                    if named is not None:  # a named context: its own root, nothing ignored
+                        lower_dirs, hidden = [named.root], named.ignored_paths()
+                    elif m.from_:
                         src_layers, _ = build.from_source(instr, m.from_)
                         lower_dirs, hidden = build.dirs.lowers(src_layers), []
                     else:
@@ -150,7 +158,7 @@ def _execute_run(build: BuildEnv, state: StageState, instr: Instruction, key: st
             try:
                 result = run_sandbox(spec, settings=build.settings)
             except MlpackError as exc:
-                raise instr.error(f"cannot run the step: {exc.message}", hint=exc.hint) from exc
+                raise _cannot_run(build, instr, exc) from exc
         build.emit(StepOutput(build.position.step, result.output, state.stage.label))
         if result.exit_code != 0:
             tail = "\n".join(result.output.rstrip("\n").splitlines()[-30:])
@@ -176,6 +184,19 @@ def _execute_run(build: BuildEnv, state: StageState, instr: Instruction, key: st
         return layer
     finally:
         shutil.rmtree(upper, ignore_errors=True)
+
+
+def _cannot_run(build: BuildEnv, instr: Instruction, exc: MlpackError) -> BuildError:
+    """The sandbox failed: said as 'RUN cannot run here' when this machine refuses what it needs."""
+    from mlpack.builder.depsmode import sandbox_problem
+
+    problem = sandbox_problem(build.settings)
+    if problem is None:
+        return instr.error(f"cannot run the step: {exc.message}", hint=exc.hint)
+    return instr.error(
+        f"RUN steps cannot run on this machine: {problem}",
+        hint="RUN needs crun or runc and namespaces (a notebook pod's seccomp profile may refuse them); "
+             "build elsewhere, or for a bundle use `mlpack build --deps context` (no RUN at all)")
 
 
 @contextlib.contextmanager

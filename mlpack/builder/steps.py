@@ -35,8 +35,8 @@ def workdir(build: BuildEnv, state: StageState, cmd: WorkdirCommand) -> None:
     if not raw:
         raise instr.error("WORKDIR needs a path")
     path = os.path.normpath(abs_path(state, raw))
-    state.cfg.config["WorkingDir"] = path
-    key = chain_key(state.key, "WORKDIR", path, state.cfg.config.get("User") or "")
+    state.cfg.set_working_dir(path)
+    key = chain_key(state.key, "WORKDIR", path, state.cfg.user)
 
     def produce() -> Layer | None:
         view = build.view(state)
@@ -44,7 +44,7 @@ def workdir(build: BuildEnv, state: StageState, cmd: WorkdirCommand) -> None:
             return None
         rel = view.resolve(path) or path.strip("/")
         # BuildKit creates the directory as the stage's USER, so a later RUN may write there
-        user = state.cfg.config.get("User") or ""
+        user = state.cfg.user
         # a user name alone takes its primary group (copying.parse_chown)
         owner = copying.parse_chown(instr, user, lambda: view) if user else (0, 0)
         assert owner is not None

@@ -51,6 +51,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-m", "--memory", help="memory limit of each RUN step (default 8g, or half the host's)")
     p.add_argument("--pids-limit", type=int, help="process limit of each RUN step (default 4096)")
     p.add_argument("--cpus", type=float, help="CPU limit of each RUN step (default: no limit)")
+    p.add_argument("--build-context", action="append", default=[], metavar="NAME=DIR",
+                   help="a named context COPY --from=NAME reads (a local directory; repeatable), "
+                        "as docker buildx and buildah take it")
+    p.add_argument("--deps", choices=("auto", "run", "context"), default="auto",
+                   help="for a bundle: install its lock in a RUN step (run), or install the wheels here and copy "
+                        "them in with no RUN at all (context); auto: context only where RUN cannot run")
     p.set_defaults(handler=_run)
 
 
@@ -71,8 +77,8 @@ def _check(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     import signal
 
-    from mlpack.builder import TextProgress, build
-    from mlpack.builder.state import default_run_limits
+    from mlpack.builder import BuildOptions, TextProgress, build
+    from mlpack.builder.options import default_run_limits
     from mlpack.errors import BuildError
     from mlpack.types import Limits
 
@@ -93,11 +99,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     progress = None if quiet else TextProgress(stream=sys.stderr, verbose=args.progress == "plain")
     # a failing step raises BuildError with its output tail; mlpack.cli prints it with the hint
     try:
-        image = build(
-            args.context, tag=args.tag, settings=settings, dockerfile=args.dockerfile,
-            build_args=dict(args.build_arg), target=args.target, no_cache=args.no_cache,
-            secrets=args.secret, progress=progress, network=args.network, limits=limits,
+        options = BuildOptions(
+            tag=args.tag, dockerfile=args.dockerfile, build_args=dict(args.build_arg), target=args.target,
+            no_cache=args.no_cache, secrets=args.secret, network=args.network, limits=limits,
+            build_contexts=args.build_context, deps=args.deps,
         )
+        image = build(args.context, options, settings=settings, progress=progress)
     except BuildError as exc:
         code = getattr(exc, "exit_code", None)
         if not isinstance(code, int) or code <= 0 or getattr(args, "debug", False):

@@ -41,6 +41,13 @@ def _info(args: argparse.Namespace, settings: Settings) -> int:
         from mlpack.cli.system import rootless_info
 
         info.update(rootless_info())
+        from mlpack.builder.depsmode import sandbox_problem
+
+        # what `mlpack build BUNDLE` (deps=auto) does here, and why
+        problem = sandbox_problem(settings)
+        info["run_steps"] = "ok" if problem is None else f"refused: {problem}"
+        info["bundle_deps"] = "run (a RUN step installs the lock)" if problem is None else \
+            "context (mlpack installs the wheels; the Dockerfile has no RUN)"
     except ImportError:  # runtime stage not installed in this environment
         pass
     if args.format == "json":

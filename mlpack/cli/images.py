@@ -130,7 +130,7 @@ def _human(n: float) -> str:
 
 
 def _images(args: argparse.Namespace, settings: Settings) -> int:
-    from mlpack.oci.reference import parse
+    from mlpack.reference import parse
 
     rows = _store(settings).list()
     if args.format == "json":
@@ -146,7 +146,7 @@ def _images(args: argparse.Namespace, settings: Settings) -> int:
         if r.ref:
             try:
                 ref = parse(r.ref)
-                repo = ref.familiar().split("@")[0].rsplit(":", 1)[0] if ref.tag else ref.familiar().split("@")[0]
+                repo = ref.familiar_name
                 tag = ref.tag or "<none>"
             except MlpackError:
                 repo = r.ref
@@ -332,15 +332,16 @@ def inspect_target(args: argparse.Namespace, settings: Settings) -> int:
     """Print the image ``args.target`` from the store; raises ImageNotFound if there is none."""
     image = _store(settings).resolve(args.target)
     doc = {"Ref": image.ref, "Digest": image.digest, "Id": image.id, "MediaType": image.media_type,
-           "Size": image.size, "Manifest": image.manifest, "Config": image.config}
+           "Size": image.size, "Manifest": image.manifest, "Config": image.config.blob}
     if getattr(args, "format", "json") == "text":
-        cfg = image.config.get("config", {})
+        cfg = image.config
         print(f"ref:          {image.ref}\ndigest:       {image.digest}\nid:           {image.id}")
         print(f"size:         {_human(image.size)} in {len(image.layers)} layer(s)")
-        print(f"platform:     {image.config.get('os')}/{image.config.get('architecture')}")
-        for key in ("Entrypoint", "Cmd", "User", "WorkingDir", "Env", "ExposedPorts"):
-            if cfg.get(key):
-                print(f"{key + ':':<14}{cfg[key]}")
+        print(f"platform:     {cfg.os}/{cfg.architecture}")
+        for key, value in (("Entrypoint", cfg.entrypoint), ("Cmd", cfg.cmd), ("User", cfg.user),
+                           ("WorkingDir", cfg.working_dir), ("Env", cfg.env), ("ExposedPorts", {port: {} for port in cfg.exposed_ports})):
+            if value:
+                print(f"{key + ':':<14}{list(value) if isinstance(value, tuple) else value}")
     else:
         print(json.dumps(doc, indent=2))
     return 0

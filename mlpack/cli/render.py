@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpack.errors import RenderError
+from mlpack.types import DEFAULT_GRPC_PORT, DEFAULT_PORT
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,8 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--apt", action="append", default=[], metavar="PKG", help="extra Debian package (repeatable)")
     p.add_argument("--env", action="append", default=[], metavar="K=V", help="extra ENV in the image (repeatable)")
     p.add_argument("--label", action="append", default=[], metavar="K=V", help="extra LABEL (repeatable)")
-    p.add_argument("--port", type=int, metavar="N", help="port the server listens on (default 8080)")
-    p.add_argument("--grpc-port", type=int, metavar="N", help="port of the gRPC inference service (default 8081; 0: none)")
+    p.add_argument("--port", type=int, metavar="N", help=f"port the server listens on (default {DEFAULT_PORT})")
+    p.add_argument("--grpc-port", type=int, metavar="N", help=f"port of the gRPC inference service (default {DEFAULT_GRPC_PORT}; 0: none)")
     p.add_argument("--uid", type=int, metavar="N", help="uid/gid of the non-root user (default 10001)")
     p.add_argument("--template-dir", type=Path, metavar="DIR",
                    help="directory searched before the built-in templates")
@@ -40,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-version", metavar="V", help="org.opencontainers.image.version label")
     p.add_argument("--source", metavar="URL", help="org.opencontainers.image.source label")
     p.add_argument("--revision", metavar="REV", help="org.opencontainers.image.revision label")
+    p.add_argument("--deps", choices=("run", "context"), default="run",
+                   help="run: a RUN step installs the lock; context: mlpack installs the wheels into DIR/deps "
+                        "for the image's platform (base image read from the store) and the Dockerfile has no RUN")
     p.add_argument("--print", dest="print_dockerfile", action="store_true", help="also print the Dockerfile")
     p.set_defaults(handler=_render)
 
@@ -81,10 +85,18 @@ def _pairs(items: list[str], flag: str) -> dict[str, str]:
     return out
 
 
-def _render(args: argparse.Namespace, settings: object) -> int:
+def _render(args: argparse.Namespace, settings: Any) -> int:
     from mlpack.dockerfile import render
 
-    context = render(args.bundle, options_from_args(args), out_dir=args.output)
+    options = options_from_args(args)
+    if args.deps == "context":
+        from mlpack.builder.depsmode import render_for_build
+        from mlpack.oci.layout import Store
+
+        context = render_for_build(args.bundle, options, settings, Store(settings.store_dir), deps="context",
+                                   out_dir=args.output)
+    else:
+        context = render(args.bundle, options, out_dir=args.output)
     if args.print_dockerfile:
         print(context.dockerfile.read_text(), end="")
     print(f"rendered {context.path} (base {context.base_image})")

@@ -8,6 +8,7 @@ sandbox, with every user value quoted for the shell or the Dockerfile.
 from __future__ import annotations
 
 from mlpack.dockerfile.context import LABEL_PREFIX, SERVING_MODULES, BuildContext, render, render_dockerfile
+from mlpack.dockerfile.depsdir import BaseFacts
 from mlpack.dockerfile.options import DEFAULT_BASE, DEFAULT_PORT, DEFAULT_UID, LOCAL_BASE, RenderOptions
 from mlpack.dockerfile.quoting import dockerfile_value, shell_quote
 from mlpack.dockerfile.templates import templates_dir
@@ -17,6 +18,7 @@ __all__ = [
     "render_dockerfile",
     "RenderOptions",
     "BuildContext",
+    "BaseFacts",
     "templates_dir",
     "shell_quote",
     "dockerfile_value",

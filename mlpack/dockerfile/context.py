@@ -7,37 +7,56 @@ The context directory holds exactly what the Dockerfile copies::
     bundle/...       the bundle, byte for byte
 
 so ``docker build``, ``buildah bud`` and ``mlpack build`` all build it as is.
+
+With ``RenderOptions(deps="context")`` the context holds no build scripts;
+instead ``deps/`` is the image's virtual environment, made here
+(:mod:`mlpack.dockerfile.depsdir`), and ``etc/passwd``, ``etc/group`` the
+base's users plus the serving user. The Dockerfile has no RUN: it copies
+``deps/`` from a named build context (``--build-context deps=deps``), and
+``.dockerignore`` keeps ``deps/`` out of the main context.
 """
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import re
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from mlpack._version import __version__
-from mlpack.dockerfile.options import RenderOptions
+from mlpack.dockerfile.depsdir import BaseFacts, Trims, compile_tree, make_deps_dir, user_files
+from mlpack.dockerfile.options import LOCAL_BASE, RenderOptions
+from mlpack.dockerfile.system import system_libraries
+from mlpack.dockerfile.wheelcache import WheelTarget
 from mlpack.dockerfile.templates import render_template
 from mlpack.errors import RenderError
+from mlpack.types import DEFAULT_PORT
 
-__all__ = ["BuildContext", "render", "SERVING_MODULES", "LABEL_PREFIX"]
+__all__ = ["BuildContext", "render", "SERVING_MODULES", "LABEL_PREFIX", "DEPS_CONTEXT"]
 
 VENV = "/opt/venv"
 APP_DIR = "/opt/mlpack/app"
 BUNDLE_DIR = "/opt/mlpack/bundle"
+# The named build context (and the context's directory) holding the venv in deps="context" mode.
+DEPS_CONTEXT = "deps"
+# deps="run" with every wheel of the lock in mlpack's cache: the named context that carries
+# them, and where the RUN step sees it (pip then installs with --no-index).
+WHEELS_CONTEXT = "wheels"
+WHEELHOUSE_DIR = "/tmp/mlpack/wheelhouse"
 CUDA_LIB_DIR = f"{VENV}/cuda-libs"
 # mlpack's own labels; users may not set keys under this prefix, so tools can trust them.
 LABEL_PREFIX = "io.mlpack."
-# The part of mlpack that runs inside the image (DESIGN.md: serve imports bundle, errors).
-SERVING_MODULES = ("__init__.py", "errors.py", "types.py", "bundle", "server")
+# The part of mlpack that runs inside the image, copied as a whole (DESIGN.md: serve imports
+# bundle, errors; both take the leaf modules). tests/unit/dockerfile/test_serving_subset.py
+# proves it closed: nothing in it imports a module outside it.
+SERVING_MODULES = ("__init__.py", "_version.py", "errors.py", "types.py", "bundle", "server")
 # Packages whose "tests" directories nothing imports at run time.
 STRIP_TESTS = ("numpy", "scipy", "pandas", "sklearn", "sympy", "mpmath", "networkx", "skl2onnx")
 # Tooling inside onnxruntime's wheel that inference never imports; shell globs
@@ -60,7 +79,7 @@ IMPORT_CHECK = Path(__file__).with_name("importcheck.py")
 STRIP_ELF = Path(__file__).with_name("_stripelf.py")
 _HEALTHCHECK = (
     "import os, urllib.request; "
-    "urllib.request.urlopen('http://127.0.0.1:%s/v2/health/ready' % os.environ.get('MLPACK_PORT', '8080'), timeout=4)"
+    f"urllib.request.urlopen('http://127.0.0.1:%s/v2/health/ready' % os.environ.get('MLPACK_PORT', '{DEFAULT_PORT}'), timeout=4)"
 )
 _REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
@@ -68,12 +87,14 @@ _REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 @dataclass(frozen=True)
 class BuildContext:
     """A rendered build context: ``path`` (the directory), ``dockerfile`` (its
-    Dockerfile's path), the ``options`` used and the resolved ``base_image``."""
+    Dockerfile's path), the ``options`` used, the resolved ``base_image`` and the
+    named build contexts the Dockerfile copies from (``{"deps": path/deps}``)."""
 
     path: Path
     dockerfile: Path
     options: RenderOptions
     base_image: str
+    contexts: Mapping[str, Path] = field(default_factory=dict)
 
     @property
     def dockerfile_text(self) -> str:
@@ -81,10 +102,17 @@ class BuildContext:
 
 
 def render(bundle_or_path: Any, options: RenderOptions | None = None, *,
-           out_dir: str | Path | None = None) -> BuildContext:
+           out_dir: str | Path | None = None, base_facts: BaseFacts | None = None,
+           wheelhouse: Sequence[Path] | None = None) -> BuildContext:
     """Render ``bundle_or_path`` (a Bundle or a bundle directory) into a build context.
 
     ``out_dir`` must be absent or empty; ``None`` makes a temporary directory.
+    ``base_facts`` (the base image's interpreter, users and platform) is
+    required with ``deps="context"``: ``mlpack.builder.render_for_build``
+    reads them from the store. ``wheelhouse`` (``deps="run"``): one wheel per
+    line of the lock, from mlpack's wheel cache; the context then carries them
+    as the named context ``wheels`` and the RUN step installs from it with
+    ``--no-index``, so a build of a lock whose wheels are cached asks no index.
     """
     options = options or RenderOptions()
     if not isinstance(options, RenderOptions):
@@ -94,21 +122,79 @@ def render(bundle_or_path: Any, options: RenderOptions | None = None, *,
     python = options.python_version(getattr(bundle, "python_version", None))
     base = options.base_image(python)
     requirements = lock_lines(bundle, options)
-    text = render_dockerfile(bundle, options, python=python, base=base)
+    if options.deps == "context" and base_facts is None:
+        raise RenderError("deps='context' needs the base image's interpreter and users",
+                          hint="use mlpack.builder.render_for_build (it reads them from the store), "
+                               "or pass base_facts=BaseFacts(...)")
+    if wheelhouse is not None and options.deps == "context":
+        raise RenderError("a wheelhouse is for deps='run' (deps='context' installs the wheels itself)")
+    text = render_dockerfile(bundle, options, python=python, base=base, wheelhouse=wheelhouse is not None)
 
     out = _prepare_out_dir(out_dir)
     _copy_tree(Path(bundle.path), out / "bundle")
     _copy_serving_code(out / "app" / "mlpack")
     _write(out / "requirements.lock", "\n".join(requirements) + "\n")
-    _write(out / "importcheck.py", IMPORT_CHECK.read_text())
-    _write(out / "imports.txt", "".join(f"{m}\n" for m in required_modules(bundle)))
-    _write(out / "stripelf.py", STRIP_ELF.read_text())
-    _write(out / ".dockerignore", render_template("dockerignore.j2", {}, extra_dir=options.template_dir))
+    if options.deps == "context":
+        assert base_facts is not None
+        _render_deps(out, bundle, options, python, base, base_facts, requirements)
+    else:
+        _write(out / "importcheck.py", IMPORT_CHECK.read_text())
+        _write(out / "imports.txt", "".join(f"{m}\n" for m in required_modules(bundle)))
+        _write(out / "stripelf.py", STRIP_ELF.read_text())
+    _write(out / ".dockerignore", render_template("dockerignore.j2", {"deps": options.deps},
+                                                  extra_dir=options.template_dir))
     _write(out / "Dockerfile", text)
-    return BuildContext(path=out, dockerfile=out / "Dockerfile", options=options, base_image=base)
+    contexts = {DEPS_CONTEXT: out / DEPS_CONTEXT} if options.deps == "context" else {}
+    if wheelhouse is not None:
+        contexts[WHEELS_CONTEXT] = _link_wheels(wheelhouse, out / WHEELS_CONTEXT)
+    return BuildContext(path=out, dockerfile=out / "Dockerfile", options=options, base_image=base,
+                        contexts=contexts)
 
 
-def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base: str) -> str:
+def _link_wheels(wheels: Sequence[Path], dst: Path) -> Path:
+    """The lock's wheels under ``dst``: hard links into the cache where they can be (no copy), else copies."""
+    dst.mkdir()
+    for wheel in wheels:
+        target = dst / wheel.name
+        if target.exists():
+            continue
+        try:
+            os.link(wheel, target)
+        except OSError:
+            shutil.copyfile(wheel, target)
+    return dst
+
+
+def _render_deps(out: Path, bundle: Any, options: RenderOptions, python: str, base: str, facts: BaseFacts,
+                 requirements: list[str]) -> None:
+    """deps/ (the venv, made here), etc/passwd and etc/group, and the serving code's bytecode."""
+    libraries = system_libraries(requirements, local_base=base == LOCAL_BASE.format(python=python))
+    if libraries:  # the RUN template installs them with apt where the base lacks them
+        names = ", ".join(f"{lib.soname} ({lib.package})" for lib in libraries)
+        raise RenderError(f"the lock's wheels load {names}, which only a RUN step can add to {base}",
+                          hint="use the offline base (base='local' has it) or deps='run'")
+    if not facts.interpreter.endswith(f"python{python}"):
+        raise RenderError(f"the base image's interpreter is {facts.interpreter}, not Python {python}",
+                          hint=f"choose a base with Python {python} or pass python= matching the base")
+    trims = Trims(installers=tuple(strip_installers(requirements)), tests=STRIP_TESTS,
+                  paths=tuple(strip_paths(bundle, options)))
+    assert options.wheel_cache is not None
+    make_deps_dir(out / DEPS_CONTEXT, [*requirements, *options.pip],
+                  target=WheelTarget(python=python, machine=facts.machine, glibc=facts.glibc),
+                  base=facts, cache=options.wheel_cache, venv=VENV, trims=trims,
+                  extra_wheel_dirs=[Path(bundle.path)] if local_wheels(bundle) else [],
+                  modules=required_modules(bundle), provided=["mlpack"])
+    passwd, group = user_files(facts, options.uid)
+    for name, data in (("passwd", passwd), ("group", group)):
+        (out / "etc").mkdir(exist_ok=True)
+        (out / "etc" / name).write_bytes(data)
+        (out / "etc" / name).chmod(0o644)
+    (out / "etc").chmod(0o755)
+    compile_tree(out / "app", APP_DIR, python)
+
+
+def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base: str,
+                      wheelhouse: bool = False) -> str:
     """Only the Dockerfile text (no files written)."""
     template = options.template or ("gpu.Dockerfile.j2" if options.gpu else "cpu.Dockerfile.j2")
     context = {
@@ -121,6 +207,8 @@ def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base:
         "gpu": options.gpu,
         "pip": list(options.pip),
         "apt": list(options.apt),
+        "system_libraries": list(system_libraries(
+            lock_lines(bundle, options), asked=options.apt, local_base=base == LOCAL_BASE.format(python=python))),
         "env": sorted(options.env.items()),
         "labels": image_labels(bundle, options, base),
         "port": options.port,
@@ -132,8 +220,11 @@ def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base:
         "cuda_lib_dir": CUDA_LIB_DIR,
         "strip_tests": list(STRIP_TESTS),
         "wheels": local_wheels(bundle),
+        "wheelhouse": WHEELHOUSE_DIR if wheelhouse else None,
         "strip_installers": strip_installers(lock_lines(bundle, options)),
         "strip_paths": strip_paths(bundle, options),
+        "deps": options.deps,
+        "deps_context": DEPS_CONTEXT,
         "healthcheck": [f"{VENV}/bin/python", "-c", _HEALTHCHECK],
         "entrypoint": [f"{VENV}/bin/python", "-m", "mlpack.server"],
     }
@@ -307,7 +398,7 @@ def _copy_tree(src: Path, dst: Path) -> None:
 
 
 def serving_files(package_dir: Path) -> list[Path]:
-    """The files of the serving subset: SERVING_MODULES plus the top-level modules they import."""
+    """The files of the serving subset: every file of SERVING_MODULES (no byte code)."""
     chosen: list[Path] = []
     for entry in SERVING_MODULES:
         path = package_dir / entry
@@ -319,42 +410,7 @@ def serving_files(package_dir: Path) -> list[Path]:
         else:
             raise RenderError(f"mlpack's serving code is incomplete: {path} is missing",
                               hint="reinstall mlpack")
-    # Single-file modules such as mlpack/parity.py that bundle or server import.
-    pending = [p for p in chosen if p.suffix == ".py"]
-    while pending:
-        for module in _mlpack_imports(pending.pop()):
-            extra = package_dir / f"{module}.py"
-            if extra.is_file() and extra not in chosen:
-                chosen.append(extra)
-                pending.append(extra)
     return chosen
-
-
-def _mlpack_imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), filename=str(path))
-    names: set[str] = set()
-    for node in _walk_runtime(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            if node.module == "mlpack":
-                names.update(f"mlpack.{alias.name}" for alias in node.names)
-    return {n.split(".")[1] for n in names if n.startswith("mlpack.")}
-
-
-def _walk_runtime(tree: ast.AST) -> list[ast.AST]:
-    """ast.walk without ``if TYPE_CHECKING:`` bodies (those imports never run)."""
-    out: list[ast.AST] = []
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        out.append(node)
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            stack.extend(node.orelse)
-            continue
-        stack.extend(ast.iter_child_nodes(node))
-    return out
 
 
 def _copy_serving_code(dst: Path) -> None:

@@ -7,30 +7,41 @@ the values themselves still go through the quoting filters when rendered.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlpack.dockerfile.quoting import check_text
-from mlpack.errors import RenderError
+from mlpack.errors import ConfigError, RenderError
+from mlpack.reference import parse as parse_reference
+from mlpack.types import DEFAULT_GRPC_PORT, DEFAULT_PORT, DEFAULT_PYTHON, LOCAL_BASE, REGISTRY_BASE
 
-__all__ = ["RenderOptions", "DEFAULT_BASE", "LOCAL_BASE", "DEFAULT_PYTHON", "DEFAULT_UID", "DEFAULT_PORT"]
+__all__ = ["RenderOptions", "DEPS_MODES", "DEFAULT_BASE", "LOCAL_BASE", "DEFAULT_PYTHON", "DEFAULT_UID", "DEFAULT_PORT",
+           "choose_base"]
 
-DEFAULT_PYTHON = "3.11"
-# Templates take the Python version; "local" is the offline base that
-# `mlpack base bootstrap` makes from Debian packages (Debian 12 => 3.11).
-DEFAULT_BASE = "python:{python}-slim"
-LOCAL_BASE = "localhost/mlpack/python:{python}"
+DEFAULT_BASE = REGISTRY_BASE  # what a Dockerfile rendered for anyone (no store to look in) starts from
 DEFAULT_UID = 10001
-DEFAULT_PORT = 8080
-DEFAULT_GRPC_PORT = 8081  # the Open Inference Protocol's gRPC service, as KServe
 
-# An image reference: [registry[:port]/]path[:tag][@digest], per the distribution spec.
-_REF_RE = re.compile(
-    r"^(?:[A-Za-z0-9.-]+(?::\d+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-    r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
-)
+
+def choose_base(base: str | None, python: str, present: Callable[[str], bool] | None = None) -> str:
+    """The base image reference, decided here and nowhere else.
+
+    ``base``: a reference (taken as is), ``"local"`` (the offline base) or
+    None. None with ``present`` (a front door that knows the store: serve,
+    build of a bundle) takes the registry base when the store has it and the
+    offline base otherwise, which needs no registry (it is bootstrapped from
+    Debian packages); None without ``present`` (a Dockerfile rendered for any
+    builder) takes the registry base.
+    """
+    if base == "local":
+        return LOCAL_BASE.format(python=python)
+    if base is not None:
+        return base
+    registry = REGISTRY_BASE.format(python=python)
+    if present is None or present(registry):
+        return registry
+    return LOCAL_BASE.format(python=python)
+
 _PYTHON_RE = re.compile(r"^3\.\d{1,2}$")
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
@@ -41,6 +52,8 @@ _APT_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(?::[a-z0-9-]+)?(?:=[A-Za-z0-9.+~:-]
 # PEP 508 allows spaces, quotes and ';' (markers), so the shell quoting, not
 # this check, is what keeps such values harmless.
 _PIP_RE = re.compile(r"^[A-Za-z0-9]")
+# How the locked dependencies get into the image (RenderOptions.deps).
+DEPS_MODES = ("run", "context")
 _BLOCK_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 # Environment variables the image itself relies on.
 _RESERVED_ENV = {"MLPACK_BUNDLE", "MLPACK_PORT", "MLPACK_GRPC_PORT", "VIRTUAL_ENV", "PATH", "PYTHONPATH"}
@@ -62,7 +75,12 @@ class RenderOptions:
     ``cpu.Dockerfile.j2`` or ``gpu.Dockerfile.j2``); ``blocks``: overrides
     of named blocks of that template. ``version``/``source``/``revision``
     fill the OCI labels; ``source_date_epoch`` the ``created`` label
-    (``None``: $SOURCE_DATE_EPOCH, else now).
+    (``None``: $SOURCE_DATE_EPOCH, else now). ``deps``: how the locked
+    dependencies get into the image: ``"run"`` (pip or uv in a RUN step of a
+    builder stage) or ``"context"`` (mlpack installs the wheels itself into the
+    context's ``deps/`` directory, which the Dockerfile copies from a named
+    build context: no RUN at all, see :mod:`mlpack.dockerfile.depsdir`);
+    ``wheel_cache``: where ``"context"`` keeps downloaded wheels (required there).
     """
 
     base: str | None = None
@@ -82,6 +100,8 @@ class RenderOptions:
     source: str | None = None
     revision: str | None = None
     source_date_epoch: int | None = None
+    deps: str = "run"
+    wheel_cache: Path | None = None
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -90,10 +110,12 @@ class RenderOptions:
                               hint="give major.minor, for example --python 3.11")
         if self.base is not None and self.base != "local":
             base = check_text(self.base, "base image")
-            if not _REF_RE.match(base):
+            try:
+                parse_reference(base)
+            except ConfigError:
                 raise RenderError(f"base image {base!r} is not an image reference",
                                   hint="use a reference such as python:3.11-slim, "
-                                       "registry.example.com/team/python:3.11, or 'local'")
+                                       "registry.example.com/team/python:3.11, or 'local'") from None
         set_("gpu", bool(self.gpu))
         set_("pip", _tuple(self.pip, "pip"))
         for req in self.pip:
@@ -130,6 +152,25 @@ class RenderOptions:
                 check_text(value, name)
         if self.source_date_epoch is not None:
             set_("source_date_epoch", _int_in(self.source_date_epoch, "source_date_epoch", 0, 2**63 - 1))
+        self._check_deps()
+
+    def _check_deps(self) -> None:
+        if self.deps not in DEPS_MODES:
+            raise RenderError(f"deps={self.deps!r} is not one of {', '.join(DEPS_MODES)}",
+                              hint="'run' installs in a RUN step, 'context' without any RUN")
+        if self.wheel_cache is not None:
+            object.__setattr__(self, "wheel_cache", Path(self.wheel_cache))
+        if self.deps != "context":
+            return
+        if self.apt:
+            raise RenderError("apt packages need a RUN step, and deps='context' renders none",
+                              hint="drop apt=... or use deps='run'")
+        if self.gpu:
+            raise RenderError("the GPU variant resolves onnxruntime-gpu with pip's resolver, in a RUN step",
+                              hint="use deps='run' for GPU images")
+        if self.wheel_cache is None:
+            raise RenderError("deps='context' needs a wheel_cache directory",
+                              hint="mlpack build and serve use <mlpack home>/cache/wheels; pass wheel_cache=...")
 
     def python_version(self, bundle_python: str | None = None) -> str:
         """The major.minor Python the image gets: the option, else the bundle's, else 3.11."""
@@ -142,12 +183,8 @@ class RenderOptions:
         return DEFAULT_PYTHON
 
     def base_image(self, python: str) -> str:
-        """The resolved base image reference for a given major.minor Python."""
-        if self.base is None:
-            return DEFAULT_BASE.format(python=python)
-        if self.base == "local":
-            return LOCAL_BASE.format(python=python)
-        return self.base
+        """The base image reference for a given major.minor Python (:func:`choose_base`)."""
+        return choose_base(self.base, python)
 
 
 def _tuple(values: Iterable[str] | str, what: str) -> tuple[str, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +18,8 @@ from mlpack.types import Limits
 __all__ = ["ContainerizeArgs", "parse_args", "USAGE"]
 
 USAGE = ("%%containerize MODEL_VAR --sample SAMPLE_VAR [--name N] [--cpus C] [--memory M] "
-         "[--pids P] [--gpus G] [--port P] [--push REF] [--k8s DIR] [--no-run] [--detach] [--pip SPEC]... "
-         "[--requirements FILE] [--base REF] [--timeout S] [--debug] [--dynamic-axes NAME:AXIS,...]")
+         "[--pids-limit P] [--gpus G] [--port P] [--push REF] [--k8s DIR] [--no-run] [--detach] [--pip SPEC]... "
+         "[--requirements FILE] [--base REF] [--deps auto|run|context] [--timeout S] [--debug] [--dynamic-axes NAME:AXIS,...]")
 
 # The capture's rule for names (one separator between runs), checked here so a bad
 # --name fails before any work; 63 more because the name also names a container.
@@ -40,6 +41,16 @@ class ContainerizeArgs:
         return f"{self.model_var}_service"
 
 
+class _DeprecatedPids(argparse.Action):
+    """``--pids``: the magic's old spelling of docker's ``--pids-limit``, accepted with a warning."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        warnings.warn("%containerize --pids is deprecated: write --pids-limit (as `mlpack run` and docker do)",
+                      FutureWarning, stacklevel=2)
+        setattr(namespace, self.dest, values)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise ConfigError(f"%containerize: {message}", hint=f"usage: {USAGE}")
@@ -55,7 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--name")
     p.add_argument("--cpus", type=float, default=1.0)
     p.add_argument("--memory", default="1g")
-    p.add_argument("--pids", type=int, default=256)
+    p.add_argument("--pids-limit", type=int, default=256, dest="pids")  # ServeOptions.pids, Limits.pids
+    p.add_argument("--pids", type=int, dest="pids", action=_DeprecatedPids, help=argparse.SUPPRESS)
     p.add_argument("--gpus")
     p.add_argument("--port", type=int)
     p.add_argument("--push")
@@ -65,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pip", action="append", default=[], metavar="SPEC")
     p.add_argument("--requirements", metavar="FILE")
     p.add_argument("--base")
+    p.add_argument("--deps", choices=("auto", "run", "context"), default="auto")
     p.add_argument("--timeout", type=float, default=60.0, dest="ready_timeout")
     p.add_argument("--debug", action="store_true")
     p.add_argument("--dynamic-axes", dest="dynamic_axes", help="torch: NAME:AXIS[,NAME:AXIS] axes whose length varies")
@@ -109,7 +122,7 @@ def parse_args(line: str) -> ContainerizeArgs:
         name=name, cpus=ns.cpus, memory=ns.memory, pids=ns.pids, gpus=ns.gpus, port=ns.port,
         base=ns.base, push=ns.push, k8s=Path(ns.k8s) if ns.k8s else None, run=ns.run,
         ready_timeout=ns.ready_timeout, dynamic_axes=_dynamic_axes(ns.dynamic_axes),
-        detach=ns.detach, requirements=requirement_specs(ns.pip, ns.requirements),
+        detach=ns.detach, requirements=requirement_specs(ns.pip, ns.requirements), deps=ns.deps,
     )
     return ContainerizeArgs(ns.model_var, ns.sample_var, options, debug=ns.debug)
 

@@ -9,12 +9,11 @@ from typing import Any
 from mlpack.errors import ExportError
 from mlpack.kube import objects
 from mlpack.kube.naming import (
-    Reference,
     check_digest,
     check_dns_label,
     label_value,
     name_from_repository,
-    split_reference,
+    parse_reference,
 )
 from mlpack.kube.resources import map_limits
 from mlpack.kube.values import (
@@ -26,6 +25,7 @@ from mlpack.kube.values import (
     ImageInfo,
 )
 from mlpack.kube.writer import dump, kustomization, write_files
+from mlpack.reference import LOCAL_REGISTRY, Reference, names_registry
 from mlpack.types import Limits
 
 __all__ = ["export_k8s", "check_export", "image_line", "plan_for", "build_objects"]
@@ -42,39 +42,39 @@ def _pull_repository(ref: Reference, registry: str | None) -> Reference:
     registry = registry.strip().rstrip("/")
     if "/" not in registry:
         # Only a host (``registry.example.com:5000``): keep the image's path.
-        return Reference(domain=registry, path=ref.path, tag=ref.tag, digest=ref.digest)
-    target = split_reference(registry)
-    if not target.domain:
+        return Reference(registry, ref.path, ref.tag, ref.digest)
+    if not names_registry(registry):
         raise ExportError(
             f"--registry {registry!r} names no registry host",
             hint="use host[:port]/path, e.g. registry.example.com/team/model",
         )
-    return Reference(target.domain, target.path, target.tag or ref.tag, ref.digest)
+    target = parse_reference(registry)
+    return Reference(target.registry, target.repository, target.tag or ref.tag, ref.digest)
 
 
 def image_line(image: ImageInfo, options: ExportOptions, registry: str | None = None) -> tuple[str, str]:
     """(image, imagePullPolicy) for the pod: by digest, or by tag when allowed."""
-    ref = _pull_repository(split_reference(image.reference), registry)
+    ref = _pull_repository(image.reference, registry)
     digest = image.digest or ref.digest
     if image.digest and ref.digest and image.digest != ref.digest:
         raise ExportError(
-            f"reference {image.reference!r} and digest {image.digest} disagree",
+            f"reference {image.reference.familiar()!r} and digest {image.digest} disagree",
             hint="pass the reference without @sha256:..., or the digest it names",
         )
     if digest is not None:
         check_digest(digest)
-    if ref.domain == "localhost":
+    if ref.registry == LOCAL_REGISTRY:
         raise ExportError(
-            f"{ref.repository} names the local store, which no cluster can pull from",
+            f"{ref.familiar_name} names the local store, which no cluster can pull from",
             hint="push the image first (--push registry.example.com/team/model:tag) "
             "or name where it was pushed (--registry registry.example.com/team/model)",
         )
     if digest:
-        return f"{ref.repository}@{digest}", "IfNotPresent"
+        return f"{ref.familiar_name}@{digest}", "IfNotPresent"
     if options.allow_tag:
-        return f"{ref.repository}:{ref.tag or 'latest'}", "Always"
+        return f"{ref.familiar_name}:{ref.tag or 'latest'}", "Always"
     raise ExportError(
-        f"image {image.reference!r} has no digest, and a tag can change under a running Deployment",
+        f"image {image.reference.familiar()!r} has no digest, and a tag can change under a running Deployment",
         hint="push it first (--push REF) or export an image from the local store, so the "
         "manifests pin a digest; allow_tag=True (--allow-tag) accepts the tag anyway",
     )
@@ -87,7 +87,7 @@ def _number(value: float | None, image: ImageInfo, label: str) -> float | None:
 def plan_for(image: ImageInfo, limits: Limits, options: ExportOptions) -> tuple[objects.Plan, list[str]]:
     """Every decision, checked, before anything is written; plus header notes."""
     image_str, pull_policy = image_line(image, options, options.registry)
-    source = split_reference(image.reference)
+    source = image.reference
     name = options.name or image.name or name_from_repository(source)
     check_dns_label(name, "name", letter_first=True)
     if options.namespace:
@@ -95,17 +95,17 @@ def plan_for(image: ImageInfo, limits: Limits, options: ExportOptions) -> tuple[
     uid = options.run_as_user if options.run_as_user is not None else image.user_uid
     if uid is None:
         raise ExportError(
-            f"the user of image {image.reference!r} is not a numeric uid, so "
+            f"the user of image {image.reference.familiar()!r} is not a numeric uid, so "
             "Kubernetes cannot check runAsNonRoot",
             hint="build the image with a numeric USER (USER 1000) or pass --user UID",
         )
     if uid == 0:
         raise ExportError(
-            f"image {image.reference!r} runs as root, which runAsNonRoot refuses",
+            f"image {image.reference.familiar()!r} runs as root, which runAsNonRoot refuses",
             hint="build it with a non-root USER (mlpack's Dockerfile does) or pass --user UID",
         )
     if not 1 <= image.port <= 65535:
-        raise ExportError(f"port {image.port} of {image.reference!r} is not a TCP port")
+        raise ExportError(f"port {image.port} of {image.reference.familiar()!r} is not a TCP port")
     resources = map_limits(limits)
     start = _number(image.start_seconds, image, LABEL_START_SECONDS)
     grace_f = _number(

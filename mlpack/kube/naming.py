@@ -1,4 +1,4 @@
-"""Names Kubernetes accepts, and image references split into their parts.
+"""Names Kubernetes accepts, and image references read as ExportErrors.
 
 Pure string rules, so the export can reject a bad name before it writes a
 single file, with a message saying which rule was broken.
@@ -7,13 +7,12 @@ single file, with a message saying which rule was broken.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-
-from mlpack.errors import ExportError
+from mlpack.errors import ConfigError, ExportError
+from mlpack.reference import Reference, is_digest, parse
 
 __all__ = [
-    "Reference",
-    "split_reference",
+    "parse_reference",
+    "check_digest",
     "check_dns_label",
     "name_from_repository",
     "label_value",
@@ -24,63 +23,20 @@ _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # RFC 1035 label: a Service (and a KServe InferenceService) name must also
 # start with a letter, so one name serves every object we write.
 _DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
-@dataclass(frozen=True)
-class Reference:
-    """``domain/path:tag@digest`` in parts; ``domain`` is "" when the ref has none."""
-
-    domain: str
-    path: str
-    tag: str | None
-    digest: str | None
-
-    @property
-    def repository(self) -> str:
-        return f"{self.domain}/{self.path}" if self.domain else self.path
-
-
-def _is_domain(component: str) -> bool:
-    return "." in component or ":" in component or component == "localhost"
-
-
-def split_reference(ref: str) -> Reference:
-    """Split an image reference the way docker and containerd read it."""
-    text = ref.strip()
-    if not text or any(ch.isspace() for ch in text):
-        raise ExportError(
-            f"{ref!r} is not an image reference",
-            hint="use the form registry.example.com/team/model:tag or repo@sha256:<64 hex>",
-        )
-    digest = None
-    if "@" in text:
-        text, digest = text.split("@", 1)
-        check_digest(digest)
-    tag = None
-    last = text.rsplit("/", 1)[-1]
-    if ":" in last:
-        text, tag = text.rsplit(":", 1)
-        if not _TAG.match(tag):
-            raise ExportError(f"{tag!r} in {ref!r} is not a valid image tag")
-    first, _, rest = text.partition("/")
-    if rest and _is_domain(first):
-        domain, path = first, rest
-    else:
-        domain, path = "", text
-    if not path or path != path.lower():
-        raise ExportError(
-            f"repository {path!r} in {ref!r} is not valid",
-            hint="repository names are lowercase letters, digits and separators (. _ - /)",
-        )
-    return Reference(domain=domain, path=path, tag=tag, digest=digest)
+def parse_reference(text: str) -> Reference:
+    """``text`` parsed by :func:`mlpack.reference.parse` (no default tag), as an ExportError when bad."""
+    try:
+        return parse(text.strip() if isinstance(text, str) else text, default_tag=None)
+    except ConfigError as exc:
+        raise ExportError(exc.message, hint=exc.hint) from exc
 
 
 def check_digest(digest: str) -> str:
     """``digest`` when it is a sha256 content digest, else ExportError."""
-    if not _DIGEST.match(digest):
+    if not is_digest(digest):
         raise ExportError(
             f"{digest!r} is not an image digest",
             hint="a digest reads sha256: followed by 64 lowercase hex digits",
@@ -106,7 +62,7 @@ def check_dns_label(value: str, what: str, *, letter_first: bool = False) -> str
 
 def name_from_repository(ref: Reference) -> str:
     """A candidate object name: the repository's last component, '.' and '_' as '-'."""
-    last = ref.path.rsplit("/", 1)[-1]
+    last = ref.repository.rsplit("/", 1)[-1]
     return re.sub(r"[._]+", "-", last.lower())
 
 

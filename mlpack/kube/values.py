@@ -1,7 +1,7 @@
 """The plain values the export works from: what the image is, what to write.
 
 mlpack.kube never looks into the image store: the front door (mlpack.api,
-mlpack.cli.export) resolves the image and hands over an :class:`ImageInfo`.
+mlpack.pipeline.export) resolves the image and hands over an :class:`ImageInfo`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from mlpack.errors import ExportError
+from mlpack.kube.naming import parse_reference
+from mlpack.reference import Reference
+from mlpack.types import DEFAULT_PORT
 
 __all__ = [
     "ImageInfo",
@@ -26,7 +29,6 @@ __all__ = [
 # builder or a benchmark may record them, so a later export needs no flags.
 LABEL_START_SECONDS = "dev.mlpack.start-seconds"
 LABEL_SHUTDOWN_GRACE = "dev.mlpack.shutdown-grace-seconds"
-DEFAULT_PORT = 8080
 # mlpack-serve's default graceful_timeout_s (mlpack.server.config), used when
 # neither ImageInfo nor an image label says otherwise.
 DEFAULT_SHUTDOWN_GRACE = 20
@@ -36,7 +38,8 @@ DEFAULT_SHUTDOWN_GRACE = 20
 class ImageInfo:
     """What the export needs to know about one image, as plain values.
 
-    ``reference`` is where the cluster pulls from (``repo[:tag][@digest]``);
+    ``reference`` is where the cluster pulls from (``repo[:tag][@digest]``), a
+    :class:`~mlpack.reference.Reference`; text is parsed once, here (ExportError when bad);
     ``digest`` the manifest digest (``sha256:...``) when known, which the
     manifests then use instead of the mutable tag. ``user_uid``/``user_gid``
     come from the image config's ``User`` when numeric; ``port`` from its
@@ -44,7 +47,7 @@ class ImageInfo:
     ready; ``stop_grace_seconds`` how long the server drains on SIGTERM.
     """
 
-    reference: str
+    reference: Reference
     digest: str | None = None
     user_uid: int | None = None
     user_gid: int | None = None
@@ -54,6 +57,10 @@ class ImageInfo:
     start_seconds: float | None = None
     stop_grace_seconds: int | None = None
     name: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.reference, Reference):
+            object.__setattr__(self, "reference", parse_reference(self.reference))
 
     def label_number(self, key: str) -> float | None:
         """A numeric image label, or None when absent or not a number."""

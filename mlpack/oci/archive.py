@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from mlpack.errors import StoreError
-from mlpack.oci import reference as _reference
+from mlpack import reference as _reference
+from mlpack.oci.config import ImageConfig
 from mlpack.oci.image import Image
 from mlpack.oci.layout import Store
 from mlpack.oci.platforms import pick_platform
@@ -94,8 +95,7 @@ def _copy_image(src: Store, dst: Store, image: Image, ref: str | None) -> None:
             with src.open_blob(desc["digest"]) as f:
                 dst.put_blob_stream(iter(lambda: f.read(_CHUNK), b""), desc["digest"], desc["size"])
     dst.put_manifest(src.read_blob(image.digest), image.media_type, ref=ref,
-                     platform={"architecture": image.config.get("architecture", "amd64"),
-                               "os": image.config.get("os", "linux")})
+                     platform=image.config.platform)
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -300,8 +300,8 @@ def _load_oci(store: Store, src: _Source, ref: str | None, progress: Callable[[s
         for blob in [manifest["config"], *manifest.get("layers", [])]:
             _blob(store, src, blob, progress)
         if check is not None:
-            config = json.loads(store.read_blob(manifest["config"]["digest"]))
-            check(list(manifest.get("layers", [])), list((config.get("rootfs") or {}).get("diff_ids") or []))
+            config = ImageConfig.from_blob(json.loads(store.read_blob(manifest["config"]["digest"])))
+            check(list(manifest.get("layers", [])), list(config.diff_ids))
         name = ref or (entry.get("annotations") or {}).get(REF_NAME)
         tag = None
         if name:
@@ -321,8 +321,8 @@ def _load_docker(store: Store, src: _Source, ref: str | None, progress: Callable
     for entry in entries:
         cfg_bytes = src.read(entry["Config"], MAX_CONFIG_BYTES)
         cfg_digest = store.put_blob(cfg_bytes)
-        config = json.loads(cfg_bytes)
-        diff_ids = config.get("rootfs", {}).get("diff_ids", [])
+        config = ImageConfig.from_blob(json.loads(cfg_bytes))
+        diff_ids = config.diff_ids
         if len(diff_ids) != len(entry["Layers"]):
             raise StoreError("docker-archive config and manifest.json list different numbers of layers")
         layers = []
@@ -338,8 +338,7 @@ def _load_docker(store: Store, src: _Source, ref: str | None, progress: Callable
         tags = [ref] if ref else list(entry.get("RepoTags") or [])
         first = str(_reference.parse(tags[0])) if tags else None
         digest = store.put_manifest(canonical_json(manifest), OCI_MANIFEST, ref=first,
-                                    platform={"architecture": config.get("architecture", "amd64"),
-                                              "os": config.get("os", "linux")})
+                                    platform=config.platform)
         for extra in tags[1:]:
             store.tag(digest, extra)
         out.append(store.resolve(first or digest))

@@ -34,11 +34,12 @@ from mlpack.oci.image import Image
 from mlpack.oci.layout import Store
 from mlpack.oci.unpack import UnpackOptions, apply_layer
 from mlpack.settings import Settings
+from mlpack.types import DEFAULT_PYTHON, LOCAL_BASE
 
 __all__ = ["BASE_REF", "RECIPE_LABEL", "BaseOptions", "bootstrap", "current", "import_rootfs_tar", "host_apt_sources",
            "host_apt_options", "recipe"]
 
-BASE_REF = "localhost/mlpack/python:3.11"
+BASE_REF = LOCAL_BASE.format(python=DEFAULT_PYTHON)  # the offline base of mlpack.types
 DEFAULT_EPOCH = 1_700_000_000  # fixed, so the digest depends only on package content
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _EXCLUDES = (
@@ -127,8 +128,7 @@ def current(store: Store, options: BaseOptions | None = None) -> Image | None:
         image = store.resolve(options.ref)
     except ImageNotFound:
         return None
-    labels = (image.config.get("config") or {}).get("Labels") or {}
-    return image if labels.get(RECIPE_LABEL) == recipe(options) else None
+    return image if image.config.labels.get(RECIPE_LABEL) == recipe(options) else None
 
 
 def host_apt_sources() -> list[str]:

@@ -74,7 +74,7 @@ def recompress(store: Store, image: Image, compression: str, *, ref: str | None 
             return store.resolve(ref)
         return image
     manifest = dict(image.manifest, layers=layers)
-    platform = {"architecture": image.config.get("architecture", "amd64"), "os": image.config.get("os", "linux")}
+    platform = image.config.platform
     digest = store.put_manifest(canonical_json(manifest), image.media_type, ref=ref, platform=platform)
     return dataclasses.replace(store.resolve(ref or digest), ref=ref or image.ref)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mlpack.oci.config import ImageConfig
 from mlpack.oci.media import OCI_LAYER_GZIP, OCI_MANIFEST
 
 __all__ = ["Layer", "Image", "ImageSummary"]
@@ -25,11 +26,11 @@ class Layer:
 
 @dataclass(frozen=True)
 class Image:
-    """One image manifest resolved from the store (or a registry)."""
+    """One image manifest resolved from the store (or a registry); its config parsed once."""
 
     digest: str                      # manifest digest
     manifest: dict[str, Any]
-    config: dict[str, Any]
+    config: ImageConfig              # .blob: the config document as stored
     layers: list[dict[str, Any]]     # layer descriptors, base first
     diff_ids: list[str]
     ref: str | None = None

@@ -31,6 +31,7 @@ from mlpack.errors import StoreError
 from mlpack.oci import gc as _gc
 from mlpack.oci import refs as _refs
 from mlpack.oci.cas import BlobStore
+from mlpack.oci.config import complete_blob
 from mlpack.oci.image import Image, ImageSummary, Layer
 from mlpack.oci.media import OCI_CONFIG, OCI_MANIFEST, canonical_json
 from mlpack.oci.platforms import DEFAULT_PLATFORM
@@ -53,19 +54,12 @@ class Store(BlobStore):
 
         If ``config`` has no ``rootfs`` it is filled from the layers' diff_ids.
         """
-        cfg = dict(config)
         descs = [l.descriptor() if isinstance(l, Layer) else dict(l) for l in layers]
-        if "rootfs" not in cfg:
-            diff_ids = [l.diff_id if isinstance(l, Layer) else l.get("diff_id") for l in layers]
-            if any(d is None for d in diff_ids):
-                raise StoreError("put_image needs the diff_id of every layer (or a config with rootfs)")
-            cfg["rootfs"] = {"type": "layers", "diff_ids": diff_ids}
+        cfg, parsed = complete_blob(config, [l.diff_id if isinstance(l, Layer) else l.get("diff_id") for l in layers])
         for d in descs:
             d.pop("diff_id", None)
-        if len(cfg["rootfs"]["diff_ids"]) != len(descs):
+        if len(parsed.diff_ids) != len(descs):
             raise StoreError("config rootfs.diff_ids and layers differ in length")
-        cfg.setdefault("architecture", "amd64")
-        cfg.setdefault("os", "linux")
         cfg_bytes = canonical_json(cfg)
         cfg_digest = self.put_blob(cfg_bytes)
         manifest: dict[str, Any] = {
@@ -77,7 +71,7 @@ class Store(BlobStore):
         if annotations:
             manifest["annotations"] = dict(annotations)
         return self.put_manifest(canonical_json(manifest), OCI_MANIFEST, ref=ref,
-                                 platform={"architecture": cfg["architecture"], "os": cfg["os"]})
+                                 platform=parsed.platform)
 
     def resolve(self, ref_or_digest: str, *, platform: tuple[str, str] = DEFAULT_PLATFORM) -> Image:
         """The image named by a tag, a full digest or a unique hex prefix of one; see :func:`refs.resolve`."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from typing import Any
+
+from mlpack.reference import is_digest
 
 __all__ = [
     "OCI_INDEX", "OCI_MANIFEST", "OCI_CONFIG", "OCI_LAYER_GZIP", "OCI_LAYER_TAR", "OCI_LAYER_ZSTD",
@@ -30,8 +31,6 @@ MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 ACCEPT_MANIFESTS = ", ".join(MANIFEST_TYPES + INDEX_TYPES)
 REF_NAME = "org.opencontainers.image.ref.name"
 
-_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-
 
 def sha256_digest(data: bytes) -> str:
     """``sha256:<hex>`` of ``data``."""
@@ -44,7 +43,7 @@ def check_digest(digest: str) -> str:
     Every digest that becomes a file name goes through here, so a hostile
     manifest cannot name ``../../etc/passwd`` as a blob.
     """
-    if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
+    if not isinstance(digest, str) or not is_digest(digest):
         raise ValueError(f"not a sha256 digest: {digest!r}")
     return digest
 

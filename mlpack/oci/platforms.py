@@ -13,6 +13,7 @@ from typing import Any
 
 from mlpack.errors import ImageNotFound, StoreError
 from mlpack.oci.cas import BlobStore
+from mlpack.oci.config import ImageConfig
 from mlpack.oci.image import Image
 from mlpack.oci.media import INDEX_TYPES, OCI_MANIFEST
 
@@ -48,12 +49,12 @@ def load_image(store: BlobStore, digest: str, ref: str | None, media_type: str |
                 raise ImageNotFound(f"image index {digest} has no {platform[0]}/{platform[1]} image",
                                     hint="pull or load an image built for this platform")
             return load_image(store, child["digest"], ref, child.get("mediaType"), platform)
-        config = store.read_json(manifest["config"]["digest"])
+        config = ImageConfig.from_blob(store.read_json(manifest["config"]["digest"]))
     except (StoreError, KeyError, ValueError):
         if quiet:
             return None
         raise
     layers = list(manifest.get("layers", []))
     size = len(data) + manifest["config"]["size"] + sum(int(l["size"]) for l in layers)
-    diff_ids = list(config.get("rootfs", {}).get("diff_ids", []))
+    diff_ids = list(config.diff_ids)
     return Image(digest, manifest, config, layers, diff_ids, ref, media_type, size)

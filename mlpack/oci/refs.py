@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mlpack.errors import ImageNotFound
-from mlpack.oci import reference as _reference
+from mlpack import reference as _reference
 from mlpack.oci.cas import BlobStore
 from mlpack.oci.image import Image, ImageSummary
 from mlpack.oci.media import OCI_MANIFEST, REF_NAME, digest_hex
@@ -131,7 +131,7 @@ def list_images(store: BlobStore) -> list[ImageSummary]:
     for e in store.index()["manifests"]:
         img = load_image(store, e["digest"], ref_of(e), e.get("mediaType"), DEFAULT_PLATFORM, quiet=True)
         if img is not None:
-            out.append(ImageSummary(img.ref, img.digest, img.id, img.size, img.config.get("created")))
+            out.append(ImageSummary(img.ref, img.digest, img.id, img.size, img.config.created))
     return out
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlpack.errors import RegistryError, StoreError
-from mlpack.oci import reference as _reference
+from mlpack import reference as _reference
 from mlpack.oci.auth import load_credentials
 from mlpack.oci.blobmeta import BlobMeta
 from mlpack.oci.image import Image
@@ -39,7 +39,7 @@ from mlpack.oci.media import (
     OCI_LAYER_TAR, canonical_json, check_digest, oversized_config,
 )
 from mlpack.oci.pgzip import gzip_stream
-from mlpack.oci.reference import Reference
+from mlpack.reference import Reference
 from mlpack.oci.transport import Transport
 from mlpack.oci.trust import Trust
 from mlpack.settings import Settings
@@ -335,7 +335,7 @@ def _compressed(store: Store, image: Image, target: Reference, meta: BlobMeta, p
         layers.append({**{k: v for k, v in desc.items() if k not in ("digest", "size", "mediaType")},
                        "mediaType": gz_type, "digest": twin[0], "size": twin[1]})
     manifest = {**image.manifest, "layers": layers}
-    platform = {"architecture": image.config.get("architecture", "amd64"), "os": image.config.get("os", "linux")}
+    platform = image.config.platform
     digest = store.put_manifest(canonical_json(manifest), image.media_type,
                                 ref=str(target) if target.tag else None, platform=platform)
     return store.resolve(digest)

@@ -54,17 +54,19 @@ __all__ = [
 @delegated  # an ordinary user's container is made in its user namespace
 def run(
     image: Any,
+    options: "RunOptions | None" = None,
     *,
+    settings: Settings,
     limits: Limits | None = None,
     ports: Any = None,
     name: str | None = None,
     command: Sequence[str] | None = None,
     detach: bool = True,
-    settings: Settings,
-    options: "RunOptions | None" = None,
     **fields: Any,
 ) -> "Container":
     """Run ``image`` (a store reference, an mlpack.oci Image or an ImageSource) as a container.
+
+    ``options`` (a :class:`RunOptions`), or its fields by keyword, which override those of ``options``.
 
     ``ports``: ``["8080:8080"]``, ``{8080: 18080}`` or PortMapping values;
     None publishes every port the image EXPOSEs on a free 127.0.0.1 port

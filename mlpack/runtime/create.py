@@ -14,13 +14,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 from mlpack.errors import ContainerNotFound, RunError
+from mlpack.oci.config import ImageConfig
+from mlpack.oci.image import Image
 from mlpack.runtime.cdi import gpu_device_names, resolve_devices, spec_dirs
 from mlpack.runtime.host import select_runtime
 from mlpack.runtime.idmap import in_user_namespace
@@ -43,30 +45,37 @@ START_TIMEOUT = 30.0
 
 @dataclass(frozen=True)
 class ImageSource:
-    """What a container is made of: layer directories (base first) and the image config's ``config``."""
+    """What a container is made of: layer directories (base first) and the image's config.
+
+    ``config`` may be given as the blob's ``config`` object (a mapping, as tests
+    and benchmarks write it); it is parsed into an ImageConfig here, once.
+    """
 
     lowerdirs: Sequence[Path]
-    config: Mapping[str, Any] = field(default_factory=dict)
+    config: ImageConfig = field(default_factory=ImageConfig)
     ref: str | None = None
     digest: str | None = None
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.config, ImageConfig):
+            object.__setattr__(self, "config", ImageConfig.from_config(self.config))
 
-def image_source(image: Any, settings: Settings) -> ImageSource:
+
+def image_source(image: ImageSource | Image | str, settings: Settings) -> ImageSource:
     """An ImageSource from an ImageSource, a store reference or an mlpack.oci Image."""
     if isinstance(image, ImageSource):
         return image
+    if not isinstance(image, (str, Image)):
+        raise RunError(f"cannot run {image!r}: not an image reference or image",
+                       hint="pass a reference such as localhost/model:latest")
     from mlpack.oci.layercache import layer_dirs
     from mlpack.oci.layout import Store
 
     store = Store(settings.store_dir)
     img = store.resolve(image) if isinstance(image, str) else image
-    if not hasattr(img, "diff_ids"):
-        raise RunError(f"cannot run {image!r}: not an image reference or image",
-                       hint="pass a reference such as localhost/model:latest")
     dirs = layer_dirs(store, img, settings)
-    return ImageSource(lowerdirs=dirs, config=dict(img.config.get("config") or {}),
-                       ref=getattr(img, "ref", None) or (image if isinstance(image, str) else None),
-                       digest=img.digest)
+    return ImageSource(lowerdirs=dirs, config=img.config,
+                       ref=img.ref or (image if isinstance(image, str) else None), digest=img.digest)
 
 
 @contextmanager
@@ -83,15 +92,6 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}+00:00"
 
 
-def _exposed(config: Mapping[str, Any]) -> list[int]:
-    ports = []
-    for key in config.get("ExposedPorts") or {}:
-        num, _, proto = str(key).partition("/")
-        if num.isdigit() and proto in ("", "tcp"):
-            ports.append(int(num))
-    return sorted(ports)
-
-
 def create_container(src: ImageSource, limits: Limits, options: RunOptions, settings: Settings,
                      *, publish_exposed: bool = False) -> Path:
     """Create and start a container; returns its directory once it runs (or has already exited)."""
@@ -103,7 +103,7 @@ def create_container(src: ImageSource, limits: Limits, options: RunOptions, sett
     listeners: list = []
     ports = list(options.ports)
     if publish_exposed and not ports and options.network != "none":
-        ports = [PortMapping(0, p) for p in _exposed(src.config)]
+        ports = [PortMapping(0, p) for p in src.config.tcp_ports]
     try:
         with _names_lock(root):
             name = options.name or f"mlpack-{cid[:8]}"
@@ -118,7 +118,7 @@ def create_container(src: ImageSource, limits: Limits, options: RunOptions, sett
         rootfs = cdir / "rootfs"
         mount_overlay(list(src.lowerdirs), cdir / "upper", cdir / "work", rootfs)
         cfg = src.config
-        uid, gid, groups, home = resolve_user(rootfs, options.user or cfg.get("User"))
+        uid, gid, groups, home = resolve_user(rootfs, options.user or cfg.user)
         args = process_args(cfg, options.command, options.entrypoint)
         cdi_dirs = options.cdi_dirs or spec_dirs()
         names = gpu_device_names(limits.gpus, cdi_dirs) + list(options.devices)
@@ -126,7 +126,7 @@ def create_container(src: ImageSource, limits: Limits, options: RunOptions, sett
         hostname = options.hostname or cid[:12]
         env = merge_env({"HOSTNAME": hostname, "HOME": home or "/"} if (home or uid) else {"HOSTNAME": hostname,
                                                                                              "HOME": "/root"},
-                        cfg.get("Env"), edits.env, options.env)
+                        cfg.env, edits.env, options.env)
         netns = None
         if options.network == "private":
             netns = cdir / "netns"
@@ -134,12 +134,12 @@ def create_container(src: ImageSource, limits: Limits, options: RunOptions, sett
         need_forward = [p for p in ports if options.network != "host" or p.host_port != p.container_port]
         listeners = bind_listeners(need_forward)
         published = [m for m, _ in listeners] + [p for p in ports if p not in need_forward]
-        check = None if options.no_healthcheck else (options.healthcheck or parse_healthcheck(cfg.get("Healthcheck")))
+        check = None if options.no_healthcheck else (options.healthcheck or parse_healthcheck(cfg.healthcheck))
         parent = cgroup_parent(limits)  # rootless: the delegated subtree, or an error naming the fix
         cgroups_path = f"/{parent}/{cid}" if parent else ""
         spec = ContainerSpec(
             rootfs=rootfs,
-            process=ProcessSpec(args=args, env=env, cwd=options.workdir or cfg.get("WorkingDir") or "/",
+            process=ProcessSpec(args=args, env=env, cwd=options.workdir or cfg.working_dir or "/",
                                 uid=uid, gid=gid, additional_gids=groups,
                                 capabilities=normalize_caps(options.cap_add)),
             hostname=hostname,
@@ -158,7 +158,7 @@ def create_container(src: ImageSource, limits: Limits, options: RunOptions, sett
         record.update(
             image=src.ref, image_digest=src.digest, created=_now(), args=list(args), env=list(env),
             user=f"{uid}:{gid}", limits=asdict(limits), ports=[asdict(m) for m in published],
-            listen_ports=[asdict(m) for m, _ in listeners], exposed=_exposed(cfg),
+            listen_ports=[asdict(m) for m, _ in listeners], exposed=list(cfg.tcp_ports),
             network=options.network, netns=str(netns) if netns else None, cgroups_path=cgroups_path,
             runtime={"name": rt.name, "path": rt.path, "root": str(rt.root), "mode": rt.mode,
                      "holder": str(cdir) if in_user_namespace() else None},

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Set as AbstractSet
+from collections.abc import Callable, Set as AbstractSet
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -173,7 +173,7 @@ class Monitor:
         if self.check is not None:
             checker = HealthChecker(self.rt, self.cdir, self.check, self.status)
             checker.start()
-        code = self._wait(pid, checker)
+        code = wait_for_init(pid, checker.reap_orphans if checker is not None else None)
         if checker is not None:
             checker.halt()
             checker.join(timeout=self.check.timeout + 1)  # type: ignore[union-attr]
@@ -181,45 +181,6 @@ class Monitor:
         oom = oom_kills(self.record["cgroups_path"]) > 0
         release_container(self.record)
         return code, oom, None
-
-    def _wait(self, pid: int, checker: HealthChecker | None) -> int:
-        """Exit code of the container's init, 128+N when killed by signal N.
-
-        The init becomes our child (we are a subreaper) only once the
-        runtime's helper that forked it has exited, which can be a moment
-        after `run --detach` returns: until then waitpid() says ECHILD.
-
-        Meanwhile orphans are reaped: a `<runtime> exec` helper that died
-        leaves its process in the container's PID namespace to us, and a dying
-        init waits in the kernel until every process of its namespace has been
-        reaped, so a blocking waitpid() on the init alone would never return.
-        """
-        try:
-            exited = os.pidfd_open(pid)  # readable once the init has exited
-        except OSError:
-            exited = None
-        try:
-            while True:
-                try:
-                    got, status = os.waitpid(pid, os.WNOHANG)
-                    if got == pid:
-                        code = os.waitstatus_to_exitcode(status)
-                        return 128 - code if code < 0 else code
-                except ChildProcessError:
-                    if not os.path.exists(f"/proc/{pid}"):
-                        return 255  # gone without us seeing its status
-                    time.sleep(0.01)  # not our child yet (or no longer): the runtime's helper has it
-                if checker is not None:
-                    checker.reap_orphans(keep=pid)
-                else:
-                    _reap_orphans({pid})
-                if exited is not None:
-                    select.select([exited], [], [], ORPHAN_REAP_S)
-                else:
-                    time.sleep(0.05)
-        finally:
-            if exited is not None:
-                os.close(exited)
 
     def main(self) -> int:
         libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
@@ -244,6 +205,48 @@ class Monitor:
         if self.record.get("auto_remove"):
             remove_container_dir(self.cdir, self.record)
         return 0
+
+
+def wait_for_init(pid: int, reap: Callable[[int], None] | None = None) -> int:
+    """Exit code of the container's init, 128+N when killed by signal N.
+
+    The init becomes our child (we are a subreaper) only once the
+    runtime's helper that forked it has exited, which can be a moment
+    after `run --detach` returns: until then waitpid() says ECHILD.
+
+    Meanwhile orphans are reaped: a `<runtime> exec` helper that died
+    leaves its process in the container's PID namespace to us, and a dying
+    init waits in the kernel until every process of its namespace has been
+    reaped, so a blocking waitpid() on the init alone would never return.
+    ``reap(pid)`` reaps them sparing ``pid`` (the health checker's, which also
+    spares its own running check); by default every orphan but the init.
+    """
+    try:
+        exited = os.pidfd_open(pid)  # readable once the init has exited
+    except OSError:
+        exited = None
+    try:
+        while True:
+            try:
+                got, status = os.waitpid(pid, os.WNOHANG)
+                if got == pid:
+                    code = os.waitstatus_to_exitcode(status)
+                    return 128 - code if code < 0 else code
+            except ChildProcessError:
+                if not os.path.exists(f"/proc/{pid}"):
+                    return 255  # gone without us seeing its status
+                time.sleep(0.01)  # not our child yet (or no longer): the runtime's helper has it
+            if reap is not None:
+                reap(pid)
+            else:
+                _reap_orphans({pid})
+            if exited is not None:
+                select.select([exited], [], [], ORPHAN_REAP_S)
+            else:
+                time.sleep(0.05)
+    finally:
+        if exited is not None:
+            os.close(exited)
 
 
 def _reap_orphans(keep: AbstractSet[int] = frozenset()) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpack.errors import RunError
+from mlpack.oci.config import HealthcheckConfig
 from mlpack.runtime.spec import Mount
 
 __all__ = [
@@ -144,13 +145,11 @@ class Healthcheck:
         return cls(tuple(data["test"]), data["interval"], data["timeout"], data["start_period"], data["retries"])
 
 
-def parse_healthcheck(image_hc: Mapping[str, Any] | None) -> Healthcheck | None:
+def parse_healthcheck(image_hc: HealthcheckConfig | None) -> Healthcheck | None:
     """The image config's Healthcheck (durations in ns) -> Healthcheck, or None for NONE/absent."""
-    if not image_hc:
+    if image_hc is None or image_hc.disabled:
         return None
-    test = list(image_hc.get("Test") or [])
-    if not test or test[0] == "NONE":
-        return None
+    test = list(image_hc.test)
     if test[0] == "CMD":
         args = tuple(test[1:])
     elif test[0] == "CMD-SHELL":
@@ -159,9 +158,9 @@ def parse_healthcheck(image_hc: Mapping[str, Any] | None) -> Healthcheck | None:
         args = ("/bin/sh", "-c", " ".join(test))
     if not args:
         return None
-    sec = lambda key, default: (image_hc.get(key) or 0) / 1e9 or default  # noqa: E731
-    return Healthcheck(args, sec("Interval", 30.0), sec("Timeout", 30.0), sec("StartPeriod", 0.0),
-                       int(image_hc.get("Retries") or 3))
+    sec = lambda ns, default: ns / 1e9 or default  # noqa: E731
+    return Healthcheck(args, sec(image_hc.interval_ns, 30.0), sec(image_hc.timeout_ns, 30.0),
+                       sec(image_hc.start_period_ns, 0.0), image_hc.retries or 3)
 
 
 @dataclass(frozen=True)

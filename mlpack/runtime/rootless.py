@@ -24,8 +24,10 @@ subordinate ids, which the user can only do from inside.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -35,7 +37,7 @@ from typing import Any, BinaryIO, TypeVar
 from mlpack.errors import MlpackError, RunError
 from mlpack.runtime.idmap import IdMapping, host_uid, in_user_namespace, user_mapping
 
-__all__ = ["delegated", "call_in_userns", "enter_argv", "cgroup_parent", "rmtree", "is_rootless",
+__all__ = ["delegated", "delegated_unless_refused", "userns_problem", "call_in_userns", "enter_argv", "cgroup_parent", "rmtree", "is_rootless",
            "COVER_UNIFIED"]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -133,10 +135,9 @@ def call_in_userns(fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any],
                 outcome = (msg[0], msg[1])
     code = proc.wait()
     if outcome is None:
-        probe = subprocess.run([*mapping.unshare_argv(), "true"], stdin=subprocess.DEVNULL,
-                               capture_output=True, text=True, timeout=30)
-        if probe.returncode != 0:
-            raise _userns_refused(mapping, probe.stderr)
+        problem = _try_unshare.__wrapped__(tuple(mapping.unshare_argv()))
+        if problem is not None:
+            raise _userns_refused(mapping, problem)
         raise RunError(f"{fn.__qualname__} died in the user namespace (exit {code})",
                        hint="its error is printed above; `mlpack info` shows the rootless set-up")
     kind, value = outcome
@@ -184,6 +185,53 @@ def delegated(fn: F) -> F:
         return call_in_userns(fn, args, kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def delegated_unless_refused(fn: F) -> F:
+    """:func:`delegated`, except that where user namespaces are refused (a seccomp profile,
+    ``user.max_user_namespaces=0``) ``fn`` runs here, as the user: for work that needs no
+    privilege in the cases that matter (a build without RUN), and that says so itself otherwise."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not is_rootless() or userns_problem() is None:
+            return delegated(fn)(*args, **kwargs)
+        return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def userns_problem(mapping: IdMapping | None = None) -> str | None:
+    """Why the user cannot create its user namespace here (tried for real, once a process), or None."""
+    return _try_unshare(tuple((mapping or user_mapping()).unshare_argv()))
+
+
+@functools.lru_cache(maxsize=4)
+def _try_unshare(argv: tuple[str, ...]) -> str | None:
+    import tempfile
+
+    # When unshare itself is refused, the helper it forked for --map-auto (newuidmap) waits
+    # forever: it gets a process group of its own with unshare, which is killed after; and
+    # stderr goes to a file, as a pipe it holds open would never reach EOF.
+    with tempfile.TemporaryFile(mode="w+") as err:
+        try:
+            proc = subprocess.Popen([*argv, "true"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                    start_new_session=True)
+        except OSError as exc:
+            return f"cannot start unshare ({exc})"
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            code = None
+        finally:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        err.seek(0)
+        text = err.read().strip()
+    if code is None:
+        return "unshare did not finish in 30 s"
+    return None if code == 0 else text or f"unshare exited {code}"
 
 
 def serve_call(inp: BinaryIO, out: BinaryIO) -> int:

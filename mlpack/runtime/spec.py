@@ -14,11 +14,14 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlpack.errors import RunError
 from mlpack.runtime.seccomp import default_profile
 from mlpack.types import Limits
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlpack.oci.config import ImageConfig
 
 __all__ = [
     "Mount",
@@ -192,11 +195,11 @@ def merge_env(*layers: Iterable[str] | Mapping[str, str] | None) -> tuple[str, .
     return tuple(f"{k}={v}" for k, v in env.items())
 
 
-def process_args(image_config: Mapping[str, Any], command: Sequence[str] | None,
+def process_args(image_config: ImageConfig, command: Sequence[str] | None,
                  entrypoint: Sequence[str] | None = None) -> tuple[str, ...]:
     """Docker's rule: Entrypoint + (command or Cmd); an empty result is an error."""
-    ep = list(entrypoint) if entrypoint is not None else list(image_config.get("Entrypoint") or [])
-    cmd = list(command) if command else ([] if entrypoint is not None else list(image_config.get("Cmd") or []))
+    ep = list(entrypoint) if entrypoint is not None else list(image_config.entrypoint or [])
+    cmd = list(command) if command else ([] if entrypoint is not None else list(image_config.cmd or []))
     args = tuple(ep + cmd)
     if not args:
         raise RunError(

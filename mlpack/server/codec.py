@@ -18,7 +18,7 @@ import orjson
 
 from mlpack.server.protocol import input_spec
 from mlpack.server.shapes import check_v2_shape
-from mlpack.server.tables import decode_table, v2_column
+from mlpack.server.tables import decode_table, decode_text, v2_column
 from mlpack.server.tensors import NUMPY_OF_V2, Spec, check_rows, coerce, invalid, v2_datatype
 
 __all__ = [
@@ -112,6 +112,8 @@ def decode_predict(body: bytes, inputs: Sequence[Spec], outputs: Sequence[Spec],
     data = doc["inputs"]
     bools = _may_hold_bools(body)
     feeds: dict[str, np.ndarray] = {}
+    if table is not None and table.kind == "text":
+        data = decode_text(data, inputs[0].name)
     if table is not None and table.kind == "table":
         feeds = decode_table(data, table, inputs, bools=bools)
     elif isinstance(data, dict):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from typing import Mapping
 
 from mlpack.errors import ConfigError
+from mlpack.types import DEFAULT_GRPC_PORT, DEFAULT_PORT
 
 __all__ = ["ServerConfig", "ENV_PREFIX"]
 
@@ -30,8 +31,8 @@ class ServerConfig:
 
     bundle: str = field(default="/opt/mlpack/bundle", metadata={"help": "bundle directory to serve"})
     host: str = field(default="0.0.0.0", metadata={"help": "address to listen on"})
-    port: int = field(default=8080, metadata={"help": "TCP port to listen on"})
-    grpc_port: int = field(default=8081, metadata={"help": "TCP port of the gRPC inference service (0: no gRPC)"})
+    port: int = field(default=DEFAULT_PORT, metadata={"help": "TCP port to listen on"})
+    grpc_port: int = field(default=DEFAULT_GRPC_PORT, metadata={"help": "TCP port of the gRPC inference service (0: no gRPC)"})
     workers: int | None = field(default=None, metadata={"help": "server processes (default: from the CPU quota)"})
     threads: int | None = field(
         default=None, metadata={"help": "onnxruntime intra-op threads per worker (default: from the CPU quota)"}

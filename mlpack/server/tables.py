@@ -27,7 +27,7 @@ from mlpack.server.tensors import Spec, coerce, invalid
 if TYPE_CHECKING:  # pragma: no cover
     from mlpack.bundle.spec import ColumnSpec, TableSchema
 
-__all__ = ["decode_table", "column_values", "describe_column", "v2_column"]
+__all__ = ["decode_table", "decode_text", "column_values", "describe_column", "v2_column"]
 
 
 def describe_column(col: "ColumnSpec") -> str:
@@ -139,6 +139,17 @@ def _flat(values: Any) -> Any:
     if isinstance(values, list) and values and all(isinstance(v, list) and len(v) == 1 for v in values):
         return [v[0] for v in values]
     return values
+
+
+def decode_text(data: Any, name: str) -> Any:
+    """The ``inputs`` of a text model, normalised: ``[[t], [t]]`` (``df[["review"]].values.tolist()``)
+    is the list of texts it holds; one bare string is refused with the form to send."""
+    if isinstance(data, str):
+        raise invalid("a text model takes a list of texts, not one string", input=name,
+                      hint='send {"inputs": ["a text", "another text"]}')
+    if isinstance(data, Mapping) and isinstance(data.get(name), list):
+        return {**data, name: _flat(data[name])}
+    return _flat(data)
 
 
 def decode_table(data: Any, table: "TableSchema", inputs: Sequence[Spec], *, bools: bool = False) -> dict[str, np.ndarray]:

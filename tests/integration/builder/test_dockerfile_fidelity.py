@@ -32,7 +32,7 @@ def test_onbuild_run_trigger_runs_in_the_child(bctx: Ctx, busybox_httpd_image: s
     image = bctx.build(f"FROM {busybox_httpd_image} AS base\nONBUILD RUN echo triggered > /t\n"
                        "FROM base\nRUN cat /t > /seen\n")
     assert bctx.layer_file(image, "seen") == b"triggered\n"
-    assert "OnBuild" not in image.config["config"]
+    assert "OnBuild" not in image.config.blob["config"]
 
 
 def test_failed_run_exit_code_is_the_cli_exit_status(bctx: Ctx, busybox_httpd_image: str,

@@ -52,7 +52,7 @@ def test_user_env_args_workdir(bctx: Ctx, busybox_httpd_image: str) -> None:
     assert bctx.layer_file(image, "home/app/work/out.txt") == b"hello world 1000:1000 /home/app/work\n"
     workdir = _members(bctx, image, -2)["home/app/work"]
     assert (workdir.uid, workdir.gid) == (1000, 1000)
-    env = image.config["config"]["Env"]
+    env = image.config.blob["config"]["Env"]
     assert "TARGET=world" in env and not any(e.startswith("GREETING=") for e in env)  # ARGs are not persisted
 
 
@@ -143,10 +143,10 @@ def test_step_output_event(bctx: Ctx, busybox_httpd_image: str) -> None:
 
 def test_config_keeps_base_and_history_counts_layers(bctx: Ctx, busybox_httpd_image: str) -> None:
     image = bctx.build(f"FROM {busybox_httpd_image}\nENV X=1\nRUN true > /x\nCMD [\"/bin/sh\"]\n")
-    history = image.config["history"]
+    history = image.config.blob["history"]
     assert sum(1 for h in history if not h.get("empty_layer")) == len(image.layers)
-    assert image.config["config"]["ExposedPorts"] == {"8080/tcp": {}}  # inherited from the base
-    assert json.loads(json.dumps(image.config))["rootfs"]["diff_ids"] == image.diff_ids
+    assert image.config.blob["config"]["ExposedPorts"] == {"8080/tcp": {}}  # inherited from the base
+    assert json.loads(json.dumps(image.config.blob))["rootfs"]["diff_ids"] == image.diff_ids
 
 
 def test_intermediate_stage_layers_become_real_when_targeted(bctx: Ctx, busybox_httpd_image: str) -> None:

@@ -33,14 +33,14 @@ def _tree(root: Path) -> dict[str, tuple[int, int, int, int]]:
 
 
 def test_serving_image_config_and_layers(serving_image) -> None:  # type: ignore[no-untyped-def]
-    cfg = serving_image.config["config"]
+    cfg = serving_image.config.blob["config"]
     assert cfg["User"] == "10001:10001"
     assert cfg["Entrypoint"][-2:] == ["-m", "mlpack.server"]
     assert cfg["ExposedPorts"] == {"8080/tcp": {}, "8081/tcp": {}}  # HTTP and gRPC
     assert cfg["Healthcheck"]["Interval"] == 30 * 10**9 and cfg["Healthcheck"]["StartPeriod"] == 60 * 10**9
     assert any(e.startswith("MLPACK_BUNDLE=") for e in cfg["Env"])
     assert cfg["Labels"]["io.mlpack.model.framework"] == "sklearn"
-    history = serving_image.config["history"]
+    history = serving_image.config.blob["history"]
     assert sum(1 for h in history if not h.get("empty_layer")) == len(serving_image.layers)
     assert history[-1]["created_by"].startswith("COPY bundle/") or any(
         h["created_by"].startswith("COPY bundle/") for h in history)
@@ -100,7 +100,7 @@ def test_building_a_bundle_directory_renders_it_and_reuses_every_layer(  # type:
     events: list[object] = []
     image = build(sklearn_bundle.path, tag="localhost/mlpack-test/from-bundle:1", settings=run_settings,
                   progress=events.append)
-    assert image.config["config"]["Labels"]["io.mlpack.model.name"] == sklearn_bundle.name
+    assert image.config.blob["config"]["Labels"]["io.mlpack.model.name"] == sklearn_bundle.name
     # rendered again into another directory: same content, so the same layers from the cache
     assert [l["digest"] for l in image.layers] == [l["digest"] for l in serving_image.layers]
     assert not any(type(e).__name__ == "StepStarted" and "RUN" in e.instruction for e in events)

@@ -245,7 +245,7 @@ def test_the_trimmed_image_serves(serving_image, run_settings: Settings) -> None
         rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
         answer = _post(f"{container.url}/predict", {"inputs": rows})
         assert answer, answer
-        model = serving_image.config["config"]["Labels"]["io.mlpack.model.name"]
+        model = serving_image.config.blob["config"]["Labels"]["io.mlpack.model.name"]
         with urllib.request.urlopen(f"{container.url}/v2/models/{model}", timeout=10) as resp:
             meta = json.loads(resp.read())
         name, inp = meta["name"], meta["inputs"][0]

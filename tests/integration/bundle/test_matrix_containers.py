@@ -1,7 +1,8 @@
 """The rest of issue 12's matrix in real containers: text (Tfidf + LogisticRegression on
 string labels), gradient boosting on DataFrames (an XGBoost regressor answering [N] like
 ``model.predict``, a LightGBM classifier answering its string labels), and a torch sequence
-model captured with ``dynamic_axes`` asked at lengths the sample never had. Each case is one
+model captured with ``dynamic_axes`` asked at lengths the sample never had (and a GRU
+captured without it, whose 422 names the fixed axis). Each case is one
 ``mlpack.serve`` (capture, render, a build by mlpack's builder FROM the offline base,
 crun/runc, container parity), asked over HTTP with the request forms a client uses. All are
 ONNX bundles, so they share every image layer but the bundle's. Build time and image size
@@ -21,6 +22,15 @@ pytestmark = [pytest.mark.runtime, pytest.mark.build, pytest.mark.slow]
 pd = pytest.importorskip("pandas")
 
 N = 120
+
+
+def _check_onnx_image(service: Any) -> None:
+    """An ONNX bundle whose image needs no training framework (nor pandas): onnxruntime serves it,
+    and the container answered every stored sample row like the model (container parity)."""
+    assert service.bundle.flavor == "onnx", service.bundle.manifest["model"]
+    dists = {line.split("==")[0].lower() for line in service.bundle.requirements}
+    assert "onnxruntime" in dists and not dists & {"scikit-learn", "xgboost", "lightgbm", "torch", "pandas"}, dists
+    assert service.parity is not None and service.parity.passed, service.parity
 
 
 # -- text: a list of strings in, the model's string labels out --
@@ -56,8 +66,7 @@ def text_service(container_settings: Settings):  # type: ignore[no-untyped-def]
 
 def test_text_model_in_a_container(text_service) -> None:  # type: ignore[no-untyped-def]
     service, model = text_service
-    assert service.bundle.flavor == "onnx", service.bundle.manifest["model"]
-    assert service.parity is not None and service.parity.passed, service.parity
+    _check_onnx_image(service)
     assert set(model.classes_) == {"mixed", "negative", "positive"}
 
     texts = _texts(14, 2) + ["Great fun, GOOD ending!", "awful   plot\tand boring actor", "", "café scène"]
@@ -74,8 +83,13 @@ def test_text_model_in_a_container(text_service) -> None:  # type: ignore[no-unt
     label = v2_output(answer, "label")
     assert label["datatype"] == "BYTES" and label["shape"] == [len(texts)] and label["data"] == want
 
+    # a column of texts ([N, 1], what df[["review"]].values.tolist() gives) is the same list
+    status, answer = post_json(f"{service.url}/predict", {"inputs": [[t] for t in texts]})
+    assert status == 200 and answer["outputs"]["label"] == want, answer
     status, answer = post_json(f"{service.url}/predict", {"inputs": [1.5, 2.5]})
-    assert status == 422, answer
+    assert status == 422 and "expected strings" in answer["error"], answer
+    status, answer = post_json(f"{service.url}/predict", {"inputs": "Great fun"})
+    assert status == 422 and "not one string" in answer["error"] and '["a text"' in answer["hint"], answer
 
 
 # -- gradient boosting on a DataFrame: [N] like model.predict, labels as trained --
@@ -107,9 +121,8 @@ def xgboost_service(container_settings: Settings, numbers):  # type: ignore[no-u
 
 def test_xgboost_regressor_on_a_dataframe_in_a_container(xgboost_service, numbers) -> None:  # type: ignore[no-untyped-def]
     service, model = xgboost_service
-    assert service.bundle.flavor == "onnx", service.bundle.manifest["model"]
+    _check_onnx_image(service)
     assert service.bundle.table is not None and service.bundle.table.names == list(numbers.columns)
-    assert service.parity is not None and service.parity.passed, service.parity
 
     rows = numbers[30:47]
     want = model.predict(rows)
@@ -150,9 +163,8 @@ def lightgbm_service(container_settings: Settings, numbers):  # type: ignore[no-
 
 def test_lightgbm_classifier_answers_its_string_labels_in_a_container(lightgbm_service, numbers) -> None:  # type: ignore[no-untyped-def]
     service, model = lightgbm_service
-    assert service.bundle.flavor == "onnx", service.bundle.manifest["model"]
+    _check_onnx_image(service)
     assert list(model.classes_) == ["cheap", "dear", "fair"]
-    assert service.parity is not None and service.parity.passed, service.parity
 
     rows = numbers[60:85]
     want = model.predict(rows).tolist()
@@ -189,8 +201,8 @@ def test_sequence_model_at_other_lengths_in_a_container(sequence_service) -> Non
     import torch
 
     service, model = sequence_service
-    assert service.bundle.flavor == "onnx" and service.bundle.inputs[0].shape == (None, None)
-    assert service.parity is not None and service.parity.passed, service.parity
+    _check_onnx_image(service)
+    assert service.bundle.inputs[0].shape == (None, None)
     rng = np.random.default_rng(3)
     for length in (3, 20, 57):
         tokens = rng.integers(0, 50, (4, length))
@@ -204,4 +216,38 @@ def test_sequence_model_at_other_lengths_in_a_container(sequence_service) -> Non
         out = v2_output(answer, "output")
         assert out["shape"] == [4, 3]
         np.testing.assert_allclose(np.asarray(out["data"]).reshape(4, 3), want, atol=1e-5)
-    np.testing.assert_allclose(service.predict(rng.integers(0, 50, (2, 33))).shape, (2, 3))
+    tokens = rng.integers(0, 50, (2, 33))
+    np.testing.assert_allclose(service.predict(tokens), model(torch.from_numpy(tokens)).detach().numpy(), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def fixed_service(container_settings: Settings):  # type: ignore[no-untyped-def]
+    torch = pytest.importorskip("torch")
+    from tests.integration.bundle.torch_models import Recurrent, series
+
+    torch.manual_seed(0)
+    model = Recurrent().eval()
+    service = serve_and_report("matrix", model, series(5, 10, 0), "matrix-gru", container_settings, memory="1g")
+    yield service, model
+    service.stop()
+
+
+@pytest.mark.torch
+def test_without_dynamic_axes_the_container_names_the_fixed_axis(fixed_service) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from tests.integration.bundle.torch_models import series
+
+    service, model = fixed_service
+    _check_onnx_image(service)
+    assert service.bundle.inputs[0].shape == (None, 10, 2) and service.bundle.outputs[0].shape == (None,)
+    same = series(3, 10, 1)
+    status, answer = post_json(f"{service.url}/predict", {"inputs": same.tolist()})
+    assert status == 200, answer
+    np.testing.assert_allclose(answer["outputs"]["output"], model(torch.from_numpy(same)).detach().numpy(), atol=1e-5)
+    status, answer = post_json(f"{service.url}/predict", {"inputs": series(3, 25, 1).tolist()})
+    assert status == 422 and "expected shape [N, 10, 2], got [3, 25, 2]" in answer["error"], answer
+    assert "axis 1 of 'input' is fixed at 10" in answer["hint"] and "dynamic_axes={'input': [1]}" in answer["hint"], answer
+    v2 = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 7, 2], "data": series(1, 7, 2).ravel().tolist()}]}
+    status, answer = post_json(f"{service.url}/v2/models/matrix-gru/infer", v2)
+    assert status == 422 and "axis 1 of 'input' is fixed at 10" in answer.get("hint", "") + answer["error"], answer

@@ -1,6 +1,7 @@
 """Python-flavour table models in real containers: models ONNX cannot carry (LightGBM on a
 pandas category column with missing values, CatBoost with ``cat_features``) are captured,
-rendered, built by mlpack's builder FROM the offline base, run by crun/runc, and asked with
+rendered, built by mlpack's builder FROM the offline base (and once FROM the same base pulled
+from a registry, which mlpack does not know has libgomp), run by crun/runc, and asked with
 records, columns and V2 per-column requests; the server rebuilds the exact DataFrame, so every
 answer is the kernel's ``model.predict`` on the same rows. Build time and image size are
 printed for the record (``-s``)."""
@@ -122,3 +123,40 @@ def test_catboost_cat_features_in_a_python_container(catboost_service) -> None: 
     assert status == 422 and "city" in answer["error"], answer
     status, answer = post_json(f"{service.url}/predict", {"inputs": [{**one, "age": "forty"}]})
     assert status == 422 and "column 'age'" in answer["error"], answer
+
+
+@pytest.mark.registry
+def test_lightgbm_on_a_base_from_a_registry_looks_for_libgomp(lightgbm_service, frame, local_registry,  # type: ignore[no-untyped-def]
+                                                              container_settings: Settings) -> None:
+    """The offline base, pushed to a registry and pulled back under another name, is a base
+    mlpack knows nothing about: the Dockerfile looks for libgomp.so.1 before the import check
+    and in the runtime stage, finds it (that base has no apt-get, so installing would fail the
+    build), and the image serves LightGBM like the one built FROM the offline base."""
+    import tarfile
+
+    from mlpack.oci.base import BASE_REF
+    from mlpack.oci.layout import Store
+    from mlpack.oci.registry import push
+
+    store = Store(container_settings.store_dir)
+    files: set[str] = set()
+    for layer in store.resolve(BASE_REF).manifest["layers"]:
+        with tarfile.open(store.blob_path(layer["digest"])) as tar:
+            files.update(tar.getnames())
+    assert any(f.endswith("/libgomp.so.1") for f in files) and "etc/ld.so.cache" in files
+    assert not any(f.endswith("bin/apt-get") for f in files)  # so an install step could not run there
+    base = local_registry.ref("mirror/python:3.11")
+    push(BASE_REF, base, settings=container_settings)
+    _, model = lightgbm_service
+    service = serve_and_report("python-flavour table", model, frame, "pyf-lgbm-registry-base", container_settings,
+                               memory="1g", base=base)
+    try:
+        dockerfile = (container_settings.home / "serve" / service.name / "context" / "Dockerfile").read_text()
+        assert f'ARG MLPACK_BASE="{base}"' in dockerfile
+        assert dockerfile.count("grep -qF 'libgomp.so.1 (' || set -- \"$@\" libgomp1") == 2, dockerfile
+        assert service.parity is not None and service.parity.passed, service.parity
+        rows = frame[40:52]
+        status, answer = post_json(f"{service.url}/predict", {"inputs": json_records(rows)})
+        assert status == 200 and answer["outputs"]["label"] == model.predict(rows).tolist(), answer
+    finally:
+        service.stop()

@@ -22,3 +22,21 @@ class Tokens(torch.nn.Module):
 def tokens(n: int, t: int, seed: int) -> np.ndarray:
     """``n`` sequences of ``t`` token ids below 50."""
     return np.random.default_rng(seed).integers(0, 50, (n, t))
+
+
+class Recurrent(torch.nn.Module):
+    """A float sequence [N, T, 2] -> one score per sequence [N]: a GRU's last state through a Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gru = torch.nn.GRU(2, 6, batch_first=True)
+        self.out = torch.nn.Linear(6, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, state = self.gru(x)
+        return self.out(state[-1]).squeeze(-1)
+
+
+def series(n: int, t: int, seed: int) -> np.ndarray:
+    """``n`` float32 sequences of ``t`` steps of 2 values."""
+    return np.random.default_rng(seed).normal(size=(n, t, 2)).astype(np.float32)

@@ -82,7 +82,7 @@ def built(buildah: Buildah, local_base: str, contexts, run_home: Path) -> Built:
 
 def test_image_config_is_hardened_and_labelled(built: Built, sklearn_bundles) -> None:
     bundle = sklearn_bundles[0]
-    cfg = built.config["config"]
+    cfg = built.config["config"]  # the raw document buildah wrote (this test checks its keys)
     assert cfg["User"] == "10001:10001"
     assert cfg["Entrypoint"] == ["/opt/venv/bin/python", "-m", "mlpack.server"]
     assert cfg["ExposedPorts"] == {"8080/tcp": {}, "8081/tcp": {}}  # REST and the gRPC service

@@ -115,7 +115,7 @@ def _mlpack_image(settings: Settings, root: Path, ctx: Context) -> tuple[dict, d
     cached = time.monotonic() - t0
     store = Store(settings.store_dir)
     layers = [_decompress(store.blob_path(layer["digest"]).read_bytes()) for layer in image.layers]
-    return image.config, _tree(layers), cold, cached
+    return dict(image.config.blob), _tree(layers), cold, cached
 
 
 def _buildah_image(buildah: Buildah, root: Path, ctx: Context, work: Path) -> tuple[dict, dict[str, tuple], float, float]:

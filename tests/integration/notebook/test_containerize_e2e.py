@@ -49,7 +49,7 @@ def _iris_model(c: float):
 def test_cell_hooks_run_in_the_container_cold_and_warm(e2e_shell, e2e_settings, capsys) -> None:
     clf, x = _iris_model(1.0)
     e2e_shell.user_ns.update(clf=clf, X_sample=x[::5])
-    cell = "%%containerize clf --sample X_sample --name nb-e2e --cpus 1 --memory 512Mi --pids 128\n" + HOOKS
+    cell = "%%containerize clf --sample X_sample --name nb-e2e --cpus 1 --memory 512Mi --pids-limit 128\n" + HOOKS
 
     started = time.monotonic()
     result = e2e_shell.run_cell(cell)
@@ -122,7 +122,7 @@ def test_status_view_shows_use_against_limits_and_its_buttons_work(e2e_shell, e2
 
     clf, x = _iris_model(1.0)
     e2e_shell.user_ns.update(clf=clf, X_sample=x[::10])
-    result = e2e_shell.run_cell("%containerize clf --sample X_sample --name nb-status --cpus 0.5 --memory 300Mi --pids 64")
+    result = e2e_shell.run_cell("%containerize clf --sample X_sample --name nb-status --cpus 0.5 --memory 300Mi --pids-limit 64")
     assert result.error_in_exec is None
     svc = e2e_shell.user_ns["clf_service"]
     lines = status_lines(svc)

@@ -20,10 +20,10 @@ def test_base_image_config(base_image, run_settings: Settings) -> None:  # type:
     image = Store(run_settings.store_dir).resolve(BASE_REF)
     assert image.digest == base_image.digest and image.ref == BASE_REF
     cfg = image.config
-    assert (cfg["architecture"], cfg["os"]) == ("amd64", "linux")
-    assert cfg["config"]["Cmd"] == ["python3"]
-    assert cfg["config"]["Labels"][RECIPE_LABEL] == recipe()  # what makes an older store bootstrap again
-    assert any(e.startswith("PATH=") and "/usr/bin" in e for e in cfg["config"]["Env"])
+    assert (cfg.architecture, cfg.os) == ("amd64", "linux")
+    assert cfg.cmd == ("python3",)
+    assert cfg.labels[RECIPE_LABEL] == recipe()  # what makes an older store bootstrap again
+    assert any(e.startswith("PATH=") and "/usr/bin" in e for e in cfg.env)
     assert len(image.layers) == 1 and image.size < 90e6, f"base image is {image.size / 1e6:.1f} MB"
 
 

@@ -39,7 +39,7 @@ def small(tmp_path: Path) -> tuple[Store, Image]:
 
 def _same_content(a: Image, b: Image) -> None:
     assert a.diff_ids == b.diff_ids
-    assert a.config["config"] == b.config["config"]
+    assert a.config.blob["config"] == b.config.blob["config"]
 
 
 def test_oci_dir_to_skopeo_and_umoci(tmp_path: Path, small: tuple[Store, Image]) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mlpack.builder.state import default_run_limits
+from mlpack.builder.options import default_run_limits
 from mlpack.errors import BuildError
 from mlpack.settings import Settings
 from tests.integration.security.buildattack import (  # noqa: F401 - bctx is a fixture

@@ -40,22 +40,22 @@ def content(ctx: Ctx, image, name: str) -> bytes:  # type: ignore[no-untyped-def
 
 def test_tabs_separate_env_and_label_keys_and_values(ctx: Ctx) -> None:
     image = ctx.build("FROM scratch\nENV KEY\tvalue\nENV A=1\tB=2\nLABEL k\tv\n")
-    cfg = image.config["config"]
+    cfg = image.config.blob["config"]
     assert "KEY=value" in cfg["Env"] and "A=1" in cfg["Env"] and "B=2" in cfg["Env"]
     assert cfg["Labels"] == {"k": "v"}
 
 
 def test_legacy_forms_are_accepted_with_a_warning(ctx: Ctx) -> None:
     image = ctx.build("FROM scratch\nENV GREETING hello  big world\nLABEL maintainer someone\n")
-    assert "GREETING=hello  big world" in image.config["config"]["Env"]
-    assert image.config["config"]["Labels"] == {"maintainer": "someone"}
+    assert "GREETING=hello  big world" in image.config.blob["config"]["Env"]
+    assert image.config.blob["config"]["Labels"] == {"maintainer": "someone"}
     warnings = [e for e in ctx.events if isinstance(e, BuildWarning)]
     assert [w.line for w in warnings] == [2, 3] and "LegacyKeyValueFormat" in warnings[0].message
 
 
 def test_escaped_escape_does_not_swallow_the_next_instruction(ctx: Ctx) -> None:
     image = ctx.build("FROM scratch\nENV A=trailing\\\\\nENV B=next\n")
-    assert image.config["config"]["Env"][1:] == ["A=trailing\\", "B=next"]
+    assert image.config.blob["config"]["Env"][1:] == ["A=trailing\\", "B=next"]
 
 
 def test_copy_heredocs_named_after_the_heredoc_and_empty_body(ctx: Ctx) -> None:
@@ -73,7 +73,7 @@ def test_quoted_heredoc_marker_is_not_a_heredoc(ctx: Ctx) -> None:
     ctx.write("<<NOHEREDOC", "a file with an odd name")
     image = ctx.build('FROM scratch\nCOPY ["<<NOHEREDOC", "/x"]\nLABEL after=yes\n')
     assert content(ctx, image, "x") == b"a file with an odd name"
-    assert image.config["config"]["Labels"] == {"after": "yes"}
+    assert image.config.blob["config"]["Labels"] == {"after": "yes"}
 
 
 def test_double_dash_ends_copy_flags(ctx: Ctx) -> None:
@@ -84,15 +84,15 @@ def test_double_dash_ends_copy_flags(ctx: Ctx) -> None:
 
 def test_maintainer_sets_author(ctx: Ctx) -> None:
     image = ctx.build("FROM scratch\nMAINTAINER Jane <jane@example.com>\n")
-    assert image.config["author"] == "Jane <jane@example.com>"
-    assert "Labels" not in image.config["config"]
+    assert image.config.author == "Jane <jane@example.com>"
+    assert "Labels" not in image.config.blob["config"]
 
 
 def test_onbuild_triggers_run_after_from_and_are_not_inherited(ctx: Ctx) -> None:
     ctx.write("f", "from the trigger")
     image = ctx.build("FROM scratch AS base\nONBUILD COPY f /triggered\nONBUILD ENV T=1\nLABEL base=1\n"
                       "FROM base\nONBUILD ENV MINE=1\n")
-    cfg = image.config["config"]
+    cfg = image.config.blob["config"]
     assert content(ctx, image, "triggered") == b"from the trigger"
     assert "T=1" in cfg["Env"]
     assert cfg["OnBuild"] == ["ENV MINE=1"]  # the base's triggers are cleared, the child's own kept
@@ -112,7 +112,7 @@ def test_chown_by_name_takes_the_primary_group(ctx: Ctx) -> None:
 
 def test_special_parameters_and_positionals_expand_like_buildkit(ctx: Ctx) -> None:
     image = ctx.build("FROM scratch\nARG V=a*b*c\nENV P=x$$y Q=${#:-dflt} R=$10 S=${V%%\\**} T=end\\\n")
-    env = image.config["config"]["Env"]
+    env = image.config.blob["config"]["Env"]
     assert ["P=xy", "Q=dflt", "R=", "S=a", "T=end"] == env[1:]
 
 
@@ -169,7 +169,7 @@ def test_interrupted_build_names_the_step(ctx: Ctx) -> None:
 def test_onbuild_heredoc_trigger_runs_in_the_child(ctx: Ctx) -> None:
     image = ctx.build("FROM scratch AS base\nONBUILD COPY <<EOF /from-trigger\ninline\nEOF\nFROM base\n")
     assert content(ctx, image, "from-trigger") == b"inline\n"
-    assert "OnBuild" not in image.config["config"]
+    assert "OnBuild" not in image.config.blob["config"]
 
 
 def test_check_cli_exits_1_with_every_problem_and_0_when_clean(ctx: Ctx, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]

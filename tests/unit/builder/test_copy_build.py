@@ -134,10 +134,10 @@ def test_config_metadata_instructions(ctx: Ctx) -> None:
         "ENTRYPOINT [\"/serve\"]\n"
         "CMD serve --port $PORT\n",
     )
-    cfg = image.config["config"]
+    cfg = image.config.blob["config"]
     assert cfg["Env"][1:] == ["A=1", "B=two words", "LEGACY=value with spaces"]
     assert cfg["Labels"] == {"org.opencontainers.image.title": "t 1", "other": "two words"}
-    assert image.config["author"] == "someone"  # MAINTAINER sets the Author, as BuildKit does
+    assert image.config.author == "someone"  # MAINTAINER sets the Author, as BuildKit does
     assert cfg["WorkingDir"] == "/srv/sub"
     assert cfg["User"] == "1000:1000"
     assert cfg["ExposedPorts"] == {"8080/tcp": {}, "9000/udp": {}, "9001/udp": {}}
@@ -147,7 +147,7 @@ def test_config_metadata_instructions(ctx: Ctx) -> None:
     assert cfg["StopSignal"] == "SIGINT"
     assert cfg["Entrypoint"] == ["/serve"]
     assert cfg["Cmd"] == ["/bin/bash", "-o", "pipefail", "-c", "serve --port $PORT"]  # shell form is not expanded
-    history = image.config["history"]
+    history = image.config.blob["history"]
     assert [h.get("empty_layer", False) for h in history].count(False) == len(image.layers) == 2  # two WORKDIRs
     assert history[0] == {"created": "2023-11-14T22:13:20Z", "created_by": "ARG PORT=8080", "empty_layer": True}
     assert image.ref and image.ref.endswith("localhost/test/img:1")
@@ -155,7 +155,7 @@ def test_config_metadata_instructions(ctx: Ctx) -> None:
 
 def test_healthcheck_none_and_errors(ctx: Ctx) -> None:
     image = ctx.build("FROM scratch\nHEALTHCHECK NONE\n")
-    assert image.config["config"]["Healthcheck"] == {"Test": ["NONE"]}
+    assert image.config.blob["config"]["Healthcheck"] == {"Test": ["NONE"]}
     for bad, msg in [("HEALTHCHECK --interval=soon CMD x", "invalid duration"),
                      ("HEALTHCHECK --bogus=1 CMD x", "unknown flag"),
                      ("HEALTHCHECK x", "unknown type 'x' in HEALTHCHECK"),
@@ -180,7 +180,7 @@ def test_entrypoint_resets_inherited_cmd_and_target_stage(ctx: Ctx) -> None:
     )
     assert ctx.layer_file(image, "g") == b"x"
     app = ctx.build(target="app")
-    assert app.config["config"].get("Cmd") is None and app.config["config"]["Entrypoint"] == ["/app"]
+    assert app.config.blob["config"].get("Cmd") is None and app.config.blob["config"]["Entrypoint"] == ["/app"]
     started = [e.stage_name for e in ctx.events if type(e).__name__ == "StageStarted"]
     assert started == ["base", "app"]  # "other" is not needed for --target app
 

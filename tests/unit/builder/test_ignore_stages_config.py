@@ -9,6 +9,7 @@ from mlpack.builder.imageconfig import ConfigState, parse_duration, parse_port
 from mlpack.builder.parser import parse
 from mlpack.builder.stages import plan
 from mlpack.errors import BuildError
+from mlpack.oci.config import ImageConfig
 
 
 def test_dockerignore_rules() -> None:
@@ -81,7 +82,7 @@ def test_bad_duration_and_port() -> None:
 def test_config_state_from_base_and_blob() -> None:
     base = {"config": {"Env": ["PATH=/bin", "A=1"], "Cmd": ["sh"]}, "rootfs": {"diff_ids": ["sha256:" + "a" * 64]},
             "history": [{"created_by": "base"}]}
-    st = ConfigState.from_base(base)
+    st = ConfigState.from_base(ImageConfig.from_blob(base))
     st.set_env("A", "2")
     st.add_history("ENV A=2", created="2023-01-01T00:00:00Z", empty_layer=True)
     st.healthcheck(["CMD-SHELL", "true"], interval="10s", timeout=None, start_period="1m", start_interval=None,

@@ -40,7 +40,7 @@ def test_from_platform_onbuild_and_arg_scoping(ctx: Ctx) -> None:
         "ONBUILD RUN echo later\n"
     )
     assert "global/f" in ctx.layer_members(image, 0) and "local/f" in ctx.layer_members(image, 1)
-    assert image.config["config"]["OnBuild"] == ["RUN echo later"]
+    assert image.config.blob["config"]["OnBuild"] == ["RUN echo later"]
     # an ARG declared only before FROM is not visible inside the stage unless redeclared
     image = ctx.build("ARG DEST=/global\nFROM scratch\nCOPY f ${DEST:-/unset}/\n")
     assert "unset/f" in ctx.layer_members(image)

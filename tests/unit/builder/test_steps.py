@@ -15,7 +15,8 @@ from mlpack.builder.events import StepCached, StepDone, StepStarted
 from mlpack.builder.imageconfig import ConfigState
 from mlpack.builder.parser import parse
 from mlpack.builder.stages import plan
-from mlpack.builder.state import BuildOptions, StageState
+from mlpack.builder.options import BuildOptions
+from mlpack.builder.state import StageState
 from mlpack.errors import BuildError
 from mlpack.oci.layout import Store
 from mlpack.settings import Settings
@@ -59,8 +60,8 @@ class _Alone:
         store.init()
         ctx = BuildContextDir.open(root, "Dockerfile", HashCache(None))
         self.events: list[object] = []
-        options = BuildOptions(source_date_epoch=1_700_000_000, progress=self.events.append)
-        self.build = BuildEnv.create(settings, store, ctx, parsed.escape, planned, options)
+        options = BuildOptions(source_date_epoch=1_700_000_000)
+        self.build = BuildEnv.create(settings, store, ctx, parsed.escape, planned, options, self.events.append)
         stage = planned.target
         self.state = StageState(stage=stage, layers=[], cached=[], created_by=[], cfg=ConfigState.from_base(None),
                                 key="sha256:" + "0" * 64)
@@ -82,7 +83,7 @@ def test_steps_run_alone_on_an_explicit_env(tmp_path: Path, settings: Settings) 
     assert alone.state.layers == [] and alone.state.cfg.history[-1]["empty_layer"] is True
 
     alone.step(1)  # WORKDIR on scratch creates the directory: a layer
-    assert alone.state.cfg.config["WorkingDir"] == "/srv/app"
+    assert alone.state.cfg.working_dir == "/srv/app"
     assert len(alone.state.layers) == 1
     workdir_key = alone.state.key
 

@@ -12,7 +12,8 @@ def test_all_names_exist() -> None:
     for name in dockerfile.__all__:
         assert getattr(dockerfile, name) is not None, name
     public = {n for n in vars(dockerfile) if not n.startswith("_")} - {"annotations", "context", "importcheck", "options",
-                                                                      "quoting", "templates"}
+                                                                      "quoting", "system", "templates", "depsdir",
+                                                                      "wheelcache", "wheelinstall"}
     assert public == set(dockerfile.__all__)
 
 

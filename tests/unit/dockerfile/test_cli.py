@@ -55,3 +55,14 @@ def test_bad_flags_give_one_line_errors(tmp_path: Path, capsys, argv: list[str])
     assert status == 1
     err = capsys.readouterr().err
     assert err.startswith("mlpack render: error:") and "Traceback" not in err
+
+
+def test_render_deps_context_needs_the_base_in_the_store(sklearn_bundle, tmp_path: Path, capsys,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """--deps context reads the base image's interpreter and users: an empty store says what to do."""
+    monkeypatch.setenv("MLPACK_HOME", str(tmp_path / "home"))
+    status = main(["render", str(sklearn_bundle.path), "-o", str(tmp_path / "ctx"), "--base", "local",
+                   "--deps", "context"])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "localhost/mlpack/python:3.11 is not in the store" in err and "mlpack base bootstrap" in err

@@ -157,3 +157,27 @@ def test_templates_dir_holds_the_templates() -> None:
     root = templates_dir()
     for name in ("base.Dockerfile.j2", "cpu.Dockerfile.j2", "gpu.Dockerfile.j2", "dockerignore.j2"):
         assert (root / name).is_file(), name
+
+
+def test_the_base_is_chosen_in_one_place() -> None:
+    from mlpack.dockerfile.options import choose_base
+    from mlpack.oci.base import BASE_REF
+
+    seen: list[str] = []
+
+    def present(*refs: str):  # type: ignore[no-untyped-def]
+        def check(ref: str) -> bool:
+            seen.append(ref)
+            return ref in refs
+        return check
+
+    # explicit choices are taken as they are, without looking in the store
+    assert choose_base("registry.example/py:3.11", "3.11", present()) == "registry.example/py:3.11"
+    assert choose_base("local", "3.12", present()) == "localhost/mlpack/python:3.12"
+    assert seen == []
+    # no store to look in (a Dockerfile rendered for any builder): the registry's base
+    assert choose_base(None, "3.11") == "python:3.11-slim" == RenderOptions().base_image("3.11")
+    # a front door that knows the store: the registry's base when present, else the offline one
+    assert choose_base(None, "3.11", present("python:3.11-slim")) == "python:3.11-slim"
+    assert choose_base(None, "3.11", present()) == BASE_REF == "localhost/mlpack/python:3.11"
+    assert RenderOptions(base="local").base_image("3.11") == BASE_REF

@@ -21,13 +21,34 @@ def test_defaults() -> None:
 
 
 def test_every_option() -> None:
-    args = parse_args("model --sample rows --name iris-v2 --cpus 0.5 --memory 512Mi --pids 64 --gpus 0 "
+    args = parse_args("model --sample rows --name iris-v2 --cpus 0.5 --memory 512Mi --pids-limit 64 --gpus 0 "
                       "--port 18080 --push 127.0.0.1:5000/iris:1 --k8s out/k8s --no-run --base local --debug")
     o = args.options
     assert (o.name, o.cpus, o.memory, o.pids, o.port) == ("iris-v2", 0.5, "512Mi", 64, 18080)
     assert o.push == "127.0.0.1:5000/iris:1" and o.k8s == Path("out/k8s") and o.base == "local"
     assert o.run is False and args.debug is True
     assert o.limits().memory == 512 * 1024**2
+    assert o.deps == "auto" and parse_args("model --sample rows --deps context").options.deps == "context"
+
+
+def test_pids_is_a_deprecated_spelling_of_pids_limit() -> None:
+    with pytest.warns(FutureWarning, match="--pids-limit"):
+        assert parse_args("clf --sample X --pids 64").options.pids == 64
+    assert parse_args("clf --sample X --pids-limit 64").options.pids == 64
+
+
+def test_flags_have_the_cli_spelling() -> None:
+    import argparse
+
+    from mlpack.cli import build_parser
+    from mlpack.ipython.args import _parser
+
+    def flags(parser: argparse.ArgumentParser) -> set[str]:
+        return {o for a in parser._actions for o in a.option_strings if a.help != argparse.SUPPRESS}
+
+    run = build_parser()._subparsers._group_actions[0].choices["run"]  # type: ignore[union-attr]
+    shared = {"--cpus", "--memory", "--pids-limit", "--gpus", "--name"}
+    assert shared <= flags(_parser()) and shared <= flags(run)
 
 
 @pytest.mark.parametrize(
@@ -42,6 +63,7 @@ def test_every_option() -> None:
         ("clf --sample X --name Bad/Name", "not a valid image"),
         ("clf --sample X --gpus 0.5", "fractionally"),
         ("clf --sample X --bogus", "unrecognized"),
+        ("clf --sample X --deps sometimes", "invalid choice"),
         ("clf --sample 'X[0]'", "must be a variable name"),
         ("clf --sample X --name 'unterminated", "cannot split"),
     ],

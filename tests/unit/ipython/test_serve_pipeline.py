@@ -161,7 +161,7 @@ class FakeStages:
         self.calls.append(("capture", model, sample, options.name))
         return Bundle(), options.name or "fitted-1234abcd"
 
-    def render(self, bundle: Any, options: ServeOptions, out_dir: Path) -> Any:
+    def render(self, bundle: Any, options: ServeOptions, out_dir: Path, settings: Settings, emit: Any) -> Any:
         self.calls.append(("render", bundle, out_dir))
         return Context(out_dir)
 

@@ -9,9 +9,12 @@ import pytest
 import yaml
 
 from mlpack.cli import main
-from mlpack.cli.export import image_info, image_info_from_config, resolve_image
+from mlpack.pipeline.export import image_info, image_info_from_config, resolve_image
 from mlpack.errors import ExportError
 from mlpack.kube import ImageInfo
+from mlpack.kube.naming import parse_reference
+from mlpack.oci.config import ImageConfig
+from mlpack.oci.image import Image
 from mlpack.settings import Settings
 
 from tests.unit.kube.checks import validate_strict
@@ -31,7 +34,7 @@ CONFIG = {
 
 
 def test_image_info_from_config() -> None:
-    info = image_info_from_config("reg.example/team/iris:2", DIGEST, CONFIG)
+    info = image_info_from_config("reg.example/team/iris:2", DIGEST, ImageConfig.from_blob(CONFIG))
     assert (info.user_uid, info.user_gid, info.port) == (10001, 10002, 8080)
     assert info.stop_grace_seconds == 12
     assert info.labels == {"org.opencontainers.image.version": "2.0.1"}
@@ -42,28 +45,34 @@ def test_image_info_from_config() -> None:
     ("user", "uid", "gid"), [("", 0, None), ("1000", 1000, None), ("app", None, None), ("app:50", None, 50)]
 )
 def test_users(user: str, uid: int | None, gid: int | None) -> None:
-    info = image_info_from_config("r", None, {"config": {"User": user}})
+    info = image_info_from_config("r", None, ImageConfig.from_config({"User": user}))
     assert (info.user_uid, info.user_gid) == (uid, gid)
 
 
 def test_port_from_env_wins_and_default_is_8080() -> None:
-    assert image_info_from_config("r", None, {"config": {"Env": ["MLPACK_PORT=9090"]}}).port == 9090
-    assert image_info_from_config("r", None, {"config": {}}).port == 8080
-    assert image_info_from_config("r", None, {"ExposedPorts": {"7000/tcp": {}}}).port == 7000
+    assert image_info_from_config("r", None, ImageConfig.from_config({"Env": ["MLPACK_PORT=9090"]})).port == 9090
+    assert image_info_from_config("r", None, ImageConfig()).port == 8080
+    assert image_info_from_config("r", None, ImageConfig.from_config({"ExposedPorts": {"7000/tcp": {}}})).port == 7000
 
 
 def test_image_info_from_strings_and_store_images() -> None:
     assert image_info(f"reg.example/a@{DIGEST}").digest == DIGEST
     assert image_info("reg.example/a:1").digest is None
-    stored = SimpleNamespace(ref="localhost/mlpack/iris:latest", digest=DIGEST, config=CONFIG)
+    stored = Image(DIGEST, {"config": {"digest": DIGEST}}, ImageConfig.from_blob(CONFIG), [], [],
+                   ref="localhost/mlpack/iris:latest")
     info = image_info(stored)
-    assert (info.reference, info.digest, info.user_uid) == ("localhost/mlpack/iris:latest", DIGEST, 10001)
+    assert (info.reference.familiar(), info.digest, info.user_uid) == ("localhost/mlpack/iris:latest", DIGEST, 10001)
     pushed = image_info(stored, reference="127.0.0.1:5000/iris:1", digest="sha256:" + "7" * 64)
-    assert (pushed.reference, pushed.digest, pushed.user_uid) == ("127.0.0.1:5000/iris:1", "sha256:" + "7" * 64, 10001)
+    assert (pushed.reference.familiar(), pushed.digest, pushed.user_uid) == ("127.0.0.1:5000/iris:1", "sha256:" + "7" * 64, 10001)
+    assert ImageInfo("reg.example/a:1").reference == parse_reference("reg.example/a:1")  # parsed once, on construction
+    with pytest.raises(ExportError, match="invalid image reference"):
+        ImageInfo("Bad Ref")
     same = ImageInfo("x")
     assert image_info(same) is same
     with pytest.raises(ExportError):
-        image_info(42)
+        image_info(42)  # type: ignore[arg-type]
+    with pytest.raises(ExportError):  # something that only looks like an image is not one
+        image_info(SimpleNamespace(ref="a", digest=DIGEST, config=CONFIG))  # type: ignore[arg-type]
 
 
 def test_push_needs_a_store_image(settings: Settings) -> None:

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlpack.cli.export import image_info_from_config
+from mlpack.pipeline.export import image_info_from_config
 from mlpack.kube import ExportOptions, ImageInfo, export_k8s
+from mlpack.oci.config import ImageConfig
 from mlpack.types import Limits
 
 from tests.unit.kube.checks import validate_inference_service, validate_strict
@@ -22,9 +23,9 @@ def _export(image: ImageInfo, tmp_path: Path, **options: object) -> dict[str, di
 
 def test_image_config_env_names_the_grpc_port() -> None:
     config = {"config": {"Env": ["MLPACK_PORT=8080", "MLPACK_GRPC_PORT=8081"], "ExposedPorts": {"8080/tcp": {}, "8081/tcp": {}}}}
-    info = image_info_from_config("r.example.com/m:1", None, config)
+    info = image_info_from_config("r.example.com/m:1", None, ImageConfig.from_blob(config))
     assert (info.port, info.grpc_port) == (8080, 8081)
-    assert image_info_from_config("r.example.com/m:1", None, {"config": {"Env": ["MLPACK_GRPC_PORT=0"]}}).grpc_port is None
+    assert image_info_from_config("r.example.com/m:1", None, ImageConfig.from_config({"Env": ["MLPACK_GRPC_PORT=0"]})).grpc_port is None
 
 
 def test_deployment_and_service_carry_the_grpc_port_as_h2c(image: ImageInfo, tmp_path: Path) -> None:

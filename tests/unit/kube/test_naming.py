@@ -5,31 +5,31 @@ from __future__ import annotations
 import pytest
 
 from mlpack.errors import ExportError
-from mlpack.kube.naming import check_dns_label, label_value, name_from_repository, split_reference
+from mlpack.kube.naming import check_dns_label, label_value, name_from_repository, parse_reference
 
 DIGEST = "sha256:" + "ab" * 32
 
 
 @pytest.mark.parametrize(
-    ("ref", "domain", "path", "tag", "digest"),
+    ("ref", "registry", "path", "tag", "digest"),
     [
-        ("iris", "", "iris", None, None),
-        ("team/iris:1", "", "team/iris", "1", None),
+        ("iris", "docker.io", "iris", None, None),
+        ("team/iris:1", "docker.io", "team/iris", "1", None),
         ("127.0.0.1:5000/mlpack/iris:v1", "127.0.0.1:5000", "mlpack/iris", "v1", None),
         ("localhost/mlpack/iris", "localhost", "mlpack/iris", None, None),
         (f"registry.example.com/a/b@{DIGEST}", "registry.example.com", "a/b", None, DIGEST),
         (f"host:5000/a:t@{DIGEST}", "host:5000", "a", "t", DIGEST),
     ],
 )
-def test_split_reference(ref: str, domain: str, path: str, tag: str | None, digest: str | None) -> None:
-    parsed = split_reference(ref)
-    assert (parsed.domain, parsed.path, parsed.tag, parsed.digest) == (domain, path, tag, digest)
+def test_parse_reference(ref: str, registry: str, path: str, tag: str | None, digest: str | None) -> None:
+    parsed = parse_reference(ref)
+    assert (parsed.registry, parsed.path, parsed.tag, parsed.digest) == (registry, path, tag, digest)
 
 
 @pytest.mark.parametrize("ref", ["", "a b", "Iris:1", "iris@sha256:abc", "iris:-bad"])
 def test_bad_references_are_export_errors(ref: str) -> None:
     with pytest.raises(ExportError):
-        split_reference(ref)
+        parse_reference(ref)
 
 
 @pytest.mark.parametrize("name", ["iris", "iris-2", "a", "a" * 63, "m0del"])
@@ -50,7 +50,7 @@ def test_digit_first_is_a_valid_namespace() -> None:
 
 
 def test_name_from_repository() -> None:
-    assert name_from_repository(split_reference("h:5000/team/iris_v2.onnx:1")) == "iris-v2-onnx"
+    assert name_from_repository(parse_reference("h:5000/team/iris_v2.onnx:1")) == "iris-v2-onnx"
 
 
 def test_label_value() -> None:

@@ -89,7 +89,7 @@ def test_bad_requests_are_refused(store: Store) -> None:
 
 def test_a_layer_that_does_not_match_its_diff_id_is_not_named(store: Store) -> None:
     image = store.resolve(REF)
-    config = dict(image.config, rootfs={"type": "layers", "diff_ids": ["sha256:" + "0" * 64, image.diff_ids[1]]})
+    config = dict(image.config.blob, rootfs={"type": "layers", "diff_ids": ["sha256:" + "0" * 64, image.diff_ids[1]]})
     forged = store.put_image(config, image.layers, ref="localhost/zstd/forged:1")
     before = set(os.listdir(store.root / "blobs" / "sha256"))
     with pytest.raises(StoreError, match="does not uncompress to its diff_id"):

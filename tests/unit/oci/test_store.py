@@ -33,8 +33,8 @@ def test_layout_files_and_resolve(tmp_path: Path) -> None:
         assert sha256_digest((tmp_path / "s/blobs/sha256" / name).read_bytes()) == "sha256:" + name
     img = store.resolve("localhost/test/app:1")
     assert img.digest == digest and img.media_type == OCI_MANIFEST
-    assert img.config["config"]["Cmd"] == ["cat", "/app/hello.txt"]
-    assert img.config["architecture"] == "amd64" and img.config["os"] == "linux"
+    assert img.config.blob["config"]["Cmd"] == ["cat", "/app/hello.txt"]
+    assert img.config.platform == {"architecture": "amd64", "os": "linux"}
     assert len(img.diff_ids) == len(img.layers) == 1
     assert store.resolve(digest).digest == digest
     assert store.resolve(digest[7:19]).digest == digest   # short manifest digest

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlpack.oci.config import HealthcheckConfig
 from mlpack.errors import RunError
 from mlpack.runtime.cdi import gpu_device_names, resolve_devices, spec_dirs
 from mlpack.runtime.cgroups import oom_kills, read_stats
@@ -54,11 +55,13 @@ def test_volumes(tmp_path: Path) -> None:
 
 
 def test_healthcheck_from_image_config() -> None:
-    hc = parse_healthcheck({"Test": ["CMD-SHELL", "curl -f localhost"], "Interval": 5_000_000_000, "Retries": 2})
+    hc = parse_healthcheck(HealthcheckConfig.from_json(
+        {"Test": ["CMD-SHELL", "curl -f localhost"], "Interval": 5_000_000_000, "Retries": 2}))
     assert hc.test == ("/bin/sh", "-c", "curl -f localhost") and hc.interval == 5.0 and hc.retries == 2
     assert hc.timeout == 30.0
-    assert parse_healthcheck({"Test": ["NONE"]}) is None
-    assert parse_healthcheck({"Test": ["CMD", "/bin/check", "x"]}).test == ("/bin/check", "x")
+    assert parse_healthcheck(HealthcheckConfig.from_json({"Test": ["NONE"]})) is None
+    assert parse_healthcheck(None) is None
+    assert parse_healthcheck(HealthcheckConfig(("CMD", "/bin/check", "x"))).test == ("/bin/check", "x")
 
 
 def _cdi(tmp_path: Path, fmt: str = "yaml") -> Path:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from mlpack.oci.config import ImageConfig
 from mlpack.errors import RunError
 from mlpack.runtime.seccomp import ALLOWED_SYSCALLS, default_profile
 from mlpack.runtime.spec import (
@@ -87,12 +88,12 @@ def test_caps_env_args() -> None:
         normalize_caps(["ALL"])
     env = merge_env(["A=1", "B=2"], {"B": "3"}, None)
     assert env == ("A=1", "B=3", f"PATH={DEFAULT_PATH}")
-    cfg = {"Entrypoint": ["mlpack-serve"], "Cmd": ["--port", "8080"]}
+    cfg = ImageConfig.from_config({"Entrypoint": ["mlpack-serve"], "Cmd": ["--port", "8080"]})
     assert process_args(cfg, None) == ("mlpack-serve", "--port", "8080")
     assert process_args(cfg, ["--port", "9"]) == ("mlpack-serve", "--port", "9")
     assert process_args(cfg, ["sh"], entrypoint=[]) == ("sh",)
     with pytest.raises(RunError, match="no Entrypoint or Cmd"):
-        process_args({}, None)
+        process_args(ImageConfig(), None)
 
 
 def test_resolve_user(tmp_path: Path) -> None:

@@ -151,3 +151,32 @@ def test_grpc_takes_one_column_per_input_like_rest_v2() -> None:
     with pytest.raises(ServeError) as info:
         decode_request(request, INPUTS, OUTPUTS, TABLE)
     assert info.value.status == 422 and "column 'plan'" in info.value.message
+
+
+TEXT = TableSchema("text", (ColumnSpec("text", "str", "object"),))
+TEXT_INPUTS = [Spec("text", "str", (None,))]
+
+
+def _text(inputs: object) -> dict[str, np.ndarray]:
+    return decode_predict(orjson.dumps({"inputs": inputs}), TEXT_INPUTS, OUTPUTS, TEXT).feeds
+
+
+def test_a_text_model_takes_a_list_of_texts_or_a_column_of_them() -> None:
+    for inputs in (["good fun", "café", ""], [["good fun"], ["café"], [""]], {"text": [["good fun"], ["café"], [""]]},
+                   {"text": ["good fun", "café", ""]}, [{"text": "good fun"}, {"text": "café"}, {"text": ""}]):
+        feeds = _text(inputs)
+        assert feeds["text"].shape == (3,) and feeds["text"].tolist() == ["good fun", "café", ""], inputs
+
+
+@pytest.mark.parametrize("inputs, words", [
+    ("one text", ["list of texts, not one string"]),
+    ([["two", "texts"]], ["shape [N]", "[1, 2]"]),
+    ([1.5, 2.5], ["expected strings"]),
+    (["x", None], ["expected strings", "nulls"]),
+])
+def test_a_text_model_refuses_what_is_not_a_list_of_texts(inputs: object, words: list[str]) -> None:
+    with pytest.raises(ServeError) as err:
+        _text(inputs)
+    assert err.value.status == 422 and all(w in str(err.value) for w in words), str(err.value)
+    if isinstance(inputs, str):
+        assert '{"inputs": ["a text"' in (err.value.hint or "")
