@@ -137,14 +137,12 @@ def main() -> int:
     settings = Settings.from_env({"MLPACK_HOME": str(mhome)})
     store = Store(settings.store_dir)
     store.init()
-    try:
-        store.resolve(BASE_REF)
-    except LookupError:
+    from mlpack.oci.base import bootstrap, current
+
+    if current(store) is None:  # missing, or made by an older recipe (other trims)
         if args.base_layout:
             sh(["skopeo", "copy", "-q", f"oci:{args.base_layout}:{BASE_REF}", f"oci:{settings.store_dir}:{BASE_REF}"])
         else:
-            from mlpack.oci.base import bootstrap
-
             bootstrap(settings)
     # "base present": unpacked once, as a pulled base is before anyone builds on it
     from mlpack.oci.layercache import layer_dirs

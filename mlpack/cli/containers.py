@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 import time
-from datetime import datetime, timezone
 from typing import Any
 
 from mlpack.errors import ContainerNotFound, RunError
@@ -156,6 +155,8 @@ def _age(iso: str | None) -> str:
     if not iso:
         return ""
     try:
+        from datetime import datetime, timezone  # for `ps` and `inspect` only, not on `run`'s path
+
         secs = (datetime.now(timezone.utc) - datetime.fromisoformat(iso)).total_seconds()
     except ValueError:
         return iso

@@ -20,7 +20,6 @@ import hashlib
 import os
 import shutil
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +80,8 @@ def record_tree(layers_dir: Path, diff_id: str, root: Path) -> None:
     """Remember the tree digest of ``root``, the unpacked form of ``diff_id`` (atomically)."""
     path = _record_path(layers_dir, diff_id)
     path.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile  # when a layer is unpacked, not on every container start
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     with os.fdopen(fd, "w") as fh:
         fh.write(tree_digest(root))

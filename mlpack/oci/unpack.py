@@ -21,16 +21,17 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import gzip
 import hashlib
 import os
 import stat
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from mlpack.errors import UnpackError
+
+if TYPE_CHECKING:  # tarfile and gzip load when a layer is unpacked, not when a cached one is run
+    import tarfile
 
 __all__ = ["UnpackOptions", "UnpackResult", "apply_layer", "open_layer_stream"]
 
@@ -86,6 +87,8 @@ def open_layer_stream(raw: IO[bytes]) -> IO[bytes]:
     head = raw.read(4)
     rest = _Prefixed(head, raw)
     if head[:2] == b"\x1f\x8b":
+        import gzip
+
         return gzip.GzipFile(fileobj=rest, mode="rb")  # type: ignore[arg-type]
     if head == b"\x28\xb5\x2f\xfd":  # zstd (OCI tar+zstd)
         try:
@@ -127,6 +130,9 @@ def apply_layer(root: str | os.PathLike[str], blob: str | os.PathLike[str] | IO[
         with open(blob, "rb") as f:
             return apply_layer(root, f, options, expected_diff_id=expected_diff_id)
     Path(root).mkdir(parents=True, exist_ok=True)
+    import gzip
+    import tarfile
+
     root_fd = os.open(root, _DIR_FLAGS)
     try:
         stream = _Counted(open_layer_stream(blob), options.max_size)

@@ -17,7 +17,6 @@ import time
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -88,7 +87,9 @@ def _names_lock(root: Path) -> Iterator[None]:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    """UTC now as datetime's isoformat(timespec="milliseconds") writes it, without importing datetime."""
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}+00:00"
 
 
 def create_container(src: ImageSource, limits: Limits, options: RunOptions, settings: Settings,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,6 +52,8 @@ def exec_process(cdir: Path, args: Sequence[str], *, env: Sequence[str] = (), us
 @contextmanager
 def process_file(cdir: Path, process: dict[str, Any], prefix: str = "exec-") -> Iterator[str]:
     """``process`` written to a private file in the container directory for ``exec --process``."""
+    import tempfile  # for exec only, not on every container start
+
     fd, path = tempfile.mkstemp(prefix=prefix, suffix=".json", dir=cdir)
     try:
         with os.fdopen(fd, "w") as fh:

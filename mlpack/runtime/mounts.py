@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 from collections.abc import Sequence
@@ -23,7 +22,13 @@ _MAX_OPTIONS = 4000
 
 @lru_cache(maxsize=1)
 def libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    # glibc's soname first: find_library runs `ldconfig -p` (a fork and exec on every container start)
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        from ctypes.util import find_library
+
+        return ctypes.CDLL(find_library("c"), use_errno=True)
 
 
 def _mount(source: str, target: str, fstype: str | None, flags: int, data: str | None) -> None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -73,6 +72,8 @@ class _Callback:
     def __call__(self, *args: Any, **kwargs: Any) -> None:
         if _Callback.sink is None:
             return
+        import pickle  # only a delegated call pickles: a root start never loads it
+
         try:
             data = pickle.dumps(("cb", self.index, args, kwargs))
         except Exception:  # an event that does not pickle is progress only: drop it
@@ -84,6 +85,8 @@ class _Callback:
 def call_in_userns(fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any],
                    mapping: IdMapping | None = None) -> Any:
     """Run ``fn(*args, **kwargs)`` in a fresh user + mount namespace and return what it returns."""
+    import pickle
+
     mapping = mapping or user_mapping()
     callbacks: list[Callable[..., Any]] = []
 
@@ -234,6 +237,7 @@ def _try_unshare(argv: tuple[str, ...]) -> str | None:
 def serve_call(inp: BinaryIO, out: BinaryIO) -> int:
     """The delegate's side: read one call, run it, write ("ok", result) or ("err", error)."""
     import importlib
+    import pickle
 
     module, qualname, args, kwargs = pickle.load(inp)
     target: Any = importlib.import_module(module)

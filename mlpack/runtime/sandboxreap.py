@@ -21,7 +21,6 @@ a dead builder (at the start of a build and in ``mlpack system prune``);
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import json
 import os
 import shutil
@@ -151,7 +150,12 @@ def _mounts_under(path: Path) -> list[str]:
 
 
 def _unmount_all(path: Path) -> None:
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    try:  # glibc's soname first: find_library runs `ldconfig -p`
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        from ctypes.util import find_library
+
+        libc = ctypes.CDLL(find_library("c"), use_errno=True)
     for point in sorted(set(_mounts_under(path)), key=len, reverse=True):
         libc.umount2(point.encode(), MNT_DETACH)
 

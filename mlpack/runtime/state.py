@@ -16,9 +16,9 @@ never sees half a file.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,23 @@ from mlpack.errors import ContainerNotFound, RunError
 __all__ = ["write_json", "read_json", "container_dirs", "find_container_dir", "pid_alive"]
 
 
+_SEQ = itertools.count()
+
+
+def _temp_file(path: Path) -> tuple[int, str]:
+    """A new file next to ``path`` (what tempfile.mkstemp makes, without importing tempfile and
+    random on every container start): ``.<name>.<pid>.<n>``, created exclusively, mode 0600."""
+    for _ in range(10_000):
+        tmp = os.path.join(path.parent, f".{path.name}.{os.getpid()}.{next(_SEQ)}")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), tmp
+        except FileExistsError:  # left by a dead process with the same pid
+            continue
+    raise RunError(f"cannot create a temporary file next to {path}", hint="remove stale .*.<pid>.* files there")
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = _temp_file(path)
     try:
         with os.fdopen(fd, "w") as fh:
             json.dump(data, fh, indent=1, default=str)

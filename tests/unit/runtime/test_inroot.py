@@ -42,3 +42,20 @@ def test_symlinks_and_dotdot_stay_inside(root: Path, use_openat2: bool) -> None:
     assert r("") == root
     with pytest.raises(BuildError, match="symbolic links"):
         r("etc/shadow")  # etc -> /etc is etc itself inside the root: a loop
+
+
+def test_libc_is_loaded_by_soname_without_running_ldconfig(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """mount(2)/umount2(2) go through glibc loaded by its soname: no `ldconfig -p` on a container's start."""
+    import ctypes.util
+
+    from mlpack.runtime import mounts
+
+    def refuse(name: str) -> str:
+        raise AssertionError(f"find_library({name!r}) ran ldconfig")
+
+    monkeypatch.setattr(ctypes.util, "find_library", refuse)
+    mounts.libc.cache_clear()
+    try:
+        assert mounts.libc().getpid() == os.getpid()
+    finally:
+        mounts.libc.cache_clear()
