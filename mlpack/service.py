@@ -612,22 +612,28 @@ def _in_store(store: Any, ref: str) -> bool:
 
 
 def _ensure_base(base: str, settings: Settings, emit: Sink) -> str:
-    """Make sure the base image is in the store: present, bootstrapped offline, or pulled."""
+    """Make sure the base image is in the store: present, bootstrapped offline, or pulled.
+    The offline base counts as present only when this mlpack's recipe made it (its trims
+    change between versions): an older one is bootstrapped again."""
     from mlpack.errors import ImageNotFound
+    from mlpack.oci.base import BASE_REF, bootstrap, current
     from mlpack.oci.layout import Store
 
+    store = Store(settings.store_dir)
+    if base == BASE_REF:
+        if current(store) is not None:
+            return f"{base} (in store)"
+        # No registry needed: the local base is made from Debian packages, once per store and recipe.
+        again = _in_store(store, base)
+        emit(LogEvent(f"bootstrapping {base} from Debian packages "
+                      + ("again (the store's was made by an older recipe)" if again else "(once per store)")))
+        bootstrap(settings, log=lambda line: emit(LogEvent(line, source="base")))
+        return f"{base} (bootstrapped)"
     try:
-        Store(settings.store_dir).resolve(base)
+        store.resolve(base)
         return f"{base} (in store)"
     except ImageNotFound:
         pass
-    from mlpack.oci.base import BASE_REF, bootstrap
-
-    if base == BASE_REF:
-        # No registry needed: the local base is made from Debian packages, once per store.
-        emit(LogEvent(f"bootstrapping {base} from Debian packages (once per store)"))
-        bootstrap(settings, log=lambda line: emit(LogEvent(line, source="base")))
-        return f"{base} (bootstrapped)"
     from mlpack.oci.registry import pull
 
     emit(LogEvent(f"pulling {base}"))
