@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 # The pipeline's stages in order; every StageEvent names one of them.
-STAGES = ("capture", "render", "base", "build", "run", "ready", "parity", "push", "export")
+STAGES = ("capture", "base", "render", "build", "run", "ready", "parity", "push", "export")
 
 
 @dataclass(frozen=True)

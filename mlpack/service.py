@@ -1,6 +1,6 @@
 """``mlpack.serve``: the whole pipeline from a model in memory to a verified container.
 
-capture -> render -> (base image) -> build -> run -> wait ready -> replay the
+capture -> (base image) -> render -> build -> run -> wait ready -> replay the
 sample through ``POST /predict`` and compare with the kernel's own prediction
 (the *container parity* check) -> optional push and Kubernetes export.
 
@@ -377,12 +377,12 @@ def serve(model: Any, sample: Any, *, options: ServeOptions | None = None,
         info["detail"] = f"{bundle.flavor}/{bundle.framework}" + ("" if named else f" as {name}")
     work = settings.home / "serve" / name
 
-    with pipe.stage("render"):
-        context = stages.render(bundle, options, work / "context", settings, pipe.emit)
-    base = context.base_image  # decided once, by render's RenderOptions.base_image
+    base = stages.choose(bundle, options, settings)  # decided once (choose_base), passed down
+    with pipe.stage("base", detail=base) as info:
+        info["detail"] = stages.base(base, settings, pipe.emit)
 
-    with pipe.stage("base", detail=str(base)) as info:
-        info["detail"] = stages.base(str(base), settings, pipe.emit)
+    with pipe.stage("render"):
+        context = stages.render(bundle, options, base, work / "context", settings, pipe.emit)
 
     with pipe.stage("build", detail=options.image_tag) as info:
         try:
@@ -581,24 +581,32 @@ def _ship(pipe: _Pipeline, service: Service, image: Image, options: ServeOptions
         pipe.skip("export", "no --k8s")
 
 
-def _render(bundle: Bundle, options: ServeOptions, out_dir: Path, settings: Settings, emit: Sink) -> BuildContext:
-    from mlpack.builder.depsmode import choose_deps, render_for_build
+def _choose_base(bundle: Bundle, options: ServeOptions, settings: Settings) -> str:
+    """Without a --base, the registry's base when the store has it, else the offline base
+    (bootstrapped from Debian packages by the base stage: no registry needed)."""
     from mlpack.dockerfile import RenderOptions
     from mlpack.dockerfile.options import choose_base
     from mlpack.oci.layout import Store
 
     store = Store(settings.store_dir)
     python = RenderOptions().python_version(bundle.python_version)
-    # decided once, here: without a --base, the registry's base when the store has it, else the
-    # offline base (bootstrapped from Debian packages by the base stage: no registry needed)
-    base = choose_base(options.base, python, present=lambda ref: _in_store(store, ref))
+    return choose_base(options.base, python, present=lambda ref: _in_store(store, ref))
+
+
+def _render(bundle: Bundle, options: ServeOptions, base: str, out_dir: Path, settings: Settings,
+            emit: Sink) -> BuildContext:
+    """The build context, FROM ``base`` (in the store by now: RUN-free deps read its interpreter,
+    a RUN install its platform for the wheels)."""
+    from mlpack.builder.depsmode import choose_deps, render_for_build
+    from mlpack.dockerfile import RenderOptions
+    from mlpack.oci.layout import Store
+
     render_options = RenderOptions(base=base, port=CONTAINER_PORT)
     shutil.rmtree(out_dir, ignore_errors=True)
     say = lambda text: emit(LogEvent(text))  # noqa: E731
-    # the base first: RUN-free deps read its interpreter, and a RUN install its platform for the wheels
-    _ensure_base(base, settings, emit)
     deps = choose_deps(options.deps, settings, say)
-    return render_for_build(bundle, render_options, settings, store, deps=deps, out_dir=out_dir, say=say)
+    return render_for_build(bundle, render_options, settings, Store(settings.store_dir), deps=deps,
+                            out_dir=out_dir, say=say)
 
 
 def _in_store(store: Any, ref: str) -> bool:
@@ -694,8 +702,9 @@ class Stages:
     packages; a unit test of the orchestration passes fakes (no export, build or container)."""
 
     capture: Callable[[Any, Any, ServeOptions, Settings], tuple[Any, str]] = _capture  # -> (bundle, name)
-    render: Callable[[Any, ServeOptions, Path, Settings, Sink], Any] = _render  # -> BuildContext (.base_image)
+    choose: Callable[[Any, ServeOptions, Settings], str] = _choose_base  # -> the base image reference
     base: Callable[[str, Settings, Sink], str] = _ensure_base  # -> what was done, for the progress line
+    render: Callable[[Any, ServeOptions, str, Path, Settings, Sink], Any] = _render  # -> BuildContext
     build: Callable[..., Any] = _build  # (context, *, tag, settings, progress) -> image
     find: Callable[[Settings, str], Any] = _find  # -> container; ContainerNotFound
     run: Callable[..., Any] = _run  # (image, options, limits, settings, *, name, port) -> container

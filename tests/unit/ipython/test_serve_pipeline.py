@@ -154,16 +154,20 @@ class FakeStages:
     expect_error: BaseException | None = None
 
     def stages(self) -> Stages:
-        return Stages(capture=self.capture, render=self.render, base=self.base, build=self.build,
+        return Stages(capture=self.capture, choose=self.choose, render=self.render, base=self.base, build=self.build,
                       find=self.runtime.find, run=self.runtime.run, expect=self.expect)
 
     def capture(self, model: Any, sample: Any, options: ServeOptions, settings: Settings) -> tuple[Any, str]:
         self.calls.append(("capture", model, sample, options.name))
         return Bundle(), options.name or "fitted-1234abcd"
 
-    def render(self, bundle: Any, options: ServeOptions, out_dir: Path, settings: Settings, emit: Any) -> Any:
+    def choose(self, bundle: Any, options: ServeOptions, settings: Settings) -> str:
+        return options.base or "localhost/mlpack/python:3.11"
+
+    def render(self, bundle: Any, options: ServeOptions, base: str, out_dir: Path, settings: Settings,
+               emit: Any) -> Any:
         self.calls.append(("render", bundle, out_dir))
-        return Context(out_dir)
+        return Context(out_dir, base)
 
     def base(self, base: str, settings: Settings, emit: Any) -> str:
         self.calls.append(("base", base))
@@ -234,11 +238,11 @@ def test_stages_run_in_order_each_handed_what_the_one_before_made(runtime: FakeR
     service = _serve(fakes, settings, events, name="iris", cpus=0.5, memory="256Mi", pids=64)
 
     stages = [s for s, state in _states(events) if state != "started"]
-    assert stages == ["capture", "render", "base", "build", "run", "ready", "parity", "push", "export"]
+    assert stages == ["capture", "base", "render", "build", "run", "ready", "parity", "push", "export"]
     assert all(state == "done" for s, state in _states(events) if s not in ("push", "export") and state != "started")
     assert ("push", "skipped") in _states(events) and ("export", "skipped") in _states(events)
-    # capture gets the model and sample; render the captured bundle; base the rendered base; build the context
-    (_, model, sample, name), (_, bundle, out_dir), (_, base), (_, context, tag), (_, kmodel, kbundle, hooks) = fakes.calls
+    # capture gets the model and sample; base the chosen base; render the captured bundle; build the context
+    (_, model, sample, name), (_, base), (_, bundle, out_dir), (_, context, tag), (_, kmodel, kbundle, hooks) = fakes.calls
     assert model is MODEL and sample is SAMPLE and name == "iris"
     assert bundle == Bundle() and out_dir == settings.home / "serve" / "iris" / "context"
     assert base == "localhost/mlpack/python:3.11" and context == Context(out_dir) and tag == "mlpack/iris:latest"
