@@ -44,7 +44,8 @@ def test_runfree_build_as_a_user_without_user_namespaces(ranged_user: User, skle
     shutil.copytree(sklearn_bundle.path, bundle)
     wheels = run_settings.cache_dir / "wheels"
     if wheels.is_dir():  # the root run's wheel cache, so the user needs no index either
-        shutil.copytree(wheels, user.home / "cache" / "wheels")
+        # (earlier tests may have filled the user's own cache already)
+        shutil.copytree(wheels, user.home / "cache" / "wheels", dirs_exist_ok=True)
     user.give(user.home.parent)
 
     nouserns = str(VIEW / "src" / "tests" / "integration" / "builder" / "nouserns.py")
