@@ -590,7 +590,7 @@ def _choose_base(bundle: Bundle, options: ServeOptions, settings: Settings) -> s
 
     store = Store(settings.store_dir)
     python = RenderOptions().python_version(bundle.python_version)
-    return choose_base(options.base, python, present=lambda ref: _in_store(store, ref))
+    return choose_base(options.base, python, present=store.has)
 
 
 def _render(bundle: Bundle, options: ServeOptions, base: str, out_dir: Path, settings: Settings,
@@ -609,16 +609,6 @@ def _render(bundle: Bundle, options: ServeOptions, base: str, out_dir: Path, set
                             out_dir=out_dir, say=say)
 
 
-def _in_store(store: Any, ref: str) -> bool:
-    from mlpack.errors import ImageNotFound
-
-    try:
-        store.resolve(ref)
-    except ImageNotFound:
-        return False
-    return True
-
-
 def _ensure_base(base: str, settings: Settings, emit: Sink) -> str:
     """Make sure the base image is in the store: present, bootstrapped offline, or pulled.
     The offline base counts as present only when this mlpack's recipe made it (its trims
@@ -632,7 +622,7 @@ def _ensure_base(base: str, settings: Settings, emit: Sink) -> str:
         if current(store) is not None:
             return f"{base} (in store)"
         # No registry needed: the local base is made from Debian packages, once per store and recipe.
-        again = _in_store(store, base)
+        again = store.has(base)
         emit(LogEvent(f"bootstrapping {base} from Debian packages "
                       + ("again (the store's was made by an older recipe)" if again else "(once per store)")))
         bootstrap(settings, log=lambda line: emit(LogEvent(line, source="base")))

@@ -54,7 +54,7 @@ def _render_bundle(thing: Any, store: Any, settings: Settings | None = None, dep
         from mlpack.builder.depsmode import foreign_deps
 
         deps = foreign_deps(deps, platform, say)
-    present = (lambda ref: _has_image(store, ref, platform)) if store is not None else None
+    present = (lambda ref: store.has(ref, platform=platform)) if store is not None else None
     options = RenderOptions()
     options = RenderOptions(base=choose_base(None, options.python_version(thing.python_version), present))
     if settings is None or store is None:
@@ -62,15 +62,6 @@ def _render_bundle(thing: Any, store: Any, settings: Settings | None = None, dep
     from mlpack.builder.depsmode import render_for_build
 
     return render_for_build(thing, options, settings, store, deps=deps, say=say, platform=platform)
-
-
-def _has_image(store: Any, ref: str, platform: tuple[str, str] | None = None) -> bool:
-    """``ref`` is in the store (for ``platform``, when given)."""
-    try:
-        image = store.resolve(ref, **({"platform": platform} if platform else {}))
-    except LookupError:
-        return False
-    return platform is None or (image.config.os or "linux", image.config.architecture or "amd64") == platform
 
 
 def _is_bundle(thing: object) -> bool:

@@ -77,6 +77,14 @@ class Store(BlobStore):
         """The image named by a tag, a full digest or a unique hex prefix of one; see :func:`refs.resolve`."""
         return _refs.resolve(self, ref_or_digest, platform=platform)
 
+    def has(self, ref_or_digest: str, *, platform: tuple[str, str] | None = None) -> bool:
+        """Whether :meth:`resolve` finds an image (of exactly ``platform``, when given)."""
+        try:
+            image = self.resolve(ref_or_digest, **({"platform": platform} if platform else {}))
+        except LookupError:
+            return False
+        return platform is None or (image.config.os or "linux", image.config.architecture or "amd64") == platform
+
     def tag(self, source: str, ref: str) -> str:
         """Give the image ``source`` (a ref or digest) the name ``ref``; returns its digest."""
         return _refs.tag(self, source, ref)

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import pytest
 
+from mlpack.runtime.mounts import mounts_under
+
 from tests.conftest import require_root, require_tool
 
 LOCAL_BASE = "localhost/mlpack/python:3.11"
@@ -108,15 +110,8 @@ def buildah(run_home: Path) -> Iterator[Buildah]:
 
 
 def _mounts_under(root: Path) -> list[str]:
-    """Mount points at or below ``root``, deepest first (from /proc/self/mountinfo)."""
-    top = str(root.resolve())
-    points = []
-    with open("/proc/self/mountinfo", encoding="utf-8") as info:
-        for line in info:
-            point = line.split()[4].replace("\\040", " ")
-            if point == top or point.startswith(top + "/"):
-                points.append(point)
-    return sorted(set(points), key=lambda p: -p.count("/"))
+    """Mount points at or below ``root``, deepest first."""
+    return sorted(set(mounts_under(root)), key=lambda p: -p.count("/"))
 
 
 @pytest.fixture(scope="session")
