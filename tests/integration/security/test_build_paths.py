@@ -95,6 +95,26 @@ def test_bind_mount_source_through_a_symlink_stays_in_the_context(bctx: Ctx, bus
     assert bctx.layer_file(image, "x") == b"the context's own copy\n"
 
 
+def test_bind_mount_from_a_named_context_stays_in_that_context(bctx: Ctx, busybox_httpd_image: str,
+                                                               host_dir: Path, tmp_path: Path) -> None:
+    """RUN --mount=type=bind,from=NAME (a named build context): a symlink in it to a host directory,
+    and a source climbing out with .., both read the named context's own files, never the host's;
+    the bind is read-only and the host directory is untouched."""
+    named = tmp_path / "named"
+    (named / str(host_dir).lstrip("/")).mkdir(parents=True)
+    (named / str(host_dir).lstrip("/") / "shadow").write_text("the named context's own copy\n")
+    os.symlink(str(host_dir), named / "secrets")
+    image = bctx.build(f"FROM {busybox_httpd_image}\n"
+                       "RUN --mount=type=bind,from=extra,source=secrets,target=/s cat /s/shadow > /x\n"
+                       "RUN --mount=type=bind,from=extra,source=../../..,target=/up ls /up > /y\n"
+                       "RUN --mount=type=bind,from=extra,target=/n sh -c 'echo pwned > /n/w' || echo refused > /z\n",
+                       no_cache=True, build_contexts={"extra": named})
+    assert bctx.layer_file(image, "x", index=-3) == b"the named context's own copy\n"
+    assert sorted(bctx.layer_file(image, "y", index=-2).decode().split()) == sorted(os.listdir(named))
+    assert bctx.layer_file(image, "z") == b"refused\n" and not (named / "w").exists()
+    assert (host_dir / "shadow").read_text() == HOST_SECRET and sorted(os.listdir(host_dir)) == ["shadow"]
+
+
 def test_workdir_through_a_planted_symlink_creates_nothing_on_the_host(bctx: Ctx, busybox_httpd_image: str,
                                                                         host_dir: Path) -> None:
     image = bctx.build(f"FROM {busybox_httpd_image}\nRUN ln -s {host_dir} /wd\n"
