@@ -66,6 +66,13 @@ STRIP_TESTS = ("numpy", "scipy", "pandas", "sklearn", "sympy", "mpmath", "networ
 # flavour image keeps every file its distributions ship: scipy imports
 # numpy.f2py, and no list of ours can know what a user's packages import.
 STRIP_PATHS = ("onnxruntime/transformers", "onnxruntime/quantization", "onnxruntime/tools")
+# numpy's build tooling (distutils, C headers and static libraries, the PyInstaller hook)
+# and its compiled test-only modules (_simd, _*_tests): compilers use the former, numpy's
+# own test suite the latter. Trimmed from such an ONNX image unless the bundle has hooks
+# (user code, which may import any of numpy). numpy.f2py stays: it is in numpy.__all__,
+# so `from numpy import *` (numpy.matlib does it) imports it.
+STRIP_PATHS_NUMPY = ("numpy/distutils", "numpy/_core/include", "numpy/_core/lib",
+                     "numpy/_pyinstaller", "numpy/_core/_simd.*", "numpy/_core/_*_tests.*")
 # The CPU wheel's C-API library (35 MB): the Python binding is linked statically
 # and never loads it. Kept in the GPU variant, where it was not verified.
 STRIP_PATHS_CPU = ("onnxruntime/capi/libonnxruntime.so*",)
@@ -265,7 +272,10 @@ def strip_paths(bundle: Any, options: RenderOptions) -> list[str]:
     """What the builder trims from site-packages: only in an ONNX image with mlpack's own lock."""
     if bundle.flavor != "onnx" or options.pip:
         return []
-    return list(STRIP_PATHS) + ([] if options.gpu else list(STRIP_PATHS_CPU))
+    hooks = getattr(bundle, "hooks_path", None)
+    has_hooks = hooks is not None and Path(hooks).is_file()
+    return (list(STRIP_PATHS) + ([] if options.gpu else list(STRIP_PATHS_CPU))
+            + ([] if has_hooks else list(STRIP_PATHS_NUMPY)))
 
 
 def strip_installers(lock: list[str]) -> list[str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from mlpack.dockerfile import _stripelf as stripelf
-from mlpack.dockerfile.context import STRIP_PATHS
+from mlpack.dockerfile.context import STRIP_PATHS_NUMPY
 from mlpack.endpoint import wait_ready
 from mlpack.oci.layercache import flatten
 from mlpack.oci.layout import Store
@@ -189,13 +189,9 @@ def test_every_module_of_the_python_flavour_image_imports(python_serving_image, 
     [line] = [l for l in logs.splitlines() if l.startswith("MLPACK-IMPORTS ")]
     report = json.loads(line.split(" ", 1)[1])
     assert {"sklearn", "scipy", "joblib", "numpy"} <= set(report["top"]), report["top"]
-    # The renderer's numpy/f2py strip (which scipy imports) is being undone on the pyflavour
-    # branch; until then its failures are the only ones let through, and only while it strips it.
-    f2py_stripped = "numpy/f2py" in STRIP_PATHS
     unexpected = {name: why for name, why in report["failed"].items()
                   if not (name.startswith("std:") and name[4:] in NOT_IN_DEBIAN | TRIMMED)
                   and not _optional_dependency(name, why, report["top"])
-                  and not (f2py_stripped and "No module named 'numpy.f2py'" in why)
                   and not (name in UPSTREAM and UPSTREAM[name] in why)}
     assert unexpected == {}
     assert report["done"] > 300
@@ -222,6 +218,10 @@ def test_what_the_trims_took_out(serving_image, run_settings: Settings, tmp_path
     uvloop = next((sp / "uvloop").glob("loop.*.so"))
     assert uvloop.stat().st_size < 4e6, "uvloop's 13 MB of debug info should be gone"
     assert not (sp / "pip").exists() and not list(sp.glob("pip-*.dist-info"))
+    numpy_tooling = [str(p.relative_to(sp)) for pattern in STRIP_PATHS_NUMPY
+                     for p in sp.glob(pattern)]
+    assert numpy_tooling == [], numpy_tooling
+    assert (sp / "numpy" / "testing").is_dir() and list((sp / "numpy" / "random").glob("_generator.*.so"))
     usr = root / "usr"
     assert not (usr / "bin" / "perl").exists() and not list(usr.glob("lib/*/perl-base"))
     assert not list(usr.glob("lib/*/gconv/*.so"))

@@ -3,6 +3,8 @@ import check step is in the Dockerfile, and the check itself finds what is broke
 
 from __future__ import annotations
 
+import dataclasses
+
 import pickle
 import subprocess
 import sys
@@ -52,11 +54,19 @@ def test_python_flavour_trims_no_package_file(stub_bundle, tmp_path: Path) -> No
     assert (ctx.path / "imports.txt").read_text() == "collections\n"  # what the pickle references
 
 
-def test_onnx_flavour_trims_only_onnxruntime_tooling(stub_bundle, tmp_path: Path) -> None:
+def test_onnx_flavour_trims_onnxruntime_and_numpy_tooling(stub_bundle, tmp_path: Path) -> None:
     text = render(stub_bundle, RenderOptions(base="local"), out_dir=tmp_path / "ctx").dockerfile_text
     for path in ctxmod.STRIP_PATHS + ctxmod.STRIP_PATHS_CPU:
         assert path.startswith("onnxruntime/") and path in text
-    assert "numpy/f2py" not in text and "numpy/distutils" not in text
+    for path in ctxmod.STRIP_PATHS_NUMPY:
+        assert path.startswith("numpy/") and path in text
+    assert "numpy/testing" not in text and "numpy/random" not in text and "numpy/f2py" not in text
+    # Hooks are user code that may import any part of numpy: then numpy keeps every file.
+    hooks = tmp_path / "hooks.py"
+    hooks.write_text("import numpy.distutils\n\ndef preprocess(x):\n    return x\n")
+    hooked = render(dataclasses.replace(stub_bundle, hooks_path=hooks), RenderOptions(base="local"),
+                    out_dir=tmp_path / "c3").dockerfile_text
+    assert "numpy/distutils" not in hooked and "onnxruntime/transformers" in hooked
     # Extra packages may import anything: with --pip nothing is trimmed.
     extra = render(stub_bundle, RenderOptions(base="local", pip=("scipy",)), out_dir=tmp_path / "c2").dockerfile_text
     assert "onnxruntime/transformers" not in extra
