@@ -372,7 +372,8 @@ def test_fuzzed_grpc_messages_never_get_internal(iris_server: Served) -> None:
 def _external_python(variable: str, package: str) -> str:
     python = os.environ.get(variable)
     if not python:
-        pytest.skip(f"{package} cannot share the test venv (its pins downgrade pandas/psutil): set {variable} to a venv's python that has it")
+        pytest.skip(f"{package} cannot share the test venv (its pins downgrade pandas/psutil) and .ci/bootstrap could not "
+                    f"make .venv-clients/{package} (no package index?): set {variable} to a venv's python that has it")
     return python
 
 
