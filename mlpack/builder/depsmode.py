@@ -28,6 +28,9 @@ __all__ = ["sandbox_problem", "choose_deps", "foreign_deps", "base_facts", "rend
            "DEPS_CHOICES"]
 
 DEPS_CHOICES = ("auto", "run", "context")
+# The installer a RUN step takes from the wheelhouse when the base has no uv (a build-time
+# tool only: it never enters the image).
+UV_PIN = "uv==0.13.9"
 _ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
 
 
@@ -157,12 +160,20 @@ def run_wheelhouse(bundle: Any, options: Any, settings: Settings, store: Store, 
     try:
         facts = base_facts(settings, store, base, python)
         target = WheelTarget(python=python, machine=facts.machine, glibc=facts.glibc)
-        return resolve_wheels(lock_lines(bundle, options), target, wheel_cache_dir(settings),
-                              extra_dirs=[Path(bundle.path)])
+        wheels = resolve_wheels(lock_lines(bundle, options), target, wheel_cache_dir(settings),
+                                extra_dirs=[Path(bundle.path)])
     except MlpackError as exc:
         if say is not None:
             say(f"the RUN step installs from the index: {exc.message}")
         return None
+    if any(w.name.lower().startswith("uv-") for w in wheels):
+        return wheels
+    try:  # the installer too: uv installs the wheelhouse in a fraction of pip's time
+        return [*wheels, *resolve_wheels([UV_PIN], target, wheel_cache_dir(settings))]
+    except MlpackError as exc:
+        if say is not None:
+            say(f"the RUN step installs with pip: no uv wheel ({exc.message})")
+        return wheels
 
 
 def render_for_build(bundle: Any, options: Any, settings: Settings, store: Store, *, deps: str = "auto",

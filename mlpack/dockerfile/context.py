@@ -35,6 +35,7 @@ from mlpack.dockerfile.depsdir import BaseFacts, Trims, compile_tree, make_deps_
 from mlpack.dockerfile.options import LOCAL_BASE, RenderOptions
 from mlpack.dockerfile.system import system_libraries
 from mlpack.dockerfile.wheelcache import WheelTarget
+from mlpack.dockerfile.wheelinstall import parse_wheel_name
 from mlpack.dockerfile.templates import render_template
 from mlpack.errors import RenderError
 from mlpack.types import DEFAULT_PORT
@@ -138,7 +139,7 @@ def render(bundle_or_path: Any, options: RenderOptions | None = None, *,
     # wheels for arm64 make an arm64 image: the build commands of the header say so
     platform = "linux/arm64" if options.deps == "context" and base_facts and base_facts.machine == "aarch64" else ""
     text = render_dockerfile(bundle, options, python=python, base=base, platform=platform,
-                             wheelhouse=wheelhouse is not None)
+                             wheelhouse=wheelhouse is not None, uv_wheel=_uv_wheel(wheelhouse or ()))
 
     out = _prepare_out_dir(out_dir)
     _copy_tree(Path(bundle.path), out / "bundle")
@@ -159,6 +160,11 @@ def render(bundle_or_path: Any, options: RenderOptions | None = None, *,
         contexts[WHEELS_CONTEXT] = _link_wheels(wheelhouse, out / WHEELS_CONTEXT)
     return BuildContext(path=out, dockerfile=out / "Dockerfile", options=options, base_image=base,
                         contexts=contexts)
+
+
+def _uv_wheel(wheels: Sequence[Path]) -> str | None:
+    """The file name of a uv wheel in the wheelhouse (the RUN step installs with it), or None."""
+    return next((w.name for w in wheels if parse_wheel_name(w.name)["name"].lower() == "uv"), None)
 
 
 def _link_wheels(wheels: Sequence[Path], dst: Path) -> Path:
@@ -204,9 +210,14 @@ def _render_deps(out: Path, bundle: Any, options: RenderOptions, python: str, ba
 
 
 def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base: str, platform: str = "",
-                      wheelhouse: bool = False) -> str:
+                      wheelhouse: bool = False, uv_wheel: str | None = None) -> str:
     """Only the Dockerfile text (no files written); ``platform`` (``linux/arm64``) goes into the
-    header's build commands when the image is not for linux/amd64."""
+    header's build commands when the image is not for linux/amd64; ``uv_wheel``: a uv wheel
+    in the wheelhouse, whose binary the RUN step installs with (uv's own path in the wheel)."""
+    uv_member = None
+    if wheelhouse and uv_wheel:
+        fields = parse_wheel_name(uv_wheel)
+        uv_member = f"{fields['name']}-{fields['version']}.data/scripts/uv"
     template = options.template or ("gpu.Dockerfile.j2" if options.gpu else "cpu.Dockerfile.j2")
     context = {
         "mlpack_version": __version__,
@@ -232,6 +243,8 @@ def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base:
         "strip_tests": list(STRIP_TESTS),
         "wheels": local_wheels(bundle),
         "wheelhouse": WHEELHOUSE_DIR if wheelhouse else None,
+        "uv_wheel": uv_wheel if uv_member else None,
+        "uv_member": uv_member,
         "strip_installers": strip_installers(lock_lines(bundle, options)),
         "strip_paths": strip_paths(bundle, options),
         "deps": options.deps,

@@ -144,8 +144,31 @@ def _run_to_exit(image_ref: str, argv: list[str], settings: Settings) -> str:
         container.remove(force=True)
 
 
-def test_every_module_of_the_image_imports(serving_image, run_settings: Settings) -> None:  # type: ignore[no-untyped-def]
-    logs = _run_to_exit(serving_image.ref, ["/opt/venv/bin/python", "-c", IMPORT_ALL], run_settings)
+@pytest.fixture(scope="module")
+def bundle_image(sklearn_bundle, python_base_image, run_settings: Settings):  # type: ignore[no-untyped-def]
+    """The same model built the way `mlpack build BUNDLE` and serve() build it: the lock's wheels from
+    mlpack's wheel cache as the named context ``wheels``, installed by uv taken from that wheelhouse."""
+    if os.geteuid() != 0:
+        pytest.skip("building a serving image needs root (RUN steps run in a sandbox)")
+    from mlpack.builder import BuildOptions, StepDone, build
+
+    events: list[object] = []
+    image = build(sklearn_bundle.path, BuildOptions(tag="localhost/mlpack-test/sklearn-bundle-uv:1", deps="run"),
+                  settings=run_settings, progress=events.append)
+    installs = [e.instruction for e in events if isinstance(e, StepDone) and "requirements.lock" in e.instruction
+                and "install" in e.instruction]
+    assert len(installs) == 1 and "from=wheels" in installs[0] and ".data/scripts/uv" in installs[0], installs
+    return image
+
+
+@pytest.fixture(params=["pip", "uv"])
+def onnx_image(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """The sklearn ONNX image installed by pip (a rendered context) and by uv (a bundle build)."""
+    return request.getfixturevalue("serving_image" if request.param == "pip" else "bundle_image")
+
+
+def test_every_module_of_the_image_imports(onnx_image, run_settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    logs = _run_to_exit(onnx_image.ref, ["/opt/venv/bin/python", "-c", IMPORT_ALL], run_settings)
     [line] = [l for l in logs.splitlines() if l.startswith("MLPACK-IMPORTS ")]
     report = json.loads(line.split(" ", 1)[1])
     # the serving stack is there (so the walk really looked at site-packages)
@@ -236,9 +259,10 @@ def test_what_the_trims_took_out(serving_image, run_settings: Settings, tmp_path
     assert "Package: util-linux\n" not in status and "Package: python3.11\n" in status
 
 
-def test_the_trimmed_image_serves(serving_image, run_settings: Settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_trimmed_image_serves(onnx_image, run_settings: Settings) -> None:  # type: ignore[no-untyped-def]
     from mlpack.runtime import run
 
+    serving_image = onnx_image
     container = run(serving_image.ref, settings=run_settings, name=f"slim-serving-{os.getpid()}")
     try:
         wait_ready(container, timeout=120)

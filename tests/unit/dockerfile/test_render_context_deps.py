@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -115,3 +116,47 @@ def test_run_mode_with_a_wheelhouse_installs_with_no_index(stub_bundle, cache: P
     with pytest.raises(RenderError, match="wheelhouse is for deps='run'"):
         render(stub_bundle, RenderOptions(base="local", deps="context", wheel_cache=cache), out_dir=tmp_path / "c",
                base_facts=FACTS, wheelhouse=wheels)
+
+
+def test_a_uv_wheel_in_the_wheelhouse_installs_the_lock(stub_bundle, cache: Path, tmp_path: Path) -> None:
+    """The install step, run by sh with the real python3: it takes uv's binary out of the wheel
+    (here a recorder script), installs the lock with it and no index, and leaves no uv behind."""
+    import shlex
+    import subprocess
+    import zipfile
+
+    log = tmp_path / "argv"
+    recorder = f'#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a" >> {shlex.quote(str(log))}; done\n'
+    uv_wheel = tmp_path / "uvwheel" / "uv-0.13.9-py3-none-manylinux_2_17_x86_64.whl"
+    uv_wheel.parent.mkdir()
+    with zipfile.ZipFile(uv_wheel, "w") as zf:
+        zf.writestr("uv-0.13.9.data/scripts/uv", recorder)
+        zf.writestr("uv-0.13.9.dist-info/METADATA", "Name: uv\nVersion: 0.13.9\n")
+    wheels = [*sorted(cache.glob("*.whl")), uv_wheel]
+    ctx = render(stub_bundle, RenderOptions(base="local"), out_dir=tmp_path / "ctx", wheelhouse=wheels)
+    [install] = [i.args for i in instructions(ctx.dockerfile_text) if i.cmd == "RUN" and "requirements.lock" in i.args
+                 and "install" in i.args]
+    assert "uv-0.13.9.data/scripts/uv" in install and "rm -rf /tmp/mlpack/uv" in install
+    # Run it here: the wheelhouse and /tmp/mlpack are this test's directories, python3 is real.
+    root = tmp_path / "root"
+    script = (install.split("set -eu;", 1)[1]
+              .replace("/tmp/mlpack/wheelhouse", str(ctx.contexts["wheels"]))
+              .replace("/tmp/mlpack/", f"{root}/tmp/mlpack/")
+              .replace("/opt/venv", str(root / "venv")))
+    (root / "tmp" / "mlpack").mkdir(parents=True)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(os.path.realpath(sys.executable))
+    for tool in ("chmod", "rm"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    done = subprocess.run(["/bin/sh", "-c", "set -eu;" + script], env={"PATH": str(bin_dir)},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    argv = log.read_text().splitlines()
+    assert argv[:4] == ["pip", "install", "--python", str(root / "venv/bin/python")]
+    assert argv[4:] == ["-r", f"{root}/tmp/mlpack/requirements.lock", "--offline", "--no-index", "--find-links",
+                        str(ctx.contexts["wheels"])]
+    assert (root / "venv" / "pyvenv.cfg").is_file()  # python3 -m venv --without-pip ran for real
+    assert not (root / "tmp" / "mlpack" / "uv").exists()
+    # and the wheels context carries it, hard-linked like the lock's wheels
+    assert (ctx.contexts["wheels"] / uv_wheel.name).stat().st_ino == uv_wheel.stat().st_ino
