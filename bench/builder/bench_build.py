@@ -2,10 +2,14 @@
 
     python bench/builder/bench_build.py [--home DIR] [--base-layout OCI_DIR] [--rebuilds 3] [--no-buildah]
 
-Both tools build the same rendered context (a captured iris LogisticRegression,
-``mlpack render`` with the offline base ``localhost/mlpack/python:3.11``),
-with the base image present in their storage and their RUN cache mounts
-(pip/uv download caches) warmed by one untimed build each:
+Both tools build the same rendered context (a captured iris LogisticRegression
+with the offline base ``localhost/mlpack/python:3.11``), rendered as ``mlpack
+build BUNDLE`` and ``serve()`` render it: the lock's wheels (and uv, the
+installer) from mlpack's wheel cache as the named build context ``wheels``,
+which both tools get (``--build-context wheels=DIR``); ``--index`` renders as
+``mlpack render`` alone does instead (pip in the RUN step asks the index). The
+base image is present in their storage and their RUN cache mounts (pip/uv
+download caches) warmed by one untimed build each:
 
   cold     no step cache (mlpack: ``cache/build`` removed; buildah: built and
            intermediate images removed), base present, download caches warm;
@@ -93,7 +97,7 @@ def swap_bundle(ctx: Path, bundle: Path) -> None:
     shutil.copytree(bundle, target)
 
 
-def step_breakdown(ctx: Path, settings: Settings) -> dict[str, object]:
+def step_breakdown(ctx: Path, settings: Settings, named: list[str]) -> dict[str, object]:
     """One more cold build, in-process, timing each step from the builder's events; "other" is
     what no step accounts for (reading the context, stage setup, writing the manifest)."""
     from mlpack.builder import build
@@ -109,7 +113,8 @@ def step_breakdown(ctx: Path, settings: Settings) -> dict[str, object]:
             steps.append((event.stage_name, event.instruction, 0.0, event.size))
 
     started = time.perf_counter()
-    build(ctx, tag=MLPACK_TAG, settings=settings, source_date_epoch=int(EPOCH), progress=progress)
+    build(ctx, tag=MLPACK_TAG, settings=settings, source_date_epoch=int(EPOCH), build_contexts=named,
+          progress=progress)
     total = time.perf_counter() - started
     print(f"\ncold build, per step (in-process, {total:.2f} s):")
     print(f"{'stage':10}{'seconds':>9}{'share':>7}{'layer MB':>10}  instruction")
@@ -129,6 +134,8 @@ def main() -> int:
     ap.add_argument("--rebuilds", type=int, default=3)
     ap.add_argument("--cold-runs", type=int, default=2, help="cold builds per tool (median reported)")
     ap.add_argument("--no-buildah", action="store_true")
+    ap.add_argument("--index", action="store_true",
+                    help="render as `mlpack render` does (pip asks the index) instead of with the wheel cache")
     args = ap.parse_args()
 
     home = Path(args.home)
@@ -151,18 +158,26 @@ def main() -> int:
 
     bundle_a, bundle_b = capture_bundles(home)
     ctx = home / "ctx"
-    if not (ctx / "Dockerfile").exists():
-        from mlpack.dockerfile import RenderOptions, render
+    shutil.rmtree(ctx, ignore_errors=True)  # rendered each run: the wheels context links into the cache
+    from mlpack.dockerfile import RenderOptions, render
 
-        render(bundle_a, RenderOptions(base="local", source_date_epoch=int(EPOCH)), out_dir=ctx)
+    options = RenderOptions(base="local", source_date_epoch=int(EPOCH))
+    if args.index:
+        rendered = render(bundle_a, options, out_dir=ctx)
+    else:
+        from mlpack.builder.depsmode import render_for_build
+
+        rendered = render_for_build(bundle_a, options, settings, store, deps="run", out_dir=ctx)
+    named = [f"{name}={path}" for name, path in rendered.contexts.items()]
     swap_bundle(ctx, bundle_a)
 
     env = dict(os.environ, MLPACK_HOME=str(mhome), SOURCE_DATE_EPOCH=EPOCH)
-    mlpack_cli = [sys.executable, "-m", "mlpack", "build", "-q", "-t", MLPACK_TAG, str(ctx)]
+    contexts = [arg for pair in named for arg in ("--build-context", pair)]
+    mlpack_cli = [sys.executable, "-m", "mlpack", "build", "-q", *contexts, "-t", MLPACK_TAG, str(ctx)]
     broot, brun = home / "buildah" / "root", home / "buildah" / "run"
     storage = ["--root", str(broot), "--runroot", str(brun), "--storage-driver", "overlay"]
     buildah_cli = ["buildah", *storage, "bud", "-q", "--layers", "--pull=never", "--runtime", shutil.which("runc") or "runc",
-                   "--network", "host", "--secret", f"id=ca-bundle,src={CA}", "-t", BUILDAH_TAG, str(ctx)]
+                   "--network", "host", "--secret", f"id=ca-bundle,src={CA}", *contexts, "-t", BUILDAH_TAG, str(ctx)]
     use_buildah = not args.no_buildah and shutil.which("buildah") is not None
     log = home / "bench-build.log"
     if use_buildah:
@@ -213,7 +228,7 @@ def main() -> int:
         cli.append(timed(mlpack_cli, env, log))
         swap_bundle(ctx, bundles[(i + 1) % 2])
         started = time.perf_counter()
-        build(ctx, tag=MLPACK_TAG, settings=settings, source_date_epoch=int(EPOCH))
+        build(ctx, tag=MLPACK_TAG, settings=settings, source_date_epoch=int(EPOCH), build_contexts=named)
         api.append(time.perf_counter() - started)
         if use_buildah:
             swap_bundle(ctx, bundles[i % 2])
@@ -233,9 +248,9 @@ def main() -> int:
           + (f"{results['buildah_rebuild_s']:>11.2f}s" if bud else f"{'-':>12}"))
     print(f"{'model-only rebuild (API)':24}{results['mlpack_rebuild_api_s']:>11.3f}s{'-':>12}")
     if bud:
-        print(f"cold ratio mlpack/buildah: {results['cold_ratio']:.2f} (target <= 0.75); "
-              f"rebuild target < 0.5 s")
-    results["breakdown"] = step_breakdown(ctx, settings)
+        print(f"cold ratio mlpack/buildah: {results['cold_ratio']:.2f} (target <= 0.5); "
+              f"model-only rebuild from the CLI: target < 0.1 s")
+    results["breakdown"] = step_breakdown(ctx, settings, named)
     print(f"load average during the run: {os.getloadavg()}")
     (home / "bench-build.json").write_text(json.dumps(results, indent=2))
     return 0
