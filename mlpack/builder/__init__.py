@@ -158,6 +158,14 @@ def build(
             shutil.rmtree(path, ignore_errors=True)
 
 
+def _offline_render(rendered_contexts: Mapping[str, Any], text: str) -> bool:
+    """A bundle rendered here with every wheel of its lock in the wheelhouse and nothing to install
+    with apt: no RUN step has a reason to reach any network, so none gets one."""
+    from mlpack.dockerfile.context import WHEELS_CONTEXT
+
+    return WHEELS_CONTEXT in rendered_contexts and "apt-get" not in text
+
+
 def _build_resolved(thing: Any, store: Any, render_bundle: Callable[[Any], Any], settings: Settings,
                     options: BuildOptions, progress: Progress | None) -> Image:
     """The build, once its options are checked: ``thing`` resolved to a context, then the Executor."""
@@ -177,6 +185,8 @@ def _build_resolved(thing: Any, store: Any, render_bundle: Callable[[Any], Any],
     except OSError as exc:
         raise BuildError(f"cannot read {df_path}: {exc.strerror}",
                          hint="pass -f with the Dockerfile's path, or put a Dockerfile in the context") from None
+    if options.network == "default" and rendered_contexts and _offline_render(rendered_contexts, text):
+        options = replace(options, network="none")
     parsed = parse(text, file=df_path.name if df_path.parent == ctx_dir else str(df_path))
     commands = instructions(parsed.instructions, escape=parsed.escape)
     if progress is not None:

@@ -150,12 +150,12 @@ def bundle_image(sklearn_bundle, python_base_image, run_settings: Settings):  # 
     mlpack's wheel cache as the named context ``wheels``, installed by uv taken from that wheelhouse."""
     if os.geteuid() != 0:
         pytest.skip("building a serving image needs root (RUN steps run in a sandbox)")
-    from mlpack.builder import BuildOptions, StepDone, build
+    from mlpack.builder import BuildOptions, StepCached, StepDone, build
 
     events: list[object] = []
     image = build(sklearn_bundle.path, BuildOptions(tag="localhost/mlpack-test/sklearn-bundle-uv:1", deps="run"),
                   settings=run_settings, progress=events.append)
-    installs = [e.instruction for e in events if isinstance(e, StepDone) and "requirements.lock" in e.instruction
+    installs = [e.instruction for e in events if isinstance(e, (StepDone, StepCached)) and "requirements.lock" in e.instruction
                 and "install" in e.instruction]
     assert len(installs) == 1 and "from=wheels" in installs[0] and ".data/scripts/uv" in installs[0], installs
     return image

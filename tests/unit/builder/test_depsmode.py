@@ -36,3 +36,14 @@ def test_explicit_modes_are_taken_as_given(ctx: Ctx) -> None:
     assert choose_deps("context", ctx.settings) == "context"
     with pytest.raises(BuildError, match="deps='always'"):
         choose_deps("always", ctx.settings)
+
+
+def test_a_bundle_rendered_with_its_whole_wheelhouse_builds_without_network() -> None:
+    from mlpack.builder import _offline_render
+
+    text = "FROM x AS builder\nRUN --mount=type=bind,from=wheels,target=/w pip install --no-index\n"
+    assert _offline_render({"wheels": "/ctx/wheels"}, text)
+    # no wheelhouse (an extra --pip spec, no wheel for the image): pip asks the index
+    assert not _offline_render({"deps": "/ctx/deps"}, text)
+    # an apt step (a registry base without a library the wheels load) needs the network
+    assert not _offline_render({"wheels": "/ctx/wheels"}, text + "RUN apt-get update && apt-get install -y libgomp1\n")
