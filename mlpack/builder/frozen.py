@@ -10,8 +10,9 @@ print by their fields, refuse assignment, and accept the fields by position
 or by keyword, as ``@dataclass(frozen=True)`` gives. What they do without is
 the per-class ``exec`` of generated methods: about half a millisecond per
 class at import, which every ``mlpack build`` start pays for each of the
-builder's 19 instruction and 9 event types (the model-only rebuild from the
-CLI targets 0.1 s). Defaults must be immutable (no ``default_factory``).
+builder's parsed-instruction, typed-command and event types (the model-only
+rebuild from the CLI targets 0.1 s). Defaults must be immutable (no
+``default_factory``); :func:`replace` is :func:`dataclasses.replace`'s twin.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 from dataclasses import FrozenInstanceError
 from typing import Any, ClassVar
 
-__all__ = ["Frozen"]
+__all__ = ["Frozen", "replace"]
 
 _MISSING = object()
 
@@ -92,3 +93,8 @@ class Frozen:
 
     def __delattr__(self, name: str) -> None:
         raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+def replace(value: Frozen, **changes: Any) -> Any:
+    """A copy of ``value`` with ``changes`` (as :func:`dataclasses.replace`)."""
+    return type(value)(**{**{name: getattr(value, name) for name in value._fields}, **changes})

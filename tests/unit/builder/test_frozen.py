@@ -11,7 +11,7 @@ import pytest
 
 from mlpack.builder import instructions as ins
 from mlpack.builder.events import BuildDone, LayerSummary, StepDone
-from mlpack.builder.frozen import Frozen
+from mlpack.builder.frozen import Frozen, replace
 from mlpack.builder.parser import parse
 
 
@@ -82,3 +82,12 @@ def test_real_commands_and_events_pickle_copy_and_compare() -> None:
     done = BuildDone(digest="sha256:ab", tag=None, seconds=1.0, layers=(LayerSummary("sha256:cd", 3, "COPY", True),))
     assert done.unused_build_args == () and done.layers[0].cached is True
     assert StepDone(1, 2, "RUN x", None, 0.5) == StepDone(step=1, total=2, instruction="RUN x", size=None, seconds=0.5)
+
+
+def test_replace_copies_with_changes_and_checks_names() -> None:
+    c = Child("n", 1, ("x",))
+    assert replace(c, count=2) == Child("n", 2, ("x",)) and c.count == 1
+    with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):
+        replace(c, bogus=1)
+    node = parse("FROM scratch\nRUN <<EOF\necho hi\nEOF\n").instructions[1]
+    assert node.heredocs[0].content == "echo hi\n" and node.end_line > node.line  # set through replace()
