@@ -71,6 +71,13 @@ def _is_bundle(thing: object) -> bool:
     return module is not None and isinstance(thing, module.Bundle)
 
 
+def _is_build_context(thing: object) -> bool:
+    """Whether ``thing`` is a rendered BuildContext, without importing the render stage (its wheel
+    and email modules) to build a directory: a BuildContext exists only once its module is loaded."""
+    module = sys.modules.get("mlpack.dockerfile.context")
+    return module is not None and isinstance(thing, module.BuildContext)
+
+
 def resolve_input(thing: Any, dockerfile: str | os.PathLike[str] | None, store: Any = None) -> tuple[Path, Path]:
     """(context dir, Dockerfile path) for a Bundle, a BuildContext, a bundle dir or a context dir."""
     ctx, df, _ = _resolve_input(thing, dockerfile, lambda t: _render_bundle(t, store))
@@ -80,9 +87,7 @@ def resolve_input(thing: Any, dockerfile: str | os.PathLike[str] | None, store: 
 def _resolve_input(thing: Any, dockerfile: str | os.PathLike[str] | None,
                    render_bundle: Callable[[Any], Any]) -> tuple[Path, Path, dict[str, Path]]:
     """resolve_input plus the named build contexts a rendered BuildContext brings."""
-    from mlpack.dockerfile.context import BuildContext
-
-    if isinstance(thing, BuildContext):
+    if _is_build_context(thing):
         ctx = Path(thing.path)
         df = Path(dockerfile) if dockerfile else Path(thing.dockerfile)
         if not df.is_absolute():
@@ -171,7 +176,6 @@ def _build_resolved(thing: Any, store: Any, render_bundle: Callable[[Any], Any],
     """The build, once its options are checked: ``thing`` resolved to a context, then the Executor."""
     from mlpack.builder.context import BuildContextDir, HashCache
     from mlpack.builder.executor import Executor
-    from mlpack.builder.check import lint
     from mlpack.builder.instructions import instructions
     from mlpack.builder.namedctx import open_named
     from mlpack.runtime.sandboxreap import reap_stale
@@ -190,6 +194,8 @@ def _build_resolved(thing: Any, store: Any, render_bundle: Callable[[Any], Any],
     parsed = parse(text, file=df_path.name if df_path.parent == ctx_dir else str(df_path))
     commands = instructions(parsed.instructions, escape=parsed.escape)
     if progress is not None:
+        from mlpack.builder.check import lint
+
         for finding in lint(parsed, commands):
             progress(BuildWarning(finding.line, finding.message))
     planned = plan(parsed, build_args=dict(options.build_args), target=options.target, commands=commands,

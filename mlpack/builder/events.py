@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TextIO, Union
+
+from mlpack.builder.frozen import Frozen
 
 __all__ = [
     "StageStarted", "StepStarted", "StepCached", "StepDone", "StepOutput", "BuildWarning", "BuildDone",
@@ -18,8 +19,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class StageStarted:
+class StageStarted(Frozen):
     """A stage of the Dockerfile begins (``stage_name`` is its AS name or index)."""
 
     stage_name: str
@@ -27,16 +27,14 @@ class StageStarted:
     index: int
 
 
-@dataclass(frozen=True)
-class StepStarted:
+class StepStarted(Frozen):
     step: int
     total: int
     instruction: str
     stage_name: str = ""
 
 
-@dataclass(frozen=True)
-class StepCached:
+class StepCached(Frozen):
     step: int
     total: int
     instruction: str
@@ -45,8 +43,7 @@ class StepCached:
     cached: bool = True
 
 
-@dataclass(frozen=True)
-class StepDone:
+class StepDone(Frozen):
     """A step finished; ``size`` is its compressed layer size (None: no layer)."""
 
     step: int
@@ -57,8 +54,7 @@ class StepDone:
     stage_name: str = ""
 
 
-@dataclass(frozen=True)
-class StepOutput:
+class StepOutput(Frozen):
     """Output of a RUN step (all of it, once the step ends)."""
 
     step: int
@@ -66,30 +62,27 @@ class StepOutput:
     stage_name: str = ""
 
 
-@dataclass(frozen=True)
-class BuildWarning:
+class BuildWarning(Frozen):
     """Something the build accepted but that may not mean what was meant (line 0: no line)."""
 
     line: int
     message: str
 
 
-@dataclass(frozen=True)
-class LayerSummary:
+class LayerSummary(Frozen):
     digest: str
     size: int
     created_by: str
     cached: bool
 
 
-@dataclass(frozen=True)
-class BuildDone:
+class BuildDone(Frozen):
     """The build finished: image digest, tag and one summary row per layer."""
 
     digest: str
     tag: str | None
     seconds: float
-    layers: tuple[LayerSummary, ...] = field(default_factory=tuple)
+    layers: tuple[LayerSummary, ...] = ()
     unused_build_args: tuple[str, ...] = ()
 
 
@@ -109,12 +102,13 @@ def format_size(size: int | None) -> str:
     return f"{value:.1f} GiB"  # pragma: no cover
 
 
-@dataclass
 class TextProgress:
-    """Prints one line per finished step and a layer table at the end."""
+    """Prints one line per finished step and a layer table at the end (to ``stream``, default
+    stderr; ``verbose`` adds each step's start and each RUN step's output)."""
 
-    stream: TextIO | None = None
-    verbose: bool = False
+    def __init__(self, stream: TextIO | None = None, verbose: bool = False) -> None:
+        self.stream = stream
+        self.verbose = verbose
 
     def __call__(self, event: BuildEvent) -> None:
         out = self.stream or sys.stderr

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
+from mlpack.builder.frozen import Frozen, replace
 from mlpack.builder.shell import Expander
 from mlpack.errors import BuildError
 
@@ -38,8 +39,7 @@ _HEREDOC_RE = re.compile(r"^(\d*)<<(-?)\s*([^<]*)$", re.DOTALL)
 _WHITESPACE = re.compile(r"[\t\v\f\r ]+")
 
 
-@dataclass(frozen=True)
-class Heredoc:
+class Heredoc(Frozen):
     """One here-document: ``name`` (the delimiter, quotes removed), ``content``
     (every line with its newline, so an empty body is empty; leading tabs
     already stripped for ``<<-``) and whether variables expand in it (they do
@@ -51,8 +51,7 @@ class Heredoc:
     chomp: bool = False  # <<- strips leading tabs
 
 
-@dataclass(frozen=True)
-class Instruction:
+class Instruction(Frozen):
     """One instruction as written: ``cmd`` upper-cased, ``flags`` the raw
     ``--name=value`` words, ``args`` the rest (continuations joined),
     ``json`` its JSON-form arguments if it used that form."""

@@ -1,9 +1,14 @@
 """Atomic files of the store: blobs that appear only complete and verified, replaced files.
 
 A blob is written to ``.tmp-<pid>-<random>`` in its final directory, hashed
-while written, checked against the expected digest and size, fsynced, renamed
-to its digest and the directory fsynced: after a crash a blob name always
-matches its content, and what is left is a ``.tmp-`` file.
+while written, checked against the expected digest and size, fsynced and
+renamed to its digest: after a crash a blob name always matches its content,
+and what is left is a ``.tmp-`` file. The rename itself becomes durable when
+the directory is fsynced, which :meth:`mlpack.oci.cas.BlobStore.update_index`
+does before index.json names anything: one directory sync for all the blobs an
+image adds (its layers, config and manifest) instead of one per blob. Until
+then a crash of the machine may lose a new blob's name (never its content
+under another name), and nothing durable refers to it yet.
 """
 
 from __future__ import annotations
@@ -68,7 +73,8 @@ class BlobWriter:
         return len(data)
 
     def commit(self) -> str:
-        """Verify, fsync and rename into place; returns the digest."""
+        """Verify, fsync and rename into place; returns the digest. The directory is synced
+        before the index next changes (see the module docstring), not here."""
         assert self._file is not None, "blob already committed"
         digest = "sha256:" + self._hash.hexdigest()
         if self._expected and digest != self._expected:
@@ -94,7 +100,6 @@ class BlobWriter:
         faults.point("blob.before-rename")
         os.replace(self._tmp, final)
         faults.point("blob.after-rename")
-        fsync_dir(self._dir)
         self.digest = digest
         return digest
 

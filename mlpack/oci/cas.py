@@ -9,8 +9,10 @@ What is atomic and idempotent (the contract other stages rely on):
   :mod:`mlpack.oci.validate` reports as garbage, never as corruption;
 * ``index.json`` is replaced by rename under the exclusive ``flock`` of
   :meth:`BlobStore.locked`, and only after every blob it references exists
-  (checked again under the lock), so readers never need the lock and never
-  see a dangling reference.
+  (checked again under the lock) and ``blobs/sha256`` has been fsynced (so
+  the renames of the blobs it names, by this process or another, are durable
+  before the index that names them), so readers never need the lock and never
+  see a dangling reference, not even after a power loss.
 
 Names are written verbatim: reference syntax is :mod:`mlpack.oci.refs`'s
 (:class:`mlpack.oci.layout.Store` normalises on every write).
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mlpack.errors import StoreError
-from mlpack.oci.blobs import BlobWriter, atomic_write
+from mlpack.oci.blobs import BlobWriter, atomic_write, fsync_dir
 from mlpack.oci.media import MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST, REF_NAME, check_digest, digest_hex
 
 __all__ = ["BlobStore"]
@@ -149,6 +151,8 @@ class BlobStore:
         with self.locked():
             index = self.index()
             change(index)
+            # the blobs' renames first (one sync for every blob written since the last one)
+            fsync_dir(self.root / "blobs" / "sha256")
             atomic_write(self.root / "index.json", _index_bytes(index))
 
     def put_manifest(self, data: bytes, media_type: str = OCI_MANIFEST, *, ref: str | None = None,

@@ -19,14 +19,20 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from mlpack.errors import UnpackError
-from mlpack.oci.layertree import record_tree
 from mlpack.oci.blobs import fsync_dir
 from mlpack.oci.image import Image
 from mlpack.oci.layout import Store
 from mlpack.oci.media import digest_hex
-from mlpack.oci.unpack import UnpackOptions, apply_layer
 from mlpack.settings import Settings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlpack.oci.unpack import UnpackOptions
+
+# The unpacker (and the tree record) load only when a layer is missing: a container start
+# whose layers are unpacked already (the common case) does not pay for importing them.
 
 __all__ = ["layer_dirs", "ensure_layer", "layer_path", "prune", "flatten"]
 
@@ -72,6 +78,9 @@ def ensure_layer(store: Store, blob_digest: str, diff_id: str, layers_dir: Path,
             return final
         tmp = base / f"{_TMP}{final.name}-{os.getpid()}-{os.urandom(4).hex()}"
         tmp.mkdir(mode=0o755)
+        from mlpack.oci.layertree import record_tree
+        from mlpack.oci.unpack import UnpackOptions, apply_layer
+
         try:
             opts = options or UnpackOptions(whiteouts="overlay")
             with store.open_blob(blob_digest) as f:
@@ -109,6 +118,8 @@ def prune(layers_dir: Path, keep: Iterable[str], *, grace_s: float = 300.0) -> i
 
 def flatten(store: Store, image: Image, dest: str | os.PathLike[str], options: UnpackOptions | None = None) -> Path:
     """Apply every layer of ``image`` in order into ``dest`` (whiteouts deleting): one plain rootfs."""
+    from mlpack.oci.unpack import UnpackOptions, apply_layer
+
     dest = Path(dest)
     opts = options or UnpackOptions(whiteouts="apply")
     for desc, diff_id in zip(image.layers, image.diff_ids):

@@ -75,7 +75,6 @@ def run(
     volumes, devices, restart, auto_remove, hostname, healthcheck, ...) may be
     given by keyword. ``detach=False`` waits for the container to exit.
     """
-    from mlpack.runtime.container import Container
     from mlpack.runtime.create import create_container, image_source
     from mlpack.runtime.options import RunOptions, parse_ports, parse_restart, parse_volume
 
@@ -98,6 +97,8 @@ def run(
         opts = RunOptions(**{**opts.__dict__, "auto_remove": False})
     src = image_source(image, settings)
     cdir = create_container(src, limits or Limits(), opts, settings, publish_exposed=ports is None)
+    from mlpack.runtime.container import Container  # once the runtime runs: nothing of it is needed before
+
     container = Container(cdir, settings)
     if not detach:
         container.wait()

@@ -33,7 +33,7 @@ from mlpack.runtime.options import PortMapping, RunOptions, parse_healthcheck
 from mlpack.runtime.spec import (
     ContainerSpec, ProcessSpec, build_config, merge_env, normalize_caps, process_args, resolve_user,
 )
-from mlpack.runtime.state import container_dirs, read_json, write_json
+from mlpack.runtime.state import container_dirs, now_iso, read_json, write_json
 from mlpack.runtime.teardown import remove_container_dir
 from mlpack.settings import Settings
 from mlpack.types import Limits
@@ -84,12 +84,6 @@ def _names_lock(root: Path) -> Iterator[None]:
     with open(root / ".lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         yield
-
-
-def _now() -> str:
-    """UTC now as datetime's isoformat(timespec="milliseconds") writes it, without importing datetime."""
-    now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}+00:00"
 
 
 def create_container(src: ImageSource, limits: Limits, options: RunOptions, settings: Settings,
@@ -156,7 +150,7 @@ def create_container(src: ImageSource, limits: Limits, options: RunOptions, sett
         )
         write_json(cdir / "config.json", adapt_config(build_config(spec)))
         record.update(
-            image=src.ref, image_digest=src.digest, created=_now(), args=list(args), env=list(env),
+            image=src.ref, image_digest=src.digest, created=now_iso(), args=list(args), env=list(env),
             user=f"{uid}:{gid}", limits=asdict(limits), ports=[asdict(m) for m in published],
             listen_ports=[asdict(m) for m, _ in listeners], exposed=list(cfg.tcp_ports),
             network=options.network, netns=str(netns) if netns else None, cgroups_path=cgroups_path,

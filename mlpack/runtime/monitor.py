@@ -20,7 +20,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Set as AbstractSet
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +28,11 @@ from mlpack.runtime.execproc import exec_process, process_file
 from mlpack.runtime.mounts import libc
 from mlpack.runtime.forward import Forwarder
 from mlpack.runtime.options import Healthcheck, PortMapping, RestartPolicy
-from mlpack.runtime.state import read_json, write_json
+from mlpack.runtime.state import now_iso, read_json, write_json
 from mlpack.runtime.teardown import release_container, remove_container_dir, runtime_of
 
 PR_SET_CHILD_SUBREAPER = 36
 HEALTH_LOG_KEEP = 5
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 # How often a monitor waiting for its init reaps orphaned helpers (the init's exit wakes it at once).
@@ -140,6 +135,14 @@ class Monitor:
         listeners = [(p, socket.socket(fileno=fd)) for p, fd in zip(ports, listen_fds)]
         netns = self.record.get("netns") if self.record["network"] != "host" else None
         self.forwarder = Forwarder(listeners, netns) if listeners else None
+        self.forwarding = False
+
+    def _forward(self) -> None:
+        """Start relaying the published ports, once, after the runtime's first run: clients wait
+        in the listeners' backlog until then, and nothing runs before the runtime that can run after."""
+        if self.forwarder is not None and not self.forwarding:
+            self.forwarder.start()
+            self.forwarding = True
 
     def stop_requested(self) -> bool:
         return (self.cdir / "stop").exists()
@@ -166,6 +169,7 @@ class Monitor:
             release_container(self.record)
             return 125, False, f"{self.rt.name} run failed: {err}"
         pid = int(pid_file.read_text().strip())
+        self._forward()
         health = {"status": "starting", "failing_streak": 0, "log": []} if self.check else None
         self.status.update(status="running", pid=pid, started_at=now_iso(), finished_at=None,
                            exit_code=None, oom_killed=False, error=None, health=health)
@@ -185,8 +189,6 @@ class Monitor:
     def main(self) -> int:
         libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         self.status.update(monitor_pid=os.getpid())
-        if self.forwarder is not None:
-            self.forwarder.start()
         restarts = int(self.status.data.get("restart_count") or 0)
         while True:
             code, oom, error = self.run_once()

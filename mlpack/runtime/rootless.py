@@ -316,9 +316,13 @@ def cgroup_parent(limits: Any = None, *, strict: bool = True) -> str | None:
     that names the fix; else (the builder's own default limits) the step
     runs without a cgroup.
     """
+    uid = host_uid()
+    if uid == 0:  # root: no delegation to look for (nor its module to import on every start)
+        from mlpack.runtime.host import CGROUP_PARENT
+
+        return CGROUP_PARENT
     from mlpack.runtime.delegation import limits_case
 
-    uid = host_uid()
     case = limits_case(uid)
     if case.enforced:
         return case.cgroup_parent

@@ -19,13 +19,14 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from mlpack.errors import ContainerNotFound, RunError
 
-__all__ = ["write_json", "read_json", "container_dirs", "find_container_dir", "pid_alive"]
+__all__ = ["write_json", "read_json", "container_dirs", "find_container_dir", "pid_alive", "now_iso"]
 
 
 _SEQ = itertools.count()
@@ -41,6 +42,13 @@ def _temp_file(path: Path) -> tuple[int, str]:
         except FileExistsError:  # left by a dead process with the same pid
             continue
     raise RunError(f"cannot create a temporary file next to {path}", hint="remove stale .*.<pid>.* files there")
+
+
+def now_iso() -> str:
+    """UTC now as datetime's isoformat(timespec="milliseconds") writes it (``...T01:02:03.456+00:00``),
+    without importing datetime on a container's start."""
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}+00:00"
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
