@@ -106,7 +106,9 @@ class ModelRunner:
 
     async def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, Any]:
         """Outputs by name for validated ``feeds``; ServeError(422) for hook rejections."""
-        feeds = _hook(self.hooks.before, feeds)
+        hooks = self.hooks
+        if hooks.preprocess is not None:
+            feeds = _hook(hooks.before, feeds)
         if self.batcher is not None:
             outputs = await self.batcher.submit(feeds)
         elif self.inline:
@@ -118,7 +120,9 @@ class ModelRunner:
             start = time.perf_counter()
             outputs = await loop.run_in_executor(self._executor, self._run, feeds)
             self.metrics.model_run(time.perf_counter() - start, _rows(feeds), 1)
-        return _hook(self.hooks.after, outputs)
+        if hooks.postprocess is not None:
+            outputs = _hook(hooks.after, outputs)
+        return outputs
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
