@@ -43,7 +43,7 @@ def _iris(work: Path) -> Path:
     return iris
 
 
-async def drive(app, path: str, body: bytes, n: int, headers: list) -> float:  # type: ignore[no-untyped-def]
+async def drive(app, path: str, body: bytes, n: int, headers: list, concurrency: int = 1) -> float:  # type: ignore[no-untyped-def]
     scope_base = {
         "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
         "server": ("127.0.0.1", 8080), "client": ("127.0.0.1", 40000), "scheme": "http", "method": "POST",
@@ -70,12 +70,19 @@ async def drive(app, path: str, body: bytes, n: int, headers: list) -> float:  #
 
         return app(dict(scope_base), receive, send)
 
-    for _ in range(200):  # warm up
-        await run_one()
+    async def run(count: int) -> None:
+        if concurrency == 1:
+            for _ in range(count):
+                await run_one()
+            return
+        for _ in range(count // concurrency):  # waves of concurrent requests, as a loaded server sees them
+            await asyncio.gather(*(run_one() for _ in range(concurrency)))
+
+    await run(200)  # warm up
     status.clear()
+    n -= n % concurrency
     start = time.perf_counter()
-    for _ in range(n):
-        await run_one()
+    await run(n)
     seconds = time.perf_counter() - start
     assert status == [200] * n, sorted(set(status))
     return seconds
@@ -86,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--requests", type=int, default=5000)
     ap.add_argument("--route", choices=("predict", "v2"), default="predict")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--concurrency", type=int, default=1, help="requests started together (1: one after another)")
+    ap.add_argument("--no-batching", action="store_true", help="the server's --no-batching")
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds without --profile (the best is reported)")
     ap.add_argument("--top", type=int, default=35)
     ap.add_argument("--tree", help="measure the mlpack of this checkout (default: this one)")
@@ -97,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     from mlpack.server.config import ServerConfig
 
     bundle = _iris(Path(args.work))
-    app = create_app(bundle, ServerConfig(grpc_port=0))
+    app = create_app(bundle, ServerConfig(grpc_port=0, batching=not args.no_batching))
     if args.route == "predict":
         path, body = "/predict", json.dumps({"inputs": [[5.1, 3.5, 1.4, 0.2]]}).encode()
     else:
@@ -113,13 +122,14 @@ def main(argv: list[str] | None = None) -> int:
             if args.profile:
                 prof = cProfile.Profile()
                 prof.enable()
-            times = [await drive(app, path, body, args.requests, headers) for _ in range(1 if args.profile else args.rounds)]
+            times = [await drive(app, path, body, args.requests, headers, args.concurrency)
+                     for _ in range(1 if args.profile else args.rounds)]
             if args.profile:
                 prof.disable()
             best = min(times) / args.requests * 1e6
             import mlpack
 
-            print(f"{args.route} ({Path(mlpack.__file__).parents[1]}): {best:.1f} us per request in-process (best of {len(times)} x {args.requests} requests)", file=report)
+            print(f"{args.route} x{args.concurrency}{' unbatched' if args.no_batching else ''} ({Path(mlpack.__file__).parents[1]}): {best:.1f} us per request in-process (best of {len(times)} x {args.requests} requests)", file=report)
             if args.profile:
                 out = io.StringIO()
                 pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(args.top)

@@ -24,7 +24,7 @@ from mlpack.server.http import RequestEnvelope
 from mlpack.server.logs import AccessLog, server_logger
 from mlpack.server.model import load_runner
 from mlpack.server.openapi import openapi_document
-from mlpack.server.connection import set_header_timeout
+from mlpack.server.connection import requests_in_server, set_header_timeout
 from mlpack.server.docs import docs_routes
 from mlpack.server.routes import ServerState, build_routes
 
@@ -43,12 +43,17 @@ def create_app(bundle: str | Path | Any | None = None, config: ServerConfig | No
     ready = threading.Event()
     access_log = AccessLog() if config.access_log else None
 
+    def in_server() -> int:
+        # Requests in the middleware, or read by uvicorn and not yet there (their
+        # tasks wait for the loop): the batcher's "is anyone else here".
+        return max(state.metrics.in_flight, requests_in_server())
+
     def load() -> None:
         start = time.perf_counter()
         try:
             budget = cpu_budget()
             _, threads = size_pools(budget.cpus, workers=1, threads=config.threads)
-            runner = load_runner(source, config=config, metrics=state.metrics, threads=threads)
+            runner = load_runner(source, config=config, metrics=state.metrics, threads=threads, in_flight=in_server)
         except Exception as exc:  # noqa: BLE001 - reported through readiness and the log
             state.error = f"{type(exc).__name__}: {exc}"
             server_logger.error("model failed to load", exc_info=exc, extra={"bundle": str(source)})

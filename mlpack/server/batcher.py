@@ -10,12 +10,12 @@ drain task gives the loop a few turns to let them join. Off by default
 join are still with their clients, so waiting only added latency.
 
 Batching only happens when there is concurrency: a request that is alone in
-the server (the middleware's in-flight count is one, and still one after a
-turn of the loop, which lets requests read in the same turn catch up) runs at
-once, without the queue's task and future, on the loop (``inline`` models)
-or the model thread, since no other request could join its batch. As soon as
-others are in flight, requests queue, and the drain task, which runs after
-every request the loop has ready, takes them all as one batch.
+the server (``in_flight`` is one: the server counts the requests it has read,
+including those whose tasks have not started yet) runs at once, without the
+queue's task and future, on the loop (``inline`` models) or the model thread,
+since no other request could join its batch. As soon as others are in the
+server, requests queue, and the drain task, which runs after every request
+the loop has ready, takes them all as one batch.
 """
 
 from __future__ import annotations
@@ -78,15 +78,10 @@ class MicroBatcher:
         first = next(iter(feeds.values()))
         rows = int(first.shape[0])
         if self._task is None and self._in_flight() <= 1:
-            # Alone in the middleware, but requests whose bytes the loop read in
-            # the same turn may not have entered it yet: one turn of the loop
-            # lets them reach this point (and queue) first.
-            await asyncio.sleep(0)
-            if self._task is None and not self._queue:
-                # Nobody came, so nobody could join a batch: run at once (inline,
-                # or straight to the model thread) without the queue's task and
-                # future. Micro-batching costs a lone client one loop turn.
-                return await self._alone(feeds, rows)
+            # Nobody else is in the server, so nobody could join a batch: run at
+            # once (inline, or straight to the model thread) without the queue's
+            # task and future. Micro-batching costs a lone client nothing.
+            return await self._alone(feeds, rows)
         key = tuple((name, arr.shape[1:], arr.dtype.str) for name, arr in feeds.items())
         future = asyncio.get_running_loop().create_future()
         self._queue.append(_Item(feeds, rows, key, future))

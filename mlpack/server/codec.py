@@ -63,7 +63,7 @@ def loads(body: bytes) -> Any:
 PREDICT_PARAMETERS = {"outputs"}
 
 
-@dataclass
+@dataclass(slots=True)
 class Decoded:
     """A decoded inference request: model feeds plus what to send back."""
 
@@ -98,6 +98,13 @@ def decode_predict(body: bytes, inputs: Sequence[Spec], outputs: Sequence[Spec],
     :func:`mlpack.server.tables.decode_table`.
     """
     doc = loads(body)
+    if type(doc) is dict and len(doc) == 1 and table is None and len(inputs) == 1:
+        # The common request, {"inputs": [[...], ...]} for a one-input model: what the
+        # general path below does for it, without its checks of fields that are not there.
+        data = doc.get("inputs")
+        if type(data) is list and not (data and type(data[0]) is dict):
+            spec = inputs[0]
+            return Decoded({spec.name: coerce_numbers(spec, data, bools=_may_hold_bools(body))})
     if not isinstance(doc, dict) or "inputs" not in doc:
         raise invalid('request body must be a JSON object with an "inputs" field', hint='send {"inputs": [[...], ...]}')
     extra = set(doc) - {"inputs", "parameters"}

@@ -24,9 +24,26 @@ try:
 except ImportError:  # pragma: no cover - httptools is part of uvicorn[standard]
     _Fast = H11Protocol  # type: ignore[misc,assignment]
 
-__all__ = ["HeaderDeadlineProtocol", "set_header_timeout"]
+__all__ = ["HeaderDeadlineProtocol", "set_header_timeout", "requests_in_server"]
 
 _TIMEOUT = {"seconds": 10.0}
+# uvicorn's state of each server in this process that uses the protocol: its ``tasks``
+# hold one task per request whose headers were read and whose answer is not done.
+_SERVERS: list[Any] = []
+
+
+def requests_in_server() -> int:
+    """Requests uvicorn has read the headers of and not finished answering, in this process.
+
+    Unlike the middleware's in-flight count, this includes requests whose
+    tasks have not had their first turn yet: the requests read in the same
+    turn of the loop, which could share a micro-batch. 0 where no uvicorn
+    server uses :class:`HeaderDeadlineProtocol` (in-process test clients).
+    """
+    n = 0
+    for state in _SERVERS:
+        n += len(state.tasks)
+    return n
 
 
 def set_header_timeout(seconds: float) -> None:
@@ -47,6 +64,8 @@ class HeaderDeadlineProtocol(_Fast):  # type: ignore[misc,valid-type]
     _since = 0.0  # when the connection began waiting for a request's headers
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        if not any(state is self.server_state for state in _SERVERS):
+            _SERVERS.append(self.server_state)
         super().connection_made(_OneWrite(transport, self.loop))
         self._since = self.loop.time()
         self._deadline = self.loop.call_at(self._since + _TIMEOUT["seconds"], self._expire)

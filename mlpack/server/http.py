@@ -21,6 +21,7 @@ model run of a small model). Every other route goes through the app.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 import time
@@ -78,17 +79,18 @@ class RequestIds:
     """Request ids for requests that bring none: a random per-process prefix and a counter.
 
     16 hex digits like a random id, unique within the process and, through the
-    prefix, across worker processes and restarts; a counter costs a tenth of
+    prefix, across worker processes and restarts; a counter costs a fifth of
     ``os.urandom`` per request. Ids label log lines, they are not secrets.
     """
 
     def __init__(self) -> None:
-        self._prefix = os.urandom(4).hex()
-        self._n = int.from_bytes(os.urandom(2), "big") << 16
+        prefix = os.urandom(4).hex()
+        # Starting in [2**28, 2**31): eight hex digits for the next two billion requests at least.
+        counter = itertools.count(0x10000000 + int.from_bytes(os.urandom(4), "big") % 0x70000000)
+        self.next: Callable[[], str] = lambda: prefix + hex(next(counter))[2:]
 
     def __call__(self) -> str:
-        self._n = n = (self._n + 1) & 0xFFFFFFFF
-        return f"{self._prefix}{n:08x}"
+        return self.next()
 
 
 def _error_body(message: str, rid: str, hint: str | None) -> bytes:
@@ -200,7 +202,7 @@ class RequestEnvelope:
         self._routes = routes
         self._labels: dict[Any, str] | None = None
         self._deadlines = _Deadlines(body_timeout_s)
-        self._ids = RequestIds()
+        self._next_id = RequestIds().next
         # (method, exact path) -> (handler, path params, endpoint label): the
         # inference routes, answered without Starlette (see the module docstring).
         self.fast: dict[tuple[str, str], tuple[FastHandler, dict, str]] = {}
@@ -230,7 +232,7 @@ class RequestEnvelope:
             elif key == b"content-encoding" and coding is None:
                 coding = value.decode("latin-1")
         if rid is None:
-            rid = self._ids()
+            rid = self._next_id()
         scope["mlpack.request_id"] = rid
         rid_header = (b"x-request-id", rid.encode())
         method = scope["method"]

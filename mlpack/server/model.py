@@ -52,6 +52,7 @@ class ModelRunner:
         sample: dict[str, np.ndarray] | None = None,
         flavor: str = "onnx",
         table: Any = None,
+        in_flight: Callable[[], int] | None = None,
     ) -> None:
         self.predictor = predictor
         self.inputs = inputs
@@ -73,7 +74,7 @@ class ModelRunner:
                 self._executor,
                 max_rows=config.max_batch_size,
                 max_wait_s=config.max_batch_wait_ms / 1000.0,
-                in_flight=lambda: metrics.in_flight,
+                in_flight=in_flight or (lambda: metrics.in_flight),
                 on_run=metrics.model_run,
             )
         self.inline = False
@@ -173,15 +174,21 @@ def _hook(step: Callable[[dict], dict], value: dict) -> dict:
                          hint="the bundle's hooks.py failed; its traceback is in the server log") from None
 
 
-def load_runner(bundle_or_path: Any, *, config: ServerConfig, metrics: Metrics, threads: int) -> ModelRunner:
-    """Load a bundle (path or loaded Bundle), its predictor and hooks; warm the model up."""
+def load_runner(
+    bundle_or_path: Any, *, config: ServerConfig, metrics: Metrics, threads: int, in_flight: Callable[[], int] | None = None
+) -> ModelRunner:
+    """Load a bundle (path or loaded Bundle), its predictor and hooks; warm the model up.
+
+    ``in_flight`` counts the requests in the server, for the micro-batcher
+    (default: the middleware's in-flight count).
+    """
     bundle = bundle_or_path
     if isinstance(bundle_or_path, (str, Path)):
         from mlpack.bundle import Bundle  # the bundle package imports numpy/yaml only
 
         bundle = Bundle.load(bundle_or_path)
     predictor = bundle.load_predictor(threads=threads)
-    runner = _runner(bundle, predictor, config=config, metrics=metrics)
+    runner = _runner(bundle, predictor, config=config, metrics=metrics, in_flight=in_flight)
     runner.warm_up()
     if runner.warm_seconds < SINGLE_THREAD_BELOW_S and threads > 1 and runner.flavor == "onnx":
         # onnxruntime's intra-op threads spin between runs: for a model that
@@ -189,14 +196,16 @@ def load_runner(bundle_or_path: Any, *, config: ServerConfig, metrics: Metrics, 
         # quota (measured here: 900 instead of 340 CPU us per request for a
         # 100-1024-1024 MLP) and the parallelism saves next to nothing.
         runner.close()
-        runner = _runner(bundle, bundle.load_predictor(threads=1), config=config, metrics=metrics)
+        runner = _runner(bundle, bundle.load_predictor(threads=1), config=config, metrics=metrics, in_flight=in_flight)
         runner.warm_up()
         threads = 1
     runner.threads = threads
     return runner
 
 
-def _runner(bundle: Any, predictor: Any, *, config: ServerConfig, metrics: Metrics) -> ModelRunner:
+def _runner(
+    bundle: Any, predictor: Any, *, config: ServerConfig, metrics: Metrics, in_flight: Callable[[], int] | None
+) -> ModelRunner:
     return ModelRunner(
         predictor,
         [Spec.of(s) for s in bundle.inputs],
@@ -208,6 +217,7 @@ def _runner(bundle: Any, predictor: Any, *, config: ServerConfig, metrics: Metri
         sample=_sample(bundle),
         flavor=str(getattr(bundle, "flavor", "onnx")),
         table=getattr(bundle, "table", None),
+        in_flight=in_flight,
     )
 
 

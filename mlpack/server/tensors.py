@@ -141,6 +141,12 @@ def coerce(spec: Spec, data: Any, *, shape: Sequence[int] | None = None, bools: 
 
 
 _F32, _F64, _I64 = np.dtype("float32"), np.dtype("float64"), np.dtype("int64")
+
+
+@np.errstate(over="ignore")  # as a decorator numpy builds the error state once, not per call
+def _narrowed(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """float64 -> a narrower float; overflow becomes inf, as in :func:`coerce`."""
+    return arr.astype(dtype)
 _NUMERIC_DTYPES = {k: np.dtype(k) for k in V2_OF_NUMPY if k not in {"str", "object", "bytes"}}
 
 
@@ -166,8 +172,7 @@ def coerce_numbers(spec: Spec, data: Any, *, shape: Sequence[int] | None = None,
     dtype = arr.dtype
     if dtype is not target and dtype != target:
         if dtype == _F64 and target.kind == "f":
-            with np.errstate(over="ignore"):  # float64 -> float32 overflow becomes inf, as in coerce
-                arr = arr.astype(target)
+            arr = _narrowed(arr, target)
         elif dtype == _I64 and (target == _F32 or target == _F64):  # int64 fits either without overflow
             arr = arr.astype(target)
         else:

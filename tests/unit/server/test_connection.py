@@ -102,18 +102,19 @@ def test_a_large_body_is_written_whole_and_in_order() -> None:
     assert calls == [4 + len(body)] and got == b"HEAD" + body
 
 
-def _served(coro_fn: Any) -> Any:
+async def _ok(scope: dict, receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    await receive()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def _served(coro_fn: Any, app: Any = _ok) -> Any:
     """Run ``coro_fn(port)`` against a real uvicorn on 127.0.0.1 with the header deadline at 0.3 s."""
     import uvicorn
 
     from mlpack.server.connection import HeaderDeadlineProtocol, set_header_timeout
-
-    async def app(scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        await receive()
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
-        await send({"type": "http.response.body", "body": b"ok"})
 
     async def main() -> Any:
         set_header_timeout(0.3)
@@ -169,3 +170,40 @@ def test_keep_alive_requests_are_answered_in_one_segment_and_a_slowloris_is_clos
     assert all(a.startswith(b"HTTP/1.1 200 OK") and a.endswith(b"\r\n\r\nok") for a in answers)
     assert rest == b""
     assert closed_after >= 0.3  # not before the deadline; the loop above bounds how long after
+
+
+def test_requests_in_server_counts_what_uvicorn_holds() -> None:
+    """The first request waits inside the app until the second one is there: both are counted."""
+    from mlpack.server.connection import requests_in_server
+
+    seen: list[int] = []
+    second_in = asyncio.Event()
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        seen.append(requests_in_server())
+        if scope["path"] == "/first":
+            await second_in.wait()
+        else:
+            second_in.set()
+        await _ok(scope, receive, send)
+
+    async def client(port: int) -> list[bytes]:
+        first = await asyncio.open_connection("127.0.0.1", port)
+        first[1].write(b"GET /first HTTP/1.1\r\nhost: x\r\n\r\n")
+        for _ in range(1000):  # bounded: until the first request is inside the app
+            if seen:
+                break
+            await asyncio.sleep(0.005)
+        second = await asyncio.open_connection("127.0.0.1", port)
+        second[1].write(b"GET /second HTTP/1.1\r\nhost: x\r\n\r\n")
+        answers = [await asyncio.wait_for(r.readuntil(b"ok"), 30) for r, _ in (first, second)]
+        for _, w in (first, second):
+            w.close()
+        return answers
+
+    answers = _served(client, app)
+    assert all(a.startswith(b"HTTP/1.1 200") for a in answers)
+    assert seen == [1, 2]
+    assert requests_in_server() == 0  # the server is gone, and so are its requests

@@ -81,4 +81,4 @@ def test_access_log_quoting_cache_is_bounded() -> None:
     log = AccessLog(io.BytesIO())
     for i in range(5000):  # every path different, as a scanner sends them
         log.record("r", "GET", f"/v2/x{i}", 404, 0.001, "-")
-    assert len(log._quotes) <= 1024
+    assert len(log._parts) <= 1024
