@@ -2,6 +2,7 @@
 with the ceiling of the HTTP stack itself and mlpack's gRPC service beside its HTTP.
 
     python bench/server/bench_server.py [--duration 3] [--rounds 1] [--out results.json]
+        [--apps ceiling,baseline,mlpack] [--ref /path/to/another/checkout]
 
 Needs ``wrk`` (apt-get install -y wrk). BentoML runs from its own venv
 (default /tmp/bentovenv, made with ``python -m venv /tmp/bentovenv &&
@@ -21,6 +22,11 @@ here. ``mlpack-grpc`` and ``mlpack-pyhttp`` load the same mlpack process
 through gRPC and through HTTP with the same kind of client (grpc_load.py,
 Python closed loops: wrk speaks no gRPC), so their ratio compares the
 protocols, not the clients.
+
+``--apps`` picks the rows (default: all of them); ``--ref DIR`` adds a row
+``mlpack-ref``, the same server run from another checkout of mlpack (say
+``git worktree add /tmp/ref main``), measured in the same run, interleaved
+with the rest: a before/after comparison that the machine's load cannot skew.
 """
 
 from __future__ import annotations
@@ -228,6 +234,7 @@ def wrk(server: Server, connections: int, duration: int, script: Path) -> dict:
 
 
 GRPC_INFER = "/inference.GRPCInferenceService/ModelInfer"
+APPS = ("ceiling", "baseline", "mlpack", "bentoml", "mlserver", "mlpack-pyhttp", "mlpack-grpc", "mlserver-grpc", "mlp-unbatched", "mlp-batched")
 
 
 def grpc_request(row: list[float]) -> bytes:
@@ -292,10 +299,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mlserver-venv", default="/tmp/mlservervenv")
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "mlpack-bench"))
     ap.add_argument("--out", help="write the results as JSON here")
+    ap.add_argument(
+        "--apps",
+        default=",".join(APPS),
+        help=f"rows to run, comma-separated (default: all of {', '.join(APPS)}; mlpack-ref comes with --ref)",
+    )
+    ap.add_argument("--ref", help="another checkout of mlpack: adds the row mlpack-ref, its server on the same model")
     args = ap.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
         return 2
+    apps = set(args.apps.split(","))
+    unknown = apps - set(APPS)
+    if unknown:
+        ap.error(f"unknown app {sorted(unknown)[0]!r}; choose from {', '.join(APPS)}")
+    if args.ref:
+        apps.add("mlpack-ref")
+    if {"mlpack-pyhttp", "mlpack-grpc", "mlserver-grpc"} & apps:
+        apps.add("mlpack")  # those cells load the mlpack (or mlserver) process
+    if "mlserver-grpc" in apps:
+        apps.add("mlserver")
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     models = capture_models(work, tuple(int(h) for h in args.mlp_hidden.split(",")))
@@ -313,6 +336,17 @@ def main(argv: list[str] | None = None) -> int:
             row,
         ),
     ]
+    if args.ref:
+        ref = Path(args.ref).resolve()
+        servers.append(
+            Server(
+                "mlpack-ref",
+                [PY, "-m", "mlpack.server", "--bundle", str(models["iris"]), "--host", "127.0.0.1", "--port", "{port}", "--grpc-port", "{grpc_port}"],
+                row,
+                {"PYTHONPATH": str(ref)},
+                cwd=ref,  # python -m puts the working directory first on sys.path
+            )
+        )
     bento = Path(args.bento_venv) / "bin" / "bentoml"
     notes = []
     if bento.exists():
@@ -345,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
         Server("mlp-unbatched", [PY, "-m", "mlpack.server", "--bundle", str(models["mlp100"]), "--no-batching", "--host", "127.0.0.1", "--port", "{port}", "--grpc-port", "0"], mlp_row),
         Server("mlp-batched", [PY, "-m", "mlpack.server", "--bundle", str(models["mlp100"]), "--host", "127.0.0.1", "--port", "{port}", "--grpc-port", "0"], mlp_row),
     ]
+    servers = [s for s in servers if s.name in apps or s.name == "baseline"]  # baseline: the reference answer
+    mlp = [s for s in mlp if s.name in apps]
     logdir = work / "logs"
     logdir.mkdir(exist_ok=True)
     results: list[dict] = []
@@ -356,17 +392,21 @@ def main(argv: list[str] | None = None) -> int:
         ref = json.loads(answers["baseline"])["outputs"]["label"]
         if "mlserver" in answers:
             assert json.loads(answers["mlserver"])["outputs"][0]["data"] == ref, "mlserver answered differently"
-        for name in ("mlpack", "bentoml"):
+        for name in ("mlpack", "mlpack-ref", "bentoml"):
             if name in answers:
                 assert json.loads(answers[name])["outputs"]["label"] == ref, f"{name} answered differently"
-        check_grpc(next(s for s in servers if s.name == "mlpack"), grpc_body, ref)
+        if "mlpack-grpc" in apps:
+            check_grpc(next(s for s in servers if s.name == "mlpack"), grpc_body, ref)
         scripts = {s.name: lua(s.body, work / f"{s.name}.lua") for s in servers + mlp}
         for s in servers + mlp:  # warm up: JITs, allocators, connection pools
             wrk(s, 8, 1, scripts[s.name])
-        mlpack_server = next(s for s in servers if s.name == "mlpack")
-        cells = [(s, int(c), "wrk", s.name) for c in args.connections.split(",") for s in servers if s.name != "mlserver"]
-        cells += [(mlpack_server, int(c), kind, f"mlpack-{kind}") for c in args.connections.split(",") for kind in ("pyhttp", "grpc")]
-        cells += [(s, int(c), "grpc", "mlserver-grpc") for c in args.connections.split(",") for s in servers if s.name == "mlserver"]
+        mlpack_server = next((s for s in servers if s.name == "mlpack"), None)
+        cells = [(s, int(c), "wrk", s.name) for c in args.connections.split(",") for s in servers if s.name != "mlserver" and s.name in apps]
+        cells += [
+            (mlpack_server, int(c), kind, f"mlpack-{kind}")
+            for c in args.connections.split(",") for kind in ("pyhttp", "grpc") if f"mlpack-{kind}" in apps
+        ]
+        cells += [(s, int(c), "grpc", "mlserver-grpc") for c in args.connections.split(",") for s in servers if s.name == "mlserver" and "mlserver-grpc" in apps]
         cells += [(s, args.batch_connections, "wrk", s.name) for s in mlp]
         for s, conns, kind, label in cells:
             runs = []
@@ -398,6 +438,9 @@ def main(argv: list[str] | None = None) -> int:
     summary = {}
     pairs = [
         ("mlpack", "ceiling", top),
+        ("mlpack-ref", "ceiling", top),
+        ("mlpack-ref", "baseline", top),
+        ("mlpack", "mlpack-ref", top),
         ("mlpack", "baseline", top),
         ("mlpack", "bentoml", top),
         ("mlpack-grpc", "mlpack-pyhttp", top),

@@ -24,7 +24,7 @@ from mlpack.server.http import RequestEnvelope
 from mlpack.server.logs import AccessLog, server_logger
 from mlpack.server.model import load_runner
 from mlpack.server.openapi import openapi_document
-from mlpack.server.connection import set_header_timeout
+from mlpack.server.connection import requests_in_server, set_header_timeout
 from mlpack.server.docs import docs_routes
 from mlpack.server.routes import ServerState, build_routes
 
@@ -43,12 +43,17 @@ def create_app(bundle: str | Path | Any | None = None, config: ServerConfig | No
     ready = threading.Event()
     access_log = AccessLog() if config.access_log else None
 
+    def in_server() -> int:
+        # Requests in the middleware, or read by uvicorn and not yet there (their
+        # tasks wait for the loop): the batcher's "is anyone else here".
+        return max(state.metrics.in_flight, requests_in_server())
+
     def load() -> None:
         start = time.perf_counter()
         try:
             budget = cpu_budget()
             _, threads = size_pools(budget.cpus, workers=1, threads=config.threads)
-            runner = load_runner(source, config=config, metrics=state.metrics, threads=threads)
+            runner = load_runner(source, config=config, metrics=state.metrics, threads=threads, in_flight=in_server)
         except Exception as exc:  # noqa: BLE001 - reported through readiness and the log
             state.error = f"{type(exc).__name__}: {exc}"
             server_logger.error("model failed to load", exc_info=exc, extra={"bundle": str(source)})
@@ -88,7 +93,7 @@ def create_app(bundle: str | Path | Any | None = None, config: ServerConfig | No
                 await asyncio.get_running_loop().run_in_executor(None, state.runner.close)
 
     # Starlette, not FastAPI: nothing here needs pydantic; /docs and /openapi.json come from docs.py.
-    app = Starlette(lifespan=lifespan)
+    app = _ServerApp(lifespan=lifespan)
     routes = build_routes(state)
     inflight = config.max_inflight_bytes or budget_for(memory_limit(), config.max_body_bytes, config.workers or 1)
     set_header_timeout(config.header_timeout_s)
@@ -103,16 +108,19 @@ def create_app(bundle: str | Path | Any | None = None, config: ServerConfig | No
         budget=ByteBudget(inflight, config.body_wait_s),
         body_timeout_s=config.body_timeout_s,
     )
+    # The inference routes skip Starlette: the envelope calls their handlers (``.reply``) itself.
     endpoints = {(m, r.path): r.endpoint for r in routes for m in (r.methods or ())}
-    envelope.fast[("POST", "/predict")] = (endpoints[("POST", "/predict")], {})
-    infer = endpoints[("POST", "/v2/models/{model_name}/infer")]
-    infer_v = endpoints[("POST", "/v2/models/{model_name}/versions/{model_version}/infer")]
+    predict, infer, infer_v = "/predict", "/v2/models/{model_name}/infer", "/v2/models/{model_name}/versions/{model_version}/infer"
+    envelope.fast[("POST", predict)] = (endpoints[("POST", predict)].reply, {}, predict)
 
     def route_inference(name: str) -> None:
-        envelope.fast[("POST", f"/v2/models/{name}/infer")] = (infer, {"model_name": name})
-        envelope.fast[("POST", f"/v2/models/{name}/versions/1/infer")] = (infer_v, {"model_name": name, "model_version": "1"})
+        envelope.fast[("POST", f"/v2/models/{name}/infer")] = (endpoints[("POST", infer)].reply, {"model_name": name}, infer)
+        envelope.fast[("POST", f"/v2/models/{name}/versions/1/infer")] = (
+            endpoints[("POST", infer_v)].reply, {"model_name": name, "model_version": "1"}, infer_v
+        )
 
     app.add_middleware(_bind, envelope=envelope)  # type: ignore[arg-type]
+    app.envelope = envelope
 
     schema: dict[str, Any] = {}
 
@@ -131,6 +139,25 @@ def create_app(bundle: str | Path | Any | None = None, config: ServerConfig | No
     app.state.mlpack = state
     app.state.loaded = ready
     return app
+
+
+class _ServerApp(Starlette):
+    """Starlette whose HTTP requests enter the request envelope directly.
+
+    Starlette's outermost ServerErrorMiddleware would wrap every request's
+    ``send`` in one more closure for a last-resort 500 that the envelope
+    already answers (with the request id), so HTTP skips it once the
+    middleware stack is built; lifespan and the rest go through Starlette.
+    """
+
+    envelope: RequestEnvelope
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and self.middleware_stack is not None:
+            scope["app"] = self
+            await self.envelope(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def _bind(app: Any, *, envelope: RequestEnvelope) -> RequestEnvelope:

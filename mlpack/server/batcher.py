@@ -9,10 +9,13 @@ drain task gives the loop a few turns to let them join. Off by default
 (``max_batch_wait_ms=0``): in closed-loop load tests the requests that would
 join are still with their clients, so waiting only added latency.
 
-For models fast enough to run on the event loop (``inline``), a server that
-sees no concurrency switches to direct mode: requests run at once without the
-queue's task and future, and one request in ``PROBE_EVERY`` still goes through
-the queue; as soon as such a probe finds company, batching resumes.
+Batching only happens when there is concurrency: a request that is alone in
+the server (``in_flight`` is one: the server counts the requests it has read,
+including those whose tasks have not started yet) runs at once, without the
+queue's task and future, on the loop (``inline`` models) or the model thread,
+since no other request could join its batch. As soon as others are in the
+server, requests queue, and the drain task, which runs after every request
+the loop has ready, takes them all as one batch.
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ import numpy as np
 __all__ = ["MicroBatcher"]
 
 Feeds = dict[str, np.ndarray]
-PROBE_EVERY = 8  # direct mode: one request in this many goes through the queue
 RunFn = Callable[[Feeds], dict[str, np.ndarray]]
 
 
@@ -70,29 +72,30 @@ class MicroBatcher:
         self._on_run = on_run
         self._queue: deque[_Item] = deque()
         self._task: asyncio.Task | None = None
-        self._direct = True  # inline models only: run lone requests without queueing
-        self._count = 0
-        self._singles = 0
 
     async def submit(self, feeds: Feeds) -> dict[str, np.ndarray]:
         """Run ``feeds`` (rows along axis 0) as part of a batch; returns its own outputs."""
         first = next(iter(feeds.values()))
         rows = int(first.shape[0])
-        if self.inline and self._direct and self._task is None:
-            self._count += 1
-            if self._count % PROBE_EVERY:
-                # Recent batches held one request each: skip the queue (a task and
-                # a future), but let every PROBE_EVERY-th request through to see
-                # whether concurrency came back.
-                seconds, outputs = _timed(self._run, feeds)
-                self._on_run(seconds, rows, 1)
-                return outputs
+        if self._task is None and self._in_flight() <= 1:
+            # Nobody else is in the server, so nobody could join a batch: run at
+            # once (inline, or straight to the model thread) without the queue's
+            # task and future. Micro-batching costs a lone client nothing.
+            return await self._alone(feeds, rows)
         key = tuple((name, arr.shape[1:], arr.dtype.str) for name, arr in feeds.items())
         future = asyncio.get_running_loop().create_future()
         self._queue.append(_Item(feeds, rows, key, future))
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._drain())
         return await future
+
+    async def _alone(self, feeds: Feeds, rows: int) -> dict[str, np.ndarray]:
+        if self.inline:
+            seconds, outputs = _timed(self._run, feeds)
+        else:
+            seconds, outputs = await asyncio.get_running_loop().run_in_executor(self._executor, _timed, self._run, feeds)
+        self._on_run(seconds, rows, 1)
+        return outputs
 
     def _take(self, batch: list[_Item], rows: int) -> int:
         """Move queued items compatible with ``batch`` into it, up to ``max_rows`` rows."""
@@ -122,21 +125,11 @@ class MicroBatcher:
                         rows = self._take(batch, rows)
                         if rows >= self._max_rows:
                             break
-                self._adapt(len(batch))
                 await self._run_batch(loop, batch, rows)
         finally:
             self._task = None
             if self._queue:  # raced with a submit after the loop ended
                 self._task = loop.create_task(self._drain())
-
-    def _adapt(self, requests: int) -> None:
-        if requests > 1:
-            self._direct = False
-            self._singles = 0
-        else:
-            self._singles += 1
-            if self._singles >= PROBE_EVERY:
-                self._direct = True
 
     async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Item], rows: int) -> None:
         if len(batch) == 1:

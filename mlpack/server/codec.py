@@ -19,7 +19,7 @@ import orjson
 from mlpack.server.protocol import input_spec
 from mlpack.server.shapes import check_v2_shape
 from mlpack.server.tables import decode_table, decode_text, v2_column
-from mlpack.server.tensors import NUMPY_OF_V2, Spec, check_rows, coerce, invalid, v2_datatype
+from mlpack.server.tensors import NUMPY_OF_V2, Spec, check_rows, coerce, coerce_numbers, invalid, v2_datatype
 
 __all__ = [
     "Decoded",
@@ -63,7 +63,7 @@ def loads(body: bytes) -> Any:
 PREDICT_PARAMETERS = {"outputs"}
 
 
-@dataclass
+@dataclass(slots=True)
 class Decoded:
     """A decoded inference request: model feeds plus what to send back."""
 
@@ -98,6 +98,13 @@ def decode_predict(body: bytes, inputs: Sequence[Spec], outputs: Sequence[Spec],
     :func:`mlpack.server.tables.decode_table`.
     """
     doc = loads(body)
+    if type(doc) is dict and len(doc) == 1 and table is None and len(inputs) == 1:
+        # The common request, {"inputs": [[...], ...]} for a one-input model: what the
+        # general path below does for it, without its checks of fields that are not there.
+        data = doc.get("inputs")
+        if type(data) is list and not (data and type(data[0]) is dict):
+            spec = inputs[0]
+            return Decoded({spec.name: coerce_numbers(spec, data, bools=_may_hold_bools(body))})
     if not isinstance(doc, dict) or "inputs" not in doc:
         raise invalid('request body must be a JSON object with an "inputs" field', hint='send {"inputs": [[...], ...]}')
     extra = set(doc) - {"inputs", "parameters"}
@@ -119,10 +126,10 @@ def decode_predict(body: bytes, inputs: Sequence[Spec], outputs: Sequence[Spec],
     elif isinstance(data, dict):
         _check_names(data, inputs)
         for spec in inputs:
-            feeds[spec.name] = coerce(spec, data[spec.name], bools=bools)
+            feeds[spec.name] = coerce_numbers(spec, data[spec.name], bools=bools)
     elif isinstance(data, list):
         if len(inputs) == 1 and not (data and isinstance(data[0], dict)):
-            feeds[inputs[0].name] = coerce(inputs[0], data, bools=bools)
+            feeds[inputs[0].name] = coerce_numbers(inputs[0], data, bools=bools)
         elif data and all(isinstance(row, dict) for row in data):
             for row in data:
                 _check_names(row, inputs)
@@ -225,7 +232,7 @@ def decode_v2(
         if table is not None and table.kind == "table":
             feeds[spec.name] = v2_column(table, spec, data, shape, bools=bools)
         else:
-            feeds[spec.name] = coerce(spec, data, shape=shape, bools=bools)
+            feeds[spec.name] = coerce_numbers(spec, data, shape=shape, bools=bools)
     if offset != len(raw):
         raise invalid(f"{len(raw) - offset} bytes of binary data belong to no input")
     missing = [s.name for s in inputs if s.name not in feeds]

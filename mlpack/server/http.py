@@ -10,17 +10,24 @@ together by the :class:`~mlpack.server.budget.ByteBudget` (wait, then 503),
 and in time by ``body_timeout_s`` between two chunks (408). A client that
 hangs up mid-request is counted with status 499 (nginx's "client closed
 request"), not as a server error, and logged without a traceback.
+
+The inference routes (``fast``: method and exact path -> :data:`FastHandler`)
+are answered here with raw ASGI messages: the envelope reads the body itself
+and the handler returns ``(status, body, headers)``, with no Starlette
+request, response or router on the way (together they cost more than the
+model run of a small model). Every other route goes through the app.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 import time
 from typing import Any, Awaitable, Callable
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from mlpack.server.budget import ByteBudget
@@ -28,11 +35,31 @@ from mlpack.server.codec import dumps
 from mlpack.server.logs import AccessLog, server_logger
 from mlpack.server.metrics import Metrics
 
-__all__ = ["RequestEnvelope", "error_response", "request_id", "BodyTooLarge", "BodyTimeout", "JSON", "CLIENT_CLOSED"]
+__all__ = [
+    "RequestEnvelope",
+    "error_response",
+    "error_reply",
+    "request_id",
+    "BodyTooLarge",
+    "BodyTimeout",
+    "JSON",
+    "JSON_HEADERS",
+    "CLIENT_CLOSED",
+    "Reply",
+    "FastHandler",
+    "RequestIds",
+]
 
 JSON = "application/json"
+JSON_HEADERS: list[tuple[bytes, bytes]] = [(b"content-type", b"application/json")]
 CLIENT_CLOSED = 499
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
+
+# (status, body, headers): headers are raw ASGI pairs, content-type first; the
+# envelope adds content-length and x-request-id.
+Reply = tuple[int, bytes, list[tuple[bytes, bytes]]]
+# handler(scope, body, content_encoding, path_params) -> Reply
+FastHandler = Callable[[dict, bytes, "str | None", dict], Awaitable[Reply]]
 
 
 class BodyTooLarge(Exception):
@@ -48,12 +75,108 @@ def request_id(scope: dict) -> str:
     return scope.get("mlpack.request_id", "-")
 
 
-def error_response(status: int, message: str, rid: str, *, hint: str | None = None, headers: dict | None = None) -> Response:
-    """``{"error": message, "request_id": ..., "hint": ...}``; V2 clients read ``error``."""
+class RequestIds:
+    """Request ids for requests that bring none: a random per-process prefix and a counter.
+
+    16 hex digits like a random id, unique within the process and, through the
+    prefix, across worker processes and restarts; a counter costs a fifth of
+    ``os.urandom`` per request. Ids label log lines, they are not secrets.
+    """
+
+    def __init__(self) -> None:
+        prefix = os.urandom(4).hex()
+        # Starting in [2**28, 2**31): eight hex digits for the next two billion requests at least.
+        counter = itertools.count(0x10000000 + int.from_bytes(os.urandom(4), "big") % 0x70000000)
+        self.next: Callable[[], str] = lambda: prefix + hex(next(counter))[2:]
+
+    def __call__(self) -> str:
+        return self.next()
+
+
+def _error_body(message: str, rid: str, hint: str | None) -> bytes:
     body: dict[str, Any] = {"error": message, "request_id": rid}
     if hint:
         body["hint"] = hint
-    return Response(dumps(body), status_code=status, media_type=JSON, headers=headers)
+    return dumps(body)
+
+
+def error_reply(status: int, message: str, rid: str, *, hint: str | None = None, headers: dict | None = None) -> Reply:
+    """``{"error": message, "request_id": ..., "hint": ...}`` as a :data:`Reply`."""
+    raw = [(b"content-type", b"application/json")]
+    if headers:
+        raw += [(k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in headers.items()]
+    return status, _error_body(message, rid, hint), raw
+
+
+def error_response(status: int, message: str, rid: str, *, hint: str | None = None, headers: dict | None = None) -> Response:
+    """``{"error": message, "request_id": ..., "hint": ...}``; V2 clients read ``error``."""
+    return Response(_error_body(message, rid, hint), status_code=status, media_type=JSON, headers=headers)
+
+
+class _Deadlines:
+    """Body read deadlines of all requests on one timer (``asyncio.wait_for`` costs a task per read).
+
+    A request registers its task before awaiting a chunk and unregisters after
+    it; the timer, armed only while someone waits, cancels the tasks whose
+    deadline passed and remembers them, so the reader turns that cancellation
+    into :class:`BodyTimeout`.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._waiting: dict[asyncio.Task, float] = {}
+        self._expired: set[asyncio.Task] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def receive(self, receive: Callable[[], Awaitable[dict]]) -> dict:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        waiting = self._waiting
+        waiting[task] = deadline = loop.time() + self.seconds  # type: ignore[index]
+        if self._timer is None:
+            self._timer = loop.call_at(deadline, self._check)
+        try:
+            return await receive()
+        except asyncio.CancelledError:
+            if task in self._expired:
+                self._expired.discard(task)
+                task.uncancel()  # type: ignore[union-attr]
+                raise BodyTimeout() from None
+            raise
+        finally:
+            waiting.pop(task, None)  # type: ignore[arg-type]
+            self._expired.discard(task)  # type: ignore[arg-type]
+
+    def _check(self) -> None:
+        self._timer = None
+        if not self._waiting:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for task, deadline in list(self._waiting.items()):
+            if deadline <= now:
+                del self._waiting[task]
+                self._expired.add(task)
+                task.cancel()
+        if self._waiting:
+            self._timer = loop.call_at(min(self._waiting.values()), self._check)
+
+
+class _Status:
+    """The status a slow-path response started with (filled in by the send wrapper)."""
+
+    __slots__ = ("code", "send", "rid_header")
+
+    def __init__(self, send: Callable, rid_header: tuple[bytes, bytes]) -> None:
+        self.code = 0
+        self.send = send
+        self.rid_header = rid_header
+
+    async def __call__(self, message: dict) -> None:
+        if message["type"] == "http.response.start":
+            self.code = message["status"]
+            message["headers"] = [*message.get("headers", ()), self.rid_header]
+        await self.send(message)
 
 
 class RequestEnvelope:
@@ -78,10 +201,11 @@ class RequestEnvelope:
         self.access_log = access_log
         self._routes = routes
         self._labels: dict[Any, str] | None = None
-        # (method, exact path) -> (endpoint, path params): the inference routes
-        # are served from here without FastAPI's router and middleware stack,
-        # which cost a fifth of a small request's CPU time.
-        self.fast: dict[tuple[str, str], tuple[Callable, dict]] = {}
+        self._deadlines = _Deadlines(body_timeout_s)
+        self._next_id = RequestIds().next
+        # (method, exact path) -> (handler, path params, endpoint label): the
+        # inference routes, answered without Starlette (see the module docstring).
+        self.fast: dict[tuple[str, str], tuple[FastHandler, dict, str]] = {}
 
     def _endpoint(self, scope: dict) -> str:
         """The route template that served ``scope`` (bounded label values for metrics)."""
@@ -97,32 +221,30 @@ class RequestEnvelope:
         rid = None
         length = None
         chunked = False
+        coding = None
         for key, value in scope["headers"]:
-            if key == b"x-request-id" and _SAFE_ID.match(value):
-                rid = value.decode()
-            elif key == b"content-length":
+            if key == b"content-length":
                 length = value
+            elif key == b"x-request-id" and _SAFE_ID.match(value):
+                rid = value.decode()
             elif key == b"transfer-encoding":
                 chunked = b"chunked" in value.lower()
+            elif key == b"content-encoding" and coding is None:
+                coding = value.decode("latin-1")
         if rid is None:
-            rid = os.urandom(8).hex()
+            rid = self._next_id()
         scope["mlpack.request_id"] = rid
         rid_header = (b"x-request-id", rid.encode())
+        method = scope["method"]
+        fast = self.fast.get((method, scope["path"]))
+        slow: _Status | None = None
         status = 0
-
-        async def send_with_id(message: dict) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", ()), rid_header]
-            await send(message)
-
         metrics = self.metrics
         metrics.in_flight += 1
         held = 0
         try:
             if length is not None and (not length.isdigit() or int(length) > self.max_body):
-                await self._too_large(scope, send_with_id, rid)
+                status = await self._reply(send, rid_header, self._too_large(rid))
                 return
             # What the body may cost: its length, or the whole limit when chunked.
             need = int(length) if length is not None else (self.max_body if chunked else 0)
@@ -132,51 +254,63 @@ class RequestEnvelope:
                     # Read the refused body and drop it chunk by chunk (it costs no memory): a
                     # server that answers and closes with a body unread makes the client's
                     # kernel see a reset instead of the 503.
-                    await _discard(self._timed(receive if length is not None else self._limited(receive)))
-                    await self._busy(scope, send_with_id, rid)
+                    await self._discard(receive, limited=length is None)
+                    status = await self._reply(send, rid_header, self._busy(rid))
                     return
                 held = granted
-            receive_ = self._timed(receive if length is not None else self._limited(receive)) if need else receive
-            fast = self.fast.get((scope["method"], scope["path"]))
             if fast is None:
-                await self.app(scope, receive_, send_with_id)
+                slow = _Status(send, rid_header)
+                receive_ = self._guarded(receive, limited=length is None) if need else receive
+                await self.app(scope, receive_, slow)
+                status = slow.code
             else:
-                endpoint, params = fast
-                scope["endpoint"] = endpoint
-                scope["path_params"] = params
-                response = await endpoint(Request(scope, receive_))
-                await response(scope, receive_, send_with_id)
+                handler, params, _ = fast
+                body = await self._body(receive, limited=length is None) if need else await _drain(receive)
+                status = await self._reply(send, rid_header, await handler(scope, body, coding, params))
         except BodyTooLarge:
-            if not status:
-                await self._too_large(scope, send_with_id, rid)
+            if not (slow and slow.code):
+                status = await self._reply(send, rid_header, self._too_large(rid))
         except BodyTimeout:
-            if not status:
-                await error_response(
+            if not (slow and slow.code):
+                status = await self._reply(send, rid_header, error_reply(
                     408, f"the request body stalled for more than {self.body_timeout:g} s", rid,
                     hint="send the body without pauses", headers={"connection": "close"},
-                )(scope, _no_body, send_with_id)
+                ))
         except ClientDisconnect:
             # The client left; nothing can be answered and nothing failed here.
-            status = status or CLIENT_CLOSED
+            status = (slow and slow.code) or CLIENT_CLOSED
             server_logger.info("client disconnected", extra={"request_id": rid, "path": scope.get("path")})
         except Exception:  # noqa: BLE001 - the client gets an id, the log gets the traceback
             server_logger.exception("unhandled error", extra={"request_id": rid, "path": scope.get("path")})
-            if not status:
-                await error_response(500, "internal server error", rid)(scope, receive, send_with_id)
+            if slow is not None and slow.code:
+                status = slow.code
+            elif not status:
+                status = await self._reply(send, rid_header, error_reply(500, "internal server error", rid))
         finally:
             if held:
                 self.budget.release(held)
             metrics.in_flight -= 1
             seconds = time.perf_counter() - start
-            metrics.request_done(self._endpoint(scope), scope["method"], status or 500, seconds)
+            if not status:
+                status = (slow and slow.code) or 500
+            metrics.request_done(fast[2] if fast is not None else self._endpoint(scope), method, status, seconds)
             if self.access_log is not None:
                 client = scope.get("client")
-                self.access_log.record(
-                    rid, scope["method"], scope["path"], status or 500, seconds, client[0] if client else "-"
-                )
+                self.access_log.record(rid, method, scope["path"], status, seconds, client[0] if client else "-")
 
-    async def _busy(self, scope: dict, send: Callable, rid: str) -> None:
-        response = error_response(
+    @staticmethod
+    async def _reply(send: Callable, rid_header: tuple[bytes, bytes], reply: Reply) -> int:
+        status, body, headers = reply
+        await send({
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*headers, (b"content-length", b"%d" % len(body)), rid_header],
+        })
+        await send({"type": "http.response.body", "body": body})
+        return status
+
+    def _busy(self, rid: str) -> Reply:
+        return error_reply(
             503,
             f"the server is holding as many request bytes as its memory allows ({self.budget.capacity} bytes); "
             f"this request waited {self.budget.wait_s:g} s",
@@ -184,59 +318,78 @@ class RequestEnvelope:
             hint="retry after a moment, send smaller requests, or give the container more memory",
             headers={"retry-after": "1"},
         )
-        await response(scope, _no_body, send)
 
-    def _timed(self, receive: Callable[[], Awaitable[dict]]) -> Callable[[], Awaitable[dict]]:
-        """A receive that gives up when the body pauses longer than the body timeout."""
-        done = False
-        timeout = self.body_timeout
-
-        async def timed() -> dict:
-            nonlocal done
-            if done:  # after the body, receive only waits for a disconnect: no deadline
-                return await receive()
-            try:
-                message = await asyncio.wait_for(receive(), timeout)
-            except asyncio.TimeoutError:
-                raise BodyTimeout() from None
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                done = True
-            return message
-
-        return timed
-
-    async def _too_large(self, scope: dict, send: Callable, rid: str) -> None:
-        response = error_response(
+    def _too_large(self, rid: str) -> Reply:
+        return error_reply(
             413,
             f"request body is larger than the limit of {self.max_body} bytes",
             rid,
             hint="send fewer rows per request or raise MLPACK_MAX_BODY_BYTES",
         )
-        await response(scope, _no_body, send)
 
-    def _limited(self, receive: Callable[[], Awaitable[dict]]) -> Callable[[], Awaitable[dict]]:
-        """A receive that stops a chunked body (no Content-Length) at the limit."""
+    async def _body(self, receive: Callable[[], Awaitable[dict]], *, limited: bool) -> bytes:
+        """The whole body, under the body deadline and (chunked) the size limit; ClientDisconnect if the client left."""
+        deadlines = self._deadlines
+        message = await deadlines.receive(receive)
+        if message["type"] != "http.request":
+            raise ClientDisconnect()
+        body = message.get("body", b"")
+        if limited and len(body) > self.max_body:
+            raise BodyTooLarge()
+        if not message.get("more_body", False):
+            return body
+        chunks = [body]
+        seen = len(body)
+        while True:
+            message = await deadlines.receive(receive)
+            if message["type"] != "http.request":
+                raise ClientDisconnect()
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if limited and seen > self.max_body:
+                raise BodyTooLarge()
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def _discard(self, receive: Callable[[], Awaitable[dict]], *, limited: bool) -> None:
+        seen = 0
+        while True:
+            message = await self._deadlines.receive(receive)
+            if message["type"] != "http.request":
+                return
+            seen += len(message.get("body", b""))
+            if limited and seen > self.max_body:
+                raise BodyTooLarge()
+            if not message.get("more_body", False):
+                return
+
+    def _guarded(self, receive: Callable[[], Awaitable[dict]], *, limited: bool) -> Callable[[], Awaitable[dict]]:
+        """A receive under the body deadline (until the body is complete) and, chunked, the size limit."""
+        done = False
         seen = 0
         limit = self.max_body
+        deadlines = self._deadlines
 
-        async def limited() -> dict:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
+        async def guarded() -> dict:
+            nonlocal done, seen
+            if done:  # after the body, receive only waits for a disconnect: no deadline
+                return await receive()
+            message = await deadlines.receive(receive)
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                done = True
+            if limited and message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
                     raise BodyTooLarge()
             return message
 
-        return limited
+        return guarded
 
 
-async def _discard(receive: Callable[[], Awaitable[dict]]) -> None:
-    while True:
-        message = await receive()
-        if message["type"] != "http.request" or not message.get("more_body", False):
-            return
-
-
-async def _no_body() -> dict:
-    return {"type": "http.request", "body": b"", "more_body": False}
+async def _drain(receive: Callable[[], Awaitable[dict]]) -> bytes:
+    """The (empty) body of a request without Content-Length or chunked encoding."""
+    message = await receive()
+    if message["type"] != "http.request":
+        raise ClientDisconnect()
+    return message.get("body", b"")

@@ -49,10 +49,15 @@ class Histogram:
         self.buckets = tuple(buckets)
         self._series: dict[tuple[str, ...], list] = {}
 
-    def observe(self, value: float, *labels: str) -> None:
+    def series(self, *labels: str) -> list:
+        """The ``[bucket counts, sum, count]`` list of one label set (made on first use), for callers that keep it."""
         series = self._series.get(labels)
         if series is None:
             series = self._series[labels] = [[0] * (len(self.buckets) + 1), 0.0, 0]
+        return series
+
+    def observe(self, value: float, *labels: str) -> None:
+        series = self._series.get(labels) or self.series(*labels)
         series[0][bisect.bisect_left(self.buckets, value)] += 1
         series[1] += value
         series[2] += 1
@@ -102,10 +107,16 @@ class InferStatistics:
 
 
 class Metrics:
-    """Every metric the server exports, recorded by the middleware and the model runner."""
+    """Every metric the server exports, recorded by the middleware and the model runner.
+
+    Recording sits on every request's path, so :meth:`request_done` finds the
+    request counter and the latency series of an (endpoint, method, status)
+    in one dict lookup and :meth:`model_run` keeps its three series at hand.
+    """
 
     def __init__(self) -> None:
-        self.requests: dict[tuple[str, str, str], int] = {}
+        # (endpoint, method, status as given) -> [count, latency series]
+        self._cells: dict[tuple[str, str, object], list] = {}
         self.in_flight = 0
         self.ready = 0
         self.load_seconds = 0.0
@@ -118,18 +129,39 @@ class Metrics:
         self.batch = Histogram("mlpack_batch_size", "Rows per model run.", (), BATCH_BUCKETS)
         self.batch_requests = Histogram("mlpack_batch_requests", "Requests merged into one model run.", (), BATCH_BUCKETS)
         self.last_run = 0.0  # wall-clock time of the last model run
+        self._runs = (self.inference.series(), self.batch.series(), self.batch_requests.series())
 
-    def request_done(self, endpoint: str, method: str, status: int, seconds: float) -> None:
-        code = str(status)
-        key = (endpoint, method, code)
-        self.requests[key] = self.requests.get(key, 0) + 1
-        self.latency.observe(seconds, endpoint, code)
+    @property
+    def requests(self) -> dict[tuple[str, str, str], int]:
+        """Requests so far by (endpoint, method, status text)."""
+        out: dict[tuple[str, str, str], int] = {}
+        for (endpoint, method, status), (n, _) in self._cells.items():
+            key = (endpoint, method, str(status))
+            out[key] = out.get(key, 0) + n
+        return out
+
+    def request_done(self, endpoint: str, method: str, status: int | str, seconds: float) -> None:
+        cell = self._cells.get((endpoint, method, status))
+        if cell is None:
+            cell = self._cells[(endpoint, method, status)] = [0, self.latency.series(endpoint, str(status))]
+        cell[0] += 1
+        series = cell[1]
+        series[0][bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        series[1] += seconds
+        series[2] += 1
 
     def model_run(self, seconds: float, rows: int, requests: int) -> None:
         self.last_run = time.time()
-        self.inference.observe(seconds)
-        self.batch.observe(rows)
-        self.batch_requests.observe(requests)
+        run, batch, merged = self._runs
+        run[0][bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        run[1] += seconds
+        run[2] += 1
+        batch[0][bisect.bisect_left(BATCH_BUCKETS, rows)] += 1
+        batch[1] += rows
+        batch[2] += 1
+        merged[0][bisect.bisect_left(BATCH_BUCKETS, requests)] += 1
+        merged[1] += requests
+        merged[2] += 1
 
     def infer_statistics(self) -> InferStatistics:
         """Inference requests (ok and failed, with their time), model runs and rows so far."""

@@ -52,6 +52,7 @@ class ModelRunner:
         sample: dict[str, np.ndarray] | None = None,
         flavor: str = "onnx",
         table: Any = None,
+        in_flight: Callable[[], int] | None = None,
     ) -> None:
         self.predictor = predictor
         self.inputs = inputs
@@ -73,14 +74,18 @@ class ModelRunner:
                 self._executor,
                 max_rows=config.max_batch_size,
                 max_wait_s=config.max_batch_wait_ms / 1000.0,
-                in_flight=lambda: metrics.in_flight,
+                in_flight=in_flight or (lambda: metrics.in_flight),
                 on_run=metrics.model_run,
             )
         self.inline = False
         self.warm_seconds = float("inf")
         self.threads: int | None = None
 
+        self._session_run = _session_runner(predictor) if self.hooks.preprocess is None else None
+
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self._session_run is not None:
+            return self._session_run(feeds)
         return self.predictor.run(feeds)
 
     def warm_up(self) -> float:
@@ -102,7 +107,9 @@ class ModelRunner:
 
     async def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, Any]:
         """Outputs by name for validated ``feeds``; ServeError(422) for hook rejections."""
-        feeds = _hook(self.hooks.before, feeds)
+        hooks = self.hooks
+        if hooks.preprocess is not None:
+            feeds = _hook(hooks.before, feeds)
         if self.batcher is not None:
             outputs = await self.batcher.submit(feeds)
         elif self.inline:
@@ -114,10 +121,39 @@ class ModelRunner:
             start = time.perf_counter()
             outputs = await loop.run_in_executor(self._executor, self._run, feeds)
             self.metrics.model_run(time.perf_counter() - start, _rows(feeds), 1)
-        return _hook(self.hooks.after, outputs)
+        if hooks.postprocess is not None:
+            outputs = _hook(hooks.after, outputs)
+        return outputs
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+
+
+def _session_runner(predictor: Any) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None:
+    """``predictor.run`` without its feed check, for an onnxruntime predictor (else None).
+
+    The check (names, dtypes, shapes) is the one :func:`mlpack.server.tensors.coerce`
+    already made, more strictly, on every feed the server builds; without a
+    preprocess hook nothing changes the feeds in between, so a second pass
+    would only cost time (about a third of a small model's run). onnxruntime's
+    own failures still become the predictor's ServeError.
+    """
+    from mlpack.bundle.predictor import OnnxPredictor  # noqa: PLC0415 - numpy only
+
+    if type(predictor) is not OnnxPredictor:
+        return None
+    run = predictor.session.run
+    names = [o.name for o in predictor.outputs]
+    ndarray = np.ndarray
+
+    def session_run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            values = run(names, feeds)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+            raise ServeError(f"the model failed on this input: {exc}", hint="check the input values", status=400) from None
+        return {name: v if type(v) is ndarray else np.asarray(v) for name, v in zip(names, values)}
+
+    return session_run
 
 
 def _rows(feeds: dict[str, np.ndarray]) -> int:
@@ -138,15 +174,21 @@ def _hook(step: Callable[[dict], dict], value: dict) -> dict:
                          hint="the bundle's hooks.py failed; its traceback is in the server log") from None
 
 
-def load_runner(bundle_or_path: Any, *, config: ServerConfig, metrics: Metrics, threads: int) -> ModelRunner:
-    """Load a bundle (path or loaded Bundle), its predictor and hooks; warm the model up."""
+def load_runner(
+    bundle_or_path: Any, *, config: ServerConfig, metrics: Metrics, threads: int, in_flight: Callable[[], int] | None = None
+) -> ModelRunner:
+    """Load a bundle (path or loaded Bundle), its predictor and hooks; warm the model up.
+
+    ``in_flight`` counts the requests in the server, for the micro-batcher
+    (default: the middleware's in-flight count).
+    """
     bundle = bundle_or_path
     if isinstance(bundle_or_path, (str, Path)):
         from mlpack.bundle import Bundle  # the bundle package imports numpy/yaml only
 
         bundle = Bundle.load(bundle_or_path)
     predictor = bundle.load_predictor(threads=threads)
-    runner = _runner(bundle, predictor, config=config, metrics=metrics)
+    runner = _runner(bundle, predictor, config=config, metrics=metrics, in_flight=in_flight)
     runner.warm_up()
     if runner.warm_seconds < SINGLE_THREAD_BELOW_S and threads > 1 and runner.flavor == "onnx":
         # onnxruntime's intra-op threads spin between runs: for a model that
@@ -154,14 +196,16 @@ def load_runner(bundle_or_path: Any, *, config: ServerConfig, metrics: Metrics, 
         # quota (measured here: 900 instead of 340 CPU us per request for a
         # 100-1024-1024 MLP) and the parallelism saves next to nothing.
         runner.close()
-        runner = _runner(bundle, bundle.load_predictor(threads=1), config=config, metrics=metrics)
+        runner = _runner(bundle, bundle.load_predictor(threads=1), config=config, metrics=metrics, in_flight=in_flight)
         runner.warm_up()
         threads = 1
     runner.threads = threads
     return runner
 
 
-def _runner(bundle: Any, predictor: Any, *, config: ServerConfig, metrics: Metrics) -> ModelRunner:
+def _runner(
+    bundle: Any, predictor: Any, *, config: ServerConfig, metrics: Metrics, in_flight: Callable[[], int] | None
+) -> ModelRunner:
     return ModelRunner(
         predictor,
         [Spec.of(s) for s in bundle.inputs],
@@ -173,6 +217,7 @@ def _runner(bundle: Any, predictor: Any, *, config: ServerConfig, metrics: Metri
         sample=_sample(bundle),
         flavor=str(getattr(bundle, "flavor", "onnx")),
         table=getattr(bundle, "table", None),
+        in_flight=in_flight,
     )
 
 

@@ -3,7 +3,10 @@
 Plain Starlette routes over raw requests: the body goes orjson -> numpy ->
 model -> orjson without pydantic models in between (validation happens in
 :mod:`mlpack.server.tensors`, the schema is published by
-:mod:`mlpack.server.openapi`).
+:mod:`mlpack.server.openapi`). The two inference endpoints are written as
+:data:`~mlpack.server.http.FastHandler` replies (body in, status, body and
+headers out), which the request envelope calls directly for the hot paths;
+their Starlette endpoints (``.reply`` holds the handler) serve the rest.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from starlette.routing import Match, Route
 from mlpack.errors import ServeError
 from mlpack.server.codec import decode_predict, decode_v2, dumps, encode_predict, encode_v2, loads
 from mlpack.server.config import ServerConfig
-from mlpack.server.http import JSON, error_response, request_id
+from mlpack.server.http import JSON, JSON_HEADERS, FastHandler, Reply, error_reply, error_response, request_id
 from mlpack.server.logs import server_logger
 from mlpack.server.metrics import Metrics, exposition
 from mlpack.server.model import ModelRunner
@@ -33,7 +36,7 @@ from mlpack.server.protocol import (
 )
 from mlpack.server.tensors import invalid
 
-__all__ = ["ServerState", "build_routes", "run_model", "decoded_body"]
+__all__ = ["ServerState", "build_routes", "run_model", "decoded_body", "reply_response"]
 
 # Content-Encoding -> zlib wbits (deflate is the zlib format, RFC 9110; raw deflate is tried too).
 _WBITS = {"gzip": 31, "x-gzip": 31, "deflate": 15}
@@ -50,10 +53,34 @@ class ServerState:
     draining: bool = False
 
 
-def _not_ready(state: ServerState, rid: str) -> Response:
+def _not_ready_reply(state: ServerState, rid: str) -> Reply:
     if state.error:
-        return error_response(503, f"model failed to load: {state.error}", rid, hint="see the server log; fix the bundle")
-    return error_response(503, "model is still loading", rid, headers={"Retry-After": "1"})
+        return error_reply(503, f"model failed to load: {state.error}", rid, hint="see the server log; fix the bundle")
+    return error_reply(503, "model is still loading", rid, headers={"Retry-After": "1"})
+
+
+def _not_ready(state: ServerState, rid: str) -> Response:
+    return reply_response(_not_ready_reply(state, rid))
+
+
+def reply_response(reply: Reply) -> Response:
+    """A :data:`~mlpack.server.http.Reply` as a Starlette response."""
+    status, body, headers = reply
+    response = Response(body, status_code=status)  # no media type: content-type comes from ``headers``
+    response.raw_headers += headers
+    return response
+
+
+def _fast_endpoint(handler: FastHandler) -> Any:
+    """The Starlette endpoint of a fast handler (``.reply`` is the handler, for the envelope's table)."""
+
+    async def endpoint(request: Request) -> Response:
+        body = await request.body()
+        return reply_response(await handler(request.scope, body, request.headers.get("content-encoding"), request.path_params))
+
+    endpoint.reply = handler  # type: ignore[attr-defined]
+    endpoint.__name__ = handler.__name__
+    return endpoint
 
 
 async def run_model(state: ServerState, runner: ModelRunner, feeds: dict, rid: str) -> Any:
@@ -107,10 +134,6 @@ def decoded_body(body: bytes, coding: str | None, limit: int) -> bytes:
     return out
 
 
-async def _body(request: Request, state: ServerState) -> bytes:
-    return decoded_body(await request.body(), request.headers.get("content-encoding"), state.config.max_body_bytes)
-
-
 def _ready_flag(body: bytes) -> bool:
     doc = loads(body)
     if not isinstance(doc, dict):
@@ -121,51 +144,61 @@ def _ready_flag(body: bytes) -> bool:
     return ready
 
 
-def _serve_error(exc: ServeError, rid: str) -> Response:
+def _serve_error(exc: ServeError, rid: str) -> Reply:
     status = int(getattr(exc, "status", 500) or 500)
-    return error_response(status, exc.message, rid, hint=exc.hint)
+    return error_reply(status, exc.message, rid, hint=exc.hint)
+
+
+_BINARY_HEADERS = b"application/octet-stream"
+
+
+def _header(scope: dict, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
 
 
 def build_routes(state: ServerState) -> list[Route]:
     """The server's routes, closed over ``state``; ``.endpoint`` of each is the handler."""
 
-    async def predict(request: Request) -> Response:
-        rid = request_id(request.scope)
+    limit = state.config.max_body_bytes
+
+    async def predict(scope: dict, body: bytes, coding: str | None, params: dict) -> Reply:
+        rid = scope["mlpack.request_id"]
         runner = state.runner
         if runner is None:
-            return _not_ready(state, rid)
+            return _not_ready_reply(state, rid)
         try:
-            decoded = decode_predict(await _body(request, state), runner.inputs, runner.outputs, runner.table)
+            decoded = decode_predict(decoded_body(body, coding, limit), runner.inputs, runner.outputs, runner.table)
             outputs = await run_model(state, runner, decoded.feeds, rid)
-            return Response(encode_predict(outputs, decoded.outputs), media_type=JSON)
+            return 200, encode_predict(outputs, decoded.outputs), JSON_HEADERS
         except ServeError as exc:
             return _serve_error(exc, rid)
 
-    async def v2_infer(request: Request) -> Response:
-        rid = request_id(request.scope)
+    async def v2_infer(scope: dict, body: bytes, coding: str | None, params: dict) -> Reply:
+        rid = scope["mlpack.request_id"]
         runner = state.runner
         if runner is None:
-            return _not_ready(state, rid)
-        missing = _wrong_model(request, runner, rid)
+            return _not_ready_reply(state, rid)
+        missing = _wrong_model_reply(params, runner, rid)
         if missing is not None:
             return missing
         try:
             decoded = decode_v2(
-                await _body(request, state),
-                request.headers.get("inference-header-content-length"),
+                decoded_body(body, coding, limit),
+                _header(scope, b"inference-header-content-length"),
                 runner.inputs,
                 runner.outputs,
                 runner.table,
             )
             outputs = await run_model(state, runner, decoded.feeds, rid)
-            body, header_len = encode_v2(outputs, decoded, model_name=runner.name, model_version=MODEL_VERSION)
+            payload, header_len = encode_v2(outputs, decoded, model_name=runner.name, model_version=MODEL_VERSION)
         except ServeError as exc:
             return _serve_error(exc, rid)
         if header_len is None:
-            return Response(body, media_type=JSON)
-        return Response(
-            body, media_type="application/octet-stream", headers={"Inference-Header-Content-Length": str(header_len)}
-        )
+            return 200, payload, JSON_HEADERS
+        return 200, payload, [(b"content-type", _BINARY_HEADERS), (b"inference-header-content-length", b"%d" % header_len)]
 
     async def live(request: Request) -> Response:
         return Response(b'{"live":true}', media_type=JSON)
@@ -211,7 +244,7 @@ def build_routes(state: ServerState) -> list[Route]:
             body = await request.body()
             ready_only = bool(body) and _ready_flag(body)
         except ServeError as exc:
-            return _serve_error(exc, request_id(request.scope))
+            return reply_response(_serve_error(exc, request_id(request.scope)))
         if ready_only:
             entries = [e for e in entries if e["state"] == "READY"]
         return Response(dumps(entries), media_type=JSON)
@@ -232,7 +265,7 @@ def build_routes(state: ServerState) -> list[Route]:
     v = "/v2/models/{model_name}"
     vv = v + "/versions/{model_version}"
     known = [
-        Route("/predict", predict, methods=["POST"]),
+        Route("/predict", _fast_endpoint(predict), methods=["POST"]),
         Route("/v2/health/live", live, methods=["GET"]),
         Route("/v2/health/ready", ready, methods=["GET"]),
         Route("/v2", server_meta, methods=["GET"]),
@@ -242,8 +275,8 @@ def build_routes(state: ServerState) -> list[Route]:
         Route(vv, model_meta, methods=["GET"]),
         Route(v + "/ready", model_ready, methods=["GET"]),
         Route(vv + "/ready", model_ready, methods=["GET"]),
-        Route(v + "/infer", v2_infer, methods=["POST"]),
-        Route(vv + "/infer", v2_infer, methods=["POST"]),
+        Route(v + "/infer", _fast_endpoint(v2_infer), methods=["POST"]),
+        Route(vv + "/infer", _fast_endpoint(v2_infer), methods=["POST"]),
         Route(v + "/config", config, methods=["GET"]),
         Route(vv + "/config", config, methods=["GET"]),
         Route(v + "/stats", model_stats, methods=["GET"]),
@@ -256,12 +289,16 @@ def build_routes(state: ServerState) -> list[Route]:
     return known + [Route("/v2/{rest:path}", unknown, methods=anything), Route("/v2/", unknown, methods=anything)]
 
 
-def _wrong_model(request: Request, runner: ModelRunner, rid: str) -> Response | None:
-    params = request.path_params
+def _wrong_model_reply(params: dict, runner: ModelRunner, rid: str) -> Reply | None:
     name = params.get("model_name")
     if name != runner.name:
-        return error_response(404, f"unknown model {name!r}; this server serves {runner.name!r}", rid)
+        return error_reply(404, f"unknown model {name!r}; this server serves {runner.name!r}", rid)
     version = params.get("model_version")
     if version is not None and version != MODEL_VERSION:
-        return error_response(404, f"unknown version {version!r} of model {name!r}; it has version {MODEL_VERSION!r}", rid)
+        return error_reply(404, f"unknown version {version!r} of model {name!r}; it has version {MODEL_VERSION!r}", rid)
     return None
+
+
+def _wrong_model(request: Request, runner: ModelRunner, rid: str) -> Response | None:
+    reply = _wrong_model_reply(request.path_params, runner, rid)
+    return None if reply is None else reply_response(reply)

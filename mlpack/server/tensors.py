@@ -16,7 +16,7 @@ import numpy as np
 
 from mlpack.errors import ServeError
 
-__all__ = ["Spec", "coerce", "check_rows", "invalid", "V2_OF_NUMPY", "NUMPY_OF_V2", "shape_text", "v2_datatype"]
+__all__ = ["Spec", "coerce", "coerce_numbers", "check_rows", "invalid", "V2_OF_NUMPY", "NUMPY_OF_V2", "shape_text", "v2_datatype"]
 
 # Open Inference Protocol datatypes <-> numpy dtype names.
 V2_OF_NUMPY = {
@@ -140,6 +140,52 @@ def coerce(spec: Spec, data: Any, *, shape: Sequence[int] | None = None, bools: 
     return arr
 
 
+_F32, _F64, _I64 = np.dtype("float32"), np.dtype("float64"), np.dtype("int64")
+
+
+@np.errstate(over="ignore")  # as a decorator numpy builds the error state once, not per call
+def _narrowed(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """float64 -> a narrower float; overflow becomes inf, as in :func:`coerce`."""
+    return arr.astype(dtype)
+_NUMERIC_DTYPES = {k: np.dtype(k) for k in V2_OF_NUMPY if k not in {"str", "object", "bytes"}}
+
+
+def coerce_numbers(spec: Spec, data: Any, *, shape: Sequence[int] | None = None, bools: bool = False) -> np.ndarray:
+    """:func:`coerce` for the common request in one pass: what it returns, or what it raises.
+
+    Common: a numeric input whose values numpy reads as float64 or int64 (JSON
+    numbers only; ``bools`` false or the data already an array) or as the
+    input's own dtype, converted to that dtype without a range or integrality
+    question, in a shape that fits the input as it is (V2: flat data
+    reshaped to ``shape``, already checked by :func:`mlpack.server.shapes.check_v2_shape`).
+    Anything else (strings, booleans, nulls, ragged rows, a narrowing integer
+    conversion, a shape to adjust or refuse) goes to :func:`coerce`, so the
+    result and every 422 message are coerce's own.
+    """
+    target = _NUMERIC_DTYPES.get(spec.dtype)
+    if target is None or (bools and type(data) is list):
+        return coerce(spec, data, shape=shape, bools=bools)
+    try:
+        arr = np.asarray(data)
+    except (ValueError, TypeError):
+        return coerce(spec, data, shape=shape, bools=bools)
+    dtype = arr.dtype
+    if dtype is not target and dtype != target:
+        if dtype == _F64 and target.kind == "f":
+            arr = _narrowed(arr, target)
+        elif dtype == _I64 and (target == _F32 or target == _F64):  # int64 fits either without overflow
+            arr = arr.astype(target)
+        else:
+            return coerce(spec, data, shape=shape, bools=bools)
+    if shape is not None:
+        if math.prod(shape) != arr.size:
+            return coerce(spec, data, shape=shape, bools=bools)
+        arr = arr.reshape(shape)
+    if not _fits(spec.shape, arr.shape):
+        return coerce(spec, data, shape=shape, bools=bools)
+    return arr
+
+
 _TYPE_WORDS = {bool: "booleans", int: "integers", float: "numbers", type(None): "nulls", bytes: "bytes", list: "rows of different lengths"}
 
 
@@ -204,7 +250,12 @@ def _numeric(spec: Spec, arr: np.ndarray) -> np.ndarray:
 
 
 def _fits(expected: Sequence[int | None], shape: Sequence[int]) -> bool:
-    return len(shape) == len(expected) and all(e is None or e == g for e, g in zip(expected, shape))
+    if len(shape) != len(expected):
+        return False
+    for e, g in zip(expected, shape):
+        if e is not None and e != g:
+            return False
+    return True
 
 
 def _unit_axis(spec: Spec, arr: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -40,8 +41,9 @@ def _run(model: Model, n: int, *, max_rows: int = 8, rows: int = 1, wait: float 
 
     async def main() -> list:
         with ThreadPoolExecutor(1) as pool:
+            # All n requests are in the server at once, as the middleware would count them.
             batcher = MicroBatcher(
-                model, pool, max_rows=max_rows, max_wait_s=wait, in_flight=lambda: 0, on_run=lambda *a: runs.append(a)
+                model, pool, max_rows=max_rows, max_wait_s=wait, in_flight=lambda: n, on_run=lambda *a: runs.append(a)
             )
             feeds = [{"x": np.full((rows, 2), float(i), np.float32)} for i in range(n)]
             return await asyncio.gather(*(batcher.submit(f) for f in feeds), return_exceptions=True)
@@ -111,3 +113,46 @@ def test_a_lone_request_never_waits(wait: float) -> None:
             return time.perf_counter() - start
 
     assert asyncio.run(main()) < 10  # waiting would take 30 s
+
+
+@pytest.mark.parametrize("inline", [False, True])
+def test_a_request_alone_in_the_server_skips_the_queue(inline: bool) -> None:
+    """In-flight count 1: no drain task and no future, the run happens at once
+    (on the model thread, or on the loop for an inline model)."""
+    seen: list[tuple] = []
+
+    async def main() -> None:
+        loop_thread = threading.current_thread()
+        with ThreadPoolExecutor(1, thread_name_prefix="model") as pool:
+            batcher: MicroBatcher
+
+            def model(feeds: dict) -> dict:
+                seen.append((threading.current_thread() is loop_thread, batcher._task, len(batcher._queue)))
+                return {"y": feeds["x"] * 2}
+
+            batcher = MicroBatcher(model, pool, max_rows=8, max_wait_s=0.0, in_flight=lambda: 1,
+                                   on_run=lambda *a: seen.append(a), inline=inline)
+            for _ in range(10):
+                out = await batcher.submit({"x": np.ones((1, 2), np.float32)})
+                np.testing.assert_array_equal(out["y"], np.full((1, 2), 2.0, np.float32))
+
+    asyncio.run(main())
+    runs = [s for s in seen if len(s) == 3 and isinstance(s[0], bool)]
+    assert runs == [(inline, None, 0)] * (10)
+    assert [s for s in seen if isinstance(s[0], float)] and all(s[1:] == (1, 1) for s in seen if isinstance(s[0], float))
+
+
+def test_concurrent_requests_still_batch_when_the_model_is_inline() -> None:
+    model = Model()
+    runs: list[tuple] = []
+
+    async def main() -> list:
+        with ThreadPoolExecutor(1) as pool:
+            batcher = MicroBatcher(model, pool, max_rows=8, max_wait_s=0.0, in_flight=lambda: 6,
+                                   on_run=lambda *a: runs.append(a), inline=True)
+            feeds = [{"x": np.full((1, 2), float(i), np.float32)} for i in range(6)]
+            return await asyncio.gather(*(batcher.submit(f) for f in feeds))
+
+    results = asyncio.run(main())
+    assert [r["y"][0, 0] for r in results] == [2.0 * i for i in range(6)]
+    assert model.calls == [6] and runs[0][1:] == (6, 6)

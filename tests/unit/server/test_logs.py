@@ -62,3 +62,23 @@ def test_json_formatter_keeps_extra_fields_and_exceptions() -> None:
     doc = json.loads(JsonFormatter().format(record))
     assert doc["msg"] == "boom x" and doc["request_id"] == "abc" and doc["level"] == "error"
     assert "ValueError: bad" in doc["exc"]
+
+
+def test_access_line_quotes_what_clients_control() -> None:
+    out = io.BytesIO()
+    log = AccessLog(out)
+    hostile = '/v2/"x"\\\n\u2028é' + "a" * 3000
+    for _ in range(2):  # the second line comes from the quoting cache
+        log.record('id"1', "POST", hostile, 404, 0.5, '1.2.3.4"')
+    lines = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert [(x["path"], x["request_id"], x["client"], x["status"], x["ms"]) for x in lines] == [
+        (hostile, 'id"1', '1.2.3.4"', 404, 500.0)
+    ] * 2
+    assert list(lines[0]) == ["ts", "level", "logger", "msg", "request_id", "method", "path", "status", "ms", "client"]
+
+
+def test_access_log_quoting_cache_is_bounded() -> None:
+    log = AccessLog(io.BytesIO())
+    for i in range(5000):  # every path different, as a scanner sends them
+        log.record("r", "GET", f"/v2/x{i}", 404, 0.001, "-")
+    assert len(log._parts) <= 1024
