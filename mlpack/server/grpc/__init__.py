@@ -57,6 +57,8 @@ class GrpcServer:
     async def stop(self) -> None:
         """Stop accepting, retire every connection gracefully, wait for calls in flight (bounded)."""
         await self.server.shutdown(sockets=[self.sock])
+        for connection in list(self.server.server_state.connections):  # past the grace: a client that never left
+            connection.transport.close()
         if self.access_log is not None:
             self.access_log.flush()
 
