@@ -28,7 +28,7 @@ __all__ = ["SERVING_DISTRIBUTIONS", "environment", "serving_lock", "distribution
 
 # Keep in step with the ``serve`` extra in pyproject.toml (a unit test checks).
 SERVING_DISTRIBUTIONS = (
-    "onnxruntime", "numpy", "starlette", "uvicorn", "orjson", "PyYAML", "httptools", "uvloop", "grpcio", "protobuf",
+    "onnxruntime", "numpy", "starlette", "uvicorn", "orjson", "PyYAML", "httptools", "uvloop", "zttp", "protobuf",
 )  # fmt: skip
 
 # Used only where a serving dependency is not installed in the capturing
@@ -37,12 +37,12 @@ _FALLBACK_PINS = {
     "onnxruntime": "1.32.0",
     "numpy": "2.4.6",
     "starlette": "1.10.0",
-    "uvicorn": "0.54.0",
+    "uvicorn": "0.55.0",
     "orjson": "3.13.0",
     "PyYAML": "6.0.4",
     "httptools": "0.9.0",
     "uvloop": "0.23.0",
-    "grpcio": "1.85.3",
+    "zttp": "0.0.35",
     "protobuf": "6.33.6",
 }
 

@@ -1,61 +1,93 @@
 """The Open Inference Protocol over gRPC, served beside the HTTP server in the same process.
 
-:func:`attach` wraps an app's lifespan so that the gRPC server starts on the
-same event loop once the app has started (model loading under way) and stops
-before the model is closed. ``config.grpc_port`` 0 serves no gRPC.
+:func:`attach` wraps an app's lifespan so that, once the app has started (model
+loading under way), a second uvicorn server serves gRPC on ``config.grpc_port``
+on the same event loop: HTTP/2 with prior knowledge (h2c) through zttp
+(:mod:`~mlpack.server.grpc.h2`), the calls answered by the ASGI app of
+:mod:`~mlpack.server.grpc.asgi`, sharing the HTTP app's model, micro-batcher,
+validation and metrics. It stops, letting calls in flight finish, before the
+model is closed. ``config.grpc_port`` 0 serves no gRPC. grpcio is not needed
+to serve (only protobuf, for the messages); clients use what they like.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
 from mlpack.errors import ServeError
 from mlpack.server.config import ServerConfig
 
-__all__ = ["attach", "start", "app_from_env", "MAX_CONCURRENT_RPCS"]
-
-# More concurrent calls than this are refused with RESOURCE_EXHAUSTED, not queued.
-MAX_CONCURRENT_RPCS = 1024
+__all__ = ["attach", "start", "app_from_env", "GrpcServer"]
 
 
 def address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-async def start(state: Any, config: ServerConfig, *, shared_port: bool = False) -> Any:
-    """Start the gRPC server on the running loop; returns it (``await server.stop(grace)``)."""
-    from grpc import aio  # noqa: PLC0415 - only a server with gRPC on needs grpcio
+def listen_socket(host: str, port: int, *, shared_port: bool) -> socket.socket:
+    """A bound TCP socket for the gRPC port; SO_REUSEPORT when worker processes share it."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if shared_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ServeError(
+            f"cannot listen for gRPC on {address(host, port)}: {exc.strerror or exc}",
+            hint="another process may hold the port: choose --grpc-port, or 0 to serve no gRPC",
+        ) from None
+    return sock
 
-    from mlpack.server.grpc.service import handlers  # noqa: PLC0415
+
+class GrpcServer:
+    """The running gRPC server: a uvicorn server on the caller's loop, over one listening socket."""
+
+    def __init__(self, server: Any, sock: socket.socket, access_log: Any) -> None:
+        self.server, self.sock, self.access_log = server, sock, access_log
+
+    @property
+    def connections(self) -> int:
+        return len(self.server.server_state.connections)
+
+    async def stop(self) -> None:
+        """Stop accepting, retire every connection gracefully, wait for calls in flight (bounded)."""
+        await self.server.shutdown(sockets=[self.sock])
+        for connection in list(self.server.server_state.connections):  # past the grace: a client that never left
+            connection.transport.close()
+        if self.access_log is not None:
+            self.access_log.flush()
+
+
+async def start(state: Any, config: ServerConfig, *, shared_port: bool = False) -> GrpcServer:
+    """Start serving gRPC on the running loop; ``await server.stop()`` ends it."""
+    import uvicorn  # noqa: PLC0415 - the server's own dependency, loaded when serving
+
+    from mlpack.server.grpc.asgi import GrpcApp  # noqa: PLC0415
+    from mlpack.server.grpc.h2 import IDLE_TIMEOUT_S, GrpcH2Protocol  # noqa: PLC0415
     from mlpack.server.logs import AccessLog  # noqa: PLC0415
     from mlpack.server.routes import run_model  # noqa: PLC0415
 
-    server = aio.server(
-        options=[
-            ("grpc.max_receive_message_length", config.max_body_bytes),
-            ("grpc.max_send_message_length", -1),
-            # Worker processes share the port; a lone server must fail on a taken port instead.
-            ("grpc.so_reuseport", 1 if shared_port else 0),
-        ],
-        maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
-    )
+    sock = listen_socket(config.host, config.grpc_port, shared_port=shared_port)
     access_log = AccessLog() if config.access_log else None
-    server.add_generic_rpc_handlers(
-        (handlers(state, lambda runner, feeds, rid: run_model(state, runner, feeds, rid), access_log),)
-    )
-    where = address(config.host, config.grpc_port)
+    app = GrpcApp(state, lambda runner, feeds, rid: run_model(state, runner, feeds, rid), access_log)
+    server = uvicorn.Server(uvicorn.Config(
+        app, http=GrpcH2Protocol, lifespan="off", interface="asgi3", log_config=None, access_log=False,
+        proxy_headers=False, server_header=False, date_header=False, timeout_keep_alive=IDLE_TIMEOUT_S,
+        timeout_graceful_shutdown=max(1, int(config.graceful_timeout_s + 0.999)),
+    ))  # fmt: skip
+    server.config.load()
+    server.lifespan = server.config.lifespan_class(server.config)
     try:
-        server.add_insecure_port(where)
-    except RuntimeError:
-        raise ServeError(
-            f"cannot listen for gRPC on {where}",
-            hint="another process may hold the port: choose --grpc-port, or 0 to serve no gRPC",
-        ) from None
-    await server.start()
-    server.access_log = access_log
-    return server
+        await server.startup(sockets=[sock])
+    except BaseException:
+        sock.close()
+        raise
+    return GrpcServer(server, sock, access_log)
 
 
 def attach(app: Any, config: ServerConfig, *, shared_port: bool = False) -> Any:
@@ -63,14 +95,14 @@ def attach(app: Any, config: ServerConfig, *, shared_port: bool = False) -> Any:
     if not config.grpc_port:
         return app
     try:
-        import grpc  # noqa: F401, PLC0415
         import google.protobuf  # noqa: F401, PLC0415
+        import zttp  # noqa: F401, PLC0415
     except ImportError as exc:
-        # An image built from a bundle captured before gRPC was served has no grpcio:
-        # it keeps serving HTTP.
+        # An image built from a bundle captured before gRPC was served this way has no
+        # zttp (or protobuf): it keeps serving HTTP.
         from mlpack.server.logs import server_logger  # noqa: PLC0415
 
-        server_logger.warning("no gRPC: grpcio is not installed", extra={"error": str(exc)})
+        server_logger.warning("no gRPC: zttp or protobuf is not installed", extra={"error": str(exc)})
         return app
     inner = app.router.lifespan_context
 
@@ -85,9 +117,7 @@ def attach(app: Any, config: ServerConfig, *, shared_port: bool = False) -> Any:
             try:
                 yield value
             finally:
-                await server.stop(config.graceful_timeout_s)
-                if server.access_log is not None:
-                    server.access_log.flush()
+                await server.stop()
 
     app.router.lifespan_context = lifespan
     return app

@@ -173,6 +173,9 @@ def test_every_module_of_the_image_imports(onnx_image, run_settings: Settings) -
     report = json.loads(line.split(" ", 1)[1])
     # the serving stack is there (so the walk really looked at site-packages)
     assert {"numpy", "onnxruntime", "uvloop", "starlette", "uvicorn", "yaml"} <= set(report["top"]), report["top"]
+    # gRPC is served by zttp (uvicorn's HTTP/2) and protobuf: both in, grpcio out, every gRPC module imports
+    assert {"zttp", "google.protobuf"} <= set(report["top"]) and "grpc" not in report["top"], report["top"]
+    assert not {name: why for name, why in report["failed"].items() if name.startswith("mlpack:mlpack.server")}
     assert report["done"] > 300
     unexpected = {name: why for name, why in report["failed"].items()
                   if not (name.startswith("std:") and name[4:] in NOT_IN_DEBIAN | TRIMMED)
@@ -182,8 +185,8 @@ def test_every_module_of_the_image_imports(onnx_image, run_settings: Settings) -
 
 
 def _optional_dependency(name: str, why: str, installed: list[str]) -> bool:
-    """A module of mlpack's serving code that needs a package this image does not install (the gRPC
-    transport without grpcio): not a trim's doing."""
+    """A module of mlpack's serving code that needs a package this image does not install: not a
+    trim's doing."""
     prefix = "ModuleNotFoundError: No module named '"
     if not (name.startswith("mlpack:") and why.startswith(prefix)):
         return False

@@ -1,0 +1,322 @@
+"""gRPC channels that live long: one grpc.aio channel (as tritonclient and kserve keep) past zttp's
+per-connection caps (4096 streams, 256 peer resets), with zero failed calls; and the protocol edges
+grpc's clients do not exercise (framing, encodings, content types, deadlines), over raw HTTP/2."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import socket
+import zlib
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+from mlpack.server.grpc.h2 import RESETS_PER_CONNECTION, STREAMS_PER_CONNECTION
+from mlpack.server.grpc.wire import Status
+from tests.integration.server.serving import Served, get, serving
+
+pytestmark = [pytest.mark.integration]
+
+INFER = "/inference.GRPCInferenceService/ModelInfer"
+
+
+@pytest.fixture(scope="module")
+def iris_server(iris_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    log = tmp_path_factory.mktemp("iris-grpc-conns") / "server.log"
+    with serving(iris_bundle, log, "--max-body-bytes", "65536", "--no-access-log") as served:
+        yield served
+
+
+def _request() -> bytes:
+    from tritonclient.grpc import service_pb2 as pb
+
+    request = pb.ModelInferRequest(model_name="iris")
+    request.inputs.add(name="input", datatype="FP32", shape=[1, 4]).contents.fp32_contents.extend([5.1, 3.5, 1.4, 0.2])
+    return request.SerializeToString()
+
+
+def _label(answer: bytes) -> list[int]:
+    from tritonclient.grpc import service_pb2 as pb
+
+    response = pb.ModelInferResponse.FromString(answer)
+    return list({o.name: o for o in response.outputs}["label"].contents.int64_contents)
+
+
+def _retired(served: Served, reason: str) -> list[dict]:
+    return [r for r in served.lines() if r.get("msg") == "grpc connection retired" and r.get("reason") == reason]
+
+
+def _metric(served: Served, line_start: str) -> float:
+    _, body = get(served.url + "/metrics")
+    for line in body.decode().splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_one_channel_outlives_the_stream_cap_with_zero_failed_calls(iris_server: Served) -> None:
+    from grpc import aio
+
+    calls, callers = 12_800, 32
+    assert calls > 3 * STREAMS_PER_CONNECTION
+    body = _request()
+
+    async def main() -> tuple[int, list[str]]:
+        channel = aio.insecure_channel(f"127.0.0.1:{iris_server.grpc_port}")
+        infer = channel.unary_unary(INFER)
+        done, failures = 0, []
+
+        async def caller(n: int) -> None:
+            nonlocal done
+            for _ in range(n):
+                try:
+                    assert _label(await infer(body, timeout=60)) == [0]
+                    done += 1
+                except Exception as exc:  # noqa: BLE001 - every failure is reported
+                    failures.append(repr(exc)[:300])
+
+        await asyncio.gather(*(caller(calls // callers) for _ in range(callers)))
+        await channel.close()
+        return done, failures
+
+    done, failures = asyncio.run(main())
+    assert failures == [] and done == calls
+    rotations = _retired(iris_server, "streams")
+    assert len(rotations) >= calls // STREAMS_PER_CONNECTION, rotations
+    assert all(r["streams"] < 4096 for r in rotations)
+    log = iris_server.logs()
+    assert "enhance your calm" not in log and "Traceback" not in log
+
+
+def test_hundreds_of_cancelled_calls_on_one_channel_then_calls_still_succeed(iris_server: Served) -> None:
+    """Calls the server holds (their request never ends) are cancelled by the client: explicitly, once
+    the server counts them in flight, and by their deadline. Each cancel is an RST_STREAM."""
+    import grpc
+    from grpc import aio
+
+    rounds, callers = 21, 32
+    assert rounds * callers > 600 > 2 * RESETS_PER_CONNECTION
+    in_flight = "mlpack_requests_in_flight "
+    cancelled = 'mlpack_requests_total{endpoint="' + INFER + '",method="GRPC",status="CANCELLED"}'
+
+    idle = _metric(iris_server, in_flight)  # the /metrics request counts itself
+    assert idle == 1
+
+    async def main() -> tuple[list[str], list[str]]:
+        channel = aio.insecure_channel(f"127.0.0.1:{iris_server.grpc_port}")
+        held = channel.stream_unary(INFER)  # a unary method whose request the client never ends
+        infer = channel.unary_unary(INFER)
+        body = _request()
+        answers: list[str] = []
+        never = asyncio.Event()
+
+        async def nothing():  # type: ignore[no-untyped-def]
+            await never.wait()
+            yield b""  # pragma: no cover
+
+        outcomes: list[str] = []
+        for i in range(rounds):
+            deadline = i % 3 == 2
+            pending = [held(nothing(), timeout=2 if deadline else 120) for _ in range(callers)]
+            for _ in range(2000):  # the server holds all of them (not a sleep: polls the server's count)
+                if _metric(iris_server, in_flight) >= callers + idle:
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                raise AssertionError("the server never held the calls")
+            # calls that must succeed, in flight on the same channel while the others are reset
+            live = [asyncio.ensure_future(infer(body, timeout=60)) for _ in range(16)]
+            if not deadline:
+                for call in pending:
+                    call.cancel()
+            for call in pending:
+                try:
+                    await call
+                    outcomes.append("OK")
+                except asyncio.CancelledError:
+                    outcomes.append("CANCELLED")
+                except grpc.RpcError as exc:
+                    outcomes.append(exc.code().name)
+            answers.extend(str(_label(answer)) for answer in await asyncio.gather(*live))
+            for _ in range(2000):  # and has let them all go before the next round
+                if _metric(iris_server, in_flight) == idle:
+                    break
+                await asyncio.sleep(0.01)
+        answers.extend([str(_label(await infer(body, timeout=30))) for _ in range(200)])
+        await channel.close()
+        return outcomes, answers
+
+    outcomes, answers = asyncio.run(main())
+    assert len(outcomes) == rounds * callers and set(outcomes) <= {"CANCELLED", "DEADLINE_EXCEEDED"}, set(outcomes)
+    assert outcomes.count("DEADLINE_EXCEEDED") >= 7 * callers
+    assert answers == ["[0]"] * (rounds * 16 + 200)
+    # the server saw them go (CANCELLED), rotated on resets, and never hit zttp's cap
+    assert _metric(iris_server, cancelled) >= 14 * callers
+    assert len(_retired(iris_server, "stream resets")) >= 2
+    log = iris_server.logs()
+    assert "enhance your calm" not in log and "Traceback" not in log
+
+
+# -- raw HTTP/2: what grpc's clients never send --------------------------------------------------------
+
+
+class H2:
+    """A minimal HTTP/2 client over zttp, for requests gRPC's clients will not make."""
+
+    def __init__(self, port: int) -> None:
+        import zttp
+
+        self.zttp = zttp
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.conn = zttp.Connection(zttp.CLIENT, protocol=zttp.HTTP2)
+        self.conn.initiate_connection()
+        self.sock.sendall(self.conn.data_to_send())
+
+    def call(self, path: bytes, body: bytes, headers: list[tuple[bytes, bytes]] | None = None,
+             method: bytes = b"POST") -> tuple[int, dict, bytes, dict]:
+        """(HTTP status, headers, body, trailers) of one request."""
+        zttp = self.zttp
+        hdrs = headers if headers is not None else [(b"content-type", b"application/grpc"), (b"te", b"trailers")]
+        stream = self.conn.send_request(method, path, b"2", [(b"host", b"127.0.0.1"), *hdrs])
+        if body:
+            stream.send_data(body)
+        stream.end_message()
+        self.sock.sendall(self.conn.data_to_send())
+        status, head, data, trailers = 0, {}, b"", {}
+        while True:
+            event = self.conn.next_event()
+            if event is zttp.NEED_DATA:
+                self.sock.sendall(self.conn.data_to_send())
+                chunk = self.sock.recv(65536)
+                assert chunk, "the server closed the connection"
+                self.conn.receive_data(chunk)
+                continue
+            if getattr(event, "stream_id", stream.stream_id) != stream.stream_id:
+                continue
+            if isinstance(event, zttp.Response):
+                status, head = event.status_code, dict(event.headers)
+                if b"grpc-status" in head:  # Trailers-Only
+                    return status, head, data, head
+            elif isinstance(event, zttp.Data):
+                data += event.data
+            elif isinstance(event, zttp.EndOfMessage):
+                return status, head, data, dict(event.trailers)
+            elif isinstance(event, zttp.RstStream):
+                return status, head, data, trailers
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _framed(message: bytes, flag: int = 0) -> bytes:
+    return bytes([flag]) + len(message).to_bytes(4, "big") + message
+
+
+@pytest.fixture()
+def h2(iris_server: Served) -> Iterator[H2]:
+    client = H2(iris_server.grpc_port)
+    yield client
+    client.close()
+
+
+def _code(trailers: dict) -> str:
+    return Status(int(trailers[b"grpc-status"])).name
+
+
+@pytest.mark.parametrize("what, body, headers, want", [
+    ("no message", b"", None, "INVALID_ARGUMENT"),
+    ("a truncated prefix", b"\x00\x00\x00", None, "INVALID_ARGUMENT"),
+    ("a truncated message", _framed(b"x" * 10)[:-3], None, "INVALID_ARGUMENT"),
+    ("two messages", _framed(b"") * 2, None, "INVALID_ARGUMENT"),
+    ("an unknown flag", _framed(b"", flag=7), None, "INVALID_ARGUMENT"),
+    ("compressed without grpc-encoding", _framed(b"x", flag=1), None, "INVALID_ARGUMENT"),
+    ("gzip that is not", _framed(b"not gzip", flag=1),
+     [(b"content-type", b"application/grpc"), (b"grpc-encoding", b"gzip")], "INVALID_ARGUMENT"),
+    ("a gzip bomb", _framed(gzip.compress(b"\0" * 1_000_000), flag=1),
+     [(b"content-type", b"application/grpc"), (b"grpc-encoding", b"gzip")], "RESOURCE_EXHAUSTED"),
+    ("a declared length over the limit", b"\x00\x7f\xff\xff\xff" + b"x" * 100, None, "RESOURCE_EXHAUSTED"),
+    ("an unknown encoding", _framed(b"x", flag=1),
+     [(b"content-type", b"application/grpc"), (b"grpc-encoding", b"snappy")], "UNIMPLEMENTED"),
+    ("a JSON subtype", _framed(b"{}"), [(b"content-type", b"application/grpc+json")], "UNIMPLEMENTED"),
+    ("a malformed grpc-timeout", _framed(b""),
+     [(b"content-type", b"application/grpc"), (b"grpc-timeout", b"soon")], "INVALID_ARGUMENT"),
+])  # fmt: skip
+def test_badly_framed_calls_get_a_client_error_status(h2: H2, what: str, body: bytes, headers: list | None, want: str) -> None:
+    status, head, data, trailers = h2.call(INFER.encode(), body, headers)
+    assert status == 200 and head[b"content-type"] == b"application/grpc", what
+    assert _code(trailers) == want, (what, trailers)
+    assert trailers.get(b"grpc-message"), what
+    if want == "UNIMPLEMENTED" and b"grpc-encoding" in dict(headers or []):
+        assert trailers[b"grpc-accept-encoding"] == b"identity,deflate,gzip"
+    # the connection still serves
+    status, _, data, trailers = h2.call(INFER.encode(), _framed(_request()))
+    assert _code(trailers) == "OK" and _label(data[5:]) == [0]
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_compressed_requests_are_served(h2: H2, encoding: str) -> None:
+    packed = gzip.compress(_request()) if encoding == "gzip" else zlib.compress(_request())
+    headers = [(b"content-type", b"application/grpc+proto"), (b"grpc-encoding", encoding.encode())]
+    status, _, data, trailers = h2.call(INFER.encode(), _framed(packed, flag=1), headers)
+    assert _code(trailers) == "OK" and data[0] == 0 and _label(data[5:]) == [0]
+
+
+def test_not_grpc_and_unknown_methods(h2: H2) -> None:
+    status, _, _, _ = h2.call(INFER.encode(), _framed(b""), [(b"content-type", b"application/json")])
+    assert status == 415
+    status, _, _, _ = h2.call(INFER.encode(), b"", [(b"content-type", b"application/grpc")], method=b"GET")
+    assert status == 405
+    _, _, _, trailers = h2.call(b"/inference.GRPCInferenceService/Explode", _framed(b""))
+    assert _code(trailers) == "UNIMPLEMENTED" and b"Explode" in trailers[b"grpc-message"]
+    _, _, _, trailers = h2.call(b"/grpc.health.v1.Health/Check", _framed(b""))
+    assert _code(trailers) == "UNIMPLEMENTED"
+    # no `te: trailers` (a proxy that drops it): the status still comes, in trailers
+    _, _, data, trailers = h2.call(INFER.encode(), _framed(_request()), [(b"content-type", b"application/grpc")])
+    assert _code(trailers) == "OK"
+
+
+def test_error_messages_are_percent_encoded(h2: H2) -> None:
+    from tritonclient.grpc import service_pb2 as pb
+
+    request = pb.ModelInferRequest(model_name="iris")
+    request.inputs.add(name="input", datatype="FP32", shape=[1, 4]).contents.fp32_contents.extend([1.0])
+    _, _, _, trailers = h2.call(INFER.encode(), _framed(request.SerializeToString()))
+    assert _code(trailers) == "INVALID_ARGUMENT"
+    message = trailers[b"grpc-message"]
+    assert all(0x20 <= b < 0x7F for b in message)
+    from urllib.parse import unquote
+
+    assert "input" in unquote(message.decode())
+
+
+def test_a_message_over_the_limit_is_refused_before_it_is_read(h2: H2) -> None:
+    """The prefix declares 1 GiB: the answer comes after the first chunk, not after a gigabyte."""
+    _, _, _, trailers = h2.call(INFER.encode(), b"\x00\x40\x00\x00\x00" + b"\0" * 1000)
+    assert _code(trailers) == "RESOURCE_EXHAUSTED" and b"65536" in trailers[b"grpc-message"]
+
+
+def test_a_grpc_timeout_that_passes_is_deadline_exceeded(iris_server: Served) -> None:
+    """A call whose request never ends, with grpc-timeout 50 ms: the server answers DEADLINE_EXCEEDED."""
+    import zttp
+
+    client = H2(iris_server.grpc_port)
+    try:
+        stream = client.conn.send_request(b"POST", INFER.encode(), b"2", [
+            (b"host", b"x"), (b"content-type", b"application/grpc"), (b"te", b"trailers"), (b"grpc-timeout", b"50m"),
+        ])  # fmt: skip
+        stream.send_data(b"\x00\x00\x00")  # part of a prefix, then nothing
+        client.sock.sendall(client.conn.data_to_send())
+        trailers: dict = {}
+        while not trailers:
+            event = client.conn.next_event()
+            if event is zttp.NEED_DATA:
+                client.conn.receive_data(client.sock.recv(65536))
+            elif isinstance(event, zttp.Response):
+                trailers = dict(event.headers)
+        assert _code(trailers) == "DEADLINE_EXCEEDED"
+    finally:
+        client.close()
+    assert np.isfinite(_metric(iris_server, "mlpack_requests_in_flight "))
