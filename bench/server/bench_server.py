@@ -20,7 +20,9 @@ that answers a fixed JSON document (ceiling_app.py): the most any app can do
 here. ``mlpack-grpc`` and ``mlpack-pyhttp`` load the same mlpack process
 through gRPC and through HTTP with the same kind of client (grpc_load.py,
 Python closed loops: wrk speaks no gRPC), so their ratio compares the
-protocols, not the clients.
+protocols, not the clients. mlpack's gRPC is its own ASGI app on uvicorn's
+zttp HTTP/2 (mlpack/server/grpc/), not grpcio's server; the server CPU time
+per call is reported for both.
 """
 
 from __future__ import annotations
@@ -417,6 +419,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{key}: {ra['rps'] / rb['rps']:.2f}x req/s, {rb['cpu_us'] / ra['cpu_us']:.2f}x fewer CPU us per request,"
                 f" p99 {ra['p99_ms']:.2f} vs {rb['p99_ms']:.2f} ms"
             )
+    grpc_row, http_row = by.get(("mlpack-grpc", top)), by.get(("mlpack-pyhttp", top))
+    if grpc_row and http_row:
+        print(f"mlpack server CPU per call at {top} connections (same Python client): gRPC {grpc_row['cpu_us']:.0f} us,"
+              f" HTTP {http_row['cpu_us']:.0f} us")
     if (mlpack_row := by.get(("mlpack", top))) is not None:
         print(f"mlpack resident memory with HTTP and gRPC on: {mlpack_row['rss_mb']:.1f} MB")
     for note in notes:
