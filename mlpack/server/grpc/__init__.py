@@ -96,13 +96,17 @@ def attach(app: Any, config: ServerConfig, *, shared_port: bool = False) -> Any:
         return app
     try:
         import google.protobuf  # noqa: F401, PLC0415
-        import zttp  # noqa: F401, PLC0415
+
+        from mlpack.server.grpc import h2  # noqa: F401, PLC0415 - zttp, and a uvicorn that has its HTTP/2
     except ImportError as exc:
-        # An image built from a bundle captured before gRPC was served this way has no
-        # zttp (or protobuf): it keeps serving HTTP.
+        # An image rendered from a bundle whose lock predates this server (grpcio, no zttp, an
+        # older uvicorn) keeps serving HTTP.
         from mlpack.server.logs import server_logger  # noqa: PLC0415
 
-        server_logger.warning("no gRPC: zttp or protobuf is not installed", extra={"error": str(exc)})
+        server_logger.warning(
+            "no gRPC: this environment lacks zttp, uvicorn>=0.55 or protobuf (a bundle captured with an older mlpack:"
+            " capture it again to serve gRPC)", extra={"error": str(exc)},
+        )
         return app
     inner = app.router.lifespan_context
 
