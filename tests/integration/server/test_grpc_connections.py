@@ -391,3 +391,24 @@ def test_sigterm_retires_grpc_connections_and_finishes_the_call_in_flight(iris_b
         assert any(r.get("reason") == "server shutdown" for r in served.lines() if r.get("msg") == "grpc connection retired")
     finally:
         stop(served)
+
+
+def test_an_answer_larger_than_the_flow_control_window(iris_server: Served, iris_bundle: Path) -> None:
+    """4000 rows: 80 KB of outputs, over HTTP/2's initial 64 KB window; the rest goes as the client
+    grants credit (WINDOW_UPDATE), and equals onnxruntime's in-process answer."""
+    import tritonclient.grpc as tg
+
+    from mlpack.bundle import Bundle
+
+    x = np.random.default_rng(7).normal(size=(4000, 4)).astype(np.float32)
+    want = Bundle.load(iris_bundle).load_predictor(threads=1).run({"input": x})
+    client = tg.InferenceServerClient(f"127.0.0.1:{iris_server.grpc_port}")
+    try:
+        tensor = tg.InferInput("input", [4000, 4], "FP32")
+        tensor.set_data_from_numpy(x)
+        for _ in range(3):
+            result = client.infer("iris", [tensor], client_timeout=60)
+            np.testing.assert_array_equal(result.as_numpy("label"), want["label"])
+            np.testing.assert_array_equal(result.as_numpy("probabilities"), want["probabilities"])
+    finally:
+        client.close()
