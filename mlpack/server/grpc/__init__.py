@@ -54,6 +54,13 @@ class GrpcServer:
     def connections(self) -> int:
         return len(self.server.server_state.connections)
 
+    def begin_stop(self) -> None:
+        """Stop accepting and retire every connection now (the calls in flight go on); :meth:`stop` waits."""
+        for listener in getattr(self.server, "servers", ()):
+            listener.close()
+        for connection in list(self.server.server_state.connections):
+            connection.shutdown()
+
     async def stop(self) -> None:
         """Stop accepting, retire every connection gracefully, wait for calls in flight (bounded)."""
         await self.server.shutdown(sockets=[self.sock])
