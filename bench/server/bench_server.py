@@ -21,7 +21,11 @@ that answers a fixed JSON document (ceiling_app.py): the most any app can do
 here. ``mlpack-grpc`` and ``mlpack-pyhttp`` load the same mlpack process
 through gRPC and through HTTP with the same kind of client (grpc_load.py,
 Python closed loops: wrk speaks no gRPC), so their ratio compares the
-protocols, not the clients.
+protocols, not the clients. ``mlpack-h2load`` loads the same gRPC service
+with nghttp2's h2load, a C client like wrk (``mlpack`` is HTTP through wrk),
+when h2load is installed (apt-get install -y nghttp2-client). mlpack's gRPC
+is its own ASGI app on uvicorn's zttp HTTP/2 (mlpack/server/grpc/), not
+grpcio's server; the server CPU time per call is reported for both.
 
 ``--apps`` picks the rows (default: all of them); ``--ref DIR`` adds a row
 ``mlpack-ref``, the same server run from another checkout of mlpack (say
@@ -234,7 +238,8 @@ def wrk(server: Server, connections: int, duration: int, script: Path) -> dict:
 
 
 GRPC_INFER = "/inference.GRPCInferenceService/ModelInfer"
-APPS = ("ceiling", "baseline", "mlpack", "bentoml", "mlserver", "mlpack-pyhttp", "mlpack-grpc", "mlserver-grpc", "mlp-unbatched", "mlp-batched")
+APPS = ("ceiling", "baseline", "mlpack", "bentoml", "mlserver", "mlpack-pyhttp", "mlpack-grpc", "mlpack-h2load", "mlserver-grpc",
+        "mlp-unbatched", "mlp-batched")
 
 
 def grpc_request(row: list[float]) -> bytes:
@@ -261,7 +266,37 @@ def check_grpc(server: Server, body: bytes, labels: list[int]) -> None:
     assert got == labels, f"mlpack over gRPC answered {got}, over HTTP {labels}"
 
 
+# A connection is retired after this many calls (mlpack.server.grpc.h2.STREAMS_PER_CONNECTION);
+# h2load does not follow a GOAWAY to a new connection, so it is given no more calls than that.
+H2LOAD_CALLS_PER_CONNECTION = 3500
+
+
+def h2load(server: Server, connections: int, body: bytes) -> dict:
+    """gRPC unary calls from nghttp2's h2load (C, like wrk): 4 connections (fewer below 4 calls
+    in flight) with the rest as concurrent streams. It reports a mean, not percentiles: p50_ms
+    holds the mean, p99_ms is not measured (nan)."""
+    conns = min(4, connections)
+    framed = Path(tempfile.mkdtemp()) / "call.bin"
+    framed.write_bytes(b"\x00" + len(body).to_bytes(4, "big") + body)
+    proc = subprocess.run(
+        ["h2load", "-n", str(conns * H2LOAD_CALLS_PER_CONNECTION), "-c", str(conns), "-m", str(max(1, connections // conns)),
+         "-d", str(framed), "-H", "content-type: application/grpc", "-H", "te: trailers",
+         f"http://127.0.0.1:{server.grpc_port}{GRPC_INFER}"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    shutil.rmtree(framed.parent, ignore_errors=True)
+    out = proc.stdout
+    done = re.search(r"(\d+) succeeded, (\d+) failed", out)
+    if done is None:
+        raise RuntimeError(f"h2load failed against {server.name}: {out[-500:]} {proc.stderr[-500:]}")
+    rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))
+    mean = _ms(re.search(r"time for request:\s+\S+\s+\S+\s+(\S+)", out).group(1))
+    return {"rps": rps, "requests": int(done.group(1)), "p50_ms": mean, "p99_ms": float("nan"), "non2xx": int(done.group(2))}
+
+
 def measure(kind: str, server: Server, connections: int, duration: int, script: Path, grpc_body: bytes) -> dict:
+    if kind == "h2load":
+        return h2load(server, connections, grpc_body)
     if kind == "grpc":
         return grpc_load(f"127.0.0.1:{server.grpc_port}", GRPC_INFER, grpc_body, connections, duration)
     if kind == "pyhttp":
@@ -315,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown app {sorted(unknown)[0]!r}; choose from {', '.join(APPS)}")
     if args.ref:
         apps.add("mlpack-ref")
-    if {"mlpack-pyhttp", "mlpack-grpc", "mlserver-grpc"} & apps:
+    if {"mlpack-pyhttp", "mlpack-grpc", "mlpack-h2load", "mlserver-grpc"} & apps:
         apps.add("mlpack")  # those cells load the mlpack (or mlserver) process
     if "mlserver-grpc" in apps:
         apps.add("mlserver")
@@ -406,6 +441,11 @@ def main(argv: list[str] | None = None) -> int:
             (mlpack_server, int(c), kind, f"mlpack-{kind}")
             for c in args.connections.split(",") for kind in ("pyhttp", "grpc") if f"mlpack-{kind}" in apps
         ]
+        if "mlpack-h2load" in apps:
+            if shutil.which("h2load"):
+                cells += [(mlpack_server, int(c), "h2load", "mlpack-h2load") for c in args.connections.split(",")]
+            else:
+                notes.append("mlpack-h2load skipped: h2load not found (apt-get install -y nghttp2-client)")
         cells += [(s, int(c), "grpc", "mlserver-grpc") for c in args.connections.split(",") for s in servers if s.name == "mlserver" and "mlserver-grpc" in apps]
         cells += [(s, args.batch_connections, "wrk", s.name) for s in mlp]
         for s, conns, kind, label in cells:
@@ -444,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         ("mlpack", "baseline", top),
         ("mlpack", "bentoml", top),
         ("mlpack-grpc", "mlpack-pyhttp", top),
+        ("mlpack-h2load", "mlpack", top),
         ("mlpack-grpc", "mlserver-grpc", top),
         ("mlp-batched", "mlp-unbatched", args.batch_connections),
     ]
@@ -460,6 +501,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{key}: {ra['rps'] / rb['rps']:.2f}x req/s, {rb['cpu_us'] / ra['cpu_us']:.2f}x fewer CPU us per request,"
                 f" p99 {ra['p99_ms']:.2f} vs {rb['p99_ms']:.2f} ms"
             )
+    grpc_row, http_row = by.get(("mlpack-grpc", top)), by.get(("mlpack-pyhttp", top))
+    if grpc_row and http_row:
+        print(f"mlpack server CPU per call at {top} connections (same Python client): gRPC {grpc_row['cpu_us']:.0f} us,"
+              f" HTTP {http_row['cpu_us']:.0f} us")
     if (mlpack_row := by.get(("mlpack", top))) is not None:
         print(f"mlpack resident memory with HTTP and gRPC on: {mlpack_row['rss_mb']:.1f} MB")
     for note in notes:

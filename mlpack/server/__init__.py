@@ -3,8 +3,8 @@
 ``create_app(bundle_path, config)`` returns the ASGI app; ``mlpack-serve``
 (:mod:`mlpack.server.__main__`) is the image's entry point. Imports only the
 ``serve`` extra (onnxruntime, numpy, starlette, uvicorn, orjson, PyYAML) and
-``mlpack.errors`` / ``mlpack.bundle``; grpcio and protobuf (also in the extra)
-serve the gRPC port (:mod:`mlpack.server.grpc`). Starlette is imported on first use of
+``mlpack.errors`` / ``mlpack.bundle``; zttp (uvicorn's HTTP/2) and protobuf (also in
+the extra) serve the gRPC port (:mod:`mlpack.server.grpc`). Starlette is imported on first use of
 ``create_app``, so reading a :class:`ServerConfig` stays cheap.
 """
 

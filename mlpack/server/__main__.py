@@ -112,6 +112,14 @@ def _graceful_server(config: object) -> object:
     import uvicorn
 
     class GracefulServer(uvicorn.Server):
+        async def shutdown(self, sockets=None):  # type: ignore[no-untyped-def,override]
+            # gRPC clients are told to go (GOAWAY) as HTTP stops accepting, not once HTTP has drained.
+            state = getattr(getattr(self.config, "app", None), "state", None)
+            grpc_server = getattr(state, "grpc", None) if state is not None else None
+            if grpc_server is not None:
+                grpc_server.begin_stop()
+            await super().shutdown(sockets)
+
         @contextlib.contextmanager
         def capture_signals(self):  # type: ignore[override]
             with super().capture_signals():

@@ -54,6 +54,13 @@ class GrpcServer:
     def connections(self) -> int:
         return len(self.server.server_state.connections)
 
+    def begin_stop(self) -> None:
+        """Stop accepting and retire every connection now (the calls in flight go on); :meth:`stop` waits."""
+        for listener in getattr(self.server, "servers", ()):
+            listener.close()
+        for connection in list(self.server.server_state.connections):
+            connection.shutdown()
+
     async def stop(self) -> None:
         """Stop accepting, retire every connection gracefully, wait for calls in flight (bounded)."""
         await self.server.shutdown(sockets=[self.sock])
@@ -63,8 +70,10 @@ class GrpcServer:
             self.access_log.flush()
 
 
-async def start(state: Any, config: ServerConfig, *, shared_port: bool = False) -> GrpcServer:
-    """Start serving gRPC on the running loop; ``await server.stop()`` ends it."""
+async def start(state: Any, config: ServerConfig, *, shared_port: bool = False,
+                sock: socket.socket | None = None) -> GrpcServer:
+    """Start serving gRPC on the running loop (on ``sock``, bound by :func:`listen_socket`, or a
+    socket bound now); ``await server.stop()`` ends it."""
     import uvicorn  # noqa: PLC0415 - the server's own dependency, loaded when serving
 
     from mlpack.server.grpc.asgi import GrpcApp  # noqa: PLC0415
@@ -72,7 +81,8 @@ async def start(state: Any, config: ServerConfig, *, shared_port: bool = False) 
     from mlpack.server.logs import AccessLog  # noqa: PLC0415
     from mlpack.server.routes import run_model  # noqa: PLC0415
 
-    sock = listen_socket(config.host, config.grpc_port, shared_port=shared_port)
+    if sock is None:
+        sock = listen_socket(config.host, config.grpc_port, shared_port=shared_port)
     access_log = AccessLog() if config.access_log else None
     app = GrpcApp(state, lambda runner, feeds, rid: run_model(state, runner, feeds, rid), access_log)
     server = uvicorn.Server(uvicorn.Config(
@@ -96,28 +106,37 @@ def attach(app: Any, config: ServerConfig, *, shared_port: bool = False) -> Any:
         return app
     try:
         import google.protobuf  # noqa: F401, PLC0415
-        import zttp  # noqa: F401, PLC0415
+
+        from mlpack.server.grpc import h2  # noqa: F401, PLC0415 - zttp, and a uvicorn that has its HTTP/2
     except ImportError as exc:
-        # An image built from a bundle captured before gRPC was served this way has no
-        # zttp (or protobuf): it keeps serving HTTP.
+        # An image rendered from a bundle whose lock predates this server (grpcio, no zttp, an
+        # older uvicorn) keeps serving HTTP.
         from mlpack.server.logs import server_logger  # noqa: PLC0415
 
-        server_logger.warning("no gRPC: zttp or protobuf is not installed", extra={"error": str(exc)})
+        server_logger.warning(
+            "no gRPC: this environment lacks zttp, uvicorn>=0.55 or protobuf (a bundle captured with an older mlpack:"
+            " capture it again to serve gRPC)", extra={"error": str(exc)},
+        )
         return app
     inner = app.router.lifespan_context
 
     @asynccontextmanager
     async def lifespan(the_app: Any) -> AsyncIterator[Any]:
-        async with inner(the_app) as value:
-            server = await start(app.state.mlpack, config, shared_port=shared_port)
-            from mlpack.server.logs import server_logger  # noqa: PLC0415
+        # The port first: a taken port stops the server before the model starts loading.
+        sock = listen_socket(config.host, config.grpc_port, shared_port=shared_port)
+        try:
+            async with inner(the_app) as value:
+                server = await start(app.state.mlpack, config, shared_port=shared_port, sock=sock)
+                from mlpack.server.logs import server_logger  # noqa: PLC0415
 
-            server_logger.info("grpc listening", extra={"address": address(config.host, config.grpc_port), "pid": os.getpid()})
-            app.state.grpc = server
-            try:
-                yield value
-            finally:
-                await server.stop()
+                server_logger.info("grpc listening", extra={"address": address(config.host, config.grpc_port), "pid": os.getpid()})
+                app.state.grpc = server
+                try:
+                    yield value
+                finally:
+                    await server.stop()
+        finally:
+            sock.close()  # again after stop() closed it: harmless
 
     app.router.lifespan_context = lifespan
     return app

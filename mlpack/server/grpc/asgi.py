@@ -45,6 +45,7 @@ __all__ = ["GrpcApp", "MAX_CONCURRENT_RPCS"]
 # More concurrent calls than this are refused with RESOURCE_EXHAUSTED, not queued.
 MAX_CONCURRENT_RPCS = 1024
 TRAILERS_ONLY = "mlpack.trailers_only"
+_RID = "mlpack.request_id"  # the scope key of a call's request id, once its message is read
 
 _GRPC = (b"content-type", b"application/grpc")
 _OK_TRAILERS = [(b"grpc-status", b"0")]
@@ -87,7 +88,7 @@ class GrpcApp:
             return
         start = time.perf_counter()
         method = self.methods.get(scope["path"])
-        code, rid, response = Status.OK, "-", b""
+        code, response = Status.OK, b""
         counted = method is not None and method.counted
         self.in_flight += 1
         if counted:
@@ -95,10 +96,10 @@ class GrpcApp:
         try:
             try:
                 if timeout is None:
-                    response, rid = await self._call(method, content_type, encoding, receive, scope)
+                    response = await self._call(method, content_type, encoding, receive, scope)
                 else:
                     async with asyncio.timeout(timeout_seconds(timeout)):
-                        response, rid = await self._call(method, content_type, encoding, receive, scope)
+                        response = await self._call(method, content_type, encoding, receive, scope)
             except TimeoutError:
                 raise RpcError(Status.DEADLINE_EXCEEDED, "the call's grpc-timeout passed") from None
         except RpcError as exc:
@@ -108,7 +109,7 @@ class GrpcApp:
             code = Status.CANCELLED
         except Exception as exc:  # noqa: BLE001 - never a traceback to the client
             code = Status.INTERNAL
-            server_logger.error("unhandled error", exc_info=exc, extra={"request_id": rid, "path": scope["path"]})
+            server_logger.error("unhandled error", exc_info=exc, extra={"request_id": scope.get(_RID, "-"), "path": scope["path"]})
             await _error(send, scope, RpcError(code, "internal server error"))
         else:
             await send(_START_OK)
@@ -125,11 +126,11 @@ class GrpcApp:
             self.state.metrics.request_done(endpoint, "GRPC", code.name, seconds)  # type: ignore[arg-type]
             if self.access_log is not None:
                 client = scope.get("client")
-                self.access_log.record(rid, "GRPC", scope["path"], int(code), seconds, client[0] if client else "-")
+                self.access_log.record(scope.get(_RID, "-"), "GRPC", scope["path"], int(code), seconds, client[0] if client else "-")
 
     async def _call(self, method: Method | None, content_type: bytes, encoding: bytes | None,
-                    receive: Callable[[], Awaitable[dict]], scope: dict) -> tuple[bytes, str]:
-        """The serialized response and the request id of one call; RpcError for any other end."""
+                    receive: Callable[[], Awaitable[dict]], scope: dict) -> bytes:
+        """The serialized response of one call (its request id put in the scope); RpcError for any other end."""
         if method is None:
             service, _, name = scope["path"].lstrip("/").partition("/")
             if service == "inference.GRPCInferenceService":
@@ -144,9 +145,9 @@ class GrpcApp:
         if self.in_flight > self.max_concurrent:
             raise RpcError(Status.RESOURCE_EXHAUSTED, f"the server is serving {self.max_concurrent} calls; retry later")
         request = method.parse(unframe(await self._body(receive), coding, self.limit))
-        rid = method.request_id(request)
+        rid = scope[_RID] = method.request_id(request)
         response = await method.call(request, rid)
-        return response.SerializeToString(), rid
+        return response.SerializeToString()
 
     async def _body(self, receive: Callable[[], Awaitable[dict]]) -> bytes:
         """The request body, refused (RESOURCE_EXHAUSTED) as soon as it is known to pass the limit."""

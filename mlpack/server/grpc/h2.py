@@ -91,12 +91,14 @@ class GrpcCycle(RequestResponseCycle):
         else:
             raise RuntimeError(f"Unexpected ASGI message '{kind}' sent, after response already completed.")
 
+    flush_soon: Any = None  # the connection's GrpcH2Protocol.flush_soon
+
     def _done(self) -> None:
         self.response_complete = True
         if self.more_body:  # answered before the request ended: tell the client to stop sending
             self.stream.reset(0)
         self.message_event.set()
-        self.transport.write(self.conn.data_to_send())
+        self.flush_soon()
         self.on_response(self.stream.stream_id)
         self.on_response = lambda stream_id: None
 
@@ -112,6 +114,35 @@ class GrpcH2Protocol(ZttpH2Protocol):
         self.retiring = False  # the first GOAWAY is out
         self.highest = 0  # the highest stream id the client opened
         self.last_stream_id: int | None = None  # set by the final GOAWAY
+        self.flush_pending = False
+
+    # -- writing: one write per loop iteration, however many streams answered in it ----------
+
+    def flush_soon(self) -> None:
+        """Write what zttp has queued at the end of this loop iteration (one syscall for all the
+        streams that finish in it: the write is most of a small call's cost)."""
+        if not self.flush_pending:
+            self.flush_pending = True
+            self.loop.call_soon(self._flush_pending)
+
+    def _flush_pending(self) -> None:
+        self.flush_pending = False
+        if not self.transport.is_closing():
+            self.flush()
+
+    def data_received(self, data: bytes) -> None:
+        self._unset_keepalive_if_required()
+        try:
+            self.conn.receive_data(data)
+            self.handle_events()
+        except zttp.RemoteProtocolError as exc:
+            self.logger.warning("Invalid HTTP/2 frame received: %s", exc)
+            self.flush()
+            self.transport.close()
+            return
+        self.flush_soon()  # SETTINGS and PING acks, WINDOW_UPDATEs, with the answers of this iteration
+        if not self.cycles and self.timeout_keep_alive_task is None and not self.transport.is_closing():
+            self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
 
     # -- retiring the connection ---------------------------------------------------
 
@@ -147,6 +178,7 @@ class GrpcH2Protocol(ZttpH2Protocol):
 
     def on_stream_closed(self) -> None:
         if self.last_stream_id is not None and not self.cycles and not self.transport.is_closing():
+            self.flush()  # the last answers, queued for the end of this iteration
             self.transport.close()
             return
         super().on_stream_closed()
@@ -232,6 +264,7 @@ class GrpcH2Protocol(ZttpH2Protocol):
             on_response=self.on_response_complete,
             resume_reading=self.resume_reading_if_idle,
         )
+        cycle.flush_soon = self.flush_soon
         self.cycles[event.stream_id] = cycle
         if event.end_stream:
             cycle.more_body = False

@@ -421,7 +421,7 @@ def test_grpc_calls_are_in_the_metrics_and_the_access_log(iris_server: Served) -
         tensor.set_data_from_numpy(np.ones((1, 4), np.float32))
         client.infer("iris", [tensor], request_id="grpc-log-1")
         with pytest.raises(tg.InferenceServerException):
-            client.infer("nope", [tensor])
+            client.infer("nope", [tensor], request_id="grpc-log-2")
     finally:
         client.close()
     status, body = get(iris_server.url + "/metrics")
@@ -430,11 +430,13 @@ def test_grpc_calls_are_in_the_metrics_and_the_access_log(iris_server: Served) -
     assert 'endpoint="/inference.GRPCInferenceService/ModelInfer",method="GRPC",status="NOT_FOUND"' in text
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:  # the access log is written in batches, a few times a second
-        lines = [r for r in iris_server.lines() if r.get("request_id") == "grpc-log-1"]
-        if lines:
+        lines = [r for r in iris_server.lines() if r.get("request_id") in ("grpc-log-1", "grpc-log-2")]
+        if len(lines) == 2:
             break
         time.sleep(0.05)
-    assert lines and lines[0]["method"] == "GRPC" and lines[0]["status"] == 0 and lines[0]["client"] == "127.0.0.1"
+    ok, failed = sorted(lines, key=lambda r: r["request_id"])
+    assert ok["method"] == "GRPC" and ok["status"] == 0 and ok["client"] == "127.0.0.1"
+    assert failed["status"] == 5  # NOT_FOUND, under the id the client sent
 
 
 def test_a_taken_grpc_port_stops_the_server(iris_bundle: Path, tmp_path: Path) -> None:

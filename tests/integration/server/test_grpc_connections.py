@@ -320,3 +320,95 @@ def test_a_grpc_timeout_that_passes_is_deadline_exceeded(iris_server: Served) ->
     finally:
         client.close()
     assert np.isfinite(_metric(iris_server, "mlpack_requests_in_flight "))
+
+
+def test_sigterm_retires_grpc_connections_and_finishes_the_call_in_flight(iris_bundle: Path, tmp_path: Path) -> None:
+    """A call in flight at SIGTERM: the server sends GOAWAY NO_ERROR 2^31-1 and a PING, then, once the
+    client has acked the PING, GOAWAY with the last stream id; a stream opened after that is refused
+    (REFUSED_STREAM: gRPC clients retry those elsewhere); the call in flight is answered; exit 0."""
+    import signal
+
+    import zttp
+
+    from mlpack.endpoint import wait_ready
+    from tests.integration.server.serving import READY_TIMEOUT_S, start, stop
+
+    served = start(iris_bundle, tmp_path / "server.log", "--graceful-timeout-s", "20", "--no-access-log")
+    try:
+        wait_ready(served, timeout=READY_TIMEOUT_S)
+        client = H2(served.grpc_port)
+        framed = _framed(_request())
+        stream = client.conn.send_request(b"POST", INFER.encode(), b"2", [
+            (b"host", b"x"), (b"content-type", b"application/grpc"), (b"te", b"trailers"),
+        ])  # fmt: skip
+        stream.send_data(framed[:7])
+        client.sock.sendall(client.conn.data_to_send())
+        for _ in range(3000):  # in flight once the server counts it (and the /metrics request itself)
+            if _metric(served, "mlpack_requests_in_flight ") >= 2:
+                break
+        else:
+            raise AssertionError("the call never reached the server")
+        served.proc.send_signal(signal.SIGTERM)
+        goaways: list[int] = []
+        answer: dict = {}
+        while len(goaways) < 2:
+            event = client.conn.next_event()
+            if event is zttp.NEED_DATA:
+                client.sock.sendall(client.conn.data_to_send())  # zttp acks the PING
+                chunk = client.sock.recv(65536)
+                assert chunk, "the server closed the connection with a call in flight"
+                client.conn.receive_data(chunk)
+            elif isinstance(event, zttp.GoAway):
+                assert event.error_code == 0
+                goaways.append(event.last_stream_id)
+        assert goaways == [2**31 - 1, stream.stream_id]
+        assert served.proc.poll() is None, "exited with a call in flight"
+        late = client.conn.send_request(b"POST", INFER.encode(), b"2", [(b"host", b"x"), (b"content-type", b"application/grpc")])
+        late.send_data(framed)
+        late.end_message()
+        stream.send_data(framed[7:])
+        stream.end_message()
+        client.sock.sendall(client.conn.data_to_send())
+        refused = None
+        data = b""
+        while not answer or refused is None:
+            event = client.conn.next_event()
+            if event is zttp.NEED_DATA:
+                chunk = client.sock.recv(65536)
+                if not chunk:
+                    break
+                client.conn.receive_data(chunk)
+            elif isinstance(event, zttp.RstStream) and event.stream_id == late.stream_id:
+                refused = event.error_code
+            elif isinstance(event, zttp.Data) and event.stream_id == stream.stream_id:
+                data += event.data
+            elif isinstance(event, zttp.EndOfMessage) and event.stream_id == stream.stream_id:
+                answer = dict(event.trailers)
+        client.close()
+        assert refused == 0x7
+        assert _code(answer) == "OK" and _label(data[5:]) == [0]
+        assert served.proc.wait(30) == 0
+        assert any(r.get("reason") == "server shutdown" for r in served.lines() if r.get("msg") == "grpc connection retired")
+    finally:
+        stop(served)
+
+
+def test_an_answer_larger_than_the_flow_control_window(iris_server: Served, iris_bundle: Path) -> None:
+    """4000 rows: 80 KB of outputs, over HTTP/2's initial 64 KB window; the rest goes as the client
+    grants credit (WINDOW_UPDATE), and equals onnxruntime's in-process answer."""
+    import tritonclient.grpc as tg
+
+    from mlpack.bundle import Bundle
+
+    x = np.random.default_rng(7).normal(size=(4000, 4)).astype(np.float32)
+    want = Bundle.load(iris_bundle).load_predictor(threads=1).run({"input": x})
+    client = tg.InferenceServerClient(f"127.0.0.1:{iris_server.grpc_port}")
+    try:
+        tensor = tg.InferInput("input", [4000, 4], "FP32")
+        tensor.set_data_from_numpy(x)
+        for _ in range(3):
+            result = client.infer("iris", [tensor], client_timeout=60)
+            np.testing.assert_array_equal(result.as_numpy("label"), want["label"])
+            np.testing.assert_array_equal(result.as_numpy("probabilities"), want["probabilities"])
+    finally:
+        client.close()

@@ -72,3 +72,71 @@ def test_shapes_past_numpy_limits_are_422() -> None:
     request.inputs[0].shape.extend([1] * 70)  # numpy arrays have at most 64 dimensions
     with pytest.raises(ServeError, match="dimensions"):
         decode_request(request, [X], OUT)
+
+
+# -- the wire: framing, grpc-timeout, grpc-message ----------------------------------------------------
+
+
+def test_unframe_takes_exactly_one_message() -> None:
+    import gzip
+    import zlib
+
+    from mlpack.server.grpc.wire import RpcError, Status, frame, unframe
+
+    assert unframe(frame(b"abc"), "identity", 1024) == b"abc"
+    assert unframe(frame(b""), "identity", 1024) == b""
+    packed = gzip.compress(b"x" * 100)
+    assert unframe(b"\x01" + len(packed).to_bytes(4, "big") + packed, "gzip", 1024) == b"x" * 100
+    packed = zlib.compress(b"y" * 10)
+    assert unframe(b"\x01" + len(packed).to_bytes(4, "big") + packed, "deflate", 1024) == b"y" * 10
+    cases = {
+        b"": Status.INVALID_ARGUMENT,  # no message
+        b"\x00\x00": Status.INVALID_ARGUMENT,  # a truncated prefix
+        frame(b"abc")[:-1]: Status.INVALID_ARGUMENT,  # a truncated message
+        frame(b"a") + frame(b"b"): Status.INVALID_ARGUMENT,  # two messages
+        b"\x02" + frame(b"a")[1:]: Status.INVALID_ARGUMENT,  # a flag that is neither 0 nor 1
+        b"\x01" + frame(b"a")[1:]: Status.INVALID_ARGUMENT,  # compressed, but identity
+        b"\x00\xff\xff\xff\xff": Status.RESOURCE_EXHAUSTED,  # declares 4 GiB
+        frame(b"z" * 2000): Status.RESOURCE_EXHAUSTED,  # over the limit
+    }
+    for body, code in cases.items():
+        with pytest.raises(RpcError) as info:
+            unframe(body, "identity", 1024)
+        assert info.value.code is code, body[:12]
+    bomb = gzip.compress(b"\0" * 100_000)
+    with pytest.raises(RpcError) as info:
+        unframe(b"\x01" + len(bomb).to_bytes(4, "big") + bomb, "gzip", 1024)
+    assert info.value.code is Status.RESOURCE_EXHAUSTED
+    with pytest.raises(RpcError) as info:
+        unframe(b"\x01\x00\x00\x00\x03abc", "gzip", 1024)
+    assert info.value.code is Status.INVALID_ARGUMENT
+
+
+def test_grpc_timeout_units_and_malformed_values() -> None:
+    from mlpack.server.grpc.wire import RpcError, timeout_seconds
+
+    assert timeout_seconds(b"2S") == 2.0 and timeout_seconds(b"1H") == 3600.0 and timeout_seconds(b"5M") == 300.0
+    assert timeout_seconds(b"250m") == pytest.approx(0.25) and timeout_seconds(b"99999999n") == pytest.approx(0.099999999)
+    assert timeout_seconds(b"7u") == pytest.approx(7e-6)
+    for bad in (b"", b"S", b"1", b"123456789S", b"1s", b"-1S", b"1.5S", b"1 S"):
+        with pytest.raises(RpcError):
+            timeout_seconds(bad)
+
+
+def test_grpc_message_is_percent_encoded() -> None:
+    from urllib.parse import unquote
+
+    from mlpack.server.grpc.wire import percent_encode
+
+    assert percent_encode("plain text: ok") == b"plain text: ok"
+    encoded = percent_encode("100% 'émeu'\n日本")
+    assert all(0x20 <= b < 0x7F for b in encoded) and b"%25" in encoded and b"%0A" in encoded
+    assert unquote(encoded.decode()) == "100% 'émeu'\n日本"
+
+
+def test_encodings() -> None:
+    from mlpack.server.grpc.wire import encoding_of
+
+    assert encoding_of(None) == "identity" and encoding_of(b"identity") == "identity"
+    assert encoding_of(b"gzip") == "gzip" and encoding_of(b" Deflate ") == "deflate"
+    assert encoding_of(b"snappy") is None and encoding_of(b"br") is None
