@@ -95,5 +95,5 @@ class StepCache:
         }
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh)
+            fh.write(json.dumps(data))  # dumps: C encoder (dump to a file encodes in Python)
         os.replace(tmp, path)

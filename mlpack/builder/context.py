@@ -78,7 +78,7 @@ class HashCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-")
         with os.fdopen(fd, "w") as fh:
-            json.dump(self.data, fh)
+            fh.write(json.dumps(self.data))  # dumps: C encoder (dump to a file encodes in Python)
         os.replace(tmp, self.path)
         self.dirty = False
 
