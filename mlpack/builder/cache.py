@@ -13,12 +13,11 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlpack.builder.frozen import Frozen
 from mlpack.oci.image import Layer
-
 from mlpack.oci.layout import Store
 
 __all__ = ["StepCache", "StepRecord", "chain_key", "VIRTUAL", "virtual_layer", "is_virtual"]
@@ -44,8 +43,7 @@ def chain_key(parent: str, *parts: Any) -> str:
     return "sha256:" + hashlib.sha256(payload.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-@dataclass(frozen=True)
-class StepRecord:
+class StepRecord(Frozen):
     """What a cached step produced: a layer, or nothing (``layer`` None)."""
 
     layer: Layer | None

@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from dataclasses import dataclass
 from pathlib import Path
+
+from mlpack.builder.frozen import Frozen
 
 __all__ = ["IgnoreMatcher", "load_dockerignore"]
 
@@ -55,8 +56,7 @@ def _translate(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out), re.S)
 
 
-@dataclass(frozen=True)
-class _Pattern:
+class _Pattern(Frozen):
     text: str
     regex: re.Pattern[str]
     exclusion: bool  # a "!" exception

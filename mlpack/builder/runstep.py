@@ -17,9 +17,9 @@ import hashlib
 import os
 import shutil
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
+from mlpack.builder.frozen import Frozen
 from mlpack.builder.parser import Instruction
 from mlpack.builder.shell import Expander
 
@@ -31,8 +31,7 @@ DEFAULT_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 RUNTIME_MOUNTPOINTS = ("proc", "sys", "dev", "etc/resolv.conf", "etc/hosts", "etc/hostname")
 
 
-@dataclass(frozen=True)
-class MountSpec:
+class MountSpec(Frozen):
     """One ``--mount=...`` after expansion."""
 
     type: str
