@@ -23,8 +23,9 @@ survives a busy machine) and, for rebuilds, also in-process
 (``mlpack.builder.build()``, what a notebook pays). ``--cold-runs 0`` skips
 the cold builds (one untimed build still warms every cache). ``--cli-code
 DIR`` also times each CLI rebuild with the mlpack of another checkout (say,
-the previous commit's), on a model of its own: before and after in one run. buildah runs with runc (crun refuses this hybrid cgroup
-host without a mount-namespace workaround) and host networking; mlpack's RUN
+the previous commit's), on a model of its own: before and after in one run.
+buildah runs with runc (crun refuses this hybrid cgroup host without a
+mount-namespace workaround) and host networking; mlpack's RUN
 steps have their own namespace with a slirp4netns uplink
 (bench/builder/bench_run_network.py measures what that costs). Prints a table, then one more
 cold build's per-step breakdown (in-process, from the builder's StepDone
