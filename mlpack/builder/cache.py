@@ -16,9 +16,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mlpack.builder.frozen import Frozen
 from mlpack.oci.image import Layer
 from mlpack.oci.layout import Store
+from mlpack.values import dataclass
 
 __all__ = ["StepCache", "StepRecord", "chain_key", "VIRTUAL", "virtual_layer", "is_virtual"]
 
@@ -43,7 +43,8 @@ def chain_key(parent: str, *parts: Any) -> str:
     return "sha256:" + hashlib.sha256(payload.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-class StepRecord(Frozen):
+@dataclass(frozen=True)
+class StepRecord:
     """What a cached step produced: a layer, or nothing (``layer`` None)."""
 
     layer: Layer | None

@@ -14,12 +14,13 @@ import os
 import posixpath
 import stat
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from mlpack.builder.ignore import IgnoreMatcher, load_dockerignore
 from mlpack.errors import BuildError
 from mlpack.runtime.inroot import resolve_in_root
+from mlpack.values import dataclass
 
 __all__ = ["BuildContextDir", "HashCache", "has_glob", "sha256_file"]
 

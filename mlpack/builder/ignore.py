@@ -13,7 +13,7 @@ import posixpath
 import re
 from pathlib import Path
 
-from mlpack.builder.frozen import Frozen
+from mlpack.values import dataclass
 
 __all__ = ["IgnoreMatcher", "load_dockerignore"]
 
@@ -56,7 +56,8 @@ def _translate(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out), re.S)
 
 
-class _Pattern(Frozen):
+@dataclass(frozen=True)
+class _Pattern:
     text: str
     regex: re.Pattern[str]
     exclusion: bool  # a "!" exception

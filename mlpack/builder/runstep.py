@@ -19,9 +19,9 @@ import shutil
 import stat
 from pathlib import Path
 
-from mlpack.builder.frozen import Frozen
 from mlpack.builder.parser import Instruction
 from mlpack.builder.shell import Expander
+from mlpack.values import dataclass
 
 __all__ = ["MountSpec", "parse_mounts", "parse_network", "remove_mountpoints",
            "DEFAULT_CA_BUNDLE", "cache_mount_dir", "NETWORKS"]
@@ -31,7 +31,8 @@ DEFAULT_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 RUNTIME_MOUNTPOINTS = ("proc", "sys", "dev", "etc/resolv.conf", "etc/hosts", "etc/hostname")
 
 
-class MountSpec(Frozen):
+@dataclass(frozen=True)
+class MountSpec:
     """One ``--mount=...`` after expansion."""
 
     type: str
