@@ -24,8 +24,10 @@ repr, :class:`dataclasses.FrozenInstanceError` on assignment to a frozen one,
 and a method the class defines itself is kept. Declaring a class costs
 0.01-0.1 ms instead of ~0.5 ms; making an instance costs a few microseconds
 more, so a type made once per file of a layer (``mlpack.oci.layer.Entry``)
-stays with the standard decorator. It imports nothing of mlpack: any module
-may use it (a leaf in tests/unit/test_layout.py).
+stays with the standard decorator. Not offered (refused when declared):
+``InitVar`` pseudo-fields and ``kw_only`` fields; nor ``order`` or
+``unsafe_hash``. It imports nothing of mlpack: any module may use it (a leaf
+in tests/unit/test_layout.py).
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ def dataclass(cls: T | None = None, /, *, frozen: bool = False, slots: bool = Fa
             cls.__doc__ = f"{cls.__name__}({', '.join(cls.__dict__.get('__annotations__', {}))})"
         cls = dataclasses.dataclass(cls, init=False, repr=False, eq=False, slots=slots)  # type: ignore[assignment]
         fields = dataclasses.fields(cls)
+        for f in cls.__dataclass_fields__.values():
+            if f.kw_only is True or str(f.type).startswith(("InitVar", "dataclasses.InitVar")) \
+                    or isinstance(f.type, dataclasses.InitVar):
+                raise TypeError(f"{cls.__name__}.{f.name}: mlpack.values.dataclass takes no InitVar or kw_only "
+                                "field; use dataclasses.dataclass for this class")
         cls.__values_init__ = tuple((f.name, f.default, f.default_factory) for f in fields if f.init)
         cls.__values_later__ = tuple((f.name, f.default, f.default_factory) for f in fields if not f.init)
         cls.__values_repr__ = tuple(f.name for f in fields if f.repr)

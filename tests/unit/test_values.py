@@ -168,3 +168,15 @@ def test_errors_name_the_class(bad: dict) -> None:  # type: ignore[type-arg]
     _, Child, *_ = FAST
     with pytest.raises(TypeError, match="Child"):
         Child(**bad)
+
+
+def test_what_it_does_not_offer_is_refused_when_declared() -> None:
+    with pytest.raises(TypeError, match="InitVar or kw_only"):
+        @fast
+        class WithInitVar:  # noqa: F841
+            a: int
+            scale: dataclasses.InitVar[int] = 1
+    with pytest.raises(TypeError, match="InitVar or kw_only"):
+        @fast
+        class WithKwOnly:  # noqa: F841
+            a: int = field(kw_only=True, default=0)
