@@ -1,6 +1,7 @@
 """mlpack's embedded builder against `buildah bud --layers` on the rendered sklearn ONNX image.
 
     python bench/builder/bench_build.py [--home DIR] [--base-layout OCI_DIR] [--rebuilds 3] [--no-buildah]
+                                        [--cold-runs 2] [--cli-code DIR]
 
 Both tools build the same rendered context (a captured iris LogisticRegression
 with the offline base ``localhost/mlpack/python:3.11``), rendered as ``mlpack
@@ -15,14 +16,20 @@ download caches) warmed by one untimed build each:
            intermediate images removed), base present, download caches warm;
            the tools alternate (median of --cold-runs each) so both see the
            same load on a shared machine.
-  rebuild  only the model changed (bundle/ swapped between two captures of
-           the model with different coefficients): every layer but the
-           model's is reused.
+  rebuild  only the model changed: bundle/ is swapped for a fresh capture of
+           the model with other coefficients before every rebuild (captured
+           outside the timing, never built before), so each rebuild writes the
+           model's layer, config and manifest and reuses every other layer.
 
 mlpack is timed as a CLI process (``python -m mlpack build``, what a user
-runs) and, for rebuilds, also in-process (``mlpack.builder.build()``, what
-a notebook pays). buildah runs with runc (crun refuses this hybrid cgroup
-host without a mount-namespace workaround) and host networking; mlpack's RUN
+runs; its own CPU time, user + system, is printed too: the figure that
+survives a busy machine) and, for rebuilds, also in-process
+(``mlpack.builder.build()``, what a notebook pays). ``--cold-runs 0`` skips
+the cold builds (one untimed build still warms every cache). ``--cli-code
+DIR`` also times each CLI rebuild with the mlpack of another checkout (say,
+the previous commit's), on a model of its own: before and after in one run.
+buildah runs with runc (crun refuses this hybrid cgroup host without a
+mount-namespace workaround) and host networking; mlpack's RUN
 steps have their own namespace with a slirp4netns uplink
 (bench/builder/bench_run_network.py measures what that costs). Prints a table, then one more
 cold build's per-step breakdown (in-process, from the builder's StepDone
@@ -37,6 +44,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -63,13 +72,20 @@ def sh(argv: list[str], **kw) -> subprocess.CompletedProcess:  # type: ignore[no
 
 
 def timed(argv: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> float:
+    return timed_cpu(argv, env, log)[0]
+
+
+def timed_cpu(argv: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the process and the children it waited for); run from /."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     with open(log or os.devnull, "ab") as out:
-        proc = subprocess.run(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.run(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd="/")
     took = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"{argv[0]} failed ({proc.returncode}); see {log}")
-    return took
+    return took, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def capture_bundles(home: Path) -> tuple[Path, Path]:
@@ -89,6 +105,21 @@ def capture_bundles(home: Path) -> tuple[Path, Path]:
             mlpack.capture(model, X[:20].astype(np.float32), name="iris", path=str(path))
         out.append(path)
     return out[0], out[1]
+
+
+def fresh_bundle(home: Path, rng: random.Random) -> Path:
+    """A capture of the model with coefficients never built before (a random C): a model-only change."""
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    import mlpack
+
+    X, y = load_iris(return_X_y=True)
+    path = home / "bundle-fresh"
+    shutil.rmtree(path, ignore_errors=True)
+    model = LogisticRegression(C=0.05 + rng.random(), max_iter=500).fit(X, y)
+    mlpack.capture(model, X[:20].astype(np.float32), name="iris", path=str(path))
+    return path
 
 
 def swap_bundle(ctx: Path, bundle: Path) -> None:
@@ -136,6 +167,8 @@ def main() -> int:
     ap.add_argument("--no-buildah", action="store_true")
     ap.add_argument("--index", action="store_true",
                     help="render as `mlpack render` does (pip asks the index) instead of with the wheel cache")
+    ap.add_argument("--cli-code", metavar="DIR", type=Path,
+                    help="also time the CLI rebuild with the mlpack of this checkout")
     args = ap.parse_args()
 
     home = Path(args.home)
@@ -156,7 +189,7 @@ def main() -> int:
 
     layer_dirs(store, store.resolve(BASE_REF), settings)
 
-    bundle_a, bundle_b = capture_bundles(home)
+    bundle_a, _ = capture_bundles(home)
     ctx = home / "ctx"
     shutil.rmtree(ctx, ignore_errors=True)  # rendered each run: the wheels context links into the cache
     from mlpack.dockerfile import RenderOptions, render
@@ -171,7 +204,11 @@ def main() -> int:
     named = [f"{name}={path}" for name, path in rendered.contexts.items()]
     swap_bundle(ctx, bundle_a)
 
-    env = dict(os.environ, MLPACK_HOME=str(mhome), SOURCE_DATE_EPOCH=EPOCH)
+    here = Path(__file__).resolve().parents[2]
+    # run from / with the checkout on PYTHONPATH: the mlpack measured is the one asked for, not the cwd's
+    env = dict(os.environ, MLPACK_HOME=str(mhome), SOURCE_DATE_EPOCH=EPOCH, PYTHONPATH=str(here))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed mlpack has its .pyc files
+    other_env = dict(env, PYTHONPATH=str(args.cli_code)) if args.cli_code else None
     contexts = [arg for pair in named for arg in ("--build-context", pair)]
     mlpack_cli = [sys.executable, "-m", "mlpack", "build", "-q", *contexts, "-t", MLPACK_TAG, str(ctx)]
     broot, brun = home / "buildah" / "root", home / "buildah" / "run"
@@ -213,44 +250,63 @@ def main() -> int:
             took = fn()
             (cold_m if name == "mlpack" else cold_b).append(took)
             print(f"{name:7} cold   {took:.2f} s", flush=True)
-    results["mlpack_cold_s"] = statistics.median(cold_m)
+    if cold_m:
+        results["mlpack_cold_s"] = statistics.median(cold_m)
     if cold_b:
         results["buildah_cold_s"] = statistics.median(cold_b)
     results["cold_runs"] = {"mlpack": cold_m, "buildah": cold_b}
 
-    # model-only rebuilds, alternating bundles so each build sees a changed model
+    # model-only rebuilds: a model never built before each time (captured outside the timing)
     from mlpack.builder import build
 
-    cli, api, bud = [], [], []
-    bundles = [bundle_b, bundle_a]
+    cli, cli_cpu, api, bud = [], [], [], []
+    other, other_cpu = [], []
+    rng = random.Random()
     for i in range(args.rebuilds):
-        swap_bundle(ctx, bundles[i % 2])
-        cli.append(timed(mlpack_cli, env, log))
-        swap_bundle(ctx, bundles[(i + 1) % 2])
+        fresh = fresh_bundle(home, rng)
+        swap_bundle(ctx, fresh)
+        wall, cpu = timed_cpu(mlpack_cli, env, log)
+        cli.append(wall)
+        cli_cpu.append(cpu)
+        if other_env is not None:
+            swap_bundle(ctx, fresh_bundle(home, rng))
+            wall, cpu = timed_cpu(mlpack_cli, other_env, log)
+            other.append(wall)
+            other_cpu.append(cpu)
+        if use_buildah:
+            bud.append(timed(buildah_cli, env, log))
+        swap_bundle(ctx, fresh_bundle(home, rng))
         started = time.perf_counter()
         build(ctx, tag=MLPACK_TAG, settings=settings, source_date_epoch=int(EPOCH), build_contexts=named)
         api.append(time.perf_counter() - started)
-        if use_buildah:
-            swap_bundle(ctx, bundles[i % 2])
-            bud.append(timed(buildah_cli, env, log))
     results["mlpack_rebuild_cli_s"] = statistics.median(cli)
+    results["mlpack_rebuild_cli_cpu_s"] = statistics.median(cli_cpu)
     results["mlpack_rebuild_api_s"] = statistics.median(api)
     if bud:
         results["buildah_rebuild_s"] = statistics.median(bud)
+    if bud and cold_m:
         results["cold_ratio"] = results["mlpack_cold_s"] / results["buildah_cold_s"]  # type: ignore[operator]
-    results["rebuilds"] = {"cli": cli, "api": api, "buildah": bud}
+    results["rebuilds"] = {"cli": cli, "cli_cpu": cli_cpu, "api": api, "buildah": bud}
+    if other:
+        results["other_cli"] = {"code": str(args.cli_code), "wall": other, "cpu": other_cpu}
 
     print()
-    print(f"{'':24}{'mlpack':>12}{'buildah':>12}")
-    print(f"{'cold build':24}{results['mlpack_cold_s']:>11.2f}s"
-          + (f"{results['buildah_cold_s']:>11.2f}s" if use_buildah else f"{'-':>12}"))
-    print(f"{'model-only rebuild (CLI)':24}{results['mlpack_rebuild_cli_s']:>11.2f}s"
+    print(f"{'':28}{'mlpack':>12}{'buildah':>12}")
+    if cold_m:
+        print(f"{'cold build':28}{results['mlpack_cold_s']:>11.2f}s"
+              + (f"{results['buildah_cold_s']:>11.2f}s" if use_buildah else f"{'-':>12}"))
+    print(f"{'model-only rebuild (CLI)':28}{results['mlpack_rebuild_cli_s']:>11.3f}s"
           + (f"{results['buildah_rebuild_s']:>11.2f}s" if bud else f"{'-':>12}"))
-    print(f"{'model-only rebuild (API)':24}{results['mlpack_rebuild_api_s']:>11.3f}s{'-':>12}")
-    if bud:
+    print(f"{'  its own CPU (user+sys)':28}{results['mlpack_rebuild_cli_cpu_s']:>11.3f}s{'-':>12}")
+    print(f"{'model-only rebuild (API)':28}{results['mlpack_rebuild_api_s']:>11.3f}s{'-':>12}")
+    if other:
+        print(f"model-only rebuild (CLI) with {args.cli_code}: {statistics.median(other):.3f} s, "
+              f"own CPU {statistics.median(other_cpu):.3f} s (medians, alternating with the above)")
+    if bud and cold_m:
         print(f"cold ratio mlpack/buildah: {results['cold_ratio']:.2f} (target <= 0.5); "
               f"model-only rebuild from the CLI: target < 0.1 s")
-    results["breakdown"] = step_breakdown(ctx, settings, named)
+    if cold_m:
+        results["breakdown"] = step_breakdown(ctx, settings, named)
     print(f"load average during the run: {os.getloadavg()}")
     (home / "bench-build.json").write_text(json.dumps(results, indent=2))
     return 0

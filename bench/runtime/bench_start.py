@@ -1,6 +1,6 @@
 """Start-to-first-HTTP-200: `mlpack run` against the bare OCI runtime on the same unpacked layers.
 
-    python bench/runtime/bench_start.py [--image REF] [--runs 5] [--cpus 0.5] [--home DIR]
+    python bench/runtime/bench_start.py [--image REF] [--runs 5] [--cpus 0.5] [--home DIR] [--cli-code DIR]
 
 Image choice, first found: --image; the serving image built by the test
 suite (localhost/mlpack-test/sklearn-serving:1, probed at /v2/health/live);
@@ -14,7 +14,11 @@ Per run and alternating, so both see the same machine load:
           timed from the runtime's exec to the first 200.
   mlpack  ``python -m mlpack run -d -p PORT:CPORT --cpus ...`` in a fresh
           process (private network namespace + port forwarder), timed from
-          the CLI's exec to the first 200 through the published port.
+          the CLI's exec to the first 200 through the published port; its own
+          CPU time (user + system of the CLI process, not of the container or
+          its monitor) is printed too: the figure that survives machine load.
+  mlpack-cli (DIR)  (--cli-code DIR) the same with the mlpack of another
+          checkout (say, the previous commit's), for before/after in one run.
   api     ``mlpack.runtime.run()`` in this process (no CLI start-up).
   bare-against  (--against REF) the bare runtime on another image, for the
           ratio of two images' server starts in the same run.
@@ -147,31 +151,41 @@ def bare_once(src: ImageSource, command: list[str] | None, cport: int, path: str
         shutil.rmtree(work, ignore_errors=True)
 
 
+HERE = Path(__file__).resolve().parents[2]
+
+
 def mlpack_cli_once(ref: str, command: list[str] | None, cport: int, path: str, settings: Settings,
-                    limits: Limits, network: str = "private") -> float:
+                    limits: Limits, network: str = "private", code: Path = HERE) -> tuple[float, float]:
+    """(start-to-200 seconds, the CLI process's own CPU seconds) of ``python -m mlpack run`` with
+    the mlpack of checkout ``code`` (on PYTHONPATH, run from / so that no cwd shadows it)."""
     port = free_port()
     inner = cport if network == "private" else port
     cmd = [sys.executable, "-m", "mlpack", "run", "-d", "--cpus", str(limits.cpus), "--network", network,
            "-p", f"{port}:{inner}", "-e", f"MLPACK_PORT={inner}", ref]
     if command:
         cmd += [a.replace("{port}", str(inner)) for a in command]
-    env = {**os.environ, "MLPACK_HOME": str(settings.home)}
+    env = {**os.environ, "MLPACK_HOME": str(settings.home), "PYTHONPATH": str(code)}
     # An installed mlpack has its .pyc files; a dev shell that sets
     # PYTHONDONTWRITEBYTECODE would time the compiler at every CLI start.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     if settings.runtime:
         env["MLPACK_RUNTIME"] = settings.runtime
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True, cwd="/")
     try:
-        return first_200(port, path, started)
+        took = first_200(port, path, started)
     finally:
-        out, err = proc.communicate(timeout=60)
+        # read both pipes to EOF (the CLI has exited by then: its monitor holds neither), then
+        # reap it with wait4 for its rusage; bounded: the CLI exits once the container runs
+        out, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
         cid = out.strip()
         if cid:
-            subprocess.run([sys.executable, "-m", "mlpack", "rm", "-f", cid], env=env, capture_output=True)
+            subprocess.run([sys.executable, "-m", "mlpack", "rm", "-f", cid], env=env, capture_output=True, cwd="/")
         elif err:
             print(err, file=sys.stderr)
+    return took, usage.ru_utime + usage.ru_stime
 
 
 def api_once(src: object, command: list[str] | None, cport: int, path: str, settings: Settings,
@@ -202,6 +216,8 @@ def main() -> int:
     ap.add_argument("--cpus", type=float, default=0.5)
     ap.add_argument("--home", help="MLPACK_HOME (default: the environment's)")
     ap.add_argument("--runtime", help="crun or runc (default: mlpack's choice)")
+    ap.add_argument("--cli-code", metavar="DIR", type=Path,
+                    help="also time `python -m mlpack run` with the mlpack of this checkout, alternating")
     args = ap.parse_args()
     env = dict(os.environ)
     if args.home:
@@ -218,6 +234,11 @@ def main() -> int:
     print(f"image {src.ref} ({len(src.lowerdirs)} layers), runtime {rt.name}, cpus {args.cpus}, "
           f"probe {path}, {args.runs} runs each")
     results: dict[str, list[float]] = {"bare": [], "mlpack-cli": [], "mlpack-api": [], "mlpack-api-host": []}
+    cpu: dict[str, list[float]] = {"mlpack-cli": []}
+    other_cli = f"mlpack-cli ({args.cli_code})" if args.cli_code else None
+    if other_cli:
+        results[other_cli] = []
+        cpu[other_cli] = []
     if args.against:
         from mlpack.oci.layout import Store
 
@@ -229,7 +250,11 @@ def main() -> int:
         if args.against:
             results["bare-against"].append(bare_once(other, command, cport, path, settings, limits))
         if not args.busybox:
-            results["mlpack-cli"].append(mlpack_cli_once(ref, command, cport, path, settings, limits))
+            runs = [("mlpack-cli", HERE)] + ([(other_cli, args.cli_code)] if other_cli else [])
+            for name, code in (runs if i % 2 == 0 else runs[::-1]):
+                t, c = mlpack_cli_once(ref, command, cport, path, settings, limits, code=code)
+                results[name].append(t)
+                cpu[name].append(c)
         t, lp = api_once(src, command, cport, path, settings, limits)
         results["mlpack-api"].append(t)
         lat["private (forwarder)"].append(lp)
@@ -237,12 +262,17 @@ def main() -> int:
         results["mlpack-api-host"].append(t)
         lat["host (direct)"].append(lh)
     bare = statistics.median(results["bare"])
-    print(f"{'start to first 200':22}{'median s':>10}{'min s':>8}{'max s':>8}{'vs bare':>9}")
+    w = max(22, *(len(n) + 1 for n in results))
+    print(f"{'start to first 200':{w}}{'median s':>10}{'min s':>8}{'max s':>8}{'vs bare':>9}")
     for name, vals in results.items():
         if not vals:
             continue
         med = statistics.median(vals)
-        print(f"{name:22}{med:10.3f}{min(vals):8.3f}{max(vals):8.3f}{(med / bare - 1) * 100:+8.1f}%")
+        print(f"{name:{w}}{med:10.3f}{min(vals):8.3f}{max(vals):8.3f}{(med / bare - 1) * 100:+8.1f}%")
+    for name, vals in cpu.items():
+        if vals:
+            print(f"{name} own CPU: median {statistics.median(vals):.3f} s (min {min(vals):.3f}, max {max(vals):.3f})")
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.against:
         print(f"server start, {src.ref} / {args.against} (bare, medians): "
               f"{bare / statistics.median(results['bare-against']):.2f}x")

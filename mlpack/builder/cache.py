@@ -13,13 +13,12 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlpack.oci.image import Layer
-
 from mlpack.oci.layout import Store
+from mlpack.values import dataclass
 
 __all__ = ["StepCache", "StepRecord", "chain_key", "VIRTUAL", "virtual_layer", "is_virtual"]
 
@@ -95,5 +94,5 @@ class StepCache:
         }
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh)
+            fh.write(json.dumps(data))  # dumps: C encoder (dump to a file encodes in Python)
         os.replace(tmp, path)

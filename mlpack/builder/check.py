@@ -15,13 +15,13 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from mlpack.builder import instructions as ins
 from mlpack.builder.parser import Dockerfile, parse
 from mlpack.builder.shell import Expander
 from mlpack.builder.stages import PLATFORM_ARGS, PROXY_ARGS, plan, stage_refs
 from mlpack.errors import BuildError
+from mlpack.values import dataclass
 
 __all__ = ["Finding", "check", "lint"]
 

@@ -14,12 +14,13 @@ import os
 import posixpath
 import stat
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from mlpack.builder.ignore import IgnoreMatcher, load_dockerignore
 from mlpack.errors import BuildError
 from mlpack.runtime.inroot import resolve_in_root
+from mlpack.values import dataclass
 
 __all__ = ["BuildContextDir", "HashCache", "has_glob", "sha256_file"]
 
@@ -78,7 +79,7 @@ class HashCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-")
         with os.fdopen(fd, "w") as fh:
-            json.dump(self.data, fh)
+            fh.write(json.dumps(self.data))  # dumps: C encoder (dump to a file encodes in Python)
         os.replace(tmp, self.path)
         self.dirty = False
 

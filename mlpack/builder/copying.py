@@ -16,7 +16,7 @@ import os
 import posixpath
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from mlpack.builder.context import BuildContextDir, has_glob
@@ -25,6 +25,7 @@ from mlpack.builder.parser import Instruction
 from mlpack.builder.rootfs import RootView
 from mlpack.oci.layer import Entry
 from mlpack.runtime.inroot import resolve_in_root
+from mlpack.values import dataclass
 
 __all__ = ["CopyRequest", "Source", "resolve_sources", "entries_for", "parse_chown", "parse_chmod",
            "is_archive", "archive_entries", "fetch_url"]

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import field
 from typing import TextIO, Union
 
-from mlpack.builder.frozen import Frozen
+from mlpack.values import dataclass
 
 __all__ = [
     "StageStarted", "StepStarted", "StepCached", "StepDone", "StepOutput", "BuildWarning", "BuildDone",
@@ -19,7 +20,8 @@ __all__ = [
 ]
 
 
-class StageStarted(Frozen):
+@dataclass(frozen=True)
+class StageStarted:
     """A stage of the Dockerfile begins (``stage_name`` is its AS name or index)."""
 
     stage_name: str
@@ -27,14 +29,16 @@ class StageStarted(Frozen):
     index: int
 
 
-class StepStarted(Frozen):
+@dataclass(frozen=True)
+class StepStarted:
     step: int
     total: int
     instruction: str
     stage_name: str = ""
 
 
-class StepCached(Frozen):
+@dataclass(frozen=True)
+class StepCached:
     step: int
     total: int
     instruction: str
@@ -43,7 +47,8 @@ class StepCached(Frozen):
     cached: bool = True
 
 
-class StepDone(Frozen):
+@dataclass(frozen=True)
+class StepDone:
     """A step finished; ``size`` is its compressed layer size (None: no layer)."""
 
     step: int
@@ -54,7 +59,8 @@ class StepDone(Frozen):
     stage_name: str = ""
 
 
-class StepOutput(Frozen):
+@dataclass(frozen=True)
+class StepOutput:
     """Output of a RUN step (all of it, once the step ends)."""
 
     step: int
@@ -62,27 +68,30 @@ class StepOutput(Frozen):
     stage_name: str = ""
 
 
-class BuildWarning(Frozen):
+@dataclass(frozen=True)
+class BuildWarning:
     """Something the build accepted but that may not mean what was meant (line 0: no line)."""
 
     line: int
     message: str
 
 
-class LayerSummary(Frozen):
+@dataclass(frozen=True)
+class LayerSummary:
     digest: str
     size: int
     created_by: str
     cached: bool
 
 
-class BuildDone(Frozen):
+@dataclass(frozen=True)
+class BuildDone:
     """The build finished: image digest, tag and one summary row per layer."""
 
     digest: str
     tag: str | None
     seconds: float
-    layers: tuple[LayerSummary, ...] = ()
+    layers: tuple[LayerSummary, ...] = field(default_factory=tuple)
     unused_build_args: tuple[str, ...] = ()
 
 
@@ -102,13 +111,12 @@ def format_size(size: int | None) -> str:
     return f"{value:.1f} GiB"  # pragma: no cover
 
 
+@dataclass
 class TextProgress:
-    """Prints one line per finished step and a layer table at the end (to ``stream``, default
-    stderr; ``verbose`` adds each step's start and each RUN step's output)."""
+    """Prints one line per finished step and a layer table at the end."""
 
-    def __init__(self, stream: TextIO | None = None, verbose: bool = False) -> None:
-        self.stream = stream
-        self.verbose = verbose
+    stream: TextIO | None = None
+    verbose: bool = False
 
     def __call__(self, event: BuildEvent) -> None:
         out = self.stream or sys.stderr

@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from dataclasses import dataclass
 from pathlib import Path
+
+from mlpack.values import dataclass
 
 __all__ = ["IgnoreMatcher", "load_dockerignore"]
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 import copy
 import time
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from mlpack.errors import BuildError
 from mlpack.oci.config import HealthcheckConfig, ImageConfig
+from mlpack.values import dataclass
 
 __all__ = ["ConfigState", "parse_duration", "parse_port", "env_list", "env_dict", "rfc3339"]
 

@@ -1,7 +1,7 @@
 """Typed Dockerfile commands: each instruction's flags and arguments read and validated once.
 
     nodes = parse(text).instructions          # mlpack.builder.parser: lines, heredocs, JSON
-    commands = instructions(nodes)            # here: one frozen value type per instruction
+    commands = instructions(nodes)            # here: one frozen dataclass per instruction
 
 As BuildKit's ``instructions.Parse``: unknown flags, flags on instructions
 that take none, duplicate flags, bad flag values, missing arguments and
@@ -15,10 +15,10 @@ from __future__ import annotations
 from typing import Union
 
 from mlpack.builder import runstep
-from mlpack.builder.frozen import Frozen
 from mlpack.builder.parser import Heredoc, Instruction, heredoc_word
 from mlpack.builder.shell import Expander
 from mlpack.errors import BuildError
+from mlpack.values import dataclass
 
 __all__ = [
     "Command", "FromCommand", "ArgCommand", "EnvCommand", "LabelCommand", "MaintainerCommand",
@@ -49,9 +49,9 @@ SUPPORTED_FLAGS = {cmd: tuple(sorted(n for n in flags if n not in _UNSUPPORTED.g
                    for cmd, flags in _FLAGS.items()}
 
 
-class Command(Frozen):
-    """Base of every command: ``node`` is the parsed instruction (line, text); one frozen
-    value type per instruction (:mod:`.frozen`: declared like frozen dataclasses, cheaper to define)."""
+@dataclass(frozen=True)
+class Command:
+    """Base of every command: ``node`` is the parsed instruction (line, text)."""
 
     node: Instruction
 
@@ -67,65 +67,79 @@ class Command(Frozen):
         return self.node.error(message, hint=hint)
 
 
+@dataclass(frozen=True)
 class FromCommand(Command):
     base: str                     # as written; expanded with the global ARGs
     name: str | None              # lower-cased AS name
     platform: str | None
 
 
+@dataclass(frozen=True)
 class ArgCommand(Command):
     args: tuple[tuple[str, str | None], ...]    # (name, default as written or None)
 
 
+@dataclass(frozen=True)
 class EnvCommand(Command):
     pairs: tuple[tuple[str, str], ...]          # key and value as written
     legacy: bool = False                        # ``ENV key value`` form
 
 
+@dataclass(frozen=True)
 class LabelCommand(Command):
     pairs: tuple[tuple[str, str], ...]
     legacy: bool = False
 
 
+@dataclass(frozen=True)
 class MaintainerCommand(Command):
     maintainer: str
 
 
+@dataclass(frozen=True)
 class WorkdirCommand(Command):
     path: str
 
 
+@dataclass(frozen=True)
 class UserCommand(Command):
     user: str
 
 
+@dataclass(frozen=True)
 class ExposeCommand(Command):
     ports: tuple[str, ...]
 
 
+@dataclass(frozen=True)
 class VolumeCommand(Command):
     paths: tuple[str, ...]
     json: bool
 
 
+@dataclass(frozen=True)
 class StopSignalCommand(Command):
     signal: str
 
 
+@dataclass(frozen=True)
 class CmdCommand(Command):
     args: tuple[str, ...]         # exec form, or one shell-form string
     json: bool
 
 
+@dataclass(frozen=True)
 class EntrypointCommand(Command):
     args: tuple[str, ...]         # empty: reset
     json: bool
 
 
+@dataclass(frozen=True)
 class ShellCommand(Command):
     argv: tuple[str, ...]
 
 
+@dataclass(frozen=True)
 class HealthcheckCommand(Command):
     test: tuple[str, ...]         # ("NONE",), ("CMD", ...) or ("CMD-SHELL", script)
     interval: str | None = None
@@ -135,11 +149,13 @@ class HealthcheckCommand(Command):
     retries: str | None = None
 
 
+@dataclass(frozen=True)
 class OnbuildCommand(Command):
     expression: str               # the trigger as written (heredoc bodies appended)
     trigger: "AnyCommand"
 
 
+@dataclass(frozen=True)
 class RunCommand(Command):
     args: tuple[str, ...]         # exec form, or one shell-form script
     json: bool
@@ -167,6 +183,7 @@ class RunCommand(Command):
         return shell + [script]
 
 
+@dataclass(frozen=True)
 class CopyCommand(Command):
     sources: tuple[str, ...]      # as written; a heredoc source is its name (see ``inline``)
     dest: str
@@ -179,6 +196,7 @@ class CopyCommand(Command):
     json: bool = False
 
 
+@dataclass(frozen=True)
 class AddCommand(Command):
     sources: tuple[str, ...]
     dest: str

@@ -11,7 +11,7 @@ and are not part of any cache key, except through what later RUN steps see
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from mlpack.builder import instructions as ins
@@ -19,6 +19,7 @@ from mlpack.builder.imageconfig import parse_port
 from mlpack.builder.stages import PLATFORM_ARGS
 from mlpack.builder.state import StageState
 from mlpack.errors import BuildError
+from mlpack.values import dataclass
 
 __all__ = ["Scope", "STEPS"]
 

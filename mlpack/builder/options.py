@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 
 from mlpack.errors import BuildError
 from mlpack.types import Limits
+from mlpack.values import dataclass
 
 __all__ = ["BuildOptions", "parse_secrets", "default_run_limits", "NETWORKS"]
 

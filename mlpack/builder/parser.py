@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import field, replace
 
-from mlpack.builder.frozen import Frozen, replace
 from mlpack.builder.shell import Expander
 from mlpack.errors import BuildError
+from mlpack.values import dataclass
 
 __all__ = ["Heredoc", "Instruction", "Dockerfile", "parse", "KNOWN_INSTRUCTIONS"]
 
@@ -39,7 +39,8 @@ _HEREDOC_RE = re.compile(r"^(\d*)<<(-?)\s*([^<]*)$", re.DOTALL)
 _WHITESPACE = re.compile(r"[\t\v\f\r ]+")
 
 
-class Heredoc(Frozen):
+@dataclass(frozen=True)
+class Heredoc:
     """One here-document: ``name`` (the delimiter, quotes removed), ``content``
     (every line with its newline, so an empty body is empty; leading tabs
     already stripped for ``<<-``) and whether variables expand in it (they do
@@ -51,7 +52,8 @@ class Heredoc(Frozen):
     chomp: bool = False  # <<- strips leading tabs
 
 
-class Instruction(Frozen):
+@dataclass(frozen=True)
+class Instruction:
     """One instruction as written: ``cmd`` upper-cased, ``flags`` the raw
     ``--name=value`` words, ``args`` the rest (continuations joined),
     ``json`` its JSON-form arguments if it used that form."""

@@ -101,7 +101,7 @@ class LayerDirs:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, separators=(",", ":"))
+            fh.write(json.dumps(data, separators=(",", ":")))  # dumps: C encoder, not dump's Python one
         os.replace(tmp, path)
 
     def index(self, layer: Layer) -> dict[str, Any] | None:

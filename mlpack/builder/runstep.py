@@ -17,11 +17,11 @@ import hashlib
 import os
 import shutil
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
 from mlpack.builder.parser import Instruction
 from mlpack.builder.shell import Expander
+from mlpack.values import dataclass
 
 __all__ = ["MountSpec", "parse_mounts", "parse_network", "remove_mountpoints",
            "DEFAULT_CA_BUNDLE", "cache_mount_dir", "NETWORKS"]

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from mlpack.errors import BuildError
+from mlpack.values import dataclass
 
 __all__ = ["Expander", "ExpansionError"]
 

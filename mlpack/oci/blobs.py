@@ -123,8 +123,13 @@ def _mkstemp(directory: Path) -> tuple[int, str]:
     return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), str(name)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically (temp file, fsync, rename, fsync dir)."""
+def atomic_write(path: Path, data: bytes, *, sync_first: tuple[Path, ...] = ()) -> None:
+    """Replace ``path`` with ``data`` atomically (temp file, fsync, rename, fsync dir).
+
+    ``sync_first``: directories fsynced after the new file's data and before the rename (what
+    the new content refers to must be durable first). After the file's own fsync they usually
+    cost no second journal commit: on a journalling filesystem that one committed their
+    changes too, so the explicit sync, kept for any filesystem, finds nothing left to do."""
     tmp = path.with_name(f"{TMP_PREFIX}{path.name}-{os.getpid()}-{os.urandom(4).hex()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     try:
@@ -132,6 +137,8 @@ def atomic_write(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        for directory in sync_first:
+            fsync_dir(directory)
         faults.point("file.before-rename")
         os.replace(tmp, path)
     except BaseException:

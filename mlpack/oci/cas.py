@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mlpack.errors import StoreError
-from mlpack.oci.blobs import BlobWriter, atomic_write, fsync_dir
+from mlpack.oci.blobs import BlobWriter, atomic_write
 from mlpack.oci.media import MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST, REF_NAME, check_digest, digest_hex
 
 __all__ = ["BlobStore"]
@@ -151,9 +151,9 @@ class BlobStore:
         with self.locked():
             index = self.index()
             change(index)
-            # the blobs' renames first (one sync for every blob written since the last one)
-            fsync_dir(self.root / "blobs" / "sha256")
-            atomic_write(self.root / "index.json", _index_bytes(index))
+            # the blobs' renames are made durable before the index that names them (one sync for
+            # every blob written since the last one, by this process or another)
+            atomic_write(self.root / "index.json", _index_bytes(index), sync_first=(self.root / "blobs" / "sha256",))
 
     def put_manifest(self, data: bytes, media_type: str = OCI_MANIFEST, *, ref: str | None = None,
                      platform: Mapping[str, str] | None = None) -> str:

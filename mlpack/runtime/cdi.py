@@ -15,12 +15,13 @@ import os
 import re
 import stat
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 from mlpack.errors import RunError
 from mlpack.runtime.spec import DeviceNode, Mount
+from mlpack.values import dataclass
 
 __all__ = ["DEFAULT_SPEC_DIRS", "CdiEdits", "load_specs", "gpu_device_names", "resolve_devices", "spec_dirs"]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from mlpack.runtime.host import CGROUP_ROOT, cgroup_mode
 from mlpack.runtime.sandboxreap import remove_cgroup_dirs
+from mlpack.values import dataclass
 
 __all__ = ["CgroupStats", "cgroup_dirs", "read_stats", "oom_kills", "remove_cgroup", "cgroup_pids"]
 

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -37,6 +37,7 @@ from mlpack.runtime.state import container_dirs, now_iso, read_json, write_json
 from mlpack.runtime.teardown import remove_container_dir
 from mlpack.settings import Settings
 from mlpack.types import Limits
+from mlpack.values import dataclass
 
 __all__ = ["ImageSource", "image_source", "create_container"]
 

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import os
 import pwd
-from dataclasses import dataclass
 from pathlib import Path
 
 from mlpack.errors import ConfigError, RunError
 from mlpack.runtime.host import CGROUP_PARENT, CGROUP_ROOT, cgroup_mode
 from mlpack.runtime.idmap import host_uid
+from mlpack.values import dataclass
 
 __all__ = ["LimitsCase", "Delegation", "limits_case", "delegate", "hierarchies", "user_cgroup"]
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from mlpack.errors import RunError
 from mlpack.runtime.idmap import in_user_namespace
 from mlpack.runtime.rootless import enter_argv, is_rootless
 from mlpack.settings import Settings
+from mlpack.values import dataclass
 
 __all__ = ["cgroup_mode", "Runtime", "select_runtime", "host_info", "CGROUP_ROOT"]
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
+
+from mlpack.values import dataclass
 
 __all__ = ["IdRange", "IdMapping", "user_mapping", "host_uid", "in_user_namespace", "read_subids"]
 

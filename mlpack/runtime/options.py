@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 from mlpack.errors import RunError
 from mlpack.oci.config import HealthcheckConfig
 from mlpack.runtime.spec import Mount
+from mlpack.values import dataclass
 
 __all__ = [
     "PortMapping", "RestartPolicy", "Healthcheck", "RunOptions",

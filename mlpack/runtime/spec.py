@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlpack.errors import RunError
 from mlpack.runtime.seccomp import default_profile
 from mlpack.types import Limits
+from mlpack.values import dataclass
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlpack.oci.config import ImageConfig
