@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-batching", action="store_true", help="the server's --no-batching")
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds without --profile (the best is reported)")
     ap.add_argument("--top", type=int, default=35)
+    ap.add_argument("--dump", help="with --profile: also write the pstats file here")
     ap.add_argument("--tree", help="measure the mlpack of this checkout (default: this one)")
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "mlpack-bench"))
     args = ap.parse_args(argv)
@@ -133,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.profile:
                 out = io.StringIO()
                 pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(args.top)
+                if args.dump:
+                    prof.dump_stats(args.dump)
                 print(out.getvalue(), file=report)
 
     # The access log writes to stdout: send it to /dev/null, the report to stderr.

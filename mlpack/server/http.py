@@ -243,11 +243,12 @@ class RequestEnvelope:
         metrics.in_flight += 1
         held = 0
         try:
-            if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            # What the body may cost: its length, or the whole limit when chunked.
+            if length is None:
+                need = self.max_body if chunked else 0
+            elif not length.isdigit() or (need := int(length)) > self.max_body:
                 status = await self._reply(send, rid_header, self._too_large(rid))
                 return
-            # What the body may cost: its length, or the whole limit when chunked.
-            need = int(length) if length is not None else (self.max_body if chunked else 0)
             if need:
                 granted = await self.budget.acquire(need)
                 if granted is None:
