@@ -267,7 +267,9 @@ class RequestEnvelope:
             else:
                 handler, params, _ = fast
                 body = await self._body(receive, limited=length is None) if need else await _drain(receive)
-                status = await self._reply(send, rid_header, await handler(scope, body, coding, params))
+                reply = await handler(scope, body, coding, params)
+                status = reply[0]  # set before sending: a failed send must not be answered twice
+                await self._reply(send, rid_header, reply)
         except BodyTooLarge:
             if not (slow and slow.code):
                 status = await self._reply(send, rid_header, self._too_large(rid))
