@@ -87,7 +87,7 @@ class MicroBatcher:
                 self._on_run(time.perf_counter() - start, rows, 1)
                 return outputs
             return await self._alone(feeds, rows)
-        key = tuple((name, arr.shape[1:], arr.dtype.str) for name, arr in feeds.items())
+        key = tuple([(name, arr.shape[1:], arr.dtype) for name, arr in feeds.items()])  # what may share a batch
         future = asyncio.get_running_loop().create_future()
         self._queue.append(_Item(feeds, rows, key, future))
         if self._task is None:
