@@ -68,15 +68,29 @@ async def drive(app, path: str, body: bytes, n: int, headers: list, concurrency:
             sent = True
             return message
 
-        return app(dict(scope_base), receive, send)
+        return app(dict(scope_base), receive, send)  # a coroutine: run_one() is awaited or made a task
+
+    # The driver plays uvicorn: its request tasks are what uvicorn's server state would hold
+    # (mlpack.server.connection.requests_in_server counts them, and the batcher asks it).
+    from mlpack.server import connection
+
+    class _State:
+        tasks: set = set()
+
+    connection._SERVERS.append(_State)
 
     async def run(count: int) -> None:
         if concurrency == 1:
             for _ in range(count):
                 await run_one()
             return
+        loop = asyncio.get_running_loop()
         for _ in range(count // concurrency):  # waves of concurrent requests, as a loaded server sees them
-            await asyncio.gather(*(run_one() for _ in range(concurrency)))
+            wave = [loop.create_task(run_one()) for _ in range(concurrency)]
+            _State.tasks.update(wave)
+            for task in wave:
+                task.add_done_callback(_State.tasks.discard)
+            await asyncio.gather(*wave)
 
     await run(200)  # warm up
     status.clear()
@@ -97,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-batching", action="store_true", help="the server's --no-batching")
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds without --profile (the best is reported)")
     ap.add_argument("--top", type=int, default=35)
+    ap.add_argument("--dump", help="with --profile: also write the pstats file here")
     ap.add_argument("--tree", help="measure the mlpack of this checkout (default: this one)")
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "mlpack-bench"))
     args = ap.parse_args(argv)
@@ -133,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.profile:
                 out = io.StringIO()
                 pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(args.top)
+                if args.dump:
+                    prof.dump_stats(args.dump)
                 print(out.getvalue(), file=report)
 
     # The access log writes to stdout: send it to /dev/null, the report to stderr.

@@ -89,8 +89,13 @@ def create_app(bundle: str | Path | Any | None = None, config: ServerConfig | No
             state.metrics.ready = 0
             if access_log is not None:
                 access_log.flush()
+            loop = asyncio.get_running_loop()
+            # A startup that failed (or a stop) while the model loads: let the loader finish
+            # (bounded) rather than exit with its thread inside onnxruntime, which aborts
+            # the process ("terminate called without an active exception") instead of exiting.
+            await loop.run_in_executor(None, ready.wait, config.graceful_timeout_s)
             if state.runner is not None:
-                await asyncio.get_running_loop().run_in_executor(None, state.runner.close)
+                await loop.run_in_executor(None, state.runner.close)
 
     # Starlette, not FastAPI: nothing here needs pydantic; /docs and /openapi.json come from docs.py.
     app = _ServerApp(lifespan=lifespan)

@@ -81,8 +81,13 @@ class MicroBatcher:
             # Nobody else is in the server, so nobody could join a batch: run at
             # once (inline, or straight to the model thread) without the queue's
             # task and future. Micro-batching costs a lone client nothing.
+            if self.inline:
+                start = time.perf_counter()
+                outputs = self._run(feeds)
+                self._on_run(time.perf_counter() - start, rows, 1)
+                return outputs
             return await self._alone(feeds, rows)
-        key = tuple((name, arr.shape[1:], arr.dtype.str) for name, arr in feeds.items())
+        key = tuple([(name, arr.shape[1:], arr.dtype) for name, arr in feeds.items()])  # what may share a batch
         future = asyncio.get_running_loop().create_future()
         self._queue.append(_Item(feeds, rows, key, future))
         if self._task is None:
@@ -90,10 +95,7 @@ class MicroBatcher:
         return await future
 
     async def _alone(self, feeds: Feeds, rows: int) -> dict[str, np.ndarray]:
-        if self.inline:
-            seconds, outputs = _timed(self._run, feeds)
-        else:
-            seconds, outputs = await asyncio.get_running_loop().run_in_executor(self._executor, _timed, self._run, feeds)
+        seconds, outputs = await asyncio.get_running_loop().run_in_executor(self._executor, _timed, self._run, feeds)
         self._on_run(seconds, rows, 1)
         return outputs
 

@@ -147,6 +147,14 @@ def decode_predict(body: bytes, inputs: Sequence[Spec], outputs: Sequence[Spec],
     return Decoded(feeds, outputs=wanted, parameters=params)
 
 
+def _all_ints(values: list) -> bool:
+    """Every value a JSON integer (orjson gives exact ints; booleans are not integers here)."""
+    for value in values:
+        if type(value) is not int:
+            return False
+    return True
+
+
 def _may_hold_bools(body: bytes) -> bool:
     # A byte search is far cheaper than walking every value for booleans.
     return b"true" in body or b"false" in body
@@ -211,7 +219,7 @@ def decode_v2(
         if datatype != spec.datatype:
             raise invalid(f"input {name!r}: expected datatype {spec.datatype}, got {datatype!r}", input=name)
         shape = tensor.get("shape")
-        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+        if type(shape) is not list or not _all_ints(shape):
             raise invalid(f"input {name!r}: \"shape\" must be a list of integers, got {shape!r}", input=name)
         shape = check_v2_shape(spec, shape)
         tparams = tensor.get("parameters", {})

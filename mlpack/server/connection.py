@@ -136,7 +136,8 @@ class _OneWrite:
         if self._held is not None:
             held, self._held = self._held, None
             self._flush.cancel()  # type: ignore[union-attr]
-            self._transport.write(held)
+            if not self._transport.is_closing():  # the client left meanwhile: nobody to send it to
+                self._transport.write(held)
 
     def close(self) -> None:
         self.flush()

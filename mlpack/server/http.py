@@ -7,9 +7,10 @@ report can be matched to the server's log.
 
 Bodies are bounded three ways: each by ``max_body_bytes`` (413), all of them
 together by the :class:`~mlpack.server.budget.ByteBudget` (wait, then 503),
-and in time by ``body_timeout_s`` between two chunks (408). A client that
-hangs up mid-request is counted with status 499 (nginx's "client closed
-request"), not as a server error, and logged without a traceback.
+and in time by ``body_timeout_s`` between two chunks (408; the reading is
+:mod:`mlpack.server.bodies`). A client that hangs up mid-request is counted
+with status 499 (nginx's "client closed request"), not as a server error, and
+logged without a traceback.
 
 The inference routes (``fast``: method and exact path -> :data:`FastHandler`)
 are answered here with raw ASGI messages: the envelope reads the body itself
@@ -20,7 +21,6 @@ model run of a small model). Every other route goes through the app.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import re
@@ -30,6 +30,7 @@ from typing import Any, Awaitable, Callable
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
+from mlpack.server.bodies import BodyReader, BodyTimeout, BodyTooLarge, read_empty
 from mlpack.server.budget import ByteBudget
 from mlpack.server.codec import dumps
 from mlpack.server.logs import AccessLog, server_logger
@@ -60,14 +61,6 @@ _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
 Reply = tuple[int, bytes, list[tuple[bytes, bytes]]]
 # handler(scope, body, content_encoding, path_params) -> Reply
 FastHandler = Callable[[dict, bytes, "str | None", dict], Awaitable[Reply]]
-
-
-class BodyTooLarge(Exception):
-    """Raised by the receive wrapper when a chunked body passes the limit."""
-
-
-class BodyTimeout(Exception):
-    """Raised by the receive wrapper when the client pauses too long inside a body."""
 
 
 def request_id(scope: dict) -> str:
@@ -113,55 +106,6 @@ def error_response(status: int, message: str, rid: str, *, hint: str | None = No
     return Response(_error_body(message, rid, hint), status_code=status, media_type=JSON, headers=headers)
 
 
-class _Deadlines:
-    """Body read deadlines of all requests on one timer (``asyncio.wait_for`` costs a task per read).
-
-    A request registers its task before awaiting a chunk and unregisters after
-    it; the timer, armed only while someone waits, cancels the tasks whose
-    deadline passed and remembers them, so the reader turns that cancellation
-    into :class:`BodyTimeout`.
-    """
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._waiting: dict[asyncio.Task, float] = {}
-        self._expired: set[asyncio.Task] = set()
-        self._timer: asyncio.TimerHandle | None = None
-
-    async def receive(self, receive: Callable[[], Awaitable[dict]]) -> dict:
-        task = asyncio.current_task()
-        loop = asyncio.get_running_loop()
-        waiting = self._waiting
-        waiting[task] = deadline = loop.time() + self.seconds  # type: ignore[index]
-        if self._timer is None:
-            self._timer = loop.call_at(deadline, self._check)
-        try:
-            return await receive()
-        except asyncio.CancelledError:
-            if task in self._expired:
-                self._expired.discard(task)
-                task.uncancel()  # type: ignore[union-attr]
-                raise BodyTimeout() from None
-            raise
-        finally:
-            waiting.pop(task, None)  # type: ignore[arg-type]
-            self._expired.discard(task)  # type: ignore[arg-type]
-
-    def _check(self) -> None:
-        self._timer = None
-        if not self._waiting:
-            return
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        for task, deadline in list(self._waiting.items()):
-            if deadline <= now:
-                del self._waiting[task]
-                self._expired.add(task)
-                task.cancel()
-        if self._waiting:
-            self._timer = loop.call_at(min(self._waiting.values()), self._check)
-
-
 class _Status:
     """The status a slow-path response started with (filled in by the send wrapper)."""
 
@@ -201,7 +145,7 @@ class RequestEnvelope:
         self.access_log = access_log
         self._routes = routes
         self._labels: dict[Any, str] | None = None
-        self._deadlines = _Deadlines(body_timeout_s)
+        self._bodies = BodyReader(max_body_bytes, body_timeout_s)
         self._next_id = RequestIds().next
         # (method, exact path) -> (handler, path params, endpoint label): the
         # inference routes, answered without Starlette (see the module docstring).
@@ -243,30 +187,33 @@ class RequestEnvelope:
         metrics.in_flight += 1
         held = 0
         try:
-            if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            # What the body may cost: its length, or the whole limit when chunked.
+            if length is None:
+                need = self.max_body if chunked else 0
+            elif not length.isdigit() or (need := int(length)) > self.max_body:
                 status = await self._reply(send, rid_header, self._too_large(rid))
                 return
-            # What the body may cost: its length, or the whole limit when chunked.
-            need = int(length) if length is not None else (self.max_body if chunked else 0)
             if need:
                 granted = await self.budget.acquire(need)
                 if granted is None:
                     # Read the refused body and drop it chunk by chunk (it costs no memory): a
                     # server that answers and closes with a body unread makes the client's
                     # kernel see a reset instead of the 503.
-                    await self._discard(receive, limited=length is None)
+                    await self._bodies.discard(receive, limited=length is None)
                     status = await self._reply(send, rid_header, self._busy(rid))
                     return
                 held = granted
             if fast is None:
                 slow = _Status(send, rid_header)
-                receive_ = self._guarded(receive, limited=length is None) if need else receive
+                receive_ = self._bodies.guarded(receive, limited=length is None) if need else receive
                 await self.app(scope, receive_, slow)
                 status = slow.code
             else:
                 handler, params, _ = fast
-                body = await self._body(receive, limited=length is None) if need else await _drain(receive)
-                status = await self._reply(send, rid_header, await handler(scope, body, coding, params))
+                body = await self._bodies.read(receive, limited=length is None) if need else await read_empty(receive)
+                reply = await handler(scope, body, coding, params)
+                status = reply[0]  # set before sending: a failed send must not be answered twice
+                await self._reply(send, rid_header, reply)
         except BodyTooLarge:
             if not (slow and slow.code):
                 status = await self._reply(send, rid_header, self._too_large(rid))
@@ -326,70 +273,3 @@ class RequestEnvelope:
             rid,
             hint="send fewer rows per request or raise MLPACK_MAX_BODY_BYTES",
         )
-
-    async def _body(self, receive: Callable[[], Awaitable[dict]], *, limited: bool) -> bytes:
-        """The whole body, under the body deadline and (chunked) the size limit; ClientDisconnect if the client left."""
-        deadlines = self._deadlines
-        message = await deadlines.receive(receive)
-        if message["type"] != "http.request":
-            raise ClientDisconnect()
-        body = message.get("body", b"")
-        if limited and len(body) > self.max_body:
-            raise BodyTooLarge()
-        if not message.get("more_body", False):
-            return body
-        chunks = [body]
-        seen = len(body)
-        while True:
-            message = await deadlines.receive(receive)
-            if message["type"] != "http.request":
-                raise ClientDisconnect()
-            chunk = message.get("body", b"")
-            seen += len(chunk)
-            if limited and seen > self.max_body:
-                raise BodyTooLarge()
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
-
-    async def _discard(self, receive: Callable[[], Awaitable[dict]], *, limited: bool) -> None:
-        seen = 0
-        while True:
-            message = await self._deadlines.receive(receive)
-            if message["type"] != "http.request":
-                return
-            seen += len(message.get("body", b""))
-            if limited and seen > self.max_body:
-                raise BodyTooLarge()
-            if not message.get("more_body", False):
-                return
-
-    def _guarded(self, receive: Callable[[], Awaitable[dict]], *, limited: bool) -> Callable[[], Awaitable[dict]]:
-        """A receive under the body deadline (until the body is complete) and, chunked, the size limit."""
-        done = False
-        seen = 0
-        limit = self.max_body
-        deadlines = self._deadlines
-
-        async def guarded() -> dict:
-            nonlocal done, seen
-            if done:  # after the body, receive only waits for a disconnect: no deadline
-                return await receive()
-            message = await deadlines.receive(receive)
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                done = True
-            if limited and message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise BodyTooLarge()
-            return message
-
-        return guarded
-
-
-async def _drain(receive: Callable[[], Awaitable[dict]]) -> bytes:
-    """The (empty) body of a request without Content-Length or chunked encoding."""
-    message = await receive()
-    if message["type"] != "http.request":
-        raise ClientDisconnect()
-    return message.get("body", b"")

@@ -149,7 +149,7 @@ def _serve_error(exc: ServeError, rid: str) -> Reply:
     return error_reply(status, exc.message, rid, hint=exc.hint)
 
 
-_BINARY_HEADERS = b"application/octet-stream"
+_OCTET_STREAM = b"application/octet-stream"
 
 
 def _header(scope: dict, name: bytes) -> str | None:
@@ -198,7 +198,7 @@ def build_routes(state: ServerState) -> list[Route]:
             return _serve_error(exc, rid)
         if header_len is None:
             return 200, payload, JSON_HEADERS
-        return 200, payload, [(b"content-type", _BINARY_HEADERS), (b"inference-header-content-length", b"%d" % header_len)]
+        return 200, payload, [(b"content-type", _OCTET_STREAM), (b"inference-header-content-length", b"%d" % header_len)]
 
     async def live(request: Request) -> Response:
         return Response(b'{"live":true}', media_type=JSON)

@@ -207,3 +207,17 @@ def test_requests_in_server_counts_what_uvicorn_holds() -> None:
     assert all(a.startswith(b"HTTP/1.1 200") for a in answers)
     assert seen == [1, 2]
     assert requests_in_server() == 0  # the server is gone, and so are its requests
+
+
+def test_a_held_head_for_a_client_that_left_is_dropped_quietly() -> None:
+    async def main() -> list[int]:
+        real, peer = await _pair()
+        one = _OneWrite(real, asyncio.get_running_loop())
+        one.write(b"head")
+        real.transport.abort()  # the connection is gone before the loop's next turn
+        peer.close()
+        await asyncio.sleep(0)  # the scheduled flush runs and finds nobody
+        await asyncio.sleep(0)
+        return real.calls
+
+    assert asyncio.run(main()) == []

@@ -147,3 +147,20 @@ def test_inference_routes_are_labelled_by_template_and_errors_keep_their_body(ir
     doc = json.loads(text)
     assert doc["request_id"] == "abc-1" and "not valid JSON" in doc["error"] and doc["hint"]
     assert int(headers["content-length"]) == len(text)
+
+
+def test_a_send_that_fails_midway_is_not_answered_twice(iris_bundle: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async def body(app: Any) -> list[dict]:
+        call = Call("/predict", [ROW])
+
+        async def broken(message: dict) -> None:
+            call.sent.append(message)
+            if message["type"] == "http.response.body":
+                raise OSError("connection reset while writing")
+
+        await app(call.scope(), call.receive, broken)
+        return call.sent
+
+    sent = _run(iris_bundle, body)
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]  # no 500 after a started 200
+    assert any(r.getMessage() == "unhandled error" for r in caplog.records)
