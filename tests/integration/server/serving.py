@@ -109,3 +109,15 @@ def serving(bundle: Path, log: Path, *args: str, env: dict | None = None) -> Ite
         yield served
     finally:
         stop(served)
+
+
+def external_python(variable: str, package: str) -> str:
+    """The python of a venv that has ``package`` (named by ``variable``; .ci/bootstrap makes
+    .venv-clients/PACKAGE), or a skip saying why there is none."""
+    import pytest
+
+    python = os.environ.get(variable)
+    if not python:
+        pytest.skip(f"{package} cannot share the test venv (its pins downgrade pandas/psutil) and .ci/bootstrap could not "
+                    f"make .venv-clients/{package} (no package index?): set {variable} to a venv's python that has it")
+    return python

@@ -17,7 +17,7 @@ import pytest
 
 from mlpack.bundle import Bundle
 from mlpack.endpoint import wait_ready
-from tests.integration.server.serving import READY_TIMEOUT_S, Served, get, serving, start, stop
+from tests.integration.server.serving import READY_TIMEOUT_S, Served, external_python, get, serving, start, stop
 from tests.plugins.server import WORDS
 
 
@@ -369,16 +369,8 @@ def test_fuzzed_grpc_messages_never_get_internal(iris_server: Served) -> None:
     assert "Traceback" not in iris_server.log.read_text()
 
 
-def _external_python(variable: str, package: str) -> str:
-    python = os.environ.get(variable)
-    if not python:
-        pytest.skip(f"{package} cannot share the test venv (its pins downgrade pandas/psutil) and .ci/bootstrap could not "
-                    f"make .venv-clients/{package} (no package index?): set {variable} to a venv's python that has it")
-    return python
-
-
 def test_kserve_rest_and_grpc_clients(iris_server: Served, iris_bundle: Path, tmp_path: Path) -> None:
-    python = _external_python("MLPACK_KSERVE_PYTHON", "kserve")
+    python = external_python("MLPACK_KSERVE_PYTHON", "kserve")
     x = Bundle.load(iris_bundle).sample()["input"]
     want = Bundle.load(iris_bundle).load_predictor(threads=1).run({"input": x})
     doc = {"model": "iris", "input": "input", "x": x.tolist(), "outputs": {k: v.tolist() for k, v in want.items()}}
@@ -393,7 +385,7 @@ def test_kserve_rest_and_grpc_clients(iris_server: Served, iris_bundle: Path, tm
 
 
 def test_mlserver_codecs_numeric_and_strings(iris_server: Served, iris_bundle: Path, words_server: Served, words_bundle: Path, tmp_path: Path) -> None:
-    python = _external_python("MLPACK_MLSERVER_PYTHON", "mlserver")
+    python = external_python("MLPACK_MLSERVER_PYTHON", "mlserver")
     x = Bundle.load(iris_bundle).sample()["input"]
     iris_want = Bundle.load(iris_bundle).load_predictor(threads=1).run({"input": x})
     text = _texts()

@@ -15,6 +15,7 @@ import pytest
 from mlpack.endpoint import wait_ready
 from mlpack.server.tensors import V2_OF_NUMPY
 from mlpack.settings import Settings
+from tests.integration.server.serving import external_python
 
 pytestmark = [pytest.mark.integration, pytest.mark.build, pytest.mark.runtime, pytest.mark.slow]
 EXTERNAL = Path(__file__).parent / "external"
@@ -69,14 +70,6 @@ def test_triton_grpc_and_http_clients_against_the_container(published: dict[int,
         http_client.close()
 
 
-def _external(variable: str, package: str) -> str:
-    python = os.environ.get(variable)
-    if not python:
-        pytest.skip(f"{package} cannot share the test venv and .ci/bootstrap could not make .venv-clients/{package}: "
-                    f"set {variable} to a venv's python that has it")
-    return python
-
-
 def _run_external(python: str, argv: list[str]) -> str:
     done = subprocess.run([python, *argv], capture_output=True, text=True, timeout=120,
                           env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
@@ -86,7 +79,7 @@ def _run_external(python: str, argv: list[str]) -> str:
 
 def test_kserve_rest_and_grpc_clients_against_the_container(published: dict[int, int], sklearn_bundle,  # type: ignore[no-untyped-def]
                                                             tmp_path: Path) -> None:
-    python = _external("MLPACK_KSERVE_PYTHON", "kserve")
+    python = external_python("MLPACK_KSERVE_PYTHON", "kserve")
     name, x, want = _sample(sklearn_bundle)
     assert x.dtype == np.float32  # the script sends FP32
     doc = {"model": sklearn_bundle.name, "input": name, "x": x.tolist(), "outputs": {k: v.tolist() for k, v in want.items()}}
@@ -97,7 +90,7 @@ def test_kserve_rest_and_grpc_clients_against_the_container(published: dict[int,
 
 
 def test_mlserver_codec_against_the_container(published: dict[int, int], sklearn_bundle, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    python = _external("MLPACK_MLSERVER_PYTHON", "mlserver")
+    python = external_python("MLPACK_MLSERVER_PYTHON", "mlserver")
     _, x, want = _sample(sklearn_bundle)
     cases = [{"url": f"http://127.0.0.1:{published[8080]}", "model": sklearn_bundle.name, "codec": "numpy",
               "x": x.tolist(), "outputs": {k: v.tolist() for k, v in want.items()}}]
