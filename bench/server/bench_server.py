@@ -30,7 +30,8 @@ grpcio's server; the server CPU time per call is reported for both.
 ``--apps`` picks the rows (default: all of them); ``--ref DIR`` adds a row
 ``mlpack-ref``, the same server run from another checkout of mlpack (say
 ``git worktree add /tmp/ref main``), measured in the same run, interleaved
-with the rest: a before/after comparison that the machine's load cannot skew.
+with the rest: a before/after comparison that the machine's load cannot skew
+(with ``mlpack-h2load`` in the rows, ``mlpack-ref-h2load`` loads its gRPC port too).
 """
 
 from __future__ import annotations
@@ -444,6 +445,8 @@ def main(argv: list[str] | None = None) -> int:
         if "mlpack-h2load" in apps:
             if shutil.which("h2load"):
                 cells += [(mlpack_server, int(c), "h2load", "mlpack-h2load") for c in args.connections.split(",")]
+                cells += [(s, int(c), "h2load", "mlpack-ref-h2load")
+                          for c in args.connections.split(",") for s in servers if s.name == "mlpack-ref"]
             else:
                 notes.append("mlpack-h2load skipped: h2load not found (apt-get install -y nghttp2-client)")
         cells += [(s, int(c), "grpc", "mlserver-grpc") for c in args.connections.split(",") for s in servers if s.name == "mlserver" and "mlserver-grpc" in apps]
@@ -467,10 +470,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nload average before {load_before}, after {load_after}; {os.cpu_count()} CPUs; {args.duration}s per cell, {args.rounds} round(s)")
     print("(CPU us/req: server CPU time, all its threads and processes, per answered request; it")
     print(" stays meaningful when other load on the machine distorts req/s and latencies)")
-    print(f"{'app':14s} {'conns':>5s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'CPU us/req':>10s} {'non-2xx':>8s} {'RSS MB':>7s}")
+    print(f"{'app':17s} {'conns':>5s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'CPU us/req':>10s} {'non-2xx':>8s} {'RSS MB':>7s}")
     for r in results:
         print(
-            f"{r['app']:14s} {r['connections']:5d} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f}"
+            f"{r['app']:17s} {r['connections']:5d} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f}"
             f" {r['cpu_us']:10.0f} {r['non2xx']:8d} {r['rss_mb']:7.1f}"
         )
     by = {(r["app"], r["connections"]): r for r in results}
@@ -485,6 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         ("mlpack", "bentoml", top),
         ("mlpack-grpc", "mlpack-pyhttp", top),
         ("mlpack-h2load", "mlpack", top),
+        ("mlpack-h2load", "mlpack-ref-h2load", top),
         ("mlpack-grpc", "mlserver-grpc", top),
         ("mlp-batched", "mlp-unbatched", args.batch_connections),
     ]

@@ -49,6 +49,7 @@ async def drive(app, path: str, body: bytes, n: int, headers: list, concurrency:
         "server": ("127.0.0.1", 8080), "client": ("127.0.0.1", 40000), "scheme": "http", "method": "POST",
         "root_path": "", "path": path, "raw_path": path.encode(), "query_string": b"",
         "headers": headers, "state": {},
+        "extensions": {"http.response.trailers": {}, "mlpack.trailers_only": {"disconnected": lambda: False}, "mlpack.unary": {}},
     }
     status = []
 
@@ -102,10 +103,21 @@ async def drive(app, path: str, body: bytes, n: int, headers: list, concurrency:
     return seconds
 
 
+def _grpc_body() -> bytes:
+    """One framed ModelInferRequest for iris (raw_input_contents), as bench_server.py sends it."""
+    sys.path.insert(1, str(Path(__file__).resolve().parent))
+    from bench_server import grpc_request
+
+    from mlpack.server.grpc.wire import frame
+
+    return frame(grpc_request([5.1, 3.5, 1.4, 0.2]))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--requests", type=int, default=5000)
-    ap.add_argument("--route", choices=("predict", "v2"), default="predict")
+    ap.add_argument("--route", choices=("predict", "v2", "grpc"), default="predict",
+                    help="grpc: ModelInfer through the gRPC ASGI app (mlpack.server.grpc.asgi)")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--concurrency", type=int, default=1, help="requests started together (1: one after another)")
     ap.add_argument("--no-batching", action="store_true", help="the server's --no-batching")
@@ -124,10 +136,15 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app(bundle, ServerConfig(grpc_port=0, batching=not args.no_batching))
     if args.route == "predict":
         path, body = "/predict", json.dumps({"inputs": [[5.1, 3.5, 1.4, 0.2]]}).encode()
-    else:
+    elif args.route == "v2":
         path = "/v2/models/iris/infer"
         body = json.dumps({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}).encode()
-    headers = [(b"host", b"127.0.0.1:8080"), (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    else:
+        path, body = "/inference.GRPCInferenceService/ModelInfer", _grpc_body()
+    if args.route == "grpc":
+        headers = [(b"content-type", b"application/grpc"), (b"te", b"trailers")]
+    else:
+        headers = [(b"host", b"127.0.0.1:8080"), (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
 
     async def go() -> None:
         async with app.router.lifespan_context(app):
@@ -137,7 +154,15 @@ def main(argv: list[str] | None = None) -> int:
             if args.profile:
                 prof = cProfile.Profile()
                 prof.enable()
-            times = [await drive(app, path, body, args.requests, headers, args.concurrency)
+            target = app
+            if args.route == "grpc":
+                from mlpack.server.grpc.asgi import GrpcApp
+                from mlpack.server.logs import AccessLog
+                from mlpack.server.routes import run_model
+
+                state = app.state.mlpack
+                target = GrpcApp(state, lambda runner, feeds, rid: run_model(state, runner, feeds, rid), AccessLog())
+            times = [await drive(target, path, body, args.requests, headers, args.concurrency)
                      for _ in range(1 if args.profile else args.rounds)]
             if args.profile:
                 prof.disable()

@@ -24,7 +24,7 @@ try:
 except ImportError:  # pragma: no cover - httptools is part of uvicorn[standard]
     _Fast = H11Protocol  # type: ignore[misc,assignment]
 
-__all__ = ["HeaderDeadlineProtocol", "set_header_timeout", "requests_in_server"]
+__all__ = ["HeaderDeadlineProtocol", "set_header_timeout", "requests_in_server", "track_requests"]
 
 _TIMEOUT = {"seconds": 10.0}
 # uvicorn's state of each server in this process that uses the protocol: its ``tasks``
@@ -46,6 +46,13 @@ def requests_in_server() -> int:
     return n
 
 
+def track_requests(server_state: Any) -> None:
+    """Count the requests of this uvicorn server (its ``tasks``) in :func:`requests_in_server`;
+    the gRPC server's protocol calls it so gRPC calls share micro-batches as HTTP requests do."""
+    if not any(state is server_state for state in _SERVERS):
+        _SERVERS.append(server_state)
+
+
 def set_header_timeout(seconds: float) -> None:
     """The header deadline of every connection accepted from now on (per worker process)."""
     _TIMEOUT["seconds"] = seconds
@@ -64,8 +71,7 @@ class HeaderDeadlineProtocol(_Fast):  # type: ignore[misc,valid-type]
     _since = 0.0  # when the connection began waiting for a request's headers
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
-        if not any(state is self.server_state for state in _SERVERS):
-            _SERVERS.append(self.server_state)
+        track_requests(self.server_state)
         super().connection_made(_OneWrite(transport, self.loop))
         self._since = self.loop.time()
         self._deadline = self.loop.call_at(self._since + _TIMEOUT["seconds"], self._expire)

@@ -2,7 +2,8 @@
 
 Inputs come as typed ``contents`` or as ``raw_input_contents`` (one buffer per
 input, the REST binary extension's layout, BYTES with 4-byte lengths); either
-way every tensor goes through :func:`mlpack.server.tensors.coerce`, as on REST.
+way every tensor goes through :func:`mlpack.server.tensors.coerce_numbers` (``coerce``'s
+result and errors, in one pass for the common tensor), as on REST.
 The response is raw when the request was (Triton's clients read either).
 """
 
@@ -16,7 +17,7 @@ from mlpack.server.codec import Decoded, binary_tensor, bytes_buffer
 from mlpack.server.protocol import MODEL_VERSION, input_spec
 from mlpack.server.shapes import check_v2_shape
 from mlpack.server.tables import v2_column
-from mlpack.server.tensors import Spec, check_rows, coerce, invalid, v2_datatype
+from mlpack.server.tensors import Spec, check_rows, coerce_numbers, invalid, v2_datatype
 
 __all__ = ["decode_request", "encode_response"]
 
@@ -61,8 +62,8 @@ def _typed(tensor: Any) -> Any:
 def decode_request(request: Any, inputs: Sequence[Spec], outputs: Sequence[Spec], table: Any = None) -> Decoded:
     """Validated feeds and the requested outputs of a ModelInferRequest, or a 422 ServeError
     (a table model, ``table``: one column per input, as on REST V2)."""
-    raw = list(request.raw_input_contents)
-    tensors = list(request.inputs)
+    raw = request.raw_input_contents
+    tensors = request.inputs
     given = len(tensors)
     if raw and len(raw) != given:
         raise invalid(f"raw_input_contents has {len(raw)} buffers for {given} inputs", hint="send one buffer per input, in order")
@@ -83,7 +84,7 @@ def decode_request(request: Any, inputs: Sequence[Spec], outputs: Sequence[Spec]
         if table is not None and table.kind == "table":
             feeds[spec.name] = v2_column(table, spec, data, shape)
         else:
-            feeds[spec.name] = coerce(spec, data, shape=shape)
+            feeds[spec.name] = coerce_numbers(spec, data, shape=shape)
     missing = [s.name for s in inputs if s.name not in feeds]
     if missing:
         raise invalid(f"missing input {missing[0]!r}", input=missing[0], hint=f"the model's inputs are {[s.name for s in inputs]}")

@@ -33,6 +33,7 @@ import zttp
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.zttp_h2_impl import RequestResponseCycle, ZttpH2Protocol
 
+from mlpack.server.connection import track_requests
 from mlpack.server.logs import server_logger
 
 __all__ = ["GrpcH2Protocol", "STREAMS_PER_CONNECTION", "RESETS_PER_CONNECTION", "IDLE_TIMEOUT_S"]
@@ -64,6 +65,13 @@ class GrpcCycle(RequestResponseCycle):
             self.trailers_expected = message.get("trailers", False)
             if message.get("trailers_only", False):
                 self.stream.send_response(message["status"], list(message["headers"]), True)
+                self._done()
+                return
+            if "mlpack.body" in message:  # the mlpack.unary extension: head, message and trailers at once
+                self.stream.send_response(message["status"], list(message["headers"]))
+                self.stream.send_data(message["mlpack.body"])
+                self.body_complete = True
+                self.stream.end_message(list(message["mlpack.trailers"]))
                 self._done()
                 return
             self.stream.send_response(message["status"], list(message.get("headers", ())))
@@ -115,6 +123,10 @@ class GrpcH2Protocol(ZttpH2Protocol):
         self.highest = 0  # the highest stream id the client opened
         self.last_stream_id: int | None = None  # set by the final GOAWAY
         self.flush_pending = False
+
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        track_requests(self.server_state)  # gRPC calls read but not yet started join micro-batches too
+        super().connection_made(transport)
 
     # -- writing: one write per loop iteration, however many streams answered in it ----------
 
@@ -226,8 +238,11 @@ class GrpcH2Protocol(ZttpH2Protocol):
         if not event.target.isascii():
             self.conn.stream(event.stream_id).reset(0x1)  # PROTOCOL_ERROR, RFC 9113 8.1.1
             return
-        headers = event.headers.to_list(lowercase_names=True) if isinstance(event.headers, zttp.HeaderBlock) \
-            else [(name.lower(), value) for name, value in event.headers]
+        headers = event.headers
+        if isinstance(headers, zttp.HeaderBlock):
+            headers = headers.to_list(lowercase_names=True)
+        # else a list of this event's own: HTTP/2 field names are lowercase (zttp refuses a
+        # request with an uppercase byte in one, RFC 9113 8.2.1), so no copy to lowercase them
         path = event.path.decode("ascii")
         cycle: GrpcCycle
 
@@ -248,7 +263,7 @@ class GrpcH2Protocol(ZttpH2Protocol):
             "query_string": event.query,
             "headers": headers,
             "state": self.app_state.copy(),
-            "extensions": {"http.response.trailers": {}, "mlpack.trailers_only": {"disconnected": gone}},
+            "extensions": {"http.response.trailers": {}, "mlpack.trailers_only": {"disconnected": gone}, "mlpack.unary": {}},
         }
         cycle = GrpcCycle(
             scope=scope,  # type: ignore[arg-type]

@@ -12,7 +12,6 @@ REST answers 500. :mod:`mlpack.server.grpc.asgi` carries them over HTTP/2.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
@@ -24,6 +23,7 @@ from mlpack.errors import ServeError
 from mlpack.server.grpc.codec import decode_request, encode_response
 from mlpack.server.grpc.messages import SERVICE, method_types
 from mlpack.server.grpc.wire import STATUS_OF_HTTP, RpcError, Status
+from mlpack.server.http import RequestIds
 from mlpack.server.protocol import (
     MODEL_VERSION,
     model_config,
@@ -67,6 +67,7 @@ class Method:
     request_class: Any
     call: Callable[[Any, str], Awaitable[Any]]
     counted: bool
+    new_id: Callable[[], str]  # a request id for an inference that brings none (the HTTP server's kind)
 
     def parse(self, message: bytes) -> Any:
         """The request message; INVALID_ARGUMENT when ``message`` does not parse."""
@@ -76,14 +77,16 @@ class Method:
             raise RpcError(Status.INVALID_ARGUMENT, f"the request is not a valid {self.request_class.DESCRIPTOR.name}") from None
 
     def request_id(self, request: Any) -> str:
-        if self.counted and _SAFE_ID.match(request.id):
-            return request.id
-        return os.urandom(8).hex() if self.counted else "-"
+        if not self.counted:
+            return "-"
+        given = request.id
+        return given if given and _SAFE_ID.match(given) else self.new_id()
 
 
 def methods(state: Any, infer: Callable[[Any, dict, str], Awaitable[Any]]) -> dict[str, Method]:
     """The service's methods by path; ``infer(runner, feeds, request_id)`` runs the model as REST does."""
     types = method_types()
+    new_id = RequestIds()
 
     def parsed(method: str, doc: Any) -> Any:
         return json_format.ParseDict(doc, types[method][1](), ignore_unknown_fields=True)
@@ -147,7 +150,7 @@ def methods(state: Any, infer: Callable[[Any, dict, str], Awaitable[Any]]) -> di
     }
     return {
         f"/{SERVICE}/{name}": Method(
-            name, f"/{SERVICE}/{name}", types[name][0], fn, counted=name == "ModelInfer"
+            name, f"/{SERVICE}/{name}", types[name][0], fn, counted=name == "ModelInfer", new_id=new_id
         )
         for name, fn in functions.items()
     }

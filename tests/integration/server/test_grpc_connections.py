@@ -292,6 +292,57 @@ def test_error_messages_are_percent_encoded(h2: H2) -> None:
     assert "input" in unquote(message.decode())
 
 
+def _frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+
+def _literal(name: bytes, value: bytes) -> bytes:
+    """An HPACK literal field without indexing, new name, no Huffman (RFC 7541 6.2.2)."""
+    return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+
+def test_an_uppercase_header_name_never_reaches_the_app(iris_server: Served) -> None:
+    """HTTP/2 field names are lowercase (RFC 9113 8.2.1) and the server relies on it: a HEADERS
+    frame with ``Content-Type`` (hand-encoded: no client library sends one) is refused at the
+    protocol layer, not served, and the server goes on serving."""
+    fields = (b"\x83\x86"  # :method POST, :scheme http (static table)
+              + b"\x04" + bytes([len(INFER)]) + INFER.encode()  # :path, literal value
+              + _literal(b"Content-Type", b"application/grpc") + _literal(b"te", b"trailers"))
+    body = _framed(_request())
+    with socket.create_connection(("127.0.0.1", iris_server.grpc_port), timeout=30) as sock:
+        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(0x4, 0, 0, b"")  # preface, SETTINGS
+                     + _frame(0x1, 0x4, 1, fields) + _frame(0x0, 0x1, 1, body))  # HEADERS, DATA + END_STREAM
+        received = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            received += chunk
+            kinds = _frame_kinds(received)
+            if {0x1, 0x3, 0x7} & set(kinds):  # an answer's HEADERS, or RST_STREAM / GOAWAY (refused)
+                break
+    kinds = _frame_kinds(received)
+    assert 0x1 not in kinds and 0x0 not in kinds, "the request with an uppercase field name was answered"
+    status, _, data, trailers = H2(iris_server.grpc_port).call(INFER.encode(), body)
+    assert status == 200 and _code(trailers) == "OK" and _label(data[5:]) == [0]
+    assert "Traceback" not in iris_server.logs()
+
+
+def _frame_kinds(data: bytes) -> list[int]:
+    """The types of the whole frames in ``data`` (after the server's SETTINGS)."""
+    kinds, pos = [], 0
+    while pos + 9 <= len(data):
+        length = int.from_bytes(data[pos:pos + 3], "big")
+        if pos + 9 + length > len(data):
+            break
+        kinds.append(data[pos + 3])
+        pos += 9 + length
+    return kinds
+
+
 def test_a_message_over_the_limit_is_refused_before_it_is_read(h2: H2) -> None:
     """The prefix declares 1 GiB: the answer comes after the first chunk, not after a gigabyte."""
     _, _, _, trailers = h2.call(INFER.encode(), b"\x00\x40\x00\x00\x00" + b"\0" * 1000)
