@@ -292,6 +292,42 @@ def test_error_messages_are_percent_encoded(h2: H2) -> None:
     assert "input" in unquote(message.decode())
 
 
+def test_calls_that_arrive_together_share_one_model_run(iris_server: Served) -> None:
+    """Eight calls in one TCP write: the server reads them in one go and, as for HTTP requests,
+    the micro-batcher sees them all in the server and runs them as one batch."""
+    import zttp
+
+    runs, merged = "mlpack_batch_requests_count", "mlpack_batch_requests_sum"
+    runs_before, merged_before = _metric(iris_server, runs), _metric(iris_server, merged)
+    conn = zttp.Connection(zttp.CLIENT, protocol=zttp.HTTP2)
+    conn.initiate_connection()
+    streams = []
+    for _ in range(8):
+        stream = conn.send_request(b"POST", INFER.encode(), b"2", [(b"host", b"127.0.0.1"), (b"content-type", b"application/grpc"), (b"te", b"trailers")])
+        stream.send_data(_framed(_request()))
+        stream.end_message()
+        streams.append(stream.stream_id)
+    bodies: dict[int, bytes] = {}
+    codes: dict[int, str] = {}
+    with socket.create_connection(("127.0.0.1", iris_server.grpc_port), timeout=30) as sock:
+        sock.sendall(conn.data_to_send())  # one write: preface, SETTINGS and the eight calls
+        while len(codes) < 8:
+            event = conn.next_event()
+            if event is zttp.NEED_DATA:
+                sock.sendall(conn.data_to_send())
+                chunk = sock.recv(65536)
+                assert chunk, "the server closed the connection"
+                conn.receive_data(chunk)
+            elif isinstance(event, zttp.Data):
+                bodies[event.stream_id] = bodies.get(event.stream_id, b"") + event.data
+            elif isinstance(event, zttp.EndOfMessage):
+                codes[event.stream_id] = _code(dict(event.trailers))
+    assert sorted(codes) == streams and set(codes.values()) == {"OK"}
+    assert all(_label(bodies[s][5:]) == [0] for s in streams)
+    assert _metric(iris_server, merged) - merged_before == 8
+    assert _metric(iris_server, runs) - runs_before == 1, "the eight calls did not share a model run"
+
+
 def _frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
     return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
 
