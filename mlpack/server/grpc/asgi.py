@@ -154,8 +154,7 @@ class GrpcApp:
             raise RpcError(Status.RESOURCE_EXHAUSTED, f"the server is serving {self.max_concurrent} calls; retry later")
         request = method.parse(unframe(await self._body(receive), coding, self.limit))
         rid = scope[_RID] = method.request_id(request)
-        response = await method.call(request, rid)
-        return response.SerializeToString()
+        return await method.call(request, rid)
 
     async def _body(self, receive: Callable[[], Awaitable[dict]]) -> bytes:
         """The request body, refused (RESOURCE_EXHAUSTED) as soon as it is known to pass the limit."""

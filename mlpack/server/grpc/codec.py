@@ -99,21 +99,76 @@ def decode_request(request: Any, inputs: Sequence[Spec], outputs: Sequence[Spec]
     return Decoded(feeds, outputs=wanted, binary_all=bool(raw), id=request.id or None)
 
 
-def encode_response(response_class: Any, outputs: dict[str, Any], decoded: Decoded, *, model_name: str) -> Any:
-    """The ModelInferResponse for ``outputs``: raw contents when asked or when a type has no typed field."""
+def encode_response(response_class: Any, outputs: dict[str, Any], decoded: Decoded, *, model_name: str) -> bytes:
+    """The serialized ModelInferResponse for ``outputs``: raw contents when asked or when a type
+    has no typed field (raw: written directly, :func:`raw_response`)."""
     names = decoded.outputs if decoded.outputs is not None else list(outputs)
     arrays = [(name, np.asarray(outputs[name])) for name in names]
     types = [v2_datatype(arr) for _, arr in arrays]
     raw = decoded.binary_all or any(t not in _TYPED for t in types)
+    if raw:
+        return raw_response(model_name, decoded.id or "", arrays, types)
     response = response_class(model_name=model_name, model_version=MODEL_VERSION, id=decoded.id or "")
     for (name, arr), datatype in zip(arrays, types):
         tensor = response.outputs.add(name=name, datatype=datatype, shape=arr.shape)
-        if raw:
-            response.raw_output_contents.append(
-                bytes_buffer(arr) if datatype == "BYTES" else np.ascontiguousarray(arr).tobytes()
-            )
-        elif datatype == "BYTES":
+        if datatype == "BYTES":
             tensor.contents.bytes_contents.extend(v if isinstance(v, bytes) else str(v).encode() for v in arr.ravel().tolist())
         else:
             getattr(tensor.contents, _TYPED[datatype][0]).extend(arr.ravel().tolist())
-    return response
+    return response.SerializeToString()
+
+
+# -- raw responses, written as protobuf's wire format (a call's hot path) -------------------------
+#
+# ModelInferResponse: model_name = 1, model_version = 2, id = 3, outputs = 5 (InferOutputTensor:
+# name = 1, datatype = 2, shape = 3, packed), raw_output_contents = 6; every one length-delimited
+# (wire type 2), so each is its tag byte, a varint length, the bytes. protobuf parses what
+# ``response_class(...).SerializeToString()`` writes and this alike (tests/unit/server/test_grpc.py).
+
+_HEAD_CACHE: dict[tuple[str, str, tuple[int, ...]], bytes] = {}
+_HEAD_CACHE_MAX = 1024
+
+
+def _varint(n: int) -> bytes:
+    if n < 0x80:
+        return bytes((n,))
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _field(tag: int, data: bytes) -> bytes:
+    """A length-delimited field: its tag byte (field number << 3 | 2), length, bytes."""
+    return bytes((tag,)) + _varint(len(data)) + data
+
+
+def _output_head(name: str, datatype: str, shape: tuple[int, ...]) -> bytes:
+    """outputs (field 5) holding one InferOutputTensor's name, datatype and shape."""
+    key = (name, datatype, shape)
+    head = _HEAD_CACHE.get(key)
+    if head is None:
+        tensor = _field(0x0A, name.encode()) + _field(0x12, datatype.encode())
+        if shape:  # proto3 writes an empty packed field not at all
+            tensor += _field(0x1A, b"".join(_varint(d) for d in shape))
+        head = _field(0x2A, tensor)
+        if len(_HEAD_CACHE) >= _HEAD_CACHE_MAX:
+            _HEAD_CACHE.clear()
+        _HEAD_CACHE[key] = head
+    return head
+
+
+_VERSION_FIELD = _field(0x12, MODEL_VERSION.encode())
+
+
+def raw_response(model_name: str, request_id: str, arrays: Sequence[tuple[str, np.ndarray]], types: Sequence[str]) -> bytes:
+    """A serialized ModelInferResponse carrying ``arrays`` in raw_output_contents."""
+    parts = [_field(0x0A, model_name.encode()) if model_name else b"", _VERSION_FIELD,
+             _field(0x1A, request_id.encode()) if request_id else b""]
+    for (name, arr), datatype in zip(arrays, types):
+        parts.append(_output_head(name, datatype, arr.shape))
+    for (_, arr), datatype in zip(arrays, types):
+        parts.append(_field(0x32, bytes_buffer(arr) if datatype == "BYTES" else np.ascontiguousarray(arr).tobytes()))
+    return b"".join(parts)

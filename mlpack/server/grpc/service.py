@@ -59,13 +59,13 @@ def _model(state: Any, name: str, version: str) -> Any:
 @dataclass(frozen=True)
 class Method:
     """One method: its path (``/inference.GRPCInferenceService/Name``), request class, and
-    ``call(request, request_id) -> response message``; ``counted``: an inference, whose
+    ``call(request, request_id) -> the serialized response message``; ``counted``: an inference, whose
     request id comes from the message and whose calls in flight drive the micro-batcher."""
 
     name: str
     path: str
     request_class: Any
-    call: Callable[[Any, str], Awaitable[Any]]
+    call: Callable[[Any, str], Awaitable[bytes]]
     counted: bool
     new_id: Callable[[], str]  # a request id for an inference that brings none (the HTTP server's kind)
 
@@ -131,22 +131,28 @@ def methods(state: Any, infer: Callable[[Any, dict, str], Awaitable[Any]]) -> di
         try:
             decoded = decode_request(request, runner.inputs, runner.outputs, runner.table)
             outputs = await infer(runner, decoded.feeds, rid)
-            return encode_response(types["ModelInfer"][1], outputs, decoded, model_name=runner.name)
+            return encode_response(types["ModelInfer"][1], outputs, decoded, model_name=runner.name)  # serialized
         except ServeError as exc:
             status = int(getattr(exc, "status", 500) or 500)
             message = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
             raise RpcError(STATUS_OF_HTTP.get(status, Status.INTERNAL), message) from None
 
+    def serialized(fn: Callable[[Any, str], Awaitable[Any]]) -> Callable[[Any, str], Awaitable[bytes]]:
+        async def call(request: Any, rid: str) -> bytes:
+            return (await fn(request, rid)).SerializeToString()
+
+        return call
+
     functions = {
-        "ServerLive": server_live,
-        "ServerReady": server_ready,
-        "ModelReady": model_ready,
-        "ServerMetadata": server_meta,
-        "ModelMetadata": model_meta,
+        "ServerLive": serialized(server_live),
+        "ServerReady": serialized(server_ready),
+        "ModelReady": serialized(model_ready),
+        "ServerMetadata": serialized(server_meta),
+        "ModelMetadata": serialized(model_meta),
         "ModelInfer": model_infer,
-        "ModelConfig": config,
-        "ModelStatistics": statistics,
-        "RepositoryIndex": index,
+        "ModelConfig": serialized(config),
+        "ModelStatistics": serialized(statistics),
+        "RepositoryIndex": serialized(index),
     }
     return {
         f"/{SERVICE}/{name}": Method(

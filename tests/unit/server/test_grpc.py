@@ -53,11 +53,37 @@ def test_typed_and_raw_contents_decode_to_the_same_feeds() -> None:
 def test_response_is_raw_when_the_request_was() -> None:
     outputs = {"label": np.array([0, 2]), "probabilities": np.ones((2, 3), np.float32)}
     response_class = message("ModelInferResponse")
-    typed = encode_response(response_class, outputs, decode_request(_request(), [X], OUT), model_name="iris")
+    typed = response_class.FromString(encode_response(response_class, outputs, decode_request(_request(), [X], OUT), model_name="iris"))
     assert list(typed.outputs[0].contents.int64_contents) == [0, 2] and not typed.raw_output_contents
-    raw = encode_response(response_class, outputs, decode_request(_request(raw=bytes(32)), [X], OUT), model_name="iris")
+    raw = response_class.FromString(encode_response(response_class, outputs, decode_request(_request(raw=bytes(32)), [X], OUT), model_name="iris"))
     assert raw.raw_output_contents[0] == np.array([0, 2], np.int64).tobytes()
     assert list(raw.outputs[1].shape) == [2, 3]
+
+
+@pytest.mark.parametrize("model_name, request_id, arrays", [
+    ("iris", "", [("label", np.array([0, 2])), ("probabilities", np.ones((2, 3), np.float32))]),
+    ("m", "req-7", [("scalar", np.array(3.5, np.float64))]),  # shape (): no packed field at all
+    ("", "", [("empty", np.zeros((0, 4), np.float32))]),  # no model name, zero rows
+    ("modèle", "x" * 64, [("größe", np.arange(5000, dtype=np.int64).reshape(1000, 5))]),  # UTF-8, 40 kB buffer
+    ("text", "id", [("labels", np.array(["spam", "ham", "naïve", ""], dtype=object))]),  # BYTES
+    ("big", "", [("dims", np.zeros((300, 1, 129), np.uint8))]),  # dims and lengths over one varint byte
+])  # fmt: skip
+def test_raw_responses_written_directly_parse_as_protobuf_writes_them(model_name: str, request_id: str, arrays: list) -> None:
+    from mlpack.server.codec import bytes_buffer
+    from mlpack.server.grpc.codec import raw_response
+    from mlpack.server.protocol import MODEL_VERSION
+    from mlpack.server.tensors import v2_datatype
+
+    response_class = message("ModelInferResponse")
+    types = [v2_datatype(arr) for _, arr in arrays]
+    expected = response_class(model_name=model_name, model_version=MODEL_VERSION, id=request_id)
+    for (name, arr), datatype in zip(arrays, types):
+        expected.outputs.add(name=name, datatype=datatype, shape=arr.shape)
+        expected.raw_output_contents.append(bytes_buffer(arr) if datatype == "BYTES" else arr.tobytes())
+    written = raw_response(model_name, request_id, arrays, types)
+    assert response_class.FromString(written) == expected
+    assert written == expected.SerializeToString()  # field order and encoding as protobuf's own
+    assert raw_response(model_name, request_id, arrays, types) == written  # the cached heads give the same bytes
 
 
 def test_two_input_models_still_want_their_names() -> None:
