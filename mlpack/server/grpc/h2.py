@@ -128,6 +128,13 @@ class GrpcH2Protocol(ZttpH2Protocol):
         track_requests(self.server_state)  # gRPC calls read but not yet started join micro-batches too
         super().connection_made(transport)
 
+    def resume_reading_if_idle(self) -> None:
+        # uvicorn's walks every stream of the connection (for a body over the high-water mark)
+        # at each receive and each stream's end: with 32 calls in flight on a channel, 64 walks
+        # per call. Reading is paused only for such a body (handle_events), so only then walk.
+        if self.flow.read_paused:
+            super().resume_reading_if_idle()
+
     # -- writing: one write per loop iteration, however many streams answered in it ----------
 
     def flush_soon(self) -> None:
