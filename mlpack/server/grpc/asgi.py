@@ -54,6 +54,7 @@ _RID = "mlpack.request_id"  # the scope key of a call's request id, once its mes
 _GRPC = (b"content-type", b"application/grpc")
 _OK_TRAILERS = [(b"grpc-status", b"0")]
 _START_OK = {"type": "http.response.start", "status": 200, "headers": [_GRPC], "trailers": True}
+_NAME = {code: code.name for code in Status}  # an IntEnum's .name is a property lookup per call
 
 
 class _Cancelled(Exception):
@@ -131,10 +132,10 @@ class GrpcApp:
                 code = Status.CANCELLED
             seconds = time.perf_counter() - start
             endpoint = method.path if method is not None else "unmatched"
-            self.state.metrics.request_done(endpoint, "GRPC", code.name, seconds)  # type: ignore[arg-type]
+            self.state.metrics.request_done(endpoint, "GRPC", _NAME[code], seconds)
             if self.access_log is not None:
                 client = scope.get("client")
-                self.access_log.record(scope.get(_RID, "-"), "GRPC", scope["path"], int(code), seconds, client[0] if client else "-")
+                self.access_log.record(scope.get(_RID, "-"), "GRPC", scope["path"], code.value, seconds, client[0] if client else "-")
 
     async def _call(self, method: Method | None, content_type: bytes, encoding: bytes | None,
                     receive: Callable[[], Awaitable[dict]], scope: dict) -> bytes:
@@ -147,7 +148,7 @@ class GrpcApp:
         subtype = content_type[len(b"application/grpc"):]
         if subtype not in (b"", b"+proto") and not subtype.startswith((b";", b"+proto;")):
             raise RpcError(Status.UNIMPLEMENTED, f"content-type {content_type.decode('latin-1')!r}: only protobuf messages are served (application/grpc+proto)")
-        coding = encoding_of(encoding)
+        coding = "identity" if encoding is None else encoding_of(encoding)
         if coding is None:
             raise RpcError(Status.UNIMPLEMENTED, f"grpc-encoding {encoding.decode('latin-1')[:32]!r} is not supported")  # type: ignore[union-attr]
         if self.in_flight > self.max_concurrent:
