@@ -218,8 +218,13 @@ def _ms(text: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
 
 
+def client_threads(connections: int) -> int:
+    """Threads of a C load client (wrk, h2load): the same for both protocols."""
+    return 1 if connections < 32 else 2
+
+
 def wrk(server: Server, connections: int, duration: int, script: Path) -> dict:
-    threads = 1 if connections < 32 else 2
+    threads = client_threads(connections)
     proc = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(duration)}s", "--latency", "--timeout", "5s", "-s", str(script), server.url],
         capture_output=True,
@@ -272,32 +277,45 @@ def check_grpc(server: Server, body: bytes, labels: list[int]) -> None:
 H2LOAD_CALLS_PER_CONNECTION = 3500
 
 
-def h2load(server: Server, connections: int, body: bytes) -> dict:
+def h2load(server: Server, connections: int, body: bytes, duration: float) -> dict:
     """gRPC unary calls from nghttp2's h2load (C, like wrk): 4 connections (fewer below 4 calls
-    in flight) with the rest as concurrent streams. It reports a mean, not percentiles: p50_ms
-    holds the mean, p99_ms is not measured (nan)."""
+    in flight) with the rest as concurrent streams, as many threads as wrk gets for as many
+    connections; runs of it back to back for ``duration`` seconds (one run makes at most
+    H2LOAD_CALLS_PER_CONNECTION calls a connection). It reports a mean, not percentiles:
+    p50_ms holds the mean, p99_ms is not measured (nan)."""
     conns = min(4, connections)
     framed = Path(tempfile.mkdtemp()) / "call.bin"
     framed.write_bytes(b"\x00" + len(body).to_bytes(4, "big") + body)
-    proc = subprocess.run(
-        ["h2load", "-n", str(conns * H2LOAD_CALLS_PER_CONNECTION), "-c", str(conns), "-m", str(max(1, connections // conns)),
-         "-d", str(framed), "-H", "content-type: application/grpc", "-H", "te: trailers",
-         f"http://127.0.0.1:{server.grpc_port}{GRPC_INFER}"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    shutil.rmtree(framed.parent, ignore_errors=True)
-    out = proc.stdout
-    done = re.search(r"(\d+) succeeded, (\d+) failed", out)
-    if done is None:
-        raise RuntimeError(f"h2load failed against {server.name}: {out[-500:]} {proc.stderr[-500:]}")
-    rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))
-    mean = _ms(re.search(r"time for request:\s+\S+\s+\S+\s+(\S+)", out).group(1))
-    return {"rps": rps, "requests": int(done.group(1)), "p50_ms": mean, "p99_ms": float("nan"), "non2xx": int(done.group(2))}
+    ok = failed = 0
+    seconds = weighted_ms = 0.0
+    try:
+        while seconds < duration:
+            proc = subprocess.run(
+                ["h2load", "-n", str(conns * H2LOAD_CALLS_PER_CONNECTION), "-c", str(conns), "-m", str(max(1, connections // conns)),
+                 "-t", str(min(conns, client_threads(connections))),
+                 "-d", str(framed), "-H", "content-type: application/grpc", "-H", "te: trailers",
+                 f"http://127.0.0.1:{server.grpc_port}{GRPC_INFER}"],
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            out = proc.stdout
+            done = re.search(r"(\d+) succeeded, (\d+) failed", out)
+            if done is None:
+                raise RuntimeError(f"h2load failed against {server.name}: {out[-500:]} {proc.stderr[-500:]}")
+            calls, rps = int(done.group(1)), float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))
+            if not calls or not rps:
+                raise RuntimeError(f"h2load made no call to {server.name}: {out[-500:]}")
+            ok += calls
+            failed += int(done.group(2))
+            seconds += calls / rps
+            weighted_ms += calls * _ms(re.search(r"time for request:\s+\S+\s+\S+\s+(\S+)", out).group(1))
+    finally:
+        shutil.rmtree(framed.parent, ignore_errors=True)
+    return {"rps": ok / seconds, "requests": ok, "p50_ms": weighted_ms / max(1, ok), "p99_ms": float("nan"), "non2xx": failed}
 
 
 def measure(kind: str, server: Server, connections: int, duration: int, script: Path, grpc_body: bytes) -> dict:
     if kind == "h2load":
-        return h2load(server, connections, grpc_body)
+        return h2load(server, connections, grpc_body, duration)
     if kind == "grpc":
         return grpc_load(f"127.0.0.1:{server.grpc_port}", GRPC_INFER, grpc_body, connections, duration)
     if kind == "pyhttp":
