@@ -51,6 +51,7 @@ DEPS_CONTEXT = "deps"
 # them, and where the RUN step sees it (pip then installs with --no-index).
 WHEELS_CONTEXT = "wheels"
 WHEELHOUSE_DIR = "/tmp/mlpack/wheelhouse"
+UV_CACHE_DIR = "/root/.cache/uv"  # the RUN step's uv cache mount; uv's binary is kept there too
 CUDA_LIB_DIR = f"{VENV}/cuda-libs"
 # mlpack's own labels; users may not set keys under this prefix, so tools can trust them.
 LABEL_PREFIX = "io.mlpack."
@@ -245,6 +246,7 @@ def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base:
         "wheelhouse": WHEELHOUSE_DIR if wheelhouse else None,
         "uv_wheel": uv_wheel if uv_member else None,
         "uv_member": uv_member,
+        "uv_cache": UV_CACHE_DIR,
         "strip_installers": strip_installers(lock_lines(bundle, options)),
         "strip_paths": strip_paths(bundle, options),
         "deps": options.deps,
