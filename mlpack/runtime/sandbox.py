@@ -294,7 +294,9 @@ def _mount_overlay_bind(base: Path, index: int, bind: OverlayBind) -> Mount:
 
 def _cleanup(rt, sid: str, created: bool, rootfs: Path, cgroups_path: str,
              base: Path, workdir: Path | None, netns: Path | None) -> None:
-    if created:
+    if created and (rt.root / sid).exists():
+        # `run` in the foreground removes the container's state when its process exits: only
+        # a runtime that was killed (or failed half-way) leaves it to delete (3 execs saved a step)
         rt.call("delete", "--force", sid, check=False)
     remove_cgroup(cgroups_path)
     for point in sorted(mounts_under(base), key=len, reverse=True):
