@@ -244,7 +244,7 @@ def run_sandbox(
                              duration=time.monotonic() - started, timed_out=timed_out.is_set())
     finally:
         if uplink is not None:
-            uplink.stop()
+            uplink.stop(wait=False)  # the step is over: its exit (the netns goes with _cleanup) is reaped aside
         _cleanup(rt, sid, created, rootfs, cgroups_path, base, workdir if own_workdir else None, netns)
         if watchdog is not None:
             _stop_watchdog(watchdog)
