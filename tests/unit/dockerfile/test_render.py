@@ -190,3 +190,15 @@ def test_builder_parser_reads_the_same_instructions(stub_bundle, tmp_path: Path)
         assert [i.cmd for i in parsed.instructions] == [i.cmd for i in instrs]
         entry = [i for i in parsed.instructions if i.cmd == "ENTRYPOINT"][0]
         assert entry.json == ("/opt/venv/bin/python", "-m", "mlpack.server")
+
+
+def test_the_serving_user_and_the_serving_codes_bytecode_are_one_step(stub_bundle, tmp_path: Path) -> None:
+    """The builder stage runs no step for two lines of /etc/passwd alone: the user is made in the
+    step that compiles the serving code, after the code is copied (each RUN costs a sandbox)."""
+    _, instrs = _render(stub_bundle, tmp_path)
+    builder = instrs[:next(k for k, i in enumerate(instrs) if i.cmd == "FROM" and "AS runtime" in i.args)]
+    touching_app = [k for k, i in enumerate(builder) if "/opt/mlpack/app" in i.args]
+    [copy, user] = touching_app
+    assert builder[copy].cmd == "COPY" and builder[user].cmd == "RUN"
+    assert "mlpack:x:10001:10001:" in builder[user].args
+    assert "compileall -q --invalidation-mode unchecked-hash /opt/mlpack/app" in builder[user].args
