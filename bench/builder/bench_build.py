@@ -23,7 +23,8 @@ download caches) warmed by one untimed build each:
 
 mlpack is timed as a CLI process (``python -m mlpack build``, what a user
 runs; its own CPU time, user + system, is printed too: the figure that
-survives a busy machine) and, for rebuilds, also in-process
+survives a busy machine; for cold builds buildah's is printed too, with the
+runtimes and steps it waited for) and, for rebuilds, also in-process
 (``mlpack.builder.build()``, what a notebook pays). ``--cold-runs 0`` skips
 the cold builds (one untimed build still warms every cache). ``--cli-code
 DIR`` also times the mlpack of another checkout (say, main's head in a
@@ -289,22 +290,23 @@ def main() -> int:
 
     results: dict[str, object] = {"machine_load": os.getloadavg()}
 
-    def cold_mlpack() -> float:
+    def cold_mlpack() -> tuple[float, float]:
         shutil.rmtree(settings.cache_dir / "build", ignore_errors=True)
-        return timed(mlpack_cli, env, log)
+        return timed_cpu(mlpack_cli, env, log)
 
-    def cold_other() -> float:
+    def cold_other() -> tuple[float, float]:
         shutil.rmtree(settings.cache_dir / "build", ignore_errors=True)
-        return timed(other_cli, other_env, log)
+        return timed_cpu(other_cli, other_env, log)
 
-    def cold_buildah() -> float:
+    def cold_buildah() -> tuple[float, float]:
         subprocess.run(["buildah", *storage, "rmi", "-f", BUILDAH_TAG], capture_output=True)
         subprocess.run(["buildah", *storage, "rmi", "--prune"], capture_output=True)
-        return timed(buildah_cli, env, log)
+        return timed_cpu(buildah_cli, env, log)
 
     # cold: no step cache, base present, download caches warm; alternating the
     # order so that both tools see the same (shared, noisy) machine load
     cold: dict[str, list[float]] = {"mlpack": [], "other": [], "buildah": []}
+    cold_cpu: dict[str, list[float]] = {"mlpack": [], "other": [], "buildah": []}
     order = [("mlpack", cold_mlpack)]
     if other_env is not None:
         order.append(("other", cold_other))
@@ -312,9 +314,10 @@ def main() -> int:
         order.append(("buildah", cold_buildah))
     for i in range(args.cold_runs):
         for name, fn in (order if i % 2 == 0 else order[::-1]):
-            took = fn()
+            took, cpu = fn()
             cold[name].append(took)
-            print(f"{name:7} cold   {took:.2f} s", flush=True)
+            cold_cpu[name].append(cpu)
+            print(f"{name:7} cold   {took:.2f} s, CPU {cpu:.2f} s", flush=True)
     cold_m, cold_b, cold_o = cold["mlpack"], cold["buildah"], cold["other"]
     if cold_m:
         results["mlpack_cold_s"] = statistics.median(cold_m)
@@ -322,7 +325,11 @@ def main() -> int:
         results["buildah_cold_s"] = statistics.median(cold_b)
     if cold_o:
         results["other_cold_s"] = statistics.median(cold_o)
+    for name, cpus in cold_cpu.items():
+        if cpus:
+            results[f"{name}_cold_cpu_s"] = statistics.median(cpus)
     results["cold_runs"] = cold
+    results["cold_runs_cpu"] = cold_cpu
 
     # model-only rebuilds: a model never built before each time (captured outside the timing)
     from mlpack.builder import build
@@ -367,19 +374,23 @@ def main() -> int:
     if cold_m:
         print(f"{'cold build':28}{results['mlpack_cold_s']:>11.2f}s"
               + (f"{results['buildah_cold_s']:>11.2f}s" if use_buildah else f"{'-':>12}"))
+        print(f"{'  CPU (user+sys, children)':28}{results['mlpack_cold_cpu_s']:>11.2f}s"
+              + (f"{results['buildah_cold_cpu_s']:>11.2f}s" if use_buildah else f"{'-':>12}"))
     print(f"{'model-only rebuild (CLI)':28}{results['mlpack_rebuild_cli_s']:>11.3f}s"
           + (f"{results['buildah_rebuild_s']:>11.2f}s" if bud else f"{'-':>12}"))
     print(f"{'  its own CPU (user+sys)':28}{results['mlpack_rebuild_cli_cpu_s']:>11.3f}s{'-':>12}")
     print(f"{'model-only rebuild (API)':28}{results['mlpack_rebuild_api_s']:>11.3f}s{'-':>12}")
     if cold_o:
-        print(f"cold build (CLI) with {args.cli_code}: {results['other_cold_s']:.2f} s (median, alternating "
-              "with the above)" + (f"; its ratio to buildah {results['other_cold_s'] / results['buildah_cold_s']:.2f}"
-                                   if cold_b else ""))
+        print(f"cold build (CLI) with {args.cli_code}: {results['other_cold_s']:.2f} s, CPU "
+              f"{results['other_cold_cpu_s']:.2f} s (medians, alternating with the above)"
+              + (f"; its ratio to buildah {results['other_cold_s'] / results['buildah_cold_s']:.2f}, in CPU "
+                 f"{results['other_cold_cpu_s'] / results['buildah_cold_cpu_s']:.2f}" if cold_b else ""))
     if other:
         print(f"model-only rebuild (CLI) with {args.cli_code}: {statistics.median(other):.3f} s, "
               f"own CPU {statistics.median(other_cpu):.3f} s (medians, alternating with the above)")
     if bud and cold_m:
-        print(f"cold ratio mlpack/buildah: {results['cold_ratio']:.2f} (target <= 0.5); "
+        print(f"cold ratio mlpack/buildah: {results['cold_ratio']:.2f} (target <= 0.5), in CPU "
+              f"{results['mlpack_cold_cpu_s'] / results['buildah_cold_cpu_s']:.2f}; "
               f"model-only rebuild from the CLI: target < 0.1 s")
     if cold_m:
         results["breakdown"] = step_breakdown(ctx, settings, named)
