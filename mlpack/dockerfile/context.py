@@ -2,7 +2,7 @@
 
 The context directory holds exactly what the Dockerfile copies::
 
-    Dockerfile  .dockerignore  requirements.lock  importcheck.py  imports.txt  stripelf.py
+    Dockerfile  .dockerignore  requirements.lock  importcheck.py  imports.txt  stripelf.py  compilepy.py
     app/mlpack/...   the serving subset of mlpack (no build or CLI code)
     bundle/...       the bundle, byte for byte
 
@@ -84,8 +84,9 @@ INSTALLERS = {"pip": ("pip",), "setuptools": ("setuptools", "pkg_resources", "_d
               "wheel": ("wheel",)}
 # The build step that imports every distribution of the lock (stdlib-only script).
 IMPORT_CHECK = Path(__file__).with_name("importcheck.py")
-# The builder stage's debug-symbol strip (stdlib-only script, copied into the context).
+# The builder stage's debug-symbol strip and bytecode compile (stdlib-only scripts, copied into the context).
 STRIP_ELF = Path(__file__).with_name("_stripelf.py")
+COMPILE_PY = Path(__file__).with_name("_compilepy.py")
 _HEALTHCHECK = (
     "import os, urllib.request; "
     f"urllib.request.urlopen('http://127.0.0.1:%s/v2/health/ready' % os.environ.get('MLPACK_PORT', '{DEFAULT_PORT}'), timeout=4)"
@@ -153,6 +154,7 @@ def render(bundle_or_path: Any, options: RenderOptions | None = None, *,
         _write(out / "importcheck.py", IMPORT_CHECK.read_text())
         _write(out / "imports.txt", "".join(f"{m}\n" for m in required_modules(bundle)))
         _write(out / "stripelf.py", STRIP_ELF.read_text())
+        _write(out / "compilepy.py", COMPILE_PY.read_text())
     _write(out / ".dockerignore", render_template("dockerignore.j2", {"deps": options.deps},
                                                   extra_dir=options.template_dir))
     _write(out / "Dockerfile", text)

@@ -49,8 +49,8 @@ def test_cpu_dockerfile_has_two_stages_and_a_hardened_runtime(stub_bundle, tmp_p
     assert "python3 -m venv" in install.args and "command -v uv" in install.args
     assert "PIP_CERT=/run/secrets/ca-bundle" in install.args and "SSL_CERT_FILE=/run/secrets/ca-bundle" in install.args
     assert "/usr/local" not in install.args  # the base's python is found on PATH
-    strip = next(i for i in builder if i.cmd == "RUN" and "compileall" in i.args and "$sp" in i.args)
-    assert "--invalidation-mode unchecked-hash" in strip.args
+    strip = next(i for i in builder if i.cmd == "RUN" and "compilepy.py" in i.args and "$sp" in i.args)
+    assert '/opt/venv/bin/python -I /tmp/mlpack/compilepy.py "$sp"' in strip.args  # unchecked-hash (test_compilepy)
     assert "rm -rf" in strip.args and "pip setuptools pkg_resources _distutils_hack wheel" in strip.args
 
     # The runtime stage runs nothing: it copies, in the order things change.
@@ -140,7 +140,7 @@ def test_gpu_variant_swaps_onnxruntime_and_keeps_the_slim_base(stub_bundle, tmp_
     text = ctx.dockerfile.read_text()
     assert "nvidia/cuda" not in text and "cuda-toolkit" not in text  # no second CUDA
     by_stage = stages(instrs)
-    strip = next(i for i in by_stage["builder"] if i.cmd == "RUN" and "compileall" in i.args and "$sp" in i.args)
+    strip = next(i for i in by_stage["builder"] if i.cmd == "RUN" and "compilepy.py" in i.args and "$sp" in i.args)
     assert "/opt/venv/cuda-libs" in strip.args and '"$sp/nvidia"' in strip.args
     env = _env(by_stage["runtime"])
     assert env["LD_LIBRARY_PATH"] == "/opt/venv/cuda-libs"
