@@ -23,17 +23,22 @@ download caches) warmed by one untimed build each:
 
 mlpack is timed as a CLI process (``python -m mlpack build``, what a user
 runs; its own CPU time, user + system, is printed too: the figure that
-survives a busy machine) and, for rebuilds, also in-process
+survives a busy machine; for cold builds buildah's is printed too, with the
+runtimes and steps it waited for) and, for rebuilds, also in-process
 (``mlpack.builder.build()``, what a notebook pays). ``--cold-runs 0`` skips
 the cold builds (one untimed build still warms every cache). ``--cli-code
-DIR`` also times each CLI rebuild with the mlpack of another checkout (say,
-the previous commit's), on a model of its own: before and after in one run.
+DIR`` also times the mlpack of another checkout (say, main's head in a
+``git worktree``) from the CLI, alternating with the two tools: its cold
+builds on the context it renders itself (its own Dockerfile) and each
+rebuild on a model of its own: before and after in one run.
 buildah runs with runc (crun refuses this hybrid cgroup host without a
 mount-namespace workaround) and host networking; mlpack's RUN
 steps have their own namespace with a slirp4netns uplink
 (bench/builder/bench_run_network.py measures what that costs). Prints a table, then one more
 cold build's per-step breakdown (in-process, from the builder's StepDone
-events), and writes ``<home>/bench-build.json``.
+events: wall seconds and CPU seconds, the builder's own and that of the
+processes it waited for, RUN steps' sandboxes included), and writes
+``<home>/bench-build.json``.
 The home defaults to /var/tmp/mlpack-bench-build and is kept between runs
 (caches stay warm); the base comes from --base-layout (an OCI layout holding
 localhost/mlpack/python:3.11) or is bootstrapped with mmdebstrap.
@@ -128,34 +133,78 @@ def swap_bundle(ctx: Path, bundle: Path) -> None:
     shutil.copytree(bundle, target)
 
 
+def _cpu() -> tuple[float, float]:
+    """CPU seconds (user + system) of this process and of the children it waited for."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
+
+
 def step_breakdown(ctx: Path, settings: Settings, named: list[str]) -> dict[str, object]:
     """One more cold build, in-process, timing each step from the builder's events; "other" is
-    what no step accounts for (reading the context, stage setup, writing the manifest)."""
+    what no step accounts for (reading the context, stage setup, writing the manifest). CPU is
+    the builder's own and its children's (a RUN step's sandbox: runtime, shell, the command)."""
     from mlpack.builder import build
-    from mlpack.builder.events import StepCached, StepDone
+    from mlpack.builder.events import StepCached, StepDone, StepStarted
 
     shutil.rmtree(settings.cache_dir / "build", ignore_errors=True)
-    steps: list[tuple[str, str, float, int | None]] = []
+    steps: list[tuple[str, str, float, int | None, float, float]] = []
+    mark: list[tuple[float, float]] = [(0.0, 0.0)]
 
     def progress(event: object) -> None:
-        if isinstance(event, StepDone):
-            steps.append((event.stage_name, event.instruction, event.seconds, event.size))
+        if isinstance(event, StepStarted):
+            mark[0] = _cpu()
+        elif isinstance(event, StepDone):
+            me, kids = _cpu()
+            steps.append((event.stage_name, event.instruction, event.seconds, event.size,
+                          me - mark[0][0], kids - mark[0][1]))
         elif isinstance(event, StepCached):
-            steps.append((event.stage_name, event.instruction, 0.0, event.size))
+            steps.append((event.stage_name, event.instruction, 0.0, event.size, 0.0, 0.0))
 
+    cpu0 = _cpu()
     started = time.perf_counter()
     build(ctx, tag=MLPACK_TAG, settings=settings, source_date_epoch=int(EPOCH), build_contexts=named,
           progress=progress)
     total = time.perf_counter() - started
-    print(f"\ncold build, per step (in-process, {total:.2f} s):")
-    print(f"{'stage':10}{'seconds':>9}{'share':>7}{'layer MB':>10}  instruction")
-    for stage, instruction, seconds, size in steps:
+    cpu1 = _cpu()
+    own, kids = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+    print(f"\ncold build, per step (in-process, {total:.2f} s; CPU {own:.2f} s builder + {kids:.2f} s children):")
+    print(f"{'stage':10}{'seconds':>9}{'share':>7}{'cpu own':>9}{'cpu kids':>9}{'layer MB':>10}  instruction")
+    for stage, instruction, seconds, size, cpu_own, cpu_kids in steps:
+        if not seconds and not size:
+            continue  # metadata (ENV, LABEL, ...) and FROM: nothing to time
         mb = f"{size / 1e6:10.1f}" if size else f"{'-':>10}"
-        print(f"{stage[:10]:10}{seconds:9.2f}{seconds / total:7.0%}{mb}  {instruction[:70]}")
+        print(f"{stage[:10]:10}{seconds:9.2f}{seconds / total:7.0%}{cpu_own:9.2f}{cpu_kids:9.2f}{mb}  "
+              f"{' '.join(instruction.split())[:60]}")
     other = total - sum(s[2] for s in steps)
-    print(f"{'':10}{other:9.2f}{other / total:7.0%}{'':>10}  (other: context, stages, manifest)")
-    return {"total_s": total, "steps": [{"stage": st, "instruction": i, "seconds": sec, "size": sz}
-                                        for st, i, sec, sz in steps], "other_s": other}
+    other_own, other_kids = own - sum(s[4] for s in steps), kids - sum(s[5] for s in steps)
+    print(f"{'':10}{other:9.2f}{other / total:7.0%}{other_own:9.2f}{other_kids:9.2f}{'':>10}  "
+          "(other: context, stages, manifest)")
+    return {"total_s": total, "cpu_own_s": own, "cpu_children_s": kids,
+            "steps": [{"stage": st, "instruction": i, "seconds": sec, "size": sz, "cpu_own_s": co, "cpu_children_s": ck}
+                      for st, i, sec, sz, co, ck in steps], "other_s": other}
+
+
+def render_other(code: Path, bundle: Path, ctx: Path, mhome: Path) -> list[str]:
+    """The context the mlpack of ``code`` renders for ``bundle`` (its own Dockerfile and helper
+    scripts) at ``ctx``; returns its named build contexts as NAME=DIR."""
+    script = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from mlpack.builder.depsmode import render_for_build\n"
+        "from mlpack.dockerfile import RenderOptions\n"
+        "from mlpack.oci.layout import Store\n"
+        "from mlpack.settings import Settings\n"
+        "settings = Settings.from_env({'MLPACK_HOME': sys.argv[3]})\n"
+        f"options = RenderOptions(base='local', source_date_epoch={EPOCH})\n"
+        "r = render_for_build(Path(sys.argv[1]), options, settings, Store(settings.store_dir), deps='run',\n"
+        "                     out_dir=Path(sys.argv[2]))\n"
+        "print(json.dumps({k: str(v) for k, v in r.contexts.items()}))\n"
+    )
+    shutil.rmtree(ctx, ignore_errors=True)
+    out = subprocess.run([sys.executable, "-c", script, str(bundle), str(ctx), str(mhome)], check=True,
+                         capture_output=True, text=True, cwd="/", env=dict(os.environ, PYTHONPATH=str(code)))
+    contexts = json.loads(out.stdout.strip().splitlines()[-1])
+    return [f"{name}={path}" for name, path in contexts.items()]
 
 
 def main() -> int:
@@ -211,6 +260,14 @@ def main() -> int:
     other_env = dict(env, PYTHONPATH=str(args.cli_code)) if args.cli_code else None
     contexts = [arg for pair in named for arg in ("--build-context", pair)]
     mlpack_cli = [sys.executable, "-m", "mlpack", "build", "-q", *contexts, "-t", MLPACK_TAG, str(ctx)]
+    other_cli: list[str] = []
+    if args.cli_code:  # its own rendering of the same bundle: a template change is part of what is compared
+        other_ctx = home / "ctx-other"
+        other_named = render_other(args.cli_code, bundle_a, other_ctx, mhome)
+        swap_bundle(other_ctx, bundle_a)
+        other_cli = [sys.executable, "-m", "mlpack", "build", "-q",
+                     *[arg for pair in other_named for arg in ("--build-context", pair)], "-t", MLPACK_TAG,
+                     str(other_ctx)]
     broot, brun = home / "buildah" / "root", home / "buildah" / "run"
     storage = ["--root", str(broot), "--runroot", str(brun), "--storage-driver", "overlay"]
     buildah_cli = ["buildah", *storage, "bud", "-q", "--layers", "--pull=never", "--runtime", shutil.which("runc") or "runc",
@@ -226,35 +283,53 @@ def main() -> int:
     # warm the download caches (untimed)
     print("warming download caches (one build each, untimed) ...", flush=True)
     timed(mlpack_cli, env, log)
+    if other_env is not None:
+        timed(other_cli, other_env, log)
     if use_buildah:
         timed(buildah_cli, env, log)
 
     results: dict[str, object] = {"machine_load": os.getloadavg()}
 
-    def cold_mlpack() -> float:
+    def cold_mlpack() -> tuple[float, float]:
         shutil.rmtree(settings.cache_dir / "build", ignore_errors=True)
-        return timed(mlpack_cli, env, log)
+        return timed_cpu(mlpack_cli, env, log)
 
-    def cold_buildah() -> float:
+    def cold_other() -> tuple[float, float]:
+        shutil.rmtree(settings.cache_dir / "build", ignore_errors=True)
+        return timed_cpu(other_cli, other_env, log)
+
+    def cold_buildah() -> tuple[float, float]:
         subprocess.run(["buildah", *storage, "rmi", "-f", BUILDAH_TAG], capture_output=True)
         subprocess.run(["buildah", *storage, "rmi", "--prune"], capture_output=True)
-        return timed(buildah_cli, env, log)
+        return timed_cpu(buildah_cli, env, log)
 
     # cold: no step cache, base present, download caches warm; alternating the
     # order so that both tools see the same (shared, noisy) machine load
-    cold_m: list[float] = []
-    cold_b: list[float] = []
+    cold: dict[str, list[float]] = {"mlpack": [], "other": [], "buildah": []}
+    cold_cpu: dict[str, list[float]] = {"mlpack": [], "other": [], "buildah": []}
+    order = [("mlpack", cold_mlpack)]
+    if other_env is not None:
+        order.append(("other", cold_other))
+    if use_buildah:
+        order.append(("buildah", cold_buildah))
     for i in range(args.cold_runs):
-        order = [("mlpack", cold_mlpack), ("buildah", cold_buildah)] if use_buildah else [("mlpack", cold_mlpack)]
         for name, fn in (order if i % 2 == 0 else order[::-1]):
-            took = fn()
-            (cold_m if name == "mlpack" else cold_b).append(took)
-            print(f"{name:7} cold   {took:.2f} s", flush=True)
+            took, cpu = fn()
+            cold[name].append(took)
+            cold_cpu[name].append(cpu)
+            print(f"{name:7} cold   {took:.2f} s, CPU {cpu:.2f} s", flush=True)
+    cold_m, cold_b, cold_o = cold["mlpack"], cold["buildah"], cold["other"]
     if cold_m:
         results["mlpack_cold_s"] = statistics.median(cold_m)
     if cold_b:
         results["buildah_cold_s"] = statistics.median(cold_b)
-    results["cold_runs"] = {"mlpack": cold_m, "buildah": cold_b}
+    if cold_o:
+        results["other_cold_s"] = statistics.median(cold_o)
+    for name, cpus in cold_cpu.items():
+        if cpus:
+            results[f"{name}_cold_cpu_s"] = statistics.median(cpus)
+    results["cold_runs"] = cold
+    results["cold_runs_cpu"] = cold_cpu
 
     # model-only rebuilds: a model never built before each time (captured outside the timing)
     from mlpack.builder import build
@@ -262,6 +337,10 @@ def main() -> int:
     cli, cli_cpu, api, bud = [], [], [], []
     other, other_cpu = [], []
     rng = random.Random()
+    if args.rebuilds:  # every step but the model's cached, whichever cold build came last (untimed)
+        timed(mlpack_cli, env, log)
+        if other_env is not None:
+            timed(other_cli, other_env, log)
     for i in range(args.rebuilds):
         fresh = fresh_bundle(home, rng)
         swap_bundle(ctx, fresh)
@@ -269,8 +348,8 @@ def main() -> int:
         cli.append(wall)
         cli_cpu.append(cpu)
         if other_env is not None:
-            swap_bundle(ctx, fresh_bundle(home, rng))
-            wall, cpu = timed_cpu(mlpack_cli, other_env, log)
+            swap_bundle(home / "ctx-other", fresh_bundle(home, rng))
+            wall, cpu = timed_cpu(other_cli, other_env, log)
             other.append(wall)
             other_cpu.append(cpu)
         if use_buildah:
@@ -295,15 +374,23 @@ def main() -> int:
     if cold_m:
         print(f"{'cold build':28}{results['mlpack_cold_s']:>11.2f}s"
               + (f"{results['buildah_cold_s']:>11.2f}s" if use_buildah else f"{'-':>12}"))
+        print(f"{'  CPU (user+sys, children)':28}{results['mlpack_cold_cpu_s']:>11.2f}s"
+              + (f"{results['buildah_cold_cpu_s']:>11.2f}s" if use_buildah else f"{'-':>12}"))
     print(f"{'model-only rebuild (CLI)':28}{results['mlpack_rebuild_cli_s']:>11.3f}s"
           + (f"{results['buildah_rebuild_s']:>11.2f}s" if bud else f"{'-':>12}"))
     print(f"{'  its own CPU (user+sys)':28}{results['mlpack_rebuild_cli_cpu_s']:>11.3f}s{'-':>12}")
     print(f"{'model-only rebuild (API)':28}{results['mlpack_rebuild_api_s']:>11.3f}s{'-':>12}")
+    if cold_o:
+        print(f"cold build (CLI) with {args.cli_code}: {results['other_cold_s']:.2f} s, CPU "
+              f"{results['other_cold_cpu_s']:.2f} s (medians, alternating with the above)"
+              + (f"; its ratio to buildah {results['other_cold_s'] / results['buildah_cold_s']:.2f}, in CPU "
+                 f"{results['other_cold_cpu_s'] / results['buildah_cold_cpu_s']:.2f}" if cold_b else ""))
     if other:
         print(f"model-only rebuild (CLI) with {args.cli_code}: {statistics.median(other):.3f} s, "
               f"own CPU {statistics.median(other_cpu):.3f} s (medians, alternating with the above)")
     if bud and cold_m:
-        print(f"cold ratio mlpack/buildah: {results['cold_ratio']:.2f} (target <= 0.5); "
+        print(f"cold ratio mlpack/buildah: {results['cold_ratio']:.2f} (target <= 0.5), in CPU "
+              f"{results['mlpack_cold_cpu_s'] / results['buildah_cold_cpu_s']:.2f}; "
               f"model-only rebuild from the CLI: target < 0.1 s")
     if cold_m:
         results["breakdown"] = step_breakdown(ctx, settings, named)

@@ -2,7 +2,7 @@
 
 The context directory holds exactly what the Dockerfile copies::
 
-    Dockerfile  .dockerignore  requirements.lock  importcheck.py  imports.txt  stripelf.py
+    Dockerfile  .dockerignore  requirements.lock  importcheck.py  imports.txt  stripelf.py  compilepy.py
     app/mlpack/...   the serving subset of mlpack (no build or CLI code)
     bundle/...       the bundle, byte for byte
 
@@ -51,6 +51,7 @@ DEPS_CONTEXT = "deps"
 # them, and where the RUN step sees it (pip then installs with --no-index).
 WHEELS_CONTEXT = "wheels"
 WHEELHOUSE_DIR = "/tmp/mlpack/wheelhouse"
+UV_CACHE_DIR = "/root/.cache/uv"  # the RUN step's uv cache mount; uv's binary is kept there too
 CUDA_LIB_DIR = f"{VENV}/cuda-libs"
 # mlpack's own labels; users may not set keys under this prefix, so tools can trust them.
 LABEL_PREFIX = "io.mlpack."
@@ -83,8 +84,9 @@ INSTALLERS = {"pip": ("pip",), "setuptools": ("setuptools", "pkg_resources", "_d
               "wheel": ("wheel",)}
 # The build step that imports every distribution of the lock (stdlib-only script).
 IMPORT_CHECK = Path(__file__).with_name("importcheck.py")
-# The builder stage's debug-symbol strip (stdlib-only script, copied into the context).
+# The builder stage's debug-symbol strip and bytecode compile (stdlib-only scripts, copied into the context).
 STRIP_ELF = Path(__file__).with_name("_stripelf.py")
+COMPILE_PY = Path(__file__).with_name("_compilepy.py")
 _HEALTHCHECK = (
     "import os, urllib.request; "
     f"urllib.request.urlopen('http://127.0.0.1:%s/v2/health/ready' % os.environ.get('MLPACK_PORT', '{DEFAULT_PORT}'), timeout=4)"
@@ -152,6 +154,7 @@ def render(bundle_or_path: Any, options: RenderOptions | None = None, *,
         _write(out / "importcheck.py", IMPORT_CHECK.read_text())
         _write(out / "imports.txt", "".join(f"{m}\n" for m in required_modules(bundle)))
         _write(out / "stripelf.py", STRIP_ELF.read_text())
+        _write(out / "compilepy.py", COMPILE_PY.read_text())
     _write(out / ".dockerignore", render_template("dockerignore.j2", {"deps": options.deps},
                                                   extra_dir=options.template_dir))
     _write(out / "Dockerfile", text)
@@ -245,6 +248,7 @@ def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base:
         "wheelhouse": WHEELHOUSE_DIR if wheelhouse else None,
         "uv_wheel": uv_wheel if uv_member else None,
         "uv_member": uv_member,
+        "uv_cache": UV_CACHE_DIR,
         "strip_installers": strip_installers(lock_lines(bundle, options)),
         "strip_paths": strip_paths(bundle, options),
         "deps": options.deps,

@@ -75,21 +75,94 @@ class LayerOptions:
     parent_mode: int = 0o755               # mode of parent dirs the entries did not list
 
 
-class _Hasher:
-    """File-like that hashes what passes through to ``out`` (diff_id of the tar)."""
+class _TarSink:
+    """What the tar writer writes into: hashes the tar (its diff_id) and hands it on to ``out``
+    in chunks of exactly ``_BATCH`` bytes (the last one shorter).
+
+    tarfile's stream mode ("w|") cuts its output into 10 KB records by slicing a
+    bytes buffer (each megabyte of a file is copied about fifty times) and makes
+    ten thousand small writes per 100 MB; plain "w" mode over this sink writes a
+    file's data as it reads it. The chunks ``out`` gets depend on the tar's bytes
+    alone, never on how the writer cut them: a compressor fed the same tar gives
+    the same blob (ISA-L's output depends on where its input is cut).
+    """
 
     def __init__(self, out: IO[bytes]) -> None:
         self.out = out
         self.hash = hashlib.sha256()
         self.size = 0
+        self.buf = bytearray()
 
     def write(self, data: bytes) -> int:
         self.hash.update(data)
         self.size += len(data)
-        return self.out.write(data)
+        buf = self.buf
+        buf += data
+        while len(buf) >= _BATCH:
+            self.out.write(bytes(buf[:_BATCH]))
+            del buf[:_BATCH]  # O(1): a bytearray drops its head in place
+        return len(data)
+
+    def tell(self) -> int:  # tarfile's "w" mode asks where the archive starts
+        return self.size
 
     def flush(self) -> None:
         pass
+
+    def close(self) -> str:
+        """Hand on the last chunk; returns the diff_id."""
+        if self.buf:
+            self.out.write(bytes(self.buf))
+            self.buf.clear()
+        return "sha256:" + self.hash.hexdigest()
+
+
+class _Pipe:
+    """A writer that passes each chunk to ``out.write`` in a worker thread, in order.
+
+    Compression (zlib, ISA-L) and hashing release the GIL on large buffers, so the
+    caller reads files and makes tar headers while the worker compresses, hashes
+    and writes the blob. ``out`` gets exactly the calls it would get from the
+    caller's thread, in the same order: the bytes it writes are the same.
+    """
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="mlpack-layer", daemon=True)
+        self.thread.start()
+
+    def write(self, data: bytes) -> int:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def _run(self) -> None:
+        while (chunk := self.queue.get()) is not None:
+            if self.error is not None:
+                continue
+            try:
+                self.out.write(chunk)
+            except BaseException as exc:  # noqa: BLE001 - handed to the producer
+                self.error = exc
+
+    def finish(self) -> None:
+        """Wait until every chunk is written; raises what the worker raised."""
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def abort(self) -> None:
+        if self.thread.is_alive():
+            self.error = self.error or RuntimeError("aborted")
+            self.queue.put(None)
+            self.thread.join()
 
 
 def _norm(path: str) -> str:
@@ -165,7 +238,7 @@ def _tarinfo(e: Entry) -> tarfile.TarInfo:
 
 
 def _write_tar_to(sink: IO[bytes], entries: Iterable[Entry], options: LayerOptions) -> None:
-    with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8",  # type: ignore[call-overload]
+    with tarfile.open(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8",  # type: ignore[call-overload]
                       copybufsize=_COPY_BUF) as tar:
         for e in _complete(entries, options):
             info = _tarinfo(e)
@@ -184,84 +257,32 @@ def _write_tar_to(sink: IO[bytes], entries: Iterable[Entry], options: LayerOptio
                 tar.addfile(info)
 
 
-def write_tar(out: IO[bytes], entries: Iterable[Entry], options: LayerOptions | None = None) -> tuple[str, int]:
-    """Write the uncompressed tar of ``entries`` to ``out``; returns (diff_id, tar size)."""
-    hasher = _Hasher(out)
-    _write_tar_to(hasher, entries, options or LayerOptions())  # type: ignore[arg-type]
-    return "sha256:" + hasher.hash.hexdigest(), hasher.size
-
-
-class _Compressor:
-    """Hashes and gzips in a worker thread while the caller builds the tar.
-
-    zlib and hashlib release the GIL on large buffers, so reading files and
-    making tar headers overlap with deflate. The bytes are exactly those a
-    GzipFile written from one thread would give (same calls, same order).
-    """
-
-    def __init__(self, blob: IO[bytes], level: int) -> None:
-        self.gz = gzip.GzipFile(filename="", mode="wb", fileobj=blob, compresslevel=level, mtime=0)
-        self.hash = hashlib.sha256()
-        self.size = 0
-        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
-        self.buf = bytearray()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="mlpack-gzip", daemon=True)
-        self.thread.start()
-
-    def write(self, data: bytes) -> int:
-        if self.error is not None:
-            raise self.error
-        self.buf += data
-        if len(self.buf) >= _BATCH:
-            self.queue.put(bytes(self.buf))
-            self.buf.clear()
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-    def _run(self) -> None:
-        while (chunk := self.queue.get()) is not None:
-            if self.error is not None:
-                continue
-            try:
-                self.hash.update(chunk)
-                self.size += len(chunk)
-                self.gz.write(chunk)
-            except BaseException as exc:  # noqa: BLE001 - handed to the producer
-                self.error = exc
-
-    def finish(self) -> str:
-        """Flush, wait for the worker, close the gzip stream; returns the diff_id."""
-        if self.buf:
-            self.queue.put(bytes(self.buf))
-            self.buf.clear()
-        self.queue.put(None)
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
-        self.gz.close()
-        return "sha256:" + self.hash.hexdigest()
-
-    def abort(self) -> None:
-        if self.thread.is_alive():
-            self.error = self.error or RuntimeError("aborted")
-            self.queue.put(None)
-            self.thread.join()
+def write_tar(out: IO[bytes], entries: Iterable[Entry], options: LayerOptions | None = None, *,
+              threaded: bool = False) -> tuple[str, int]:
+    """Write the uncompressed tar of ``entries`` to ``out`` in chunks of ``_BATCH`` bytes; returns
+    (diff_id, tar size). ``threaded``: ``out.write`` runs in a worker thread (:class:`_Pipe`)
+    while this one reads the files; every chunk is written before this returns."""
+    pipe = _Pipe(out) if threaded else None
+    sink = _TarSink(pipe if pipe is not None else out)  # type: ignore[arg-type]
+    try:
+        _write_tar_to(sink, entries, options or LayerOptions())  # type: ignore[arg-type]
+        diff_id = sink.close()
+        if pipe is not None:
+            pipe.finish()
+    except BaseException:
+        if pipe is not None:
+            pipe.abort()
+        raise
+    return diff_id, sink.size
 
 
 def write_entries(store: Store, entries: Iterable[Entry], options: LayerOptions | None = None) -> Layer:
     """Write ``entries`` as a tar+gzip layer blob into ``store``; returns its Layer (digest, size, diff_id)."""
     options = options or LayerOptions()
     with store.blob_writer() as blob:
-        comp = _Compressor(blob, options.compress_level)  # type: ignore[arg-type]
-        try:
-            _write_tar_to(comp, entries, options)  # type: ignore[arg-type]
-            diff_id = comp.finish()
-        except BaseException:
-            comp.abort()
-            raise
+        with gzip.GzipFile(filename="", mode="wb", fileobj=blob, compresslevel=options.compress_level,  # type: ignore[arg-type]
+                           mtime=0) as gz:
+            diff_id, _ = write_tar(gz, entries, options, threaded=True)
         digest = blob.commit()
         return Layer(digest, blob.size, diff_id, OCI_LAYER_GZIP)
 

@@ -20,7 +20,7 @@ land in a throw-away upper directory of the sandbox.
 
 Everything it made is undone afterwards, on failure, on KeyboardInterrupt and
 when the builder dies: the sandbox directory records its owner and what to
-undo, and a watchdog process (:mod:`mlpack.runtime.sandboxreap`) that holds
+undo, and a watchdog process (:mod:`mlpack.runtime.sandboxwatch`) that holds
 the other end of a pipe reaps it when the builder is gone; sandboxes of dead
 builders found at the start of a step are reaped too. Only ``upperdir``
 (the changes) stays, for the caller to turn into a layer.
@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlpack.errors import RunError
-from mlpack.runtime import sandboxreap
+from mlpack.runtime import sandboxreap, sandboxwatch
 from mlpack.runtime.cgroups import remove_cgroup
 from mlpack.runtime.host import select_runtime
 from mlpack.runtime.inroot import resolve_in_root
@@ -244,7 +244,7 @@ def run_sandbox(
                              duration=time.monotonic() - started, timed_out=timed_out.is_set())
     finally:
         if uplink is not None:
-            uplink.stop()
+            uplink.stop(wait=False)  # the step is over: its exit (the netns goes with _cleanup) is reaped aside
         _cleanup(rt, sid, created, rootfs, cgroups_path, base, workdir if own_workdir else None, netns)
         if watchdog is not None:
             _stop_watchdog(watchdog)
@@ -253,7 +253,7 @@ def run_sandbox(
 def _start_watchdog(base: Path) -> subprocess.Popen:
     """The process that reaps ``base`` if this one dies before :func:`_stop_watchdog`."""
     return subprocess.Popen(
-        [sys.executable, "-S", sandboxreap.__file__, str(base)],
+        [sys.executable, "-S", sandboxwatch.__file__, str(base)],
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True, env={"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")},
     )
@@ -294,7 +294,9 @@ def _mount_overlay_bind(base: Path, index: int, bind: OverlayBind) -> Mount:
 
 def _cleanup(rt, sid: str, created: bool, rootfs: Path, cgroups_path: str,
              base: Path, workdir: Path | None, netns: Path | None) -> None:
-    if created:
+    if created and (rt.root / sid).exists():
+        # `run` in the foreground removes the container's state when its process exits: only
+        # a runtime that was killed (or failed half-way) leaves it to delete (3 execs saved a step)
         rt.call("delete", "--force", sid, check=False)
     remove_cgroup(cgroups_path)
     for point in sorted(mounts_under(base), key=len, reverse=True):

@@ -5,15 +5,12 @@ Every sandbox directory (``<home>/sandbox/<sid>``, and the merged views of
 builder's pid and start time, and for a RUN step the runtime's ``delete``
 command line, the sandbox's cgroup path, its upper directory and its helper
 processes (slirp4netns). While a RUN
-step runs, a watchdog started as
-
-    python -S .../sandboxreap.py <home>/sandbox/<sid>
-
-waits on a pipe only the builder holds: when the builder dies (SIGKILL
-included) the pipe reaches end of file and the watchdog kills what runs in the
-cgroup, deletes the runtime state, unmounts what is mounted under the sandbox
-directory and removes it. The watchdog imports nothing from mlpack, so it
-starts in milliseconds. :func:`reap_stale` does the same for every sandbox of
+step runs, a watchdog (:mod:`mlpack.runtime.sandboxwatch`, a script) waits on
+a pipe only the builder holds: when the builder dies (SIGKILL included) the
+pipe reaches end of file and the watchdog, with :func:`reap`, kills what runs
+in the cgroup, deletes the runtime state, unmounts what is mounted under the
+sandbox directory and removes it. This module imports nothing from mlpack, so
+the watchdog imports it as a script's neighbour. :func:`reap_stale` does the same for every sandbox of
 a dead builder (at the start of a build and in ``mlpack system prune``);
 :func:`stale_sandboxes` lists them for ``mlpack system verify``.
 """
@@ -255,25 +252,3 @@ def leftovers(home: Path) -> list[str]:
                 pass
         out.append(f"{base}: builder gone, {procs} process(es), {len(_mounts_under(base))} mount(s)")
     return out
-
-
-def _watch(base: Path) -> None:
-    """Wait for the builder to close our stdin; reap unless it said 'done' first."""
-    # Leave the builder's process group and its terminal's signals: only the pipe matters.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    data = b""
-    while True:
-        try:
-            chunk = os.read(0, 64)
-        except InterruptedError:
-            continue
-        if not chunk:
-            break
-        data += chunk
-    if data.strip() != b"done":
-        reap(base)
-
-
-if __name__ == "__main__":  # pragma: no cover - the watchdog process
-    _watch(Path(sys.argv[1]))

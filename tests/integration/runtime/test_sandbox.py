@@ -16,6 +16,11 @@ pytestmark = pytest.mark.runtime
 def _no_sandbox_left(settings) -> None:
     sb = settings.home / "sandbox"
     assert not sb.exists() or not any(sb.iterdir()), list(sb.iterdir())
+    # nor the runtime's state of a sandbox's container (`run` removes it when its process exits;
+    # the sandbox deletes it when the runtime itself was killed)
+    states = settings.home / "runtime"
+    left = sorted(states.glob("*/mlpack-sbx-*")) if states.is_dir() else []
+    assert not left, left
     with open("/proc/self/mountinfo") as fh:
         # only this home's: other engineers' builds run sandboxes concurrently
         assert not [line for line in fh if f"{settings.home}/sandbox/" in line]
@@ -93,6 +98,23 @@ def test_timeout_kills_and_cleans_up(runtime_settings, busybox_rootfs, tmp_path)
                                      args=["/bin/sh", "-c", "echo started; sleep 60"]), settings=runtime_settings)
     assert result.timed_out and result.exit_code == 137
     assert result.duration < 20
+    _no_sandbox_left(runtime_settings)
+
+
+@pytest.mark.parametrize("runtime_name", ["crun", "runc"], indirect=True)
+def test_a_killed_runtime_leaves_no_container_state(runtime_settings, busybox_rootfs, tmp_path):
+    """An interrupt (here: the output callback raising) kills the runtime process itself, which
+    then cannot remove its container's state: the sandbox deletes it."""
+    upper = tmp_path / "upper"
+    upper.mkdir()
+
+    def interrupt(line: str) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sandbox(SandboxSpec(lowerdirs=[busybox_rootfs], upperdir=upper,
+                                args=["/bin/sh", "-c", "echo started; sleep 60"]),
+                    settings=runtime_settings, on_output=interrupt)
     _no_sandbox_left(runtime_settings)
 
 

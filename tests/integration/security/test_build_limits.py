@@ -120,7 +120,7 @@ def _is_watchdog(pid: int, sids: list[str]) -> bool:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return any(arg.endswith(b"sandboxreap.py") for arg in cmd) and any(s.encode() in b" ".join(cmd) for s in sids)
+    return any(arg.endswith(b"sandboxwatch.py") for arg in cmd) and any(s.encode() in b" ".join(cmd) for s in sids)
 
 
 def test_a_killed_builders_copy_from_view_is_reaped(bctx: Ctx, busybox_httpd_image: str, tmp_path: Path) -> None:

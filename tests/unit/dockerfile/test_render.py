@@ -49,8 +49,8 @@ def test_cpu_dockerfile_has_two_stages_and_a_hardened_runtime(stub_bundle, tmp_p
     assert "python3 -m venv" in install.args and "command -v uv" in install.args
     assert "PIP_CERT=/run/secrets/ca-bundle" in install.args and "SSL_CERT_FILE=/run/secrets/ca-bundle" in install.args
     assert "/usr/local" not in install.args  # the base's python is found on PATH
-    strip = next(i for i in builder if i.cmd == "RUN" and "compileall" in i.args and "$sp" in i.args)
-    assert "--invalidation-mode unchecked-hash" in strip.args
+    strip = next(i for i in builder if i.cmd == "RUN" and "compilepy.py" in i.args and "$sp" in i.args)
+    assert '/opt/venv/bin/python -I /tmp/mlpack/compilepy.py "$sp"' in strip.args  # unchecked-hash (test_compilepy)
     assert "rm -rf" in strip.args and "pip setuptools pkg_resources _distutils_hack wheel" in strip.args
 
     # The runtime stage runs nothing: it copies, in the order things change.
@@ -140,7 +140,7 @@ def test_gpu_variant_swaps_onnxruntime_and_keeps_the_slim_base(stub_bundle, tmp_
     text = ctx.dockerfile.read_text()
     assert "nvidia/cuda" not in text and "cuda-toolkit" not in text  # no second CUDA
     by_stage = stages(instrs)
-    strip = next(i for i in by_stage["builder"] if i.cmd == "RUN" and "compileall" in i.args and "$sp" in i.args)
+    strip = next(i for i in by_stage["builder"] if i.cmd == "RUN" and "compilepy.py" in i.args and "$sp" in i.args)
     assert "/opt/venv/cuda-libs" in strip.args and '"$sp/nvidia"' in strip.args
     env = _env(by_stage["runtime"])
     assert env["LD_LIBRARY_PATH"] == "/opt/venv/cuda-libs"
@@ -190,3 +190,15 @@ def test_builder_parser_reads_the_same_instructions(stub_bundle, tmp_path: Path)
         assert [i.cmd for i in parsed.instructions] == [i.cmd for i in instrs]
         entry = [i for i in parsed.instructions if i.cmd == "ENTRYPOINT"][0]
         assert entry.json == ("/opt/venv/bin/python", "-m", "mlpack.server")
+
+
+def test_the_serving_user_and_the_serving_codes_bytecode_are_one_step(stub_bundle, tmp_path: Path) -> None:
+    """The builder stage runs no step for two lines of /etc/passwd alone: the user is made in the
+    step that compiles the serving code, after the code is copied (each RUN costs a sandbox)."""
+    _, instrs = _render(stub_bundle, tmp_path)
+    builder = instrs[:next(k for k, i in enumerate(instrs) if i.cmd == "FROM" and "AS runtime" in i.args)]
+    touching_app = [k for k, i in enumerate(builder) if "/opt/mlpack/app" in i.args]
+    [copy, user] = touching_app
+    assert builder[copy].cmd == "COPY" and builder[user].cmd == "RUN"
+    assert "mlpack:x:10001:10001:" in builder[user].args
+    assert "compileall -q --invalidation-mode unchecked-hash /opt/mlpack/app" in builder[user].args

@@ -52,7 +52,7 @@ def test_context_mode_renders_no_run_and_a_named_context(stub_bundle, cache: Pat
     assert os.readlink(ctx.path / "deps/bin/python") == "/usr/local/bin/python3.11"
     assert (ctx.path / "etc/passwd").read_bytes().endswith(b"mlpack:x:10001:10001:mlpack:/nonexistent:"
                                                           b"/usr/sbin/nologin\n")
-    assert not (ctx.path / "importcheck.py").exists() and not (ctx.path / "stripelf.py").exists()
+    assert not [n for n in ("importcheck.py", "stripelf.py", "compilepy.py") if (ctx.path / n).exists()]
     if sys.version_info[:2] == (3, 11):
         assert list((ctx.path / "app/mlpack/__pycache__").glob("*.cpython-311.pyc"))
 
@@ -120,7 +120,8 @@ def test_run_mode_with_a_wheelhouse_installs_with_no_index(stub_bundle, cache: P
 
 def test_a_uv_wheel_in_the_wheelhouse_installs_the_lock(stub_bundle, cache: Path, tmp_path: Path) -> None:
     """The install step, run by sh with the real python3: it takes uv's binary out of the wheel
-    (here a recorder script), installs the lock with it and no index, and leaves no uv behind."""
+    (here a recorder script) into uv's cache mount once, installs the lock with it and no index,
+    and leaves no uv in the image; the next build runs the kept binary, a half-made one is redone."""
     import shlex
     import subprocess
     import zipfile
@@ -136,27 +137,45 @@ def test_a_uv_wheel_in_the_wheelhouse_installs_the_lock(stub_bundle, cache: Path
     ctx = render(stub_bundle, RenderOptions(base="local"), out_dir=tmp_path / "ctx", wheelhouse=wheels)
     [install] = [i.args for i in instructions(ctx.dockerfile_text) if i.cmd == "RUN" and "requirements.lock" in i.args
                  and "install" in i.args]
-    assert "uv-0.13.9.data/scripts/uv" in install and "rm -rf /tmp/mlpack/uv" in install
-    # Run it here: the wheelhouse and /tmp/mlpack are this test's directories, python3 is real.
+    assert "--mount=type=cache,target=/root/.cache/uv," in install and "uv-0.13.9.data/scripts/uv" in install
+    # Run it here: the wheelhouse, the uv cache and /tmp/mlpack are this test's directories, python3 is real.
     root = tmp_path / "root"
+    uv_cache = tmp_path / "uv-cache"
     script = (install.split("set -eu;", 1)[1]
               .replace("/tmp/mlpack/wheelhouse", str(ctx.contexts["wheels"]))
               .replace("/tmp/mlpack/", f"{root}/tmp/mlpack/")
+              .replace("/root/.cache/uv", str(uv_cache))
               .replace("/opt/venv", str(root / "venv")))
     (root / "tmp" / "mlpack").mkdir(parents=True)
+    uv_cache.mkdir()
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "python3").symlink_to(os.path.realpath(sys.executable))
-    for tool in ("chmod", "rm"):
+    for tool in ("chmod", "rm", "mv"):
         (bin_dir / tool).symlink_to(shutil.which(tool))
-    done = subprocess.run(["/bin/sh", "-c", "set -eu;" + script], env={"PATH": str(bin_dir)},
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    argv = log.read_text().splitlines()
+
+    def run_install() -> list[str]:
+        log.unlink(missing_ok=True)
+        shutil.rmtree(root / "venv", ignore_errors=True)
+        done = subprocess.run(["/bin/sh", "-c", "set -eu;" + script], env={"PATH": str(bin_dir)},
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return log.read_text().splitlines()
+
+    argv = run_install()
     assert argv[:4] == ["pip", "install", "--python", str(root / "venv/bin/python")]
     assert argv[4:] == ["-r", f"{root}/tmp/mlpack/requirements.lock", "--offline", "--no-index", "--find-links",
                         str(ctx.contexts["wheels"])]
     assert (root / "venv" / "pyvenv.cfg").is_file()  # python3 -m venv --without-pip ran for real
-    assert not (root / "tmp" / "mlpack" / "uv").exists()
-    # and the wheels context carries it, hard-linked like the lock's wheels
+    assert os.listdir(root / "tmp" / "mlpack") == []  # no uv in the layer
+    kept = uv_cache / "mlpack" / uv_wheel.name / "uv"
+    assert kept.read_text() == recorder and os.access(kept, os.X_OK)
+    assert sorted(os.listdir(kept.parent)) == ["uv"]
+    # the next build runs the kept binary (marked here so that a second extraction would show)
+    kept.write_text(recorder.replace("#!/bin/sh\n", "#!/bin/sh\necho kept >> " + shlex.quote(str(log)) + "\n"))
+    assert run_install()[0] == "kept"
+    # a binary a killed build left half-made (no x bit: chmod comes before the rename) is made again
+    kept.chmod(0o644)
+    (kept.parent / "uv.part").mkdir()
+    assert run_install()[0] == "pip" and kept.read_text() == recorder and not (kept.parent / "uv.part").exists()
     assert (ctx.contexts["wheels"] / uv_wheel.name).stat().st_ino == uv_wheel.stat().st_ino
