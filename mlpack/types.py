@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 
 from mlpack.errors import ConfigError
+from mlpack.values import dataclass
 
 __all__ = ["Limits", "parse_memory", "parse_gpus", "DEFAULT_PORT", "DEFAULT_GRPC_PORT", "DEFAULT_PYTHON",
            "REGISTRY_BASE", "LOCAL_BASE"]

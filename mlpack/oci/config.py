@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
 from mlpack.errors import StoreError
+from mlpack.values import dataclass, field
+
+TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 __all__ = ["ImageConfig", "HealthcheckConfig", "complete_blob"]
 

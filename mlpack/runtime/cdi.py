@@ -15,13 +15,15 @@ import os
 import re
 import stat
 from collections.abc import Iterable, Sequence
-from dataclasses import field
 from pathlib import Path
-from typing import Any
 
 from mlpack.errors import RunError
 from mlpack.runtime.spec import DeviceNode, Mount
-from mlpack.values import dataclass
+from mlpack.values import dataclass, field
+
+TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 __all__ = ["DEFAULT_SPEC_DIRS", "CdiEdits", "load_specs", "gpu_device_names", "resolve_devices", "spec_dirs"]
 

@@ -8,7 +8,6 @@ import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from mlpack.errors import ContainerNotFound, RunError
 from mlpack.runtime.cgroups import read_stats
@@ -16,6 +15,10 @@ from mlpack.runtime.execproc import exec_process, process_file
 from mlpack.runtime.state import container_dirs, find_container_dir, pid_alive, read_json
 from mlpack.runtime.teardown import remove_container_dir, runtime_of
 from mlpack.settings import Settings
+
+TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 __all__ = ["Container", "list_containers", "get_container"]
 

@@ -16,9 +16,7 @@ import threading
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, field
 from pathlib import Path
-from typing import Any, Iterator
 
 from mlpack.errors import ContainerNotFound, RunError
 from mlpack.oci.config import ImageConfig
@@ -37,7 +35,11 @@ from mlpack.runtime.state import container_dirs, now_iso, read_json, write_json
 from mlpack.runtime.teardown import remove_container_dir
 from mlpack.settings import Settings
 from mlpack.types import Limits
-from mlpack.values import dataclass
+from mlpack.values import asdict, dataclass, field
+
+TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Iterator
 
 __all__ = ["ImageSource", "image_source", "create_container"]
 

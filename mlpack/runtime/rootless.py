@@ -32,15 +32,19 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
 
 from mlpack.errors import MlpackError, RunError
 from mlpack.runtime.idmap import IdMapping, host_uid, in_user_namespace, user_mapping
 
+TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, BinaryIO, TypeVar
+
+    F = TypeVar("F", bound=Callable[..., Any])
+
 __all__ = ["delegated", "delegated_unless_refused", "userns_problem", "call_in_userns", "enter_argv", "cgroup_parent", "rmtree", "is_rootless",
            "COVER_UNIFIED"]
 
-F = TypeVar("F", bound=Callable[..., Any])
 
 # crun refuses hybrid hosts; root hides the empty cgroup2 with `umount -l`, but a
 # user namespace may not unmount what it inherited, so it covers it instead.

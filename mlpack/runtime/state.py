@@ -22,9 +22,12 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from mlpack.errors import ContainerNotFound, RunError
+
+TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 __all__ = ["write_json", "read_json", "container_dirs", "find_container_dir", "pid_alive", "now_iso"]
 
