@@ -9,7 +9,6 @@ naming it, never a TypeError deep inside a consumer.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 
 from mlpack.errors import StoreError
@@ -174,6 +173,8 @@ class ImageConfig:
     @property
     def config_object(self) -> dict[str, Any]:
         """A deep copy of the blob's ``config`` object, every key kept (a build's starting point)."""
+        import copy  # for a build only, not on `mlpack run`'s path
+
         return copy.deepcopy(dict(self.blob.get("config") or {}))
 
     @property

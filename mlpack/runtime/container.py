@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal as _signal
-import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from mlpack.settings import Settings
 
 TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
 if TYPE_CHECKING:  # pragma: no cover
+    import subprocess
     from typing import Any
 
 __all__ = ["Container", "list_containers", "get_container"]
@@ -258,6 +258,8 @@ class Container:
              ) -> subprocess.CompletedProcess:
         """Run a command in the running container: same namespaces, limits, user, groups, capabilities,
         seccomp profile and noNewPrivileges as its main process, unless ``user`` names another user."""
+        import subprocess  # not at import: `mlpack run` starts a container without it
+
         if self.status != "running":
             raise RunError(f"container {self.name} is not running", hint="start a new one with mlpack run")
         process = exec_process(self.dir, args, env=env, user=user, workdir=workdir)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -151,7 +150,7 @@ def create_container(src: ImageSource, limits: Limits, options: RunOptions, sett
             hooks=edits.hooks,
             annotations={"org.opencontainers.image.ref.name": src.ref or "", "mlpack.container.name": name},
         )
-        write_json(cdir / "config.json", adapt_config(build_config(spec)))
+        write_json(cdir / "config.json", adapt_config(build_config(spec)), indent=None)
         record.update(
             image=src.ref, image_digest=src.digest, created=now_iso(), args=list(args), env=list(env),
             user=f"{uid}:{gid}", limits=asdict(limits), ports=[asdict(m) for m in published],
@@ -202,6 +201,8 @@ def _spawn_monitor(cdir: Path, fds: list[int]) -> None:
     process whose other threads may hold locks is not safe.
     """
     if threading.active_count() > 1:
+        import subprocess  # not at import: `mlpack run` starts a container without it
+
         log = open(cdir / "monitor.log", "ab")
         try:
             subprocess.Popen(

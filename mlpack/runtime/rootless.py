@@ -28,7 +28,6 @@ import contextlib
 import functools
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -89,6 +88,8 @@ class _Callback:
 def call_in_userns(fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any],
                    mapping: IdMapping | None = None) -> Any:
     """Run ``fn(*args, **kwargs)`` in a fresh user + mount namespace and return what it returns."""
+    import subprocess  # not at import: `mlpack run` starts a container without it
+
     import pickle
 
     mapping = mapping or user_mapping()
@@ -212,6 +213,8 @@ def userns_problem(mapping: IdMapping | None = None) -> str | None:
 
 @functools.lru_cache(maxsize=4)
 def _try_unshare(argv: tuple[str, ...]) -> str | None:
+    import subprocess  # not at import: `mlpack run` starts a container without it
+
     import tempfile
 
     # When unshare itself is refused, the helper it forked for --map-auto (newuidmap) waits
@@ -403,6 +406,8 @@ def _check_device(dev: dict[str, Any]) -> None:
 
 def rmtree(path: str | os.PathLike[str]) -> None:
     """Remove ``path`` entirely, files of subordinate ids included (from inside a namespace)."""
+    import subprocess  # not at import: `mlpack run` starts a container without it
+
     import shutil
 
     shutil.rmtree(path, ignore_errors=True)
