@@ -16,6 +16,10 @@ from collections.abc import Sequence
 from mlpack.errors import MlpackError
 from mlpack.settings import Settings
 
+TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
 __all__ = ["main", "build_parser"]
 
 # One module per stage; each defines register(subparsers).
@@ -64,8 +68,9 @@ class _OneCommand:
     def __init__(self, sub: argparse._SubParsersAction, name: str) -> None:
         self.sub, self.name = sub, name
 
-    def add_parser(self, name: str, **kwargs: object) -> object:
-        return self.sub.add_parser(name, **kwargs) if name == self.name else _Unused()
+    def add_parser(self, name: str, **kwargs: Any) -> object:
+        wanted = name == self.name or self.name in kwargs.get("aliases", ())
+        return self.sub.add_parser(name, **kwargs) if wanted else _Unused()
 
 
 class _Unused:

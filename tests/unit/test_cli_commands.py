@@ -97,3 +97,11 @@ def test_the_run_path_imports_no_heavy_module(tmp_path: Path) -> None:
     assert status == "1" and "is not in the store" in proc.stderr, proc.stderr
     assert "mlpack.runtime.create" in loaded.split()
     assert not HEAVY & set(loaded.split()), sorted(HEAVY & set(loaded.split()))
+
+
+def test_one_command_takes_a_command_by_its_alias() -> None:
+    parent = argparse.ArgumentParser()
+    one = cli._OneCommand(parent.add_subparsers(dest="command"), "ls")
+    one.add_parser("list", aliases=["ls"]).add_argument("-a", action="store_true")
+    one.add_parser("other").add_argument("--ignored")  # never built
+    assert vars(parent.parse_args(["ls", "-a"])) == {"command": "ls", "a": True}
