@@ -6,7 +6,6 @@ The public surface is chosen here; stage packages are imported lazily so that
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
 
 from mlpack.errors import (
     BuildError,
@@ -71,7 +70,10 @@ _LAZY = {
     "Bundle": "mlpack.bundle",
 }
 
+TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
     from mlpack.api import build, capture, export_k8s, pull, push, render, run, serve
     from mlpack.bundle import Bundle
     from mlpack.service import Service, services

@@ -13,9 +13,9 @@ other module reads a reference with its own pattern (tests/unit/test_reference_o
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from mlpack.errors import ConfigError
+from mlpack.values import dataclass
 
 __all__ = ["Reference", "parse", "is_digest", "names_registry", "DOCKER_HUB", "LOCAL_REGISTRY"]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 
 from mlpack.errors import ConfigError
+from mlpack.values import dataclass
 
 __all__ = ["Limits", "parse_memory", "parse_gpus", "DEFAULT_PORT", "DEFAULT_GRPC_PORT", "DEFAULT_PYTHON",
            "REGISTRY_BASE", "LOCAL_BASE"]
@@ -23,7 +23,8 @@ DEFAULT_PYTHON = "3.11"
 REGISTRY_BASE = "python:{python}-slim"
 LOCAL_BASE = "localhost/mlpack/python:{python}"
 
-_MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+# compiled on first use (re's cache), not at import: a CLI start without --memory never needs it
+_MEMORY_RE = r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$"
 _UNITS = {
     "": 1,
     "b": 1,
@@ -46,7 +47,7 @@ def parse_memory(value: int | str) -> int:
     if isinstance(value, int):
         amount = value
     else:
-        match = _MEMORY_RE.match(str(value))
+        match = re.match(_MEMORY_RE, str(value))
         if not match or match.group(2).lower() not in _UNITS:
             raise ConfigError(
                 f"cannot read memory size {value!r}",

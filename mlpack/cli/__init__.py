@@ -16,6 +16,10 @@ from collections.abc import Sequence
 from mlpack.errors import MlpackError
 from mlpack.settings import Settings
 
+TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
 __all__ = ["main", "build_parser"]
 
 # One module per stage; each defines register(subparsers).
@@ -43,8 +47,9 @@ _COMMANDS = {
 }
 
 
-def build_parser(modules: Sequence[str] = _COMMAND_MODULES) -> argparse.ArgumentParser:
-    """The parser with the commands of ``modules`` (all of them by default)."""
+def build_parser(modules: Sequence[str] = _COMMAND_MODULES, only: str | None = None) -> argparse.ArgumentParser:
+    """The parser with the commands of ``modules`` (all of them by default); with ``only``, the
+    parser of that one command (what ``mlpack <only> ...`` parses), the others left out."""
     parser = argparse.ArgumentParser(
         prog="mlpack",
         description="Take a trained model out of the notebook: capture, build, run, ship.",
@@ -52,24 +57,53 @@ def build_parser(modules: Sequence[str] = _COMMAND_MODULES) -> argparse.Argument
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in modules:
-        importlib.import_module(name).register(sub)
+        importlib.import_module(name).register(sub if only is None else _OneCommand(sub, only))
     return parser
 
 
-def _command_module(argv: Sequence[str]) -> str | None:
-    """The module of the command ``argv`` names (its first word that is not an option), if known."""
+class _OneCommand:
+    """The sub-parsers of ``mlpack``, taking only the parser of one command: a module registers
+    all of its commands, and `mlpack run` need not build the arguments of ps, logs, stop, ..."""
+
+    def __init__(self, sub: argparse._SubParsersAction, name: str) -> None:
+        self.sub, self.name = sub, name
+
+    def add_parser(self, name: str, **kwargs: Any) -> object:
+        wanted = name == self.name or self.name in kwargs.get("aliases", ())
+        return self.sub.add_parser(name, **kwargs) if wanted else _Unused()
+
+
+class _Unused:
+    """A command's parser that is never parsed: every attribute is itself and every call
+    (add_argument, set_defaults, add_subparsers().add_parser, ...) a no-op returning itself."""
+
+    def __getattr__(self, name: str) -> _Unused:
+        return self
+
+    def __call__(self, *args: object, **kwargs: object) -> _Unused:
+        return self
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names (its first word that is not an option), if it is one."""
     for word in argv:
         if not word.startswith("-"):
-            return _COMMANDS.get(word)
+            return word if word in _COMMANDS else None
         if word in ("-h", "--help"):
             return None
     return None
 
 
+def _command_module(argv: Sequence[str]) -> str | None:
+    """The module of the command ``argv`` names, if known."""
+    command = _command(argv)
+    return _COMMANDS[command] if command else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    module = _command_module(argv)
-    parser = build_parser((module,) if module else _COMMAND_MODULES)
+    command = _command(argv)
+    parser = build_parser((_COMMANDS[command],), only=command) if command else build_parser()
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:

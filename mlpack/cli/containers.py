@@ -6,11 +6,14 @@ import argparse
 import json
 import sys
 import time
-from typing import Any
 
 from mlpack.errors import ContainerNotFound, RunError
 from mlpack.settings import Settings
 from mlpack.types import Limits
+
+TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:

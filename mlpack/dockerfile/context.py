@@ -56,9 +56,9 @@ CUDA_LIB_DIR = f"{VENV}/cuda-libs"
 # mlpack's own labels; users may not set keys under this prefix, so tools can trust them.
 LABEL_PREFIX = "io.mlpack."
 # The part of mlpack that runs inside the image, copied as a whole (DESIGN.md: serve imports
-# bundle, errors; both take the leaf modules). tests/unit/dockerfile/test_serving_subset.py
-# proves it closed: nothing in it imports a module outside it.
-SERVING_MODULES = ("__init__.py", "_version.py", "errors.py", "types.py", "bundle", "server")
+# bundle, errors; both take the leaf modules: types and values). tests/unit/dockerfile/
+# test_serving_subset.py proves it closed: nothing in it imports a module outside it.
+SERVING_MODULES = ("__init__.py", "_version.py", "errors.py", "types.py", "values.py", "bundle", "server")
 # Packages whose "tests" directories nothing imports at run time.
 STRIP_TESTS = ("numpy", "scipy", "pandas", "sklearn", "sympy", "mpmath", "networkx", "skl2onnx")
 # Tooling inside onnxruntime's wheel that inference never imports; shell globs

@@ -17,13 +17,15 @@ import contextlib
 import hashlib
 import os
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
 
 from mlpack.errors import StoreError
 from mlpack.oci import faults
 from mlpack.oci.media import check_digest, digest_hex
 
+TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import IO
+
     from mlpack.oci.cas import BlobStore
 
 __all__ = ["BlobWriter", "fsync_dir", "atomic_write", "TMP_PREFIX"]

@@ -2,20 +2,17 @@
 
 What is atomic and idempotent (the contract other stages rely on):
 
-* a blob appears under its name only complete, fsynced and verified (written
-  to ``blobs/sha256/.tmp-*`` and renamed, see :mod:`mlpack.oci.blobs`);
-  writing an existing blob again is a no-op; a crash leaves at most a
-  ``.tmp-*`` file that :mod:`mlpack.oci.gc` removes and
-  :mod:`mlpack.oci.validate` reports as garbage, never as corruption;
+* a blob appears under its name only complete, fsynced and verified (written to
+  ``blobs/sha256/.tmp-*`` and renamed, see :mod:`mlpack.oci.blobs`); writing an existing blob
+  again is a no-op; a crash leaves at most a ``.tmp-*`` file that :mod:`mlpack.oci.gc` removes
+  and :mod:`mlpack.oci.validate` reports as garbage, never as corruption;
 * ``index.json`` is replaced by rename under the exclusive ``flock`` of
-  :meth:`BlobStore.locked`, and only after every blob it references exists
-  (checked again under the lock) and ``blobs/sha256`` has been fsynced (so
-  the renames of the blobs it names, by this process or another, are durable
-  before the index that names them), so readers never need the lock and never
-  see a dangling reference, not even after a power loss.
+  :meth:`BlobStore.locked`, and only after every blob it references exists (checked again
+  under the lock) and ``blobs/sha256`` has been fsynced (so the renames of the blobs it names,
+  by this process or another, are durable before the index that names them), so readers never
+  need the lock and never see a dangling reference, not even after a power loss.
 
-Names are written verbatim: reference syntax is :mod:`mlpack.oci.refs`'s
-(:class:`mlpack.oci.layout.Store` normalises on every write).
+Names are written verbatim (their syntax is :mod:`mlpack.oci.refs`'s; Store normalises).
 """
 
 from __future__ import annotations
@@ -27,11 +24,14 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
 
 from mlpack.errors import StoreError
 from mlpack.oci.blobs import BlobWriter, atomic_write
 from mlpack.oci.media import MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST, REF_NAME, check_digest, digest_hex
+
+TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import IO, Any
 
 __all__ = ["BlobStore"]
 

@@ -9,12 +9,14 @@ naming it, never a TypeError deep inside a consumer.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
 from mlpack.errors import StoreError
+from mlpack.values import dataclass, field
+
+TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 __all__ = ["ImageConfig", "HealthcheckConfig", "complete_blob"]
 
@@ -171,6 +173,8 @@ class ImageConfig:
     @property
     def config_object(self) -> dict[str, Any]:
         """A deep copy of the blob's ``config`` object, every key kept (a build's starting point)."""
+        import copy  # for a build only, not on `mlpack run`'s path
+
         return copy.deepcopy(dict(self.blob.get("config") or {}))
 
     @property

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
 
 from mlpack.oci.config import ImageConfig
 from mlpack.oci.media import OCI_LAYER_GZIP, OCI_MANIFEST
+from mlpack.values import dataclass
+
+TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 __all__ = ["Layer", "Image", "ImageSummary"]
 

@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from typing import TYPE_CHECKING
 
 from mlpack.errors import UnpackError
 from mlpack.oci.blobs import fsync_dir
@@ -28,6 +27,7 @@ from mlpack.oci.layout import Store
 from mlpack.oci.media import digest_hex
 from mlpack.settings import Settings
 
+TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
 if TYPE_CHECKING:  # pragma: no cover
     from mlpack.oci.unpack import UnpackOptions
 

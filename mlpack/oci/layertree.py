@@ -20,10 +20,10 @@ import hashlib
 import os
 import shutil
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
 from mlpack.oci.media import digest_hex
+from mlpack.values import dataclass
 
 __all__ = ["tree_digest", "record_tree", "check_layers", "remove_layer", "LayerCheck"]
 

@@ -25,7 +25,6 @@ layers, and the read side of :mod:`~mlpack.oci.refs` and :mod:`~mlpack.oci.gc`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from mlpack.errors import StoreError
 from mlpack.oci import gc as _gc
@@ -35,6 +34,10 @@ from mlpack.oci.config import complete_blob
 from mlpack.oci.image import Image, ImageSummary, Layer
 from mlpack.oci.media import OCI_CONFIG, OCI_MANIFEST, canonical_json
 from mlpack.oci.platforms import DEFAULT_PLATFORM
+
+TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 __all__ = ["Store"]
 

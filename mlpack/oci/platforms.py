@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from mlpack.errors import ImageNotFound, StoreError
 from mlpack.oci.cas import BlobStore
 from mlpack.oci.config import ImageConfig
 from mlpack.oci.image import Image
 from mlpack.oci.media import INDEX_TYPES, OCI_MANIFEST
+
+TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 __all__ = ["DEFAULT_PLATFORM", "pick_platform", "load_image", "parse_platform", "host_platform",
            "platform_text", "platform_descriptor", "BUILDABLE"]

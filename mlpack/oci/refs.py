@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
 
 from mlpack.errors import ImageNotFound, StoreError
 from mlpack import reference as _reference
@@ -20,6 +19,10 @@ from mlpack.oci.cas import BlobStore
 from mlpack.oci.image import Image, ImageSummary
 from mlpack.oci.media import OCI_MANIFEST, REF_NAME, digest_hex
 from mlpack.oci.platforms import DEFAULT_PLATFORM, load_image
+
+TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 __all__ = ["ref_name", "ref_of", "looks_like_digest", "candidate_names", "resolve", "tag", "delete",
            "list_images"]

@@ -10,13 +10,15 @@ sandbox :func:`run_sandbox` (:mod:`mlpack.runtime.sandbox`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from mlpack.runtime.rootless import delegated
 from mlpack.settings import Settings
 from mlpack.types import Limits
 
+TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
     from mlpack.runtime.container import Container
     from mlpack.runtime.options import RunOptions
 

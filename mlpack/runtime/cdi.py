@@ -15,19 +15,22 @@ import os
 import re
 import stat
 from collections.abc import Iterable, Sequence
-from dataclasses import field
 from pathlib import Path
-from typing import Any
 
 from mlpack.errors import RunError
 from mlpack.runtime.spec import DeviceNode, Mount
-from mlpack.values import dataclass
+from mlpack.values import dataclass, field
+
+TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 __all__ = ["DEFAULT_SPEC_DIRS", "CdiEdits", "load_specs", "gpu_device_names", "resolve_devices", "spec_dirs"]
 
 DEFAULT_SPEC_DIRS = ("/etc/cdi", "/var/run/cdi")
 GPU_KIND = "nvidia.com/gpu"
-_NAME_RE = re.compile(r"^([a-z0-9.-]+/[a-zA-Z0-9_.-]+)=([a-zA-Z0-9_.:-]+)$")
+# compiled on first use (re's cache): `mlpack run` without devices never needs it
+_NAME_RE = r"^([a-z0-9.-]+/[a-zA-Z0-9_.-]+)=([a-zA-Z0-9_.:-]+)$"
 _GENERATE_HINT = (
     "generate a CDI spec for your GPUs: `sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml` "
     "(NVIDIA Container Toolkit), then check it with `nvidia-ctk cdi list`"
@@ -179,7 +182,7 @@ def resolve_devices(names: Sequence[str], dirs: Sequence[str]) -> CdiEdits:
     all_specs = load_specs(dirs)
     kinds_done: set[str] = set()
     for name in names:
-        match = _NAME_RE.match(name)
+        match = re.match(_NAME_RE, name)
         if not match:
             raise RunError(f"bad CDI device name {name!r}", hint="use vendor.com/class=device, e.g. nvidia.com/gpu=0")
         kind, dev_name = match.groups()

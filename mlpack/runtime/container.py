@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import os
 import signal as _signal
-import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from mlpack.errors import ContainerNotFound, RunError
 from mlpack.runtime.cgroups import read_stats
@@ -16,6 +14,11 @@ from mlpack.runtime.execproc import exec_process, process_file
 from mlpack.runtime.state import container_dirs, find_container_dir, pid_alive, read_json
 from mlpack.runtime.teardown import remove_container_dir, runtime_of
 from mlpack.settings import Settings
+
+TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    import subprocess
+    from typing import Any
 
 __all__ = ["Container", "list_containers", "get_container"]
 
@@ -255,6 +258,8 @@ class Container:
              ) -> subprocess.CompletedProcess:
         """Run a command in the running container: same namespaces, limits, user, groups, capabilities,
         seccomp profile and noNewPrivileges as its main process, unless ``user`` names another user."""
+        import subprocess  # not at import: `mlpack run` starts a container without it
+
         if self.status != "running":
             raise RunError(f"container {self.name} is not running", hint="start a new one with mlpack run")
         process = exec_process(self.dir, args, env=env, user=user, workdir=workdir)

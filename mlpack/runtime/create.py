@@ -10,15 +10,12 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, field
 from pathlib import Path
-from typing import Any, Iterator
 
 from mlpack.errors import ContainerNotFound, RunError
 from mlpack.oci.config import ImageConfig
@@ -37,7 +34,11 @@ from mlpack.runtime.state import container_dirs, now_iso, read_json, write_json
 from mlpack.runtime.teardown import remove_container_dir
 from mlpack.settings import Settings
 from mlpack.types import Limits
-from mlpack.values import dataclass
+from mlpack.values import asdict, dataclass, field
+
+TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Iterator
 
 __all__ = ["ImageSource", "image_source", "create_container"]
 
@@ -149,7 +150,7 @@ def create_container(src: ImageSource, limits: Limits, options: RunOptions, sett
             hooks=edits.hooks,
             annotations={"org.opencontainers.image.ref.name": src.ref or "", "mlpack.container.name": name},
         )
-        write_json(cdir / "config.json", adapt_config(build_config(spec)))
+        write_json(cdir / "config.json", adapt_config(build_config(spec)), indent=None)
         record.update(
             image=src.ref, image_digest=src.digest, created=now_iso(), args=list(args), env=list(env),
             user=f"{uid}:{gid}", limits=asdict(limits), ports=[asdict(m) for m in published],
@@ -200,6 +201,8 @@ def _spawn_monitor(cdir: Path, fds: list[int]) -> None:
     process whose other threads may hold locks is not safe.
     """
     if threading.active_count() > 1:
+        import subprocess  # not at import: `mlpack run` starts a container without it
+
         log = open(cdir / "monitor.log", "ab")
         try:
             subprocess.Popen(

@@ -16,11 +16,14 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from mlpack.errors import RunError
 from mlpack.runtime.spec import merge_env, resolve_user
 from mlpack.runtime.state import read_json
+
+TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 __all__ = ["exec_process", "process_file"]
 

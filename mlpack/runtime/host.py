@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from functools import lru_cache
 from pathlib import Path
 
@@ -20,6 +19,10 @@ from mlpack.runtime.idmap import in_user_namespace
 from mlpack.runtime.rootless import enter_argv, is_rootless
 from mlpack.settings import Settings
 from mlpack.values import dataclass
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    import subprocess
 
 __all__ = ["cgroup_mode", "Runtime", "select_runtime", "host_info", "CGROUP_ROOT"]
 
@@ -66,6 +69,8 @@ class Runtime:
 
     def call(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
         """Run one short runtime command (state, kill, delete) and capture its output."""
+        import subprocess  # not at import: `mlpack run` starts a container without it
+
         proc = subprocess.run(
             self.argv(*args), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
         )
@@ -79,6 +84,8 @@ class Runtime:
         return proc
 
     def version(self) -> str:
+        import subprocess  # not at import: `mlpack run` starts a container without it
+
         try:
             out = subprocess.run([self.path, "--version"], capture_output=True, text=True, timeout=10).stdout
         except (OSError, subprocess.TimeoutExpired):

@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Callable, Set as AbstractSet
 from pathlib import Path
-from typing import Any
 
 from mlpack.runtime.cgroups import oom_kills
 from mlpack.runtime.execproc import exec_process, process_file
@@ -30,6 +29,10 @@ from mlpack.runtime.forward import Forwarder
 from mlpack.runtime.options import Healthcheck, PortMapping, RestartPolicy
 from mlpack.runtime.state import now_iso, read_json, write_json
 from mlpack.runtime.teardown import release_container, remove_container_dir, runtime_of
+
+TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 PR_SET_CHILD_SUBREAPER = 36
 HEALTH_LOG_KEEP = 5

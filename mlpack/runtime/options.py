@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import field
 from pathlib import Path
-from typing import Any
 
 from mlpack.errors import RunError
 from mlpack.oci.config import HealthcheckConfig
 from mlpack.runtime.spec import Mount
-from mlpack.values import dataclass
+from mlpack.values import dataclass, field
+
+TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 __all__ = [
     "PortMapping", "RestartPolicy", "Healthcheck", "RunOptions",

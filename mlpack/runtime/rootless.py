@@ -28,19 +28,22 @@ import contextlib
 import functools
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
 
 from mlpack.errors import MlpackError, RunError
 from mlpack.runtime.idmap import IdMapping, host_uid, in_user_namespace, user_mapping
 
+TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, BinaryIO, TypeVar
+
+    F = TypeVar("F", bound=Callable[..., Any])
+
 __all__ = ["delegated", "delegated_unless_refused", "userns_problem", "call_in_userns", "enter_argv", "cgroup_parent", "rmtree", "is_rootless",
            "COVER_UNIFIED"]
 
-F = TypeVar("F", bound=Callable[..., Any])
 
 # crun refuses hybrid hosts; root hides the empty cgroup2 with `umount -l`, but a
 # user namespace may not unmount what it inherited, so it covers it instead.
@@ -85,6 +88,8 @@ class _Callback:
 def call_in_userns(fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any],
                    mapping: IdMapping | None = None) -> Any:
     """Run ``fn(*args, **kwargs)`` in a fresh user + mount namespace and return what it returns."""
+    import subprocess  # not at import: `mlpack run` starts a container without it
+
     import pickle
 
     mapping = mapping or user_mapping()
@@ -208,6 +213,8 @@ def userns_problem(mapping: IdMapping | None = None) -> str | None:
 
 @functools.lru_cache(maxsize=4)
 def _try_unshare(argv: tuple[str, ...]) -> str | None:
+    import subprocess  # not at import: `mlpack run` starts a container without it
+
     import tempfile
 
     # When unshare itself is refused, the helper it forked for --map-auto (newuidmap) waits
@@ -399,6 +406,8 @@ def _check_device(dev: dict[str, Any]) -> None:
 
 def rmtree(path: str | os.PathLike[str]) -> None:
     """Remove ``path`` entirely, files of subordinate ids included (from inside a namespace)."""
+    import subprocess  # not at import: `mlpack run` starts a container without it
+
     import shutil
 
     shutil.rmtree(path, ignore_errors=True)

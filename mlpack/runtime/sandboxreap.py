@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -181,6 +180,8 @@ def reap(base: Path) -> None:
 
 
 def _reap(base: Path) -> None:
+    import subprocess  # not at import: `mlpack run` starts a container without it
+
     info = _owner(base)
     for pid in info.get("helpers", []):
         try:

@@ -28,7 +28,6 @@ stricter. docs/security.md compares this profile with Docker's.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 __all__ = [
     "default_profile",

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from mlpack.errors import RunError
 from mlpack.runtime.seccomp import default_profile
 from mlpack.types import Limits
-from mlpack.values import dataclass
+from mlpack.values import dataclass, field
 
+TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
     from mlpack.oci.config import ImageConfig
 
 __all__ = [

@@ -22,9 +22,12 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from mlpack.errors import ContainerNotFound, RunError
+
+TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 __all__ = ["write_json", "read_json", "container_dirs", "find_container_dir", "pid_alive", "now_iso"]
 
@@ -51,11 +54,14 @@ def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}+00:00"
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
+def write_json(path: Path, data: dict[str, Any], *, indent: int | None = 1) -> None:
+    """``data`` as JSON at ``path``, replaced atomically; ``indent=None`` for a large file that only
+    programs read (config.json: json's C encoder takes no indent, and json.dump never uses it)."""
+    text = json.dumps(data, indent=indent, default=str)
     fd, tmp = _temp_file(path)
     try:
         with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1, default=str)
+            fh.write(text)
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from mlpack.runtime.cgroups import remove_cgroup
 from mlpack.runtime.host import Runtime
 from mlpack.runtime.mounts import mounts_under, umount
 from mlpack.runtime.netns import delete_netns
 from mlpack.runtime.rootless import rmtree
+
+TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 __all__ = ["runtime_of", "release_container", "remove_container_dir"]
 

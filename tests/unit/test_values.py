@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import pickle
+import subprocess
 import sys
+from pathlib import Path
 from dataclasses import field
 
 import pytest
@@ -16,10 +19,14 @@ from mlpack.builder import instructions as ins
 from mlpack.builder.events import BuildDone, LayerSummary
 from mlpack.builder.parser import parse
 from mlpack.runtime.options import RunOptions, parse_ports
+from mlpack.values import asdict as values_asdict
 from mlpack.values import dataclass as fast
+from mlpack.values import field as values_field
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def _declare(decorator):  # type: ignore[no-untyped-def]
+def _declare(decorator, field=field):  # type: ignore[no-untyped-def]
     @decorator(frozen=True)
     class Base:
         node: str
@@ -60,7 +67,8 @@ def _declare(decorator):  # type: ignore[no-untyped-def]
 
 STD = _declare(dataclasses.dataclass)
 FAST = _declare(fast)
-for _prefix, _kinds in (("Std", STD), ("Fast", FAST)):  # module-level names, so that pickle finds them
+LIGHT = _declare(fast, values_field)  # declared without the dataclasses module (but Slotted)
+for _prefix, _kinds in (("Std", STD), ("Fast", FAST), ("Light", LIGHT)):  # module-level names, so that pickle finds them
     for _kind in _kinds:
         _kind.__qualname__ = _prefix + _kind.__name__
         globals()[_kind.__qualname__] = _kind
@@ -114,11 +122,37 @@ def _behaviour(kinds):  # type: ignore[no-untyped-def]
     return out
 
 
-def test_same_behaviour_as_the_standard_decorator() -> None:
-    std, ours = _behaviour(STD), _behaviour(FAST)
+@pytest.mark.parametrize("kinds", [FAST, LIGHT], ids=["dataclasses.field", "values.field"])
+def test_same_behaviour_as_the_standard_decorator(kinds) -> None:  # type: ignore[no-untyped-def]
+    std, ours = _behaviour(STD), _behaviour(kinds)
     assert std.keys() == ours.keys()
     different = {k: (std[k], ours[k]) for k in std if std[k] != ours[k]}
     assert not different, different
+
+
+def test_values_asdict_is_the_standard_asdict() -> None:
+    _, Child, Mutable, Slotted, _ = LIGHT
+    for obj in (Child("n", 1, ("x", "y"), ["t"]), Mutable(2, [1]), Slotted(3)):
+        assert values_asdict(obj) == dataclasses.asdict(obj)
+    opts = RunOptions(ports=parse_ports(["8080:80"]), env=("A=1",))
+    assert values_asdict(opts) == dataclasses.asdict(opts)
+    with pytest.raises(TypeError):
+        values_asdict({"not": "a dataclass"})
+
+
+def test_declaring_with_values_field_imports_no_dataclasses() -> None:
+    """The point of the light path: a CLI start that declares value types never loads
+    dataclasses (and inspect, ast, dis with it), until something asks for the fields."""
+    code = ("import sys\nfrom mlpack.values import dataclass, field, asdict\n"
+            "@dataclass(frozen=True)\nclass V:\n    a: int\n    b: tuple = ()\n"
+            "    c: list = field(default_factory=list)\n"
+            "v = V(1)\nassert asdict(v) == {'a': 1, 'b': (), 'c': []} and v == V(1) and repr(v)\n"
+            "assert 'dataclasses' not in sys.modules and 'inspect' not in sys.modules, 'loaded'\n"
+            "import dataclasses\nassert [f.name for f in dataclasses.fields(V)] == ['a', 'b', 'c']\n"
+            "assert dataclasses.replace(v, a=2) == V(2) and dataclasses.is_dataclass(V)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_the_builder_and_runtime_types_are_real_dataclasses() -> None:
