@@ -23,7 +23,10 @@ through gRPC and through HTTP with the same kind of client (grpc_load.py,
 Python closed loops: wrk speaks no gRPC), so their ratio compares the
 protocols, not the clients. ``mlpack-h2load`` loads the same gRPC service
 with nghttp2's h2load, a C client like wrk (``mlpack`` is HTTP through wrk),
-when h2load is installed (apt-get install -y nghttp2-client). mlpack's gRPC
+when h2load is installed (apt-get install -y nghttp2-client). ``mlpack-v2``
+is the same process's HTTP V2 infer (``/v2/models/iris/infer``, JSON) through
+wrk: the Open Inference Protocol's HTTP twin of gRPC's ModelInfer, where
+``mlpack`` is the simpler REST ``/predict``. mlpack's gRPC
 is its own ASGI app on uvicorn's zttp HTTP/2 (mlpack/server/grpc/), not
 grpcio's server; the server CPU time per call is reported for both.
 
@@ -223,10 +226,11 @@ def client_threads(connections: int) -> int:
     return 1 if connections < 32 else 2
 
 
-def wrk(server: Server, connections: int, duration: int, script: Path) -> dict:
+def wrk(server: Server, connections: int, duration: int, script: Path, path: str | None = None) -> dict:
     threads = client_threads(connections)
+    url = server.url if path is None else f"http://127.0.0.1:{server.port}{path}"
     proc = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(duration)}s", "--latency", "--timeout", "5s", "-s", str(script), server.url],
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(duration)}s", "--latency", "--timeout", "5s", "-s", str(script), url],
         capture_output=True,
         text=True,
         timeout=duration + 30,
@@ -244,7 +248,7 @@ def wrk(server: Server, connections: int, duration: int, script: Path) -> dict:
 
 
 GRPC_INFER = "/inference.GRPCInferenceService/ModelInfer"
-APPS = ("ceiling", "baseline", "mlpack", "bentoml", "mlserver", "mlpack-pyhttp", "mlpack-grpc", "mlpack-h2load", "mlserver-grpc",
+APPS = ("ceiling", "baseline", "mlpack", "mlpack-v2", "bentoml", "mlserver", "mlpack-pyhttp", "mlpack-grpc", "mlpack-h2load", "mlserver-grpc",
         "mlp-unbatched", "mlp-batched")
 
 
@@ -313,7 +317,13 @@ def h2load(server: Server, connections: int, body: bytes, duration: float) -> di
     return {"rps": ok / seconds, "requests": ok, "p50_ms": weighted_ms / max(1, ok), "p99_ms": float("nan"), "non2xx": failed}
 
 
+V2_INFER = "/v2/models/iris/infer"
+V2_BODY = json.dumps({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}).encode()
+
+
 def measure(kind: str, server: Server, connections: int, duration: int, script: Path, grpc_body: bytes) -> dict:
+    if kind == "wrk-v2":  # the protocol's HTTP infer, the same operation as gRPC's ModelInfer
+        return wrk(server, connections, duration, script, V2_INFER)
     if kind == "h2load":
         return h2load(server, connections, grpc_body, duration)
     if kind == "grpc":
@@ -456,6 +466,9 @@ def main(argv: list[str] | None = None) -> int:
             wrk(s, 8, 1, scripts[s.name])
         mlpack_server = next((s for s in servers if s.name == "mlpack"), None)
         cells = [(s, int(c), "wrk", s.name) for c in args.connections.split(",") for s in servers if s.name != "mlserver" and s.name in apps]
+        if "mlpack-v2" in apps and mlpack_server is not None:
+            scripts["mlpack-v2"] = lua(V2_BODY, work / "mlpack-v2.lua")
+            cells += [(mlpack_server, int(c), "wrk-v2", "mlpack-v2") for c in args.connections.split(",")]
         cells += [
             (mlpack_server, int(c), kind, f"mlpack-{kind}")
             for c in args.connections.split(",") for kind in ("pyhttp", "grpc") if f"mlpack-{kind}" in apps
@@ -473,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
             runs = []
             for _ in range(args.rounds):
                 cpu = tree_cpu_s(s.proc.pid)
-                run = measure(kind, s, conns, args.duration, scripts[s.name], grpc_body)
+                run = measure(kind, s, conns, args.duration, scripts.get(label, scripts[s.name]), grpc_body)
                 run["cpu_us"] = (tree_cpu_s(s.proc.pid) - cpu) / max(1, run["requests"]) * 1e6
                 runs.append(run)
             cell = {key: statistics.median(r[key] for r in runs) for key in ("rps", "p50_ms", "p99_ms", "cpu_us")}
@@ -506,6 +519,7 @@ def main(argv: list[str] | None = None) -> int:
         ("mlpack", "bentoml", top),
         ("mlpack-grpc", "mlpack-pyhttp", top),
         ("mlpack-h2load", "mlpack", top),
+        ("mlpack-h2load", "mlpack-v2", top),
         ("mlpack-h2load", "mlpack-ref-h2load", top),
         ("mlpack-grpc", "mlserver-grpc", top),
         ("mlp-batched", "mlp-unbatched", args.batch_connections),
