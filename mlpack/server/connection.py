@@ -27,8 +27,9 @@ except ImportError:  # pragma: no cover - httptools is part of uvicorn[standard]
 __all__ = ["HeaderDeadlineProtocol", "set_header_timeout", "requests_in_server", "track_requests"]
 
 _TIMEOUT = {"seconds": 10.0}
-# uvicorn's state of each server in this process that uses the protocol: its ``tasks``
-# hold one task per request whose headers were read and whose answer is not done.
+# uvicorn's state of each server in this process whose requests are counted (HTTP through
+# HeaderDeadlineProtocol, gRPC through track_requests): its ``tasks`` hold one task per
+# request whose headers were read and whose answer is not done.
 _SERVERS: list[Any] = []
 
 
@@ -37,8 +38,9 @@ def requests_in_server() -> int:
 
     Unlike the middleware's in-flight count, this includes requests whose
     tasks have not had their first turn yet: the requests read in the same
-    turn of the loop, which could share a micro-batch. 0 where no uvicorn
-    server uses :class:`HeaderDeadlineProtocol` (in-process test clients).
+    turn of the loop, which could share a micro-batch; gRPC calls too, once the
+    gRPC server's protocol called :func:`track_requests`. 0 where no uvicorn
+    server is counted (in-process test clients).
     """
     n = 0
     for state in _SERVERS:

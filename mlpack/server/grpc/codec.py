@@ -59,6 +59,19 @@ def _typed(tensor: Any) -> Any:
     return np.array(values, dtype=dtype)
 
 
+def _feed(spec: Spec, tensor: Any, buffer: bytes | None, table: Any) -> np.ndarray:
+    """One request tensor as model input ``spec`` takes it: from ``buffer`` (its raw contents) or
+    its typed contents (None); a 422 ServeError naming what is wrong."""
+    name, datatype = tensor.name, tensor.datatype
+    if datatype != spec.datatype:
+        raise invalid(f"input {name!r}: expected datatype {spec.datatype}, got {datatype!r}", input=name)
+    shape = list(check_v2_shape(spec, tensor.shape))  # rank and size bounds, as on REST
+    data = _typed(tensor) if buffer is None else binary_tensor(buffer, 0, len(buffer), datatype, name)
+    if table is not None and table.kind == "table":
+        return v2_column(table, spec, data, shape)
+    return coerce_numbers(spec, data, shape=shape)
+
+
 def decode_request(request: Any, inputs: Sequence[Spec], outputs: Sequence[Spec], table: Any = None) -> Decoded:
     """Validated feeds and the requested outputs of a ModelInferRequest, or a 422 ServeError
     (a table model, ``table``: one column per input, as on REST V2)."""
@@ -66,37 +79,19 @@ def decode_request(request: Any, inputs: Sequence[Spec], outputs: Sequence[Spec]
     tensors = request.inputs
     given = len(tensors)
     if given == 1 and len(inputs) == 1 and len(raw) == 1 and table is None and not request.outputs:
-        # The common call (tritonclient's): one tensor in raw contents for a one-input model, every
-        # output wanted. The steps below, without the loops and lookups that have nothing to do.
-        tensor, spec = tensors[0], inputs[0]  # a single input takes any one name
-        datatype = tensor.datatype
-        if datatype != spec.datatype:
-            raise invalid(f"input {tensor.name!r}: expected datatype {spec.datatype}, got {datatype!r}", input=tensor.name)
-        shape = check_v2_shape(spec, tensor.shape)
-        buffer = raw[0]
-        data = binary_tensor(buffer, 0, len(buffer), datatype, tensor.name)
-        feeds = {spec.name: coerce_numbers(spec, data, shape=shape)}
-        return Decoded(feeds, binary_all=True, id=request.id or None)
+        # The common call (tritonclient's): one tensor in raw contents for a one-input model (which
+        # takes any one name), every output wanted: no name lookups, no bookkeeping of the rest.
+        return Decoded({inputs[0].name: _feed(inputs[0], tensors[0], raw[0], None)}, binary_all=True, id=request.id or None)
     if raw and len(raw) != given:
         raise invalid(f"raw_input_contents has {len(raw)} buffers for {given} inputs", hint="send one buffer per input, in order")
     by_name = {s.name: s for s in inputs}
     feeds: dict[str, np.ndarray] = {}
     for i, tensor in enumerate(tensors):
-        name, datatype = tensor.name, tensor.datatype
+        name = tensor.name
         spec = input_spec(name, inputs, by_name, given)
         if spec.name in feeds:
             raise invalid(f"input {name!r} appears twice", input=name)
-        if datatype != spec.datatype:
-            raise invalid(f"input {name!r}: expected datatype {spec.datatype}, got {datatype!r}", input=name)
-        shape = list(check_v2_shape(spec, list(tensor.shape)))  # rank and size bounds, as on REST
-        if raw:
-            data = binary_tensor(raw[i], 0, len(raw[i]), datatype, name)
-        else:
-            data = _typed(tensor)
-        if table is not None and table.kind == "table":
-            feeds[spec.name] = v2_column(table, spec, data, shape)
-        else:
-            feeds[spec.name] = coerce_numbers(spec, data, shape=shape)
+        feeds[spec.name] = _feed(spec, tensor, raw[i] if raw else None, table)
     missing = [s.name for s in inputs if s.name not in feeds]
     if missing:
         raise invalid(f"missing input {missing[0]!r}", input=missing[0], hint=f"the model's inputs are {[s.name for s in inputs]}")
