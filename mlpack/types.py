@@ -9,7 +9,7 @@ from mlpack.errors import ConfigError
 from mlpack.values import dataclass
 
 __all__ = ["Limits", "parse_memory", "parse_gpus", "DEFAULT_PORT", "DEFAULT_GRPC_PORT", "DEFAULT_PYTHON",
-           "REGISTRY_BASE", "LOCAL_BASE"]
+           "REGISTRY_BASE", "LOCAL_BASE", "LOCAL_RUNTIME_BASE", "RUNTIME_TAG_SUFFIX"]
 
 # The ports mlpack-serve listens on inside an image (MLPACK_PORT, MLPACK_GRPC_PORT
 # change them): the one default that render, the server, serve() and the export share.
@@ -22,6 +22,10 @@ DEFAULT_GRPC_PORT = 8081  # the Open Inference Protocol's gRPC service, as KServ
 DEFAULT_PYTHON = "3.11"
 REGISTRY_BASE = "python:{python}-slim"
 LOCAL_BASE = "localhost/mlpack/python:{python}"
+# The offline base without what only a builder stage runs (pip's wheels, dpkg): what a
+# serving image's runtime stage starts from. `mlpack base bootstrap` stores both.
+RUNTIME_TAG_SUFFIX = "-runtime"
+LOCAL_RUNTIME_BASE = LOCAL_BASE + RUNTIME_TAG_SUFFIX
 
 # compiled on first use (re's cache), not at import: a CLI start without --memory never needs it
 _MEMORY_RE = r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$"

@@ -171,8 +171,8 @@ def print_report(images: list[ImageSize], top: int) -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for img in images:
         print(f"| {img.label} | {len(img.layers)} | {mb(img.total('uncompressed'))} | {mb(img.total('gzip'))} | "
-              f"{mb(img.total('zstd'))} | {img.total('uncompressed') / base.total('uncompressed'):.2f} | "
-              f"{img.total('gzip') / base.total('gzip'):.2f} | {img.total('gunzip_s'):.2f} | {img.total('unzstd_s'):.2f} |")
+              f"{mb(img.total('zstd'))} | {img.total('uncompressed') / base.total('uncompressed'):.3f} | "
+              f"{img.total('gzip') / base.total('gzip'):.3f} | {img.total('gunzip_s'):.2f} | {img.total('unzstd_s'):.2f} |")
     for img in images:
         print(f"\n## Layers of {img.label} ({img.ref})\n")
         print("| # | created by | stored as | uncompressed | gzip | zstd | gunzip s | unzstd s |")
@@ -213,7 +213,7 @@ def build_images(settings: Settings, baseline: str) -> None:
     store.init()
     for ref, options in [(BASE_REF, BaseOptions())] + (
             [(PLAIN_BASE, BaseOptions(ref=PLAIN_BASE, variant="minbase", slim=False, purge=(),
-                                      purge_essential=()))]
+                                      purge_essential=(), builder_only=()))]
             if baseline == "plain" else []):
         if current(store, options) is None:  # missing, or made by an older recipe
             bootstrap(settings, options, log=lambda m: print(f"[base] {m}", file=sys.stderr))

@@ -231,7 +231,7 @@ def _load(args: argparse.Namespace, settings: Settings) -> int:
 
 def _bootstrap(args: argparse.Namespace, settings: Settings) -> int:
     from mlpack.errors import ImageNotFound
-    from mlpack.oci.base import BASE_REF, BaseOptions, bootstrap
+    from mlpack.oci.base import BASE_REF, BaseOptions, bootstrap, runtime_image, runtime_ref
     from mlpack.oci.platforms import host_platform, parse_platform, platform_text
 
     ref = args.tag or BASE_REF
@@ -240,6 +240,7 @@ def _bootstrap(args: argparse.Namespace, settings: Settings) -> int:
         try:
             image = _store(settings).resolve(ref, platform=platform)
             if image.config.architecture == platform[1]:
+                runtime_image(_store(settings), runtime_ref(ref), platform)  # made from it if missing
                 print(f"{ref} ({platform_text(platform)}) is already in the store ({image.digest}); "
                       "use --force to rebuild it")
                 return 0

@@ -10,8 +10,11 @@ dynamic linker never reads: it uses ``.dynsym``): for each little-endian ELF64
 shared object under the given directories, the non-allocated sections named
 ``.debug*``/``.zdebug*``/``.symtab``/``.strtab`` are removed, provided that
 
-* they all lie after everything a program header maps (nothing loaded moves:
-  the loaded bytes are copied verbatim, only trailing sections are rewritten),
+* nothing loaded moves: the loaded bytes are copied verbatim and only
+  trailing sections are rewritten; a dropped section that lies between mapped
+  parts (auditwheel's patchelf appends a segment after them) is zeroed where
+  it is, when no program header maps its bytes and no kept section or header
+  shares them,
 * no kept section links to them,
 * and the bytes after the loaded part hold nothing but sections, the section
   header table and zero padding.
@@ -86,10 +89,12 @@ def strip_bytes(data: bytes) -> Optional[bytes]:
     if not drop:
         return None
 
-    loaded = max([ehsize, phoff + phnum * _PHDR.size]
-                 + [p[2] + p[5] for p in (_PHDR.unpack_from(data, phoff + k * _PHDR.size) for k in range(phnum))]
+    phdrs = [_PHDR.unpack_from(data, phoff + k * _PHDR.size) for k in range(phnum)]
+    loaded = max([ehsize, phoff + phnum * _PHDR.size] + [p[2] + p[5] for p in phdrs]
                  + [sh[4] + sh[5] for sh in sections if sh[2] & _SHF_ALLOC and sh[1] != _SHT_NOBITS])
-    if any(sections[i][4] < loaded for i in drop):
+    holes = _holes(sections, drop, phdrs, loaded, (0, max(ehsize, phoff + phnum * _PHDR.size)),
+                   (shoff, shoff + shnum * _SHDR.size))
+    if holes is None:
         return None
     # What lies past the loaded part must be sections, the header table or zeros, else it is
     # data we would not carry over (a signature, an appended archive).
@@ -104,6 +109,13 @@ def strip_bytes(data: bytes) -> Optional[bytes]:
         return None
 
     out = bytearray(data[:loaded])
+    # a header table amid the mapped part (patchelf leaves it there) is rewritten in place, shorter
+    table_in_place = shoff + shnum * _SHDR.size <= loaded and not any(
+        shoff < p[2] + p[5] and p[2] < shoff + shnum * _SHDR.size for p in phdrs if p[5])
+    if table_in_place:
+        holes.append((shoff, shoff + shnum * _SHDR.size))
+    for start, end in holes:
+        out[start:end] = bytes(end - start)
     remap = {}
     kept: List[List[int]] = []
     for i, sh in enumerate(sections):
@@ -125,13 +137,37 @@ def strip_bytes(data: bytes) -> Optional[bytes]:
         sh[6] = remap.get(sh[6], 0)
         if sh[2] & _SHF_INFO_LINK:
             sh[7] = remap.get(sh[7], 0)
-    out += b"\0" * (-len(out) % 8)
-    new_shoff = len(out)
-    for sh in kept:
-        out += _SHDR.pack(*sh)
+    if table_in_place:
+        new_shoff = shoff
+        out[shoff:shoff + len(kept) * _SHDR.size] = b"".join(_SHDR.pack(*sh) for sh in kept)
+    else:
+        out += b"\0" * (-len(out) % 8)
+        new_shoff = len(out)
+        for sh in kept:
+            out += _SHDR.pack(*sh)
     _EHDR.pack_into(out, 0, ident, e_type, _machine, _version, _entry, phoff, new_shoff, _flags, ehsize,
                     phentsize, phnum, shentsize, len(kept), remap[shstrndx])
     return bytes(out)
+
+
+def _holes(sections: List[List[int]], drop: set, phdrs: list, loaded: int,
+           *reserved: Tuple[int, int]) -> Optional[List[Tuple[int, int]]]:
+    """The byte ranges of dropped sections that lie before the end of what is mapped (a library
+    that patchelf gave a segment after them, as auditwheel does), to be zeroed in place: nothing
+    moves, and zeros compress to nothing. None when one of them overlaps a program header's
+    bytes, a kept section, the headers, or the end of the mapped part."""
+    kept = [(sh[4], sh[4] + sh[5]) for i, sh in enumerate(sections)
+            if i not in drop and i and sh[1] != _SHT_NOBITS and sh[5]]
+    taken = kept + [(p[2], p[2] + p[5]) for p in phdrs if p[5]] + list(reserved)
+    holes = []
+    for i in sorted(drop):
+        if sections[i][1] == _SHT_NOBITS or sections[i][4] >= loaded:
+            continue
+        start, end = sections[i][4], sections[i][4] + sections[i][5]
+        if end > loaded or any(start < b and a < end for a, b in taken):
+            return None
+        holes.append((start, end))
+    return holes
 
 
 def strip_file(path: str) -> Tuple[int, int]:

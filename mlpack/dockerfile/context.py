@@ -32,7 +32,7 @@ from typing import Any
 
 from mlpack._version import __version__
 from mlpack.dockerfile.depsdir import BaseFacts, Trims, compile_tree, make_deps_dir, user_files
-from mlpack.dockerfile.options import LOCAL_BASE, RenderOptions
+from mlpack.dockerfile.options import LOCAL_BASE, RenderOptions, runtime_base
 from mlpack.dockerfile.system import system_libraries
 from mlpack.dockerfile.wheelcache import WheelTarget
 from mlpack.dockerfile.wheelinstall import parse_wheel_name
@@ -228,6 +228,7 @@ def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base:
         "flavor": bundle.flavor,
         "framework": bundle.framework,
         "base": base,
+        "runtime_base": runtime_base(base, python),
         "python": python,
         "gpu": options.gpu,
         "pip": list(options.pip),
@@ -235,7 +236,7 @@ def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base:
         "system_libraries": list(system_libraries(
             lock_lines(bundle, options), asked=options.apt, local_base=base == LOCAL_BASE.format(python=python))),
         "env": sorted(options.env.items()),
-        "labels": image_labels(bundle, options, base),
+        "labels": image_labels(bundle, options, runtime_base(base, python)),
         "port": options.port,
         "grpc_port": options.grpc_port,
         "uid": options.uid,

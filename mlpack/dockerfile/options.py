@@ -14,10 +14,10 @@ from pathlib import Path
 from mlpack.dockerfile.quoting import check_text
 from mlpack.errors import ConfigError, RenderError
 from mlpack.reference import parse as parse_reference
-from mlpack.types import DEFAULT_GRPC_PORT, DEFAULT_PORT, DEFAULT_PYTHON, LOCAL_BASE, REGISTRY_BASE
+from mlpack.types import DEFAULT_GRPC_PORT, DEFAULT_PORT, DEFAULT_PYTHON, LOCAL_BASE, LOCAL_RUNTIME_BASE, REGISTRY_BASE
 
 __all__ = ["RenderOptions", "DEPS_MODES", "DEFAULT_BASE", "LOCAL_BASE", "DEFAULT_PYTHON", "DEFAULT_UID", "DEFAULT_PORT",
-           "choose_base"]
+           "choose_base", "runtime_base"]
 
 DEFAULT_BASE = REGISTRY_BASE  # what a Dockerfile rendered for anyone (no store to look in) starts from
 DEFAULT_UID = 10001
@@ -41,6 +41,12 @@ def choose_base(base: str | None, python: str, present: Callable[[str], bool] | 
     if present is None or present(registry):
         return registry
     return LOCAL_BASE.format(python=python)
+
+def runtime_base(base: str, python: str) -> str:
+    """What the runtime stage starts from: the offline base's runtime image (the same tree without
+    pip's wheels and dpkg, which only the builder stage runs) for the offline base, else ``base``."""
+    return LOCAL_RUNTIME_BASE.format(python=python) if base == LOCAL_BASE.format(python=python) else base
+
 
 _PYTHON_RE = re.compile(r"^3\.\d{1,2}$")
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -1,13 +1,19 @@
 """The offline base image: Debian + python3 bootstrapped with mmdebstrap.
 
 ``bootstrap(settings)`` stores ``localhost/mlpack/python:3.11`` (BASE_REF):
-one layer made from ``mmdebstrap --variant=essential`` with python3,
+made from ``mmdebstrap --variant=essential`` with python3,
 python3-venv, ca-certificates, libstdc++6 and libgomp1, docs, man pages, locales,
 iconv modules, the stdlib's tests, perl and the tools a Python server never runs
 (util-linux, login/PAM, systemd's libraries, ...: ``BaseOptions.purge_essential``)
 dropped, using the host's Debian apt sources and apt proxy settings. With the
-same SOURCE_DATE_EPOCH and the same mirror content the layer is the same.
-It is what rendered Dockerfiles name when no registry can be reached.
+same SOURCE_DATE_EPOCH and the same mirror content the layers are the same.
+It is what rendered Dockerfiles name when no registry can be reached. It has
+two layers: the runtime (everything a serving container runs) and what only a
+builder stage runs (``BaseOptions.builder_only``: pip's and setuptools' wheels
+for ``python3 -m venv``, dpkg), split by dpkg's own database
+(:mod:`mlpack.oci.basesplit`). The first layer alone is also stored, as
+``runtime_ref(ref)`` (``localhost/mlpack/python:3.11-runtime``): the image a
+serving image's runtime stage starts from.
 ``recipe(options)`` is stored as the RECIPE_LABEL label; ``current(store)``
 treats a base made by another recipe as absent, so changed trims rebuild it.
 """
@@ -29,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpack.errors import ImageNotFound, StoreError
+from mlpack.oci.basesplit import split_packages
 from mlpack.oci.layer import LayerOptions, write_dir
 from mlpack.oci.image import Image
 from mlpack.oci.foreignbase import FOREIGN_PACKAGES, foreign_args
@@ -37,12 +44,14 @@ from mlpack.oci.multiarch import add_platform
 from mlpack.oci.platforms import host_platform, platform_descriptor
 from mlpack.oci.unpack import UnpackOptions, apply_layer
 from mlpack.settings import Settings
-from mlpack.types import DEFAULT_PYTHON, LOCAL_BASE
+from mlpack.reference import parse as parse_reference
+from mlpack.types import DEFAULT_PYTHON, LOCAL_BASE, RUNTIME_TAG_SUFFIX
 
-__all__ = ["BASE_REF", "RECIPE_LABEL", "BaseOptions", "bootstrap", "current", "import_rootfs_tar", "host_apt_sources",
-           "host_apt_options", "recipe"]
+__all__ = ["BASE_REF", "RUNTIME_REF", "RECIPE_LABEL", "BaseOptions", "bootstrap", "current", "import_rootfs_tar",
+           "host_apt_sources", "host_apt_options", "make_runtime_image", "recipe", "runtime_image", "runtime_ref"]
 
 BASE_REF = LOCAL_BASE.format(python=DEFAULT_PYTHON)  # the offline base of mlpack.types
+RUNTIME_REF = BASE_REF + RUNTIME_TAG_SUFFIX
 DEFAULT_EPOCH = 1_700_000_000  # fixed, so the digest depends only on package content
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _EXCLUDES = (
@@ -67,7 +76,7 @@ _SLIM_REMOVE = ("usr/lib/python3*/test", "usr/lib/python3*/lib2to3", "usr/lib/py
                 # _dbm (dbm.ndbm) the only one of Berkeley DB (dbm and shelve fall back to dbm.dumb);
                 # localedef compiles locales, and C.UTF-8 ships compiled.
                 "usr/lib/python3*/lib-dynload/nis.*", "usr/lib/python3*/lib-dynload/_dbm.*",
-                "usr/bin/localedef", "var/lib/dpkg/status-old")
+                "usr/bin/localedef")
 RECIPE_LABEL = "io.mlpack.base.recipe"
 _APT_KEYS = ("Acquire::http::Proxy", "Acquire::https::Proxy", "Acquire::Check-Valid-Until", "Acquire::Check-Date")
 
@@ -110,6 +119,11 @@ class BaseOptions:
     source_date_epoch: int = DEFAULT_EPOCH
     extra_args: tuple[str, ...] = field(default_factory=tuple)
     slim: bool = True                       # False: keep iconv modules and the stdlib's extras
+    # What only a builder stage runs: the wheels `python3 -m venv` installs pip and setuptools
+    # from (ensurepip), and dpkg with the diff it calls. They make the base's second layer, which
+    # the runtime image (``runtime_ref``) does not have; its dpkg status does not list them.
+    builder_only: tuple[str, ...] = ("python3-pip-whl", "python3-setuptools-whl", "python3.11-venv",
+                                     "python3-venv", "dpkg", "diffutils")
     # the image's architecture (OCI name); another than the host's is extracted, not installed
     # (mlpack.oci.foreignbase), and joins the other platforms of ``ref`` in one image index
     arch: str = "amd64"
@@ -123,18 +137,75 @@ def recipe(options: BaseOptions | None = None) -> str:
             "purge": options.purge, "purge_essential": options.purge_essential, "slim": options.slim,
             "excludes": _EXCLUDES + (_SLIM_EXCLUDES if options.slim else ()),
             "remove": _SLIM_REMOVE if options.slim else (), "extra_args": options.extra_args,
-            "epoch": options.source_date_epoch, "arch": options.arch}
+            "epoch": options.source_date_epoch, "arch": options.arch, "builder_only": options.builder_only}
     return "sha256:" + hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
+def runtime_ref(ref: str) -> str:
+    """Where ``bootstrap`` stores the runtime image of the base ``ref``: its tag + ``-runtime``."""
+    parsed = parse_reference(ref)
+    return str(parsed.with_tag((parsed.tag or "latest") + RUNTIME_TAG_SUFFIX))
+
+
 def current(store: Store, options: BaseOptions | None = None) -> Image | None:
-    """``options.ref`` in ``store`` when it was made by this recipe; None when it is missing or stale."""
+    """``options.ref`` in ``store`` when it was made by this recipe; None when it is missing or stale.
+    (Its runtime image is made from it wherever one is missing: :func:`runtime_image`.)"""
     options = options or BaseOptions()
     try:
         image = store.resolve(options.ref)
     except ImageNotFound:
         return None
     return image if image.config.labels.get(RECIPE_LABEL) == recipe(options) else None
+
+
+def runtime_image(store: Store, ref: str, platform: tuple[str, str] | None = None) -> Image | None:
+    """The image ``ref`` names, where ``ref`` may be a base's runtime image (``<base>:<tag>-runtime``):
+    made (again) from the base's first layer when the store has that base (one mlpack bootstrapped:
+    it has the recipe label) and the stored runtime image is missing or not its first layer. So a
+    base moved with ``mlpack save``/``load`` alone serves both stages. None when the store has
+    neither ``ref`` nor, for a runtime name, its base."""
+    wanted = platform or host_platform()
+    try:
+        stored = store.resolve(ref, platform=wanted)
+    except ImageNotFound:
+        stored = None
+    parsed = parse_reference(ref)
+    if not parsed.tag or not parsed.tag.endswith(RUNTIME_TAG_SUFFIX) or parsed.digest:
+        return stored
+    try:
+        base = store.resolve(str(parsed.with_tag(parsed.tag[:-len(RUNTIME_TAG_SUFFIX)])), platform=wanted)
+    except ImageNotFound:
+        return stored
+    if RECIPE_LABEL not in base.config.labels or (base.config.os, base.config.architecture) != wanted:
+        return stored
+    if stored is not None and stored.diff_ids == base.diff_ids[:1]:
+        return stored
+    return make_runtime_image(store, base, ref)
+
+
+def make_runtime_image(store: Store, base: Image, ref: str) -> Image:
+    """Store the base's first layer alone as ``ref`` (for the base's platform; other platforms
+    of ``ref`` stay): its config is the base's, with the first layer's history."""
+    blob = base.config.blob
+    labels = dict(blob.get("config", {}).get("Labels") or {})
+    labels["org.opencontainers.image.title"] = "mlpack python runtime base"
+    if len(base.layers) > 1:
+        labels["org.opencontainers.image.description"] = (labels.get("org.opencontainers.image.description", "")
+                                                          + ", without what only a builder stage runs")
+    config = {**blob, "config": {**blob.get("config", {}), "Labels": labels},
+              "rootfs": {"type": "layers", "diff_ids": base.diff_ids[:1]},
+              "history": _history_of_first_layer(blob.get("history") or [])}
+    digest = store.put_image(config, [{**base.layers[0], "diff_id": base.diff_ids[0]}])
+    add_platform(store, ref, digest)
+    return store.resolve(ref, platform=(base.config.os or "linux", base.config.architecture or "amd64"))
+
+
+def _history_of_first_layer(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """History entries up to and including the one that made the first layer."""
+    for i, entry in enumerate(history):
+        if not entry.get("empty_layer"):
+            return history[:i + 1]
+    return history
 
 
 def host_apt_sources() -> list[str]:
@@ -199,6 +270,8 @@ def bootstrap(settings: Settings, options: BaseOptions | None = None, *,
                     '--customize-hook=chroot "$1" dpkg --purge --force-remove-essential --force-depends '
                     + " ".join(options.purge_essential),
                     '--customize-hook=rm -rf "$1"/var/cache/debconf "$1"/usr/share/debconf']
+        if options.slim and not foreign:  # dpkg's copy of the status before its last change
+            cmd += ['--customize-hook=rm -f "$1"/var/lib/dpkg/status-old']
         cmd += list(options.extra_args)
         cmd += [options.suite, str(tar_path), *mirrors]
         env = dict(os.environ, SOURCE_DATE_EPOCH=str(options.source_date_epoch))
@@ -212,32 +285,46 @@ def bootstrap(settings: Settings, options: BaseOptions | None = None, *,
                              step="mmdebstrap", stderr=proc.stderr)
         if log:
             log(f"rootfs tar is {tar_path.stat().st_size / 1e6:.1f} MB after {time.monotonic() - started:.0f}s; importing")
-        config = {
-            **platform_descriptor(("linux", options.arch)),
-            "created": _dt.datetime.fromtimestamp(options.source_date_epoch, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "config": {"Env": [PATH_ENV, "LANG=C.UTF-8"], "Cmd": ["python3"], "Labels": {
-                "org.opencontainers.image.title": "mlpack python base",
-                RECIPE_LABEL: recipe(options),
-                "org.opencontainers.image.description": f"Debian {options.suite} {options.variant} + {' '.join(options.packages)}",
-            }},
-            "history": [{"created_by": f"mmdebstrap --variant={'extract --arch=' + options.arch if foreign else options.variant} {options.suite} (mlpack base bootstrap)",
-                         "created": _dt.datetime.fromtimestamp(options.source_date_epoch, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}],
-        }
         store = Store(settings.store_dir)
-        image = import_rootfs_tar(store, tar_path, config, None,
-                                  source_date_epoch=options.source_date_epoch, workdir=Path(tmp))
-        add_platform(store, options.ref, image.digest)  # the tag keeps its other platforms
+        digest = import_rootfs_tar(store, tar_path, options, foreign=foreign, workdir=Path(tmp))
+        add_platform(store, options.ref, digest)  # the tag keeps its other platforms
         image = store.resolve(options.ref, platform=("linux", options.arch))
+        make_runtime_image(store, image, runtime_ref(options.ref))
     if log:
-        log(f"stored {options.ref} ({image.size / 1e6:.1f} MB compressed) in {time.monotonic() - started:.0f}s")
+        log(f"stored {options.ref} ({image.size / 1e6:.1f} MB compressed) and {runtime_ref(options.ref)} "
+            f"in {time.monotonic() - started:.0f}s")
     return image
 
 
-def import_rootfs_tar(store: Store, tar_path: Path, config: dict[str, Any], ref: str | None, *,
-                      source_date_epoch: int | None = None, workdir: Path | None = None) -> Image:
-    """Turn a root filesystem tar into a one-layer image (device nodes dropped, layer made reproducible)."""
+def _config(options: BaseOptions, foreign: bool, *, tools_layer: bool) -> dict[str, Any]:
+    """The base's image config; ``tools_layer``: it has the builder-only layer on top."""
+    created = _dt.datetime.fromtimestamp(options.source_date_epoch, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    variant = "extract --arch=" + options.arch if foreign else options.variant
+    history = [{"created_by": f"mmdebstrap --variant={variant} {options.suite} (mlpack base bootstrap)",
+                "created": created}]
+    if tools_layer:
+        history.append({"created_by": f"what only a builder stage runs: {' '.join(options.builder_only)} "
+                                      "(mlpack base bootstrap)", "created": created})
+    return {
+        **platform_descriptor(("linux", options.arch)),
+        "created": created,
+        "config": {"Env": [PATH_ENV, "LANG=C.UTF-8"], "Cmd": ["python3"], "Labels": {
+            "org.opencontainers.image.title": "mlpack python base",
+            RECIPE_LABEL: recipe(options),
+            "org.opencontainers.image.description": f"Debian {options.suite} {options.variant} + {' '.join(options.packages)}",
+        }},
+        "history": history,
+    }
+
+
+def import_rootfs_tar(store: Store, tar_path: Path, options: BaseOptions, *, foreign: bool = False,
+                      workdir: Path | None = None) -> str:
+    """Turn a root filesystem tar into the base (device nodes dropped, layers made reproducible):
+    the runtime layer, then the layer of ``options.builder_only`` when the tree has those
+    packages. Returns the base's manifest digest (untagged)."""
+    layer_options = LayerOptions(source_date_epoch=options.source_date_epoch)
     with tempfile.TemporaryDirectory(prefix="rootfs-", dir=workdir) as tmp:
-        root = Path(tmp) / "rootfs"
+        root, tools = Path(tmp) / "rootfs", Path(tmp) / "tools"
         apply_layer(root, tar_path, UnpackOptions(devices="skip"))
         for node in (root / "dev").glob("*") if (root / "dev").is_dir() else []:
             # /dev belongs to the runtime; mmdebstrap adds symlinks like /dev/fd there
@@ -245,6 +332,9 @@ def import_rootfs_tar(store: Store, tar_path: Path, config: dict[str, Any], ref:
                 node.unlink()
             else:
                 shutil.rmtree(node)
-        layer = write_dir(store, root, LayerOptions(source_date_epoch=source_date_epoch))
-    digest = store.put_image(config, [layer], ref=ref)
-    return store.resolve(digest)
+        tools.mkdir()
+        moved = split_packages(root, tools, options.builder_only)
+        layers = [write_dir(store, root, layer_options)]
+        if moved:
+            layers.append(write_dir(store, tools, layer_options))
+    return store.put_image(_config(options, foreign, tools_layer=bool(moved)), layers)

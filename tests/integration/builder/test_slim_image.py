@@ -86,7 +86,8 @@ print("MLPACK-IMPORTS " + json.dumps({"top": top, "done": len(done), "failed": f
 # stdlib names Debian's python3 never ships in these packages (other platforms, or split off into
 # python3-gdbm, python3-tk, ...), and what mlpack.oci.base trims on purpose.
 NOT_IN_DEBIAN = {"_gdbm", "_msi", "_overlapped", "_scproxy", "_winapi", "msilib", "msvcrt", "nt", "winreg", "winsound"}
-TRIMMED = {"lib2to3", "pydoc_data", "nis", "_dbm"}
+# ensurepip (python3.11-venv) is in the base's builder-only layer, with the wheels it installs
+TRIMMED = {"lib2to3", "pydoc_data", "nis", "_dbm", "ensurepip"}
 # Extension modules that cannot be imported on their own in an untrimmed install either (checked
 # against the host's venv): scipy 1.17's pythran module imports a name from itself.
 UPSTREAM = {"ext:scipy.linalg._matfuncs_sqrtm_triu": "partially initialized module"}
@@ -120,11 +121,13 @@ for top in ("/usr/bin", "/usr/sbin", "/usr/lib", "/usr/libexec", "/opt/venv"):
                 unresolved[path] = lost or [proc.stderr.strip()[-300:]]
 print("MLPACK-NEEDED " + json.dumps({"checked": checked, "unresolved": unresolved}))
 """
-# What a build and a serving container run: the builder stage's shell steps (venv, pip, find, grep,
-# rm, compileall), the HEALTHCHECK and entrypoint (the venv's python), `mlpack exec` and kube probes
-# (sh); the rest of the base's tools for booting, logging in and managing disks went.
+# What a serving container runs: the HEALTHCHECK and entrypoint (the venv's python), `mlpack exec`,
+# kube probes and `kubectl cp` (sh, tar); the rest of the base's tools for booting, logging in and
+# managing disks went. dpkg (and the diff it calls) and pip's wheels for `python3 -m venv` are in
+# the base's second layer, which only the builder stage starts from.
 KEPT_TOOLS = ("sh", "bash", "python3", "rm", "cat", "ls", "grep", "sed", "find", "xargs", "tar", "gzip",
-              "dpkg", "diff", "awk", "env", "id")
+              "awk", "env", "id")
+BUILDER_ONLY = ("usr/bin/dpkg", "usr/bin/diff", "usr/share/python-wheels", "usr/lib/python3.11/ensurepip")
 PURGED_TOOLS = ("usr/bin/openssl", "usr/bin/lsblk", "usr/bin/more", "usr/bin/su", "usr/bin/login",
                 "usr/bin/localedef", "usr/sbin/mkfs", "usr/sbin/fsck", "usr/sbin/agetty",
                 "usr/sbin/update-rc.d", "usr/bin/debconf")
@@ -253,13 +256,15 @@ def test_what_the_trims_took_out(serving_image, run_settings: Settings, tmp_path
     assert not list(usr.glob("lib/*/gconv/*.so"))
     py = next(usr.glob("lib/python3.*"))
     assert not list((py / "lib2to3").rglob("*.py")) and not list((py / "test").rglob("*.py"))
-    assert (py / "encodings" / "utf_8.py").exists() and (py / "ensurepip").is_dir()
+    assert (py / "encodings" / "utf_8.py").exists() and (py / "venv").is_dir()
+    assert [t for t in BUILDER_ONLY if (root / t).exists() or (root / t).is_symlink()] == []
     assert [t for t in PURGED_TOOLS if (root / t).exists() or (root / t).is_symlink()] == []
     assert [t for t in KEPT_TOOLS if not (usr / "bin" / t).exists()] == []
     assert not list(usr.glob("lib/*/libsystemd.so*")) and not list(usr.glob("lib/*/libkrb5.so*"))
     assert list(usr.glob("lib/*/libssl.so.3")) and list(usr.glob("lib/*/libnss_files.so.2"))
     status = (root / "var/lib/dpkg/status").read_text()  # the package database still tells the truth
     assert "Package: util-linux\n" not in status and "Package: python3.11\n" in status
+    assert "Package: dpkg\n" not in status and "Package: python3-pip-whl\n" not in status
 
 
 def test_the_trimmed_image_serves(onnx_image, run_settings: Settings) -> None:  # type: ignore[no-untyped-def]

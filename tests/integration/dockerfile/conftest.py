@@ -36,6 +36,7 @@ from mlpack.runtime.mounts import mounts_under
 from tests.conftest import require_root, require_tool
 
 LOCAL_BASE = "localhost/mlpack/python:3.11"
+LOCAL_RUNTIME_BASE = LOCAL_BASE + "-runtime"  # what the runtime stage starts from
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 # Lean Debian: no docs, man pages or translations; usrmerge (and the perl it
 # drags in) purged once /usr is merged. Same packages as `mlpack base bootstrap`.
@@ -116,26 +117,33 @@ def _mounts_under(root: Path) -> list[str]:
 
 @pytest.fixture(scope="session")
 def local_base(request: pytest.FixtureRequest, buildah: Buildah, run_home: Path, run_settings) -> str:
-    """localhost/mlpack/python:3.11 in buildah's storage, made once per run.
+    """localhost/mlpack/python:3.11 and its -runtime image in buildah's storage, made once per run.
 
-    It is the base `mlpack base bootstrap` stores (tests/plugins/oci.py's
+    They are the images `mlpack base bootstrap` stores (tests/plugins/oci.py's
     ``base_image``), copied from mlpack's OCI layout store into buildah; only
-    if that cannot be had does this make a similar one with mmdebstrap.
+    if that cannot be had does this make a similar one with mmdebstrap (one
+    image under both names).
     """
-    if buildah.has_image(LOCAL_BASE):
+    if buildah.has_image(LOCAL_BASE) and buildah.has_image(LOCAL_RUNTIME_BASE):
         return LOCAL_BASE
     try:
         request.getfixturevalue("base_image")
     except Exception as exc:  # a broken bootstrap must not hide what render can show
         warnings.warn(f"mlpack base bootstrap failed ({exc}); making the base with mmdebstrap here")
     else:
-        result = buildah.run("pull", "-q", f"oci:{_lowercase_path(run_settings.store_dir)}:{LOCAL_BASE}",
-                             check=False)
-        if result.returncode == 0:
-            if not buildah.has_image(LOCAL_BASE):
-                buildah.run("tag", result.stdout.strip().splitlines()[-1], LOCAL_BASE)
+        from mlpack.oci.base import runtime_image
+        from mlpack.oci.layout import Store
+
+        runtime_image(Store(run_settings.store_dir), LOCAL_RUNTIME_BASE)
+        for ref in (LOCAL_BASE, LOCAL_RUNTIME_BASE):
+            result = buildah.run("pull", "-q", f"oci:{_lowercase_path(run_settings.store_dir)}:{ref}", check=False)
+            if result.returncode != 0:
+                warnings.warn(f"buildah could not read the bootstrapped {ref}: {result.stderr[-500:]}")
+                break
+            if not buildah.has_image(ref):
+                buildah.run("tag", result.stdout.strip().splitlines()[-1], ref)
+        else:
             return LOCAL_BASE
-        warnings.warn(f"buildah could not read the bootstrapped base: {result.stderr[-500:]}")
     return _mmdebstrap_base(buildah, run_home)
 
 
@@ -166,6 +174,7 @@ def _mmdebstrap_base(buildah: Buildah, run_home: Path) -> str:
         buildah.run("add", container, str(tar), "/")
         buildah.run("config", "--cmd", "/usr/bin/python3", container)
         buildah.run("commit", "-q", container, LOCAL_BASE)
+        buildah.run("tag", LOCAL_BASE, LOCAL_RUNTIME_BASE)
     finally:
         buildah.run("rm", container, check=False)
     return LOCAL_BASE

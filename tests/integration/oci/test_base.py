@@ -9,7 +9,8 @@ import tarfile
 
 import pytest
 
-from mlpack.oci.base import BASE_REF, RECIPE_LABEL, recipe
+from mlpack.oci.base import BASE_REF, RECIPE_LABEL, RUNTIME_REF, BaseOptions, recipe
+from mlpack.oci.basesplit import status_packages
 from mlpack.oci.layercache import layer_dirs
 from mlpack.oci.layout import Store
 from mlpack.settings import Settings
@@ -24,7 +25,35 @@ def test_base_image_config(base_image, run_settings: Settings) -> None:  # type:
     assert cfg.cmd == ("python3",)
     assert cfg.labels[RECIPE_LABEL] == recipe()  # what makes an older store bootstrap again
     assert any(e.startswith("PATH=") and "/usr/bin" in e for e in cfg.env)
-    assert len(image.layers) == 1 and image.size < 90e6, f"base image is {image.size / 1e6:.1f} MB"
+    assert len(image.layers) == 2 and image.size < 90e6, f"base image is {image.size / 1e6:.1f} MB"
+    # the runtime image is the base's first layer alone, labelled with the same recipe
+    runtime = Store(run_settings.store_dir).resolve(RUNTIME_REF)
+    assert runtime.layers == image.layers[:1] and runtime.diff_ids == image.diff_ids[:1]
+    assert runtime.config.labels[RECIPE_LABEL] == recipe() and runtime.config.cmd == ("python3",)
+
+
+def _layer_files(store: Store, digest: str) -> dict[str, bytes | None]:
+    with tarfile.open(store.blob_path(digest)) as tar:
+        return {m.name: (tar.extractfile(m).read() if m.isfile() and m.name.endswith("dpkg/status") else None)  # type: ignore[union-attr]
+                for m in tar.getmembers()}
+
+
+def test_the_runtime_layer_has_no_builder_tools_and_its_database_says_so(base_image, run_settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    """pip's and setuptools' wheels, ensurepip and dpkg are in the second layer only, and each
+    layer's dpkg status lists what the image up to it holds."""
+    store = Store(run_settings.store_dir)
+    runtime, tools = (_layer_files(store, layer["digest"]) for layer in base_image.layers)
+    tools_only = ("usr/share/python-wheels/", "usr/bin/dpkg", "usr/bin/diff", "usr/lib/python3.11/ensurepip/")
+    for prefix in tools_only:
+        assert not [n for n in runtime if n.startswith(prefix)], prefix
+        assert [n for n in tools if n.startswith(prefix)], prefix
+    assert "usr/bin/python3.11" in runtime and "usr/bin/tar" in runtime and "usr/bin/sh" in runtime
+    in_runtime = set(status_packages(runtime["var/lib/dpkg/status"].decode()))  # type: ignore[union-attr]
+    in_base = set(status_packages(tools["var/lib/dpkg/status"].decode()))  # type: ignore[union-attr]
+    assert in_base - in_runtime == set(BaseOptions().builder_only)
+    assert {"python3.11-minimal", "libc6", "libssl3", "coreutils"} <= in_runtime
+    assert not [n for n in runtime if n.startswith("var/lib/dpkg/info/dpkg.")]
+    assert "var/lib/dpkg/status-old" not in runtime and "var/lib/dpkg/status-old" not in tools
 
 
 def test_base_layer_is_slim_and_has_no_devices(base_image, run_settings: Settings) -> None:  # type: ignore[no-untyped-def]
@@ -43,7 +72,7 @@ def test_base_layer_is_slim_and_has_no_devices(base_image, run_settings: Setting
 
 def test_python_runs_in_the_base(base_image, run_settings: Settings) -> None:  # type: ignore[no-untyped-def]
     require_root()
-    [root] = layer_dirs(Store(run_settings.store_dir), base_image, run_settings)
+    root = layer_dirs(Store(run_settings.store_dir), base_image, run_settings)[0]  # the runtime layer
     chroot = shutil.which("chroot") or "/usr/sbin/chroot"
     proc = subprocess.run([chroot, str(root), "python3", "-c",
                            "import ssl, venv, sys; print(sys.version_info[:2]); print(ssl.get_default_verify_paths().cafile)"],

@@ -33,6 +33,33 @@ def test_base_image(stub_bundle, tmp_path: Path, options: dict, expected: str) -
     assert key_values(first.args) == {"MLPACK_BASE": expected}
 
 
+@pytest.mark.parametrize(
+    ("options", "build_args", "builder", "runtime"),
+    [
+        ({"base": "local"}, {}, "localhost/mlpack/python:3.11", "localhost/mlpack/python:3.11-runtime"),
+        ({"base": "local", "python": "3.12"}, {}, "localhost/mlpack/python:3.12",
+         "localhost/mlpack/python:3.12-runtime"),
+        ({}, {}, "python:3.11-slim", "python:3.11-slim"),
+        # a registry base is one image for both stages, so overriding MLPACK_BASE moves both
+        ({}, {"MLPACK_BASE": "python:3.11-bookworm"}, "python:3.11-bookworm", "python:3.11-bookworm"),
+        ({"base": "registry.example.com/team/py:3.11"}, {}, "registry.example.com/team/py:3.11",
+         "registry.example.com/team/py:3.11"),
+    ],
+)
+def test_the_runtime_stage_starts_from_the_bases_runtime_image(stub_bundle, tmp_path: Path, options: dict,
+                                                                build_args: dict, builder: str, runtime: str) -> None:
+    """The offline base's runtime stage starts from its runtime image (no pip wheels, no dpkg);
+    mlpack's own builder reads the FROM lines so."""
+    from mlpack.builder.parser import parse
+    from mlpack.builder.stages import plan
+
+    ctx = render(stub_bundle, RenderOptions(**options), out_dir=tmp_path / "ctx")
+    built = plan(parse(ctx.dockerfile.read_text()), build_args=build_args, target=None)
+    assert {s.name: s.base for s in built.all_stages} == {"builder": builder, "runtime": runtime}
+    labels = dict(key_values(next(i for i in _runtime(ctx) if i.cmd == "LABEL").args))
+    assert labels["org.opencontainers.image.base.name"] == (runtime if not build_args else "python:3.11-slim")
+
+
 def test_python_defaults_to_the_bundles(stub_bundle, tmp_path: Path) -> None:
     stub_bundle.python_version = "3.12.4"
     assert render(stub_bundle, out_dir=tmp_path / "ctx").base_image == "python:3.12-slim"
