@@ -275,10 +275,14 @@ def main() -> int:
     use_buildah = not args.no_buildah and shutil.which("buildah") is not None
     log = home / "bench-build.log"
     if use_buildah:
-        probe = subprocess.run(["buildah", *storage, "inspect", "--type", "image", BASE_REF], capture_output=True)
-        if probe.returncode != 0:
-            sh(["skopeo", "copy", "-q", f"oci:{settings.store_dir}:{BASE_REF}",
-                f"containers-storage:[overlay@{broot}+{brun}]{BASE_REF}"])
+        from mlpack.oci.base import RUNTIME_REF, runtime_image
+
+        runtime_image(store, RUNTIME_REF)  # the runtime stage's base, made from the base if missing
+        for ref in (BASE_REF, RUNTIME_REF):
+            probe = subprocess.run(["buildah", *storage, "inspect", "--type", "image", ref], capture_output=True)
+            if probe.returncode != 0:
+                sh(["skopeo", "copy", "-q", f"oci:{settings.store_dir}:{ref}",
+                    f"containers-storage:[overlay@{broot}+{brun}]{ref}"])
 
     # warm the download caches (untimed)
     print("warming download caches (one build each, untimed) ...", flush=True)

@@ -97,14 +97,22 @@ _REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 @dataclass(frozen=True)
 class BuildContext:
     """A rendered build context: ``path`` (the directory), ``dockerfile`` (its
-    Dockerfile's path), the ``options`` used, the resolved ``base_image`` and the
-    named build contexts the Dockerfile copies from (``{"deps": path/deps}``)."""
+    Dockerfile's path), the ``options`` used, the resolved ``base_image``, the
+    named build contexts the Dockerfile copies from (``{"deps": path/deps}``) and
+    the runtime stage's base (``runtime_base``; None: ``base_image``)."""
 
     path: Path
     dockerfile: Path
     options: RenderOptions
     base_image: str
     contexts: Mapping[str, Path] = field(default_factory=dict)
+    runtime_base: str | None = None
+
+    @property
+    def base_images(self) -> tuple[str, ...]:
+        """Every image the Dockerfile starts from (what another builder needs in its storage)."""
+        runtime = self.runtime_base or self.base_image
+        return (self.base_image,) if runtime == self.base_image else (self.base_image, runtime)
 
     @property
     def dockerfile_text(self) -> str:
@@ -162,7 +170,7 @@ def render(bundle_or_path: Any, options: RenderOptions | None = None, *,
     if wheelhouse is not None:
         contexts[WHEELS_CONTEXT] = _link_wheels(wheelhouse, out / WHEELS_CONTEXT)
     return BuildContext(path=out, dockerfile=out / "Dockerfile", options=options, base_image=base,
-                        contexts=contexts)
+                        contexts=contexts, runtime_base=runtime_base(base, python))
 
 
 def _uv_wheel(wheels: Sequence[Path]) -> str | None:

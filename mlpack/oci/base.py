@@ -186,13 +186,12 @@ def runtime_image(store: Store, ref: str, platform: tuple[str, str] | None = Non
 def make_runtime_image(store: Store, base: Image, ref: str) -> Image:
     """Store the base's first layer alone as ``ref`` (for the base's platform; other platforms
     of ``ref`` stay): its config is the base's, with the first layer's history."""
-    blob = base.config.blob
-    labels = dict(blob.get("config", {}).get("Labels") or {})
-    labels["org.opencontainers.image.title"] = "mlpack python runtime base"
+    labels = {**base.config.labels, "org.opencontainers.image.title": "mlpack python runtime base"}
     if len(base.layers) > 1:
         labels["org.opencontainers.image.description"] = (labels.get("org.opencontainers.image.description", "")
                                                           + ", without what only a builder stage runs")
-    config = {**blob, "config": {**blob.get("config", {}), "Labels": labels},
+    blob = base.config.blob
+    config = {**blob, "config": {**base.config.config_object, "Labels": labels},
               "rootfs": {"type": "layers", "diff_ids": base.diff_ids[:1]},
               "history": _history_of_first_layer(blob.get("history") or [])}
     digest = store.put_image(config, [{**base.layers[0], "diff_id": base.diff_ids[0]}])

@@ -70,9 +70,9 @@ def test_buildah_builds_the_same_file_list(serving_context, serving_image, run_s
     runc = require_tool("runc")  # crun needs the hybrid-cgroup workaround buildah does not do
     root, runroot = tmp_path / "storage", tmp_path / "run"
     storage = ["--root", str(root), "--runroot", str(runroot), "--storage-driver", "overlay"]
-    base = serving_context.base_image
-    subprocess.run([skopeo, "copy", "-q", f"oci:{run_settings.store_dir}:{base}",
-                    f"containers-storage:[overlay@{root}+{runroot}]{base}"], check=True, timeout=300)
+    for base in serving_context.base_images:  # the offline base and its runtime image
+        subprocess.run([skopeo, "copy", "-q", f"oci:{run_settings.store_dir}:{base}",
+                        f"containers-storage:[overlay@{root}+{runroot}]{base}"], check=True, timeout=300)
     try:
         subprocess.run([buildah, *storage, "bud", "--layers", "--pull=never", "--runtime", runc, "--network", "host",
                         "--secret", "id=ca-bundle,src=/etc/ssl/certs/ca-certificates.crt",
