@@ -15,9 +15,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from mlpack.builder.options import BuildOptions, parse_secrets
 from mlpack.builder.events import (
@@ -27,8 +25,12 @@ from mlpack.builder.events import (
 from mlpack.errors import BuildError
 from mlpack.runtime.rootless import delegated_unless_refused
 from mlpack.settings import Settings
+from mlpack.values import replace
 
+TYPE_CHECKING = False  # typing is the type checker's: a CLI rebuild does not import it
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
     from mlpack.oci.image import Image
 
 __all__ = [

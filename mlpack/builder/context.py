@@ -13,14 +13,13 @@ import json
 import os
 import posixpath
 import stat
-import tempfile
-from dataclasses import field
 from pathlib import Path
 
 from mlpack.builder.ignore import IgnoreMatcher, load_dockerignore
 from mlpack.errors import BuildError
+from mlpack.oci.blobs import replace_text
 from mlpack.runtime.inroot import resolve_in_root
-from mlpack.values import dataclass
+from mlpack.values import dataclass, field
 
 __all__ = ["BuildContextDir", "HashCache", "has_glob", "sha256_file"]
 
@@ -77,10 +76,7 @@ class HashCache:
         if len(self.data) > 200_000:  # keep the file small: forget old entries
             self.data = dict(list(self.data.items())[-100_000:])
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(self.data))  # dumps: C encoder (dump to a file encodes in Python)
-        os.replace(tmp, self.path)
+        replace_text(self.path, json.dumps(self.data))  # dumps: C encoder (dump to a file encodes in Python)
         self.dirty = False
 
 

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import field
 
 from mlpack.errors import BuildError
-from mlpack.values import dataclass
+from mlpack.values import dataclass, field
 
 __all__ = ["Expander", "ExpansionError"]
 
