@@ -202,7 +202,7 @@ def _build_resolved(thing: Any, store: Any, render_bundle: Callable[[Any], Any],
             progress(BuildWarning(finding.line, finding.message))
     planned = plan(parsed, build_args=dict(options.build_args), target=options.target, commands=commands,
                    platform=options.target_platform)
-    hashes = HashCache(settings.cache_dir / "build" / "hashes.json")
+    hashes = HashCache(settings.cache_dir / "build" / HashCache.FILE)
     ctx = BuildContextDir.open(ctx_dir, df_path.name, hashes)
     contexts = open_named(named, hashes)
     store.init()

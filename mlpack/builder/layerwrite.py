@@ -6,9 +6,10 @@ extra) gzip runs about four times faster than zlib at level 1 and makes an
 ordinary gzip stream; without it zlib level 1 is used. Either way the level
 is fixed, the header has mtime 0 and no name, and the compressor gets the
 tar in chunks of a fixed size whatever wrote it, so the same entries give the
-same digest on the same setup (the diff_id never depends on it). The
-compressor, the blob's hash and its write run in a worker thread while the
-tar is made: both release the GIL, so a second core takes them.
+same digest on the same setup (the diff_id never depends on it). For a tar
+of more than one chunk the compressor, the blob's hash and its write run in
+a worker thread while the tar is made: both release the GIL, so a second
+core takes them.
 """
 
 from __future__ import annotations

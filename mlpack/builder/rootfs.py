@@ -171,14 +171,15 @@ class _IndexLayer:
     """A layer the builder wrote, known by its entries: lookups without unpacking."""
 
     def __init__(self, data: dict[str, Any]) -> None:
-        self.paths: dict[str, Meta] = {k: Meta(*v) for k, v in data["paths"].items()}
+        self.paths: dict[str, list[Any]] = data["paths"]  # a Meta made per lookup: a build looks up a few paths
         self.whiteouts: set[str] = set(data.get("whiteouts", ()))
         self.opaque: set[str] = set(data.get("opaque", ()))
 
     def lookup(self, rel: str) -> Meta | None:
         if rel in self.whiteouts:
             return _WHITEOUT
-        return self.paths.get(rel)
+        found = self.paths.get(rel)
+        return None if found is None else Meta(*found)
 
     def is_opaque(self, rel_dir: str) -> bool:
         return rel_dir in self.opaque
