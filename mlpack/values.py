@@ -24,7 +24,7 @@ repr, :class:`dataclasses.FrozenInstanceError` on assignment to a frozen one,
 and a method the class defines itself is kept. Declaring a class costs
 0.01-0.1 ms instead of ~0.5 ms; making an instance costs a few microseconds
 more, so a type made once per file of a layer (``mlpack.oci.layer.Entry``)
-stays with the standard decorator. Not offered (refused when declared):
+writes its own ``__init__``. Not offered (refused when declared):
 ``InitVar`` pseudo-fields and ``kw_only`` fields; nor ``order`` or
 ``unsafe_hash``. It imports nothing of mlpack: any module may use it (a leaf
 in tests/unit/test_layout.py).
@@ -35,9 +35,10 @@ defaults are plain values or :func:`field` (this module's): the fields are
 read from the annotations here, and ``__dataclass_fields__`` /
 ``__dataclass_params__`` are made by the standard decorator on first use
 (:func:`dataclasses.fields`, ``replace``, ``asdict``, ``is_dataclass``), on a
-copy of the class as declared. :func:`asdict` here needs no such step.
-A class with ``slots=True``, a :func:`dataclasses.field` default or a
-``ClassVar``/``InitVar``/``KW_ONLY`` annotation is declared through
+copy of the class as declared. :func:`asdict` and :func:`replace` here need
+no such step; ``slots=True`` makes the class again with its slots, as the
+standard decorator does. A class with a :func:`dataclasses.field` default or
+a ``ClassVar``/``InitVar``/``KW_ONLY`` annotation is declared through
 :mod:`dataclasses` as before.
 """
 
@@ -51,7 +52,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     T = TypeVar("T", bound=type)
 
-__all__ = ["dataclass", "field", "asdict"]
+__all__ = ["dataclass", "field", "asdict", "replace"]
 
 
 class _MissingType:
@@ -104,10 +105,12 @@ def dataclass(cls: T | None = None, /, *, frozen: bool = False, slots: bool = Fa
         if "__doc__" not in cls.__dict__ or not cls.__doc__:
             # dataclasses would compute inspect.signature(cls) for a missing docstring
             cls.__doc__ = f"{cls.__name__}({', '.join(cls.__dict__.get('__annotations__', {}))})"
-        specs = None if slots else _light_specs(cls)
+        specs = _light_specs(cls)
         if specs is None:
             cls, specs = _std_specs(cls, slots)
         else:
+            if slots:
+                cls = _with_slots(cls, specs)
             _declare_light(cls, specs)
         _attach(cls, specs, frozen, slots)
         return cls
@@ -151,6 +154,34 @@ def _light_specs(cls: type) -> list[_Spec] | None:
         if isinstance(value, _FieldSpec) and name not in annotations:
             raise TypeError(f"{name!r} is a field but has no type annotation")
     return list(fields.values())
+
+
+def _slot_names(cls: type) -> tuple[str, ...]:
+    slots = cls.__dict__.get("__slots__")
+    if slots is None:
+        return ()
+    if isinstance(slots, str):
+        return (slots,)
+    if hasattr(slots, "__next__"):
+        raise TypeError(f"Slots of {cls.__name__!r} cannot be determined")
+    return tuple(slots)
+
+
+def _with_slots(cls: T, specs: list[_Spec]) -> T:
+    """``cls`` made again with a slot for each of its fields, as the standard ``slots=True`` makes it
+    (the slots of its bases left out; defaults stay in the specs, not on the class)."""
+    if "__slots__" in cls.__dict__:
+        raise TypeError(f"{cls.__name__} already specifies __slots__")
+    ns = dict(cls.__dict__)
+    inherited = {name for base in cls.__mro__[1:-1] for name in _slot_names(base)}
+    ns["__slots__"] = tuple(s[0] for s in specs if s[0] not in inherited)
+    for s in specs:
+        ns.pop(s[0], None)
+    ns.pop("__dict__", None)
+    ns.pop("__weakref__", None)
+    slotted = type(cls)(cls.__name__, cls.__bases__, ns)
+    slotted.__qualname__ = cls.__qualname__
+    return slotted  # type: ignore[return-value]
 
 
 def _declare_light(cls: type, specs: list[_Spec]) -> None:
@@ -241,6 +272,25 @@ def asdict(obj: Any) -> dict[str, Any]:
 
         return dataclasses.asdict(obj)
     return _asdict(obj)
+
+
+def replace(obj: Any, /, **changes: Any) -> Any:
+    """:func:`dataclasses.replace` (the same new object, the same errors) without the standard
+    module for this module's classes."""
+    cls = type(obj)
+    owner = next((c for c in cls.__mro__ if "__values_names__" in c.__dict__ or "__dataclass_fields__" in c.__dict__),
+                 None)
+    if owner is None or "__values_names__" not in owner.__dict__:  # a standard dataclass, or none
+        import dataclasses
+
+        return dataclasses.replace(obj, **changes)
+    for name, _, _ in cls.__values_later__:
+        if name in changes:
+            raise ValueError(f"field {name} is declared with init=False, it cannot be specified with replace()")
+    for name, _, _ in cls.__values_init__:
+        if name not in changes:
+            changes[name] = getattr(obj, name)
+    return cls(**changes)
 
 
 def _asdict(obj: Any) -> Any:

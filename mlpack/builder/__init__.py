@@ -15,9 +15,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from mlpack.builder.options import BuildOptions, parse_secrets
 from mlpack.builder.events import (
@@ -27,8 +25,12 @@ from mlpack.builder.events import (
 from mlpack.errors import BuildError
 from mlpack.runtime.rootless import delegated_unless_refused
 from mlpack.settings import Settings
+from mlpack.values import replace
 
+TYPE_CHECKING = False  # typing is the type checker's: a CLI rebuild does not import it
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
     from mlpack.oci.image import Image
 
 __all__ = [
@@ -200,7 +202,7 @@ def _build_resolved(thing: Any, store: Any, render_bundle: Callable[[Any], Any],
             progress(BuildWarning(finding.line, finding.message))
     planned = plan(parsed, build_args=dict(options.build_args), target=options.target, commands=commands,
                    platform=options.target_platform)
-    hashes = HashCache(settings.cache_dir / "build" / "hashes.json")
+    hashes = HashCache(settings.cache_dir / "build" / HashCache.FILE)
     ctx = BuildContextDir.open(ctx_dir, df_path.name, hashes)
     contexts = open_named(named, hashes)
     store.init()

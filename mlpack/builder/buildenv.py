@@ -15,7 +15,6 @@ from __future__ import annotations
 import stat
 import time
 from collections.abc import Callable
-from dataclasses import field
 from pathlib import Path
 
 from mlpack.builder.cache import StepCache, StepRecord
@@ -36,7 +35,7 @@ from mlpack.oci.layer import Entry, LayerOptions
 from mlpack.oci.image import Image, Layer
 from mlpack.oci.layout import Store
 from mlpack.settings import Settings
-from mlpack.values import dataclass
+from mlpack.values import dataclass, field
 
 __all__ = ["BuildEnv", "Position", "abs_path"]
 

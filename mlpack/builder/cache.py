@@ -12,13 +12,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
-from typing import Any
 
+from mlpack.oci.blobs import replace_text
 from mlpack.oci.image import Layer
 from mlpack.oci.layout import Store
 from mlpack.values import dataclass
+
+TYPE_CHECKING = False  # typing is the type checker's: a CLI rebuild does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 __all__ = ["StepCache", "StepRecord", "chain_key", "VIRTUAL", "virtual_layer", "is_virtual"]
 
@@ -92,7 +95,4 @@ class StepCache:
             },
             "created_by": record.created_by,
         }
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(data))  # dumps: C encoder (dump to a file encodes in Python)
-        os.replace(tmp, path)
+        replace_text(path, json.dumps(data))  # dumps: C encoder (dump to a file encodes in Python)

@@ -2,7 +2,7 @@
 
 Hashes are what COPY/ADD cache keys are made of (content, never mtimes).
 A file's hash is remembered per (path, size, mtime_ns, ctime_ns, inode) in
-``cache_dir/build/hashes.json`` so a rebuild reads only files that changed.
+``cache_dir/build/file-hashes.json`` so a rebuild reads only files that changed.
 """
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ import json
 import os
 import posixpath
 import stat
-import tempfile
-from dataclasses import field
 from pathlib import Path
 
 from mlpack.builder.ignore import IgnoreMatcher, load_dockerignore
 from mlpack.errors import BuildError
+from mlpack.oci.blobs import replace_text
 from mlpack.runtime.inroot import resolve_in_root
-from mlpack.values import dataclass
+from mlpack.values import dataclass, field
 
 __all__ = ["BuildContextDir", "HashCache", "has_glob", "sha256_file"]
 
@@ -50,37 +49,47 @@ def has_glob(text: str) -> bool:
 
 
 class HashCache:
-    """sha256 of files, remembered by stat identity across builds."""
+    """sha256 of files, remembered across builds by path and stat identity (size, mtime, ctime,
+    inode): one entry per path, which a changed file replaces, so the file grows with the paths
+    hashed, not with every version of them (a model rebuilt a thousand times is one entry per
+    file of its bundle, and each build reads and writes the whole file). Kept in
+    ``cache/build/file-hashes.json``; the ``hashes.json`` of older versions (an entry per version of
+    a file) is no longer read, and goes with the rest of the build cache (``mlpack system prune``)."""
+
+    FILE = "file-hashes.json"
+    VERSION = 2  # {"version": 2, "files": {path: [size, mtime_ns, ctime_ns, ino, sha256]}}
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self.data: dict[str, str] = {}
+        self.data: dict[str, list[int | str]] = {}
         self.dirty = False
         if path is not None:
             try:
-                self.data = json.loads(path.read_text())
+                saved = json.loads(path.read_text())
             except (OSError, ValueError):
-                self.data = {}
+                saved = None
+            if isinstance(saved, dict) and saved.get("version") == self.VERSION and isinstance(saved.get("files"), dict):
+                self.data = saved["files"]
 
     def digest(self, full: str, st: os.stat_result) -> str:
-        ident = f"{full}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{st.st_ino}"
-        value = self.data.get(ident)
-        if value is None:
-            value = sha256_file(full)
-            self.data[ident] = value
-            self.dirty = True
+        ident: list[int | str] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        entry = self.data.get(full)
+        if isinstance(entry, list) and len(entry) == 5 and entry[:4] == ident:
+            return str(entry[4])
+        value = sha256_file(full)
+        self.data.pop(full, None)  # re-inserted last: the newest survive the trim below
+        self.data[full] = ident + [value]
+        self.dirty = True
         return value
 
     def save(self) -> None:
         if self.path is None or not self.dirty:
             return
-        if len(self.data) > 200_000:  # keep the file small: forget old entries
+        if len(self.data) > 200_000:  # keep the file small: forget the paths not hashed for longest
             self.data = dict(list(self.data.items())[-100_000:])
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(self.data))  # dumps: C encoder (dump to a file encodes in Python)
-        os.replace(tmp, self.path)
+        # dumps: C encoder (dump to a file encodes in Python)
+        replace_text(self.path, json.dumps({"version": self.VERSION, "files": self.data}))
         self.dirty = False
 
 

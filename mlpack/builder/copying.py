@@ -16,7 +16,6 @@ import os
 import posixpath
 import stat
 from collections.abc import Callable
-from dataclasses import field
 from pathlib import Path
 
 from mlpack.builder.context import BuildContextDir, has_glob
@@ -25,7 +24,7 @@ from mlpack.builder.parser import Instruction
 from mlpack.builder.rootfs import RootView
 from mlpack.oci.layer import Entry
 from mlpack.runtime.inroot import resolve_in_root
-from mlpack.values import dataclass
+from mlpack.values import dataclass, field
 
 __all__ = ["CopyRequest", "Source", "resolve_sources", "entries_for", "parse_chown", "parse_chmod",
            "is_archive", "archive_entries", "fetch_url"]

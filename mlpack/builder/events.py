@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import field
-from typing import TextIO, Union
 
-from mlpack.values import dataclass
+from mlpack.values import dataclass, field
+
+TYPE_CHECKING = False  # typing is the type checker's: a CLI rebuild does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import TextIO
 
 __all__ = [
     "StageStarted", "StepStarted", "StepCached", "StepDone", "StepOutput", "BuildWarning", "BuildDone",
@@ -95,7 +97,7 @@ class BuildDone:
     unused_build_args: tuple[str, ...] = ()
 
 
-BuildEvent = Union[StageStarted, StepStarted, StepCached, StepDone, StepOutput, BuildWarning, BuildDone]
+BuildEvent = StageStarted | StepStarted | StepCached | StepDone | StepOutput | BuildWarning | BuildDone
 Progress = Callable[[BuildEvent], None]
 
 

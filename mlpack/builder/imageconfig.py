@@ -14,12 +14,14 @@ from __future__ import annotations
 import copy
 import time
 import re
-from dataclasses import field
-from typing import Any
 
 from mlpack.errors import BuildError
 from mlpack.oci.config import HealthcheckConfig, ImageConfig
-from mlpack.values import dataclass
+from mlpack.values import dataclass, field
+
+TYPE_CHECKING = False  # typing is the type checker's: a CLI rebuild does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 __all__ = ["ConfigState", "parse_duration", "parse_port", "env_list", "env_dict", "rfc3339"]
 

@@ -12,8 +12,6 @@ runs (they depend on ARG/ENV values of the stage at that point).
 
 from __future__ import annotations
 
-from typing import Union
-
 from mlpack.builder import runstep
 from mlpack.builder.parser import Heredoc, Instruction, heredoc_word
 from mlpack.builder.shell import Expander
@@ -209,11 +207,11 @@ class AddCommand(Command):
     json: bool = False
 
 
-AnyCommand = Union[
-    FromCommand, ArgCommand, EnvCommand, LabelCommand, MaintainerCommand, WorkdirCommand, UserCommand,
-    ExposeCommand, VolumeCommand, StopSignalCommand, CmdCommand, EntrypointCommand, ShellCommand,
-    HealthcheckCommand, OnbuildCommand, RunCommand, CopyCommand, AddCommand,
-]
+AnyCommand = (
+    FromCommand | ArgCommand | EnvCommand | LabelCommand | MaintainerCommand | WorkdirCommand | UserCommand
+    | ExposeCommand | VolumeCommand | StopSignalCommand | CmdCommand | EntrypointCommand | ShellCommand
+    | HealthcheckCommand | OnbuildCommand | RunCommand | CopyCommand | AddCommand
+)
 
 
 def _shebang_argv(body: str) -> list[str]:

@@ -11,15 +11,17 @@ and are not part of any cache key, except through what later RUN steps see
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import field
-from typing import Any
 
 from mlpack.builder import instructions as ins
 from mlpack.builder.imageconfig import parse_port
 from mlpack.builder.stages import PLATFORM_ARGS
 from mlpack.builder.state import StageState
 from mlpack.errors import BuildError
-from mlpack.values import dataclass
+from mlpack.values import dataclass, field
+
+TYPE_CHECKING = False  # typing is the type checker's: a CLI rebuild does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 __all__ = ["Scope", "STEPS"]
 

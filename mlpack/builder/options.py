@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import field, replace
 from pathlib import Path
 
 from mlpack.errors import BuildError
 from mlpack.types import Limits
-from mlpack.values import dataclass
+from mlpack.values import dataclass, field, replace
 
 __all__ = ["BuildOptions", "parse_secrets", "default_run_limits", "NETWORKS"]
 

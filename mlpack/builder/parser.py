@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import field, replace
 
 from mlpack.builder.shell import Expander
 from mlpack.errors import BuildError
-from mlpack.values import dataclass
+from mlpack.values import dataclass, field, replace
 
 __all__ = ["Heredoc", "Instruction", "Dockerfile", "parse", "KNOWN_INSTRUCTIONS"]
 

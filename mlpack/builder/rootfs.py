@@ -13,19 +13,23 @@ import json
 import os
 import shutil
 import stat
-import tempfile
+from collections import namedtuple
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
 
 from mlpack.builder.cache import is_virtual
 from mlpack.errors import BuildError
 from mlpack.oci import layercache
 from mlpack.oci.layer import Entry, is_opaque
+from mlpack.oci.blobs import replace_text
 from mlpack.oci.layertree import record_tree
 from mlpack.oci.image import Layer
 from mlpack.oci.layout import Store
 from mlpack.settings import Settings
+
+TYPE_CHECKING = False  # typing is the type checker's: a CLI rebuild does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 __all__ = ["LayerDirs", "RootView", "Meta", "merged_root", "index_of"]
 
@@ -99,10 +103,7 @@ class LayerDirs:
     def _write_index(self, layer: Layer, data: dict[str, Any]) -> None:
         path = self._index_path(layer)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(data, separators=(",", ":")))  # dumps: C encoder, not dump's Python one
-        os.replace(tmp, path)
+        replace_text(path, json.dumps(data, separators=(",", ":")))  # dumps: C encoder, not dump's Python one
 
     def index(self, layer: Layer) -> dict[str, Any] | None:
         if is_virtual(layer):
@@ -155,14 +156,10 @@ class LayerDirs:
         return [self.get(layer) for layer in layers]
 
 
-class Meta(NamedTuple):
-    """The stat fields lookups need (from lstat or from a layer index)."""
-
-    st_mode: int
-    st_uid: int
-    st_gid: int
-    st_mtime: int
-    linkname: str = ""
+# The stat fields lookups need (from lstat or from a layer index): a tuple, made once per path of a
+# layer's index (collections' namedtuple: typing.NamedTuple would import typing on every build).
+Meta = namedtuple("Meta", ["st_mode", "st_uid", "st_gid", "st_mtime", "linkname"], defaults=("",))
+Meta.__doc__ = "The stat fields lookups need (from lstat or from a layer index)."
 
 
 _WHITEOUT = Meta(stat.S_IFCHR, 0, 0, 0)
@@ -174,14 +171,15 @@ class _IndexLayer:
     """A layer the builder wrote, known by its entries: lookups without unpacking."""
 
     def __init__(self, data: dict[str, Any]) -> None:
-        self.paths: dict[str, Meta] = {k: Meta(*v) for k, v in data["paths"].items()}
+        self.paths: dict[str, list[Any]] = data["paths"]  # a Meta made per lookup: a build looks up a few paths
         self.whiteouts: set[str] = set(data.get("whiteouts", ()))
         self.opaque: set[str] = set(data.get("opaque", ()))
 
     def lookup(self, rel: str) -> Meta | None:
         if rel in self.whiteouts:
             return _WHITEOUT
-        return self.paths.get(rel)
+        found = self.paths.get(rel)
+        return None if found is None else Meta(*found)
 
     def is_opaque(self, rel_dir: str) -> bool:
         return rel_dir in self.opaque
@@ -325,6 +323,8 @@ def merged_root(dirs: list[Path], scratch: Path) -> Iterator[Path]:
     is reaped like its RUN sandboxes (:mod:`mlpack.runtime.sandboxreap`).
     """
     if not dirs:
+        import tempfile
+
         empty = Path(tempfile.mkdtemp(dir=scratch, prefix="empty-"))
         try:
             yield empty

@@ -12,10 +12,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from mlpack.builder import copying, runstep
 from mlpack.builder.buildenv import BuildEnv
@@ -30,6 +28,10 @@ from mlpack.builder.stages import PROXY_ARGS
 from mlpack.builder.state import StageState
 from mlpack.errors import BuildError, MlpackError
 from mlpack.oci.image import Layer
+
+TYPE_CHECKING = False  # typing is the type checker's: a CLI rebuild does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 __all__ = ["run"]
 
@@ -110,6 +112,8 @@ def _secret_file(build: BuildEnv, instr: Instruction, mount: runstep.MountSpec) 
 
 def _execute_run(build: BuildEnv, state: StageState, instr: Instruction, key: str, argv: list[str], env: dict[str, str],
                  user: str, cwd: str, network: str, mounts: list[runstep.MountSpec]) -> Layer | None:
+    import tempfile  # a RUN step that runs, not one the cache answers
+
     from mlpack.runtime.sandbox import Mount, OverlayBind, SandboxSpec, run_sandbox
 
     lowers = build.dirs.lowers(state.layers)

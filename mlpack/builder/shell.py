@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import field
 
 from mlpack.errors import BuildError
-from mlpack.values import dataclass
+from mlpack.values import dataclass, field
 
 __all__ = ["Expander", "ExpansionError"]
 
@@ -337,11 +336,20 @@ class Expander:
 
     def word(self, text: str) -> str:
         """One word: quotes removed, variables expanded, no splitting."""
+        if self._plain(text):
+            return text
         return _Scanner(self, text).process(None, False)[0]
 
     def words(self, text: str) -> list[str]:
         """Split on unquoted whitespace (including inside unquoted expansions)."""
+        if self._plain(text):
+            return text.split()
         return _Scanner(self, text).process(None, False)[1]
+
+    def _plain(self, text: str) -> bool:
+        """Nothing in ``text`` that the scanner would change (no ``$``, quote, escape or ``<``):
+        a word is itself, words are its whitespace-split parts. Most words of a Dockerfile are."""
+        return not any(c in text for c in ("$", "'", '"', "<", self.escape))
 
     def _lookup(self, name: str) -> str | None:
         self.used.add(name)

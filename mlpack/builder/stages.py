@@ -10,7 +10,6 @@ the target reaches through ``FROM <stage>``, ``COPY --from=<stage>`` and
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import field
 
 from mlpack.builder.instructions import (
     AnyCommand, ArgCommand, CopyCommand, FromCommand, RunCommand, instructions,
@@ -18,7 +17,7 @@ from mlpack.builder.instructions import (
 from mlpack.builder.parser import Dockerfile, Instruction
 from mlpack.builder.shell import Expander
 from mlpack.errors import BuildError, MlpackError
-from mlpack.values import dataclass
+from mlpack.values import dataclass, field
 
 __all__ = ["Stage", "Plan", "plan", "stage_refs", "platform_args", "PLATFORM_ARGS", "PROXY_ARGS"]
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import field
 
 from mlpack.builder.imageconfig import ConfigState
 from mlpack.builder.shell import Expander
 from mlpack.builder.stages import Stage
 from mlpack.oci.image import Layer
-from mlpack.values import dataclass
+from mlpack.values import dataclass, field
 
 __all__ = ["StageState", "DEFAULT_SHELL"]
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
 
 from mlpack.builder import copying, copystep, metadata, runexec
 from mlpack.builder.buildenv import BuildEnv, abs_path
@@ -23,9 +22,13 @@ from mlpack.builder.state import StageState
 from mlpack.oci.layer import Entry
 from mlpack.oci.image import Layer
 
+TYPE_CHECKING = False  # typing is the type checker's: a CLI rebuild does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
 __all__ = ["STEPS", "Step", "workdir"]
 
-Step = Callable[[BuildEnv, StageState, Any], None]
+Step = Callable[[BuildEnv, StageState, "Any"], None]  # Any is the checker's (typing is not imported)
 
 
 def workdir(build: BuildEnv, state: StageState, cmd: WorkdirCommand) -> None:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from mlpack.oci.cas import BlobStore
 
-__all__ = ["BlobWriter", "fsync_dir", "atomic_write", "TMP_PREFIX"]
+__all__ = ["BlobWriter", "fsync_dir", "atomic_write", "replace_text", "temp_file", "TMP_PREFIX"]
 
 TMP_PREFIX = ".tmp-"
 
@@ -55,7 +55,7 @@ class BlobWriter:
         self.size = 0
         store.init()
         self._dir = store.root / "blobs" / "sha256"
-        fd, tmp = _mkstemp(self._dir)
+        fd, tmp = temp_file(self._dir)
         self._file: IO[bytes] | None = os.fdopen(fd, "wb")
         self._tmp = Path(tmp)
         self.digest: str | None = None
@@ -120,9 +120,25 @@ class BlobWriter:
             self.abort()
 
 
-def _mkstemp(directory: Path) -> tuple[int, str]:
+def temp_file(directory: Path) -> tuple[int, str]:
+    """``(fd, path)`` of a new file ``.tmp-<pid>-<random>`` in ``directory``, created exclusively with
+    mode 0600 (what :func:`tempfile.mkstemp` makes, without importing tempfile and random)."""
     name = directory / f"{TMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
     return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), str(name)
+
+
+def replace_text(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` by a rename, not fsynced: for a cache, which a crash may lose
+    but never leaves half written."""
+    fd, tmp = temp_file(path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def atomic_write(path: Path, data: bytes, *, sync_first: tuple[Path, ...] = ()) -> None:

@@ -9,23 +9,24 @@ tar is PAX and the gzip header has mtime 0, no file name and a fixed level.
 
 from __future__ import annotations
 
-import gzip
 import io
 import hashlib
 import os
-import queue
 import stat
 import tarfile
-import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 from mlpack.errors import StoreError
 from mlpack.oci.image import Layer
 from mlpack.oci.layout import Store
 from mlpack.oci.media import OCI_LAYER_GZIP
+from mlpack.values import dataclass, field
+
+TYPE_CHECKING = False  # typing is the type checker's: a CLI rebuild does not import it
+if TYPE_CHECKING:  # pragma: no cover
+    import threading
+    from typing import IO
 
 __all__ = ["Entry", "LayerOptions", "write_entries", "write_dir", "entries_from_dir", "write_tar", "layer_xattrs", "is_opaque"]
 
@@ -35,6 +36,9 @@ _KEEP_XATTR_PREFIXES = ("user.", "security.capability")
 _BATCH = 1 << 20
 _COPY_BUF = 1 << 20
 _TYPES = {"file", "dir", "symlink", "hardlink", "whiteout", "opaque", "char", "block", "fifo"}
+
+
+_NEW_DICT: dict[str, bytes] = {}  # Entry's xattrs default: a new dict each time (never this one)
 
 
 @dataclass
@@ -60,6 +64,15 @@ class Entry:
     xattrs: dict[str, bytes] = field(default_factory=dict)
     devmajor: int = 0
     devminor: int = 0
+
+    # Written out: a layer makes one Entry per file, and the shared __init__ of mlpack.values
+    # costs microseconds more per instance (the signature is the fields', checked by a unit test).
+    def __init__(self, path: str, type: str = "file", mode: int | None = None, uid: int = 0, gid: int = 0,
+                 mtime: int = 0, data: bytes | None = None, source: Path | None = None, linkname: str = "",
+                 xattrs: dict[str, bytes] = _NEW_DICT, devmajor: int = 0, devminor: int = 0) -> None:
+        self.path, self.type, self.mode, self.uid, self.gid, self.mtime = path, type, mode, uid, gid, mtime
+        self.data, self.source, self.linkname, self.devmajor, self.devminor = data, source, linkname, devmajor, devminor
+        self.xattrs = {} if xattrs is _NEW_DICT else xattrs
 
 
 @dataclass(frozen=True)
@@ -123,17 +136,31 @@ class _Pipe:
     Compression (zlib, ISA-L) and hashing release the GIL on large buffers, so the
     caller reads files and makes tar headers while the worker compresses, hashes
     and writes the blob. ``out`` gets exactly the calls it would get from the
-    caller's thread, in the same order: the bytes it writes are the same.
+    caller's thread, in the same order: the bytes it writes are the same. The
+    worker starts with the first full chunk (``_TarSink``'s chunks are all
+    ``_BATCH`` bytes but the last): a tar smaller than one chunk, a model-only
+    rebuild's layer, is written in the caller's thread, with no thread to start.
     """
 
     def __init__(self, out: IO[bytes]) -> None:
         self.out = out
-        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
         self.error: BaseException | None = None
+        self.thread: threading.Thread | None = None
+
+    def _start(self) -> None:
+        import queue
+        import threading
+
+        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
         self.thread = threading.Thread(target=self._run, name="mlpack-layer", daemon=True)
         self.thread.start()
 
     def write(self, data: bytes) -> int:
+        if self.thread is None:
+            if len(data) < _BATCH:  # the last chunk, and nothing before it: the whole tar
+                self.out.write(data)
+                return len(data)
+            self._start()
         if self.error is not None:
             raise self.error
         self.queue.put(data)
@@ -153,13 +180,15 @@ class _Pipe:
 
     def finish(self) -> None:
         """Wait until every chunk is written; raises what the worker raised."""
+        if self.thread is None:
+            return
         self.queue.put(None)
         self.thread.join()
         if self.error is not None:
             raise self.error
 
     def abort(self) -> None:
-        if self.thread.is_alive():
+        if self.thread is not None and self.thread.is_alive():
             self.error = self.error or RuntimeError("aborted")
             self.queue.put(None)
             self.thread.join()
@@ -278,6 +307,8 @@ def write_tar(out: IO[bytes], entries: Iterable[Entry], options: LayerOptions | 
 
 def write_entries(store: Store, entries: Iterable[Entry], options: LayerOptions | None = None) -> Layer:
     """Write ``entries`` as a tar+gzip layer blob into ``store``; returns its Layer (digest, size, diff_id)."""
+    import gzip
+
     options = options or LayerOptions()
     with store.blob_writer() as blob:
         with gzip.GzipFile(filename="", mode="wb", fileobj=blob, compresslevel=options.compress_level,  # type: ignore[arg-type]

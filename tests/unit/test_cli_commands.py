@@ -105,3 +105,73 @@ def test_one_command_takes_a_command_by_its_alias() -> None:
     one.add_parser("list", aliases=["ls"]).add_argument("-a", action="store_true")
     one.add_parser("other").add_argument("--ignored")  # never built
     assert vars(parent.parse_args(["ls", "-a"])) == {"command": "ls", "a": True}
+
+
+# What a model-only `mlpack build` (every step cached but the bundle's COPY) must not load: its CLI
+# process is the whole cost of a rebuild (0.1 s at most). The machinery of typing and dataclasses,
+# tempfile/random, threads (a layer under one chunk is written in the caller's thread), gzip and
+# isal.igzip (the builder writes the gzip member itself), and any other stage's module.
+REBUILD_HEAVY = {"typing", "dataclasses", "inspect", "ast", "dis", "tokenize", "tempfile", "random", "threading",
+                 "queue", "gzip", "isal.igzip", "datetime", "subprocess", "yaml", "numpy", "jinja2", "email",
+                 "mlpack.api", "mlpack.bundle", "mlpack.dockerfile", "mlpack.server", "mlpack.kube",
+                 "mlpack.builder.check", "mlpack.builder.depsmode", "mlpack.runtime.sandbox",
+                 "mlpack.runtime.mounts", "mlpack.oci.unpack", "mlpack.oci.registry"}
+
+REBUILD_DOCKERFILE = """\
+FROM scratch AS builder
+ARG PIP_INDEX_URL
+COPY requirements.lock /tmp/mlpack/requirements.lock
+COPY --from=wheels . /tmp/mlpack/wheelhouse/
+COPY app/ /opt/mlpack/app/
+WORKDIR /opt/mlpack
+
+FROM scratch
+ENV PATH=/opt/venv/bin:/usr/bin PYTHONDONTWRITEBYTECODE=1
+LABEL org.opencontainers.image.title=iris
+COPY --from=builder /opt/mlpack/app /opt/mlpack/app
+COPY bundle/ /opt/mlpack/bundle/
+USER 10001:10001
+EXPOSE 8080
+HEALTHCHECK --interval=5s CMD ["/opt/venv/bin/python", "-m", "probe"]
+CMD ["/opt/venv/bin/python", "-m", "server"]
+"""
+
+
+def test_a_model_only_rebuild_imports_no_heavy_module(tmp_path: Path) -> None:
+    """`mlpack build -q --build-context wheels=DIR -t TAG CTX` after only the model changed (the shape
+    of a rendered context, without RUN: no root needed to build it, root to build here rather than in
+    the user's namespace): every step cached but the bundle's, and nothing heavy imported."""
+    from mlpack.runtime.idmap import host_uid
+    from mlpack.runtime.rootless import is_rootless
+
+    if is_rootless() or host_uid() != 0:
+        import pytest
+
+        pytest.skip("an ordinary user's build runs in its user namespace, and looks for its cgroup delegation")
+    from mlpack.builder import build
+    from mlpack.oci.layout import Store
+    from mlpack.settings import Settings
+
+    ctx, wheels, home = tmp_path / "ctx", tmp_path / "wheels", tmp_path / "home"
+    for rel, text in {"Dockerfile": REBUILD_DOCKERFILE, "requirements.lock": "numpy==2.0\n", "app/main.py": "x = 1\n",
+                      "bundle/mlpack.yaml": "name: iris\n", "bundle/model.onnx": "model 1"}.items():
+        (ctx / rel).parent.mkdir(parents=True, exist_ok=True)
+        (ctx / rel).write_text(text)
+    wheels.mkdir()
+    (wheels / "numpy-2.0-py3-none-any.whl").write_bytes(b"wheel")
+    settings = Settings.from_env({"MLPACK_HOME": str(home)})
+    first = build(ctx, settings=settings, tag="localhost/t/iris:1",
+                  build_contexts=[f"wheels={wheels}"], source_date_epoch=1_700_000_000)
+    (ctx / "bundle" / "model.onnx").write_text("model 2")
+    code = ("import sys\nfrom mlpack.cli import main\n"
+            f"status = main(['build', '-q', '--build-context', 'wheels={wheels}', '-t', 'localhost/t/iris:1', "
+            f"'{ctx}'])\nprint(status, ' '.join(sorted(sys.modules)))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}  # coverage's .pth imports much
+    env.update(PYTHONPATH=str(ROOT), MLPACK_HOME=str(home), SOURCE_DATE_EPOCH="1700000000")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60, cwd="/")
+    assert proc.returncode == 0, proc.stderr
+    digest, (status, loaded) = proc.stdout.splitlines()[0], proc.stdout.splitlines()[-1].split(" ", 1)
+    assert status == "0" and digest.startswith("sha256:") and digest != first.digest
+    layers = [layer["digest"] for layer in Store(settings.store_dir).resolve("localhost/t/iris:1").layers]
+    assert layers[:-1] == [layer["digest"] for layer in first.layers][:-1] and layers[-1] != first.layers[-1]["digest"]
+    assert not REBUILD_HEAVY & set(loaded.split()), sorted(REBUILD_HEAVY & set(loaded.split()))

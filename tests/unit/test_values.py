@@ -22,6 +22,7 @@ from mlpack.runtime.options import RunOptions, parse_ports
 from mlpack.values import asdict as values_asdict
 from mlpack.values import dataclass as fast
 from mlpack.values import field as values_field
+from mlpack.values import replace as values_replace
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,7 +68,7 @@ def _declare(decorator, field=field):  # type: ignore[no-untyped-def]
 
 STD = _declare(dataclasses.dataclass)
 FAST = _declare(fast)
-LIGHT = _declare(fast, values_field)  # declared without the dataclasses module (but Slotted)
+LIGHT = _declare(fast, values_field)  # declared without the dataclasses module
 for _prefix, _kinds in (("Std", STD), ("Fast", FAST), ("Light", LIGHT)):  # module-level names, so that pickle finds them
     for _kind in _kinds:
         _kind.__qualname__ = _prefix + _kind.__name__
@@ -114,6 +115,12 @@ def _behaviour(kinds):  # type: ignore[no-untyped-def]
         "init_false_arg": _outcome(lambda: Mutable(1, [], derived=5)),
         "replace": dataclasses.replace(c, count=5) == Child("n", 5, ("x",)),
         "replace_post_init": dataclasses.replace(m, a=4).derived,
+        "values_replace": (values_replace(c, count=5) == Child("n", 5, ("x",)), values_replace(c) == c,
+                           values_replace(c) is not c, values_replace(m, a=4).derived, values_replace(m, a=4).b is m.b,
+                           values_replace(s, b="c") == Slotted(1, "c"), values_replace(OwnRepr(1), a=2).a),
+        "values_replace_init_false": _outcome(lambda: values_replace(m, derived=1)),
+        "values_replace_unknown": _outcome(lambda: values_replace(c, bogus=1)),
+        "values_replace_not_a_dataclass": _outcome(lambda: values_replace(object(), a=1)),
         "asdict": dataclasses.asdict(c),
         "pickle": pickle.loads(pickle.dumps(c)) == c and pickle.loads(pickle.dumps(s)) == s,
         "deepcopy": copy.deepcopy(c) == c and copy.deepcopy(s) == s and copy.copy(s) == s,
@@ -143,10 +150,12 @@ def test_values_asdict_is_the_standard_asdict() -> None:
 def test_declaring_with_values_field_imports_no_dataclasses() -> None:
     """The point of the light path: a CLI start that declares value types never loads
     dataclasses (and inspect, ast, dis with it), until something asks for the fields."""
-    code = ("import sys\nfrom mlpack.values import dataclass, field, asdict\n"
+    code = ("import sys\nfrom mlpack.values import dataclass, field, asdict, replace\n"
             "@dataclass(frozen=True)\nclass V:\n    a: int\n    b: tuple = ()\n"
             "    c: list = field(default_factory=list)\n"
             "v = V(1)\nassert asdict(v) == {'a': 1, 'b': (), 'c': []} and v == V(1) and repr(v)\n"
+            "@dataclass(frozen=True, slots=True)\nclass S:\n    a: int\n    b: str = 'b'\n"
+            "assert replace(v, a=3) == V(3) and replace(S(1), b='c') == S(1, 'c') and S.__slots__ == ('a', 'b')\n"
             "assert 'dataclasses' not in sys.modules and 'inspect' not in sys.modules, 'loaded'\n"
             "import dataclasses\nassert [f.name for f in dataclasses.fields(V)] == ['a', 'b', 'c']\n"
             "assert dataclasses.replace(v, a=2) == V(2) and dataclasses.is_dataclass(V)\n")

@@ -143,3 +143,29 @@ def test_a_different_source_date_epoch_is_a_different_build(ctx: Ctx) -> None:
     assert _cached(ctx) == [] and other.digest != first.digest
     again = ctx.build(source_date_epoch=1_700_000_000)
     assert again.digest == first.digest
+
+
+def test_file_hashes_are_one_entry_per_path(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The hash cache answers an unchanged file without reading it, across builds; a changed file
+    replaces its entry (a model rebuilt many times does not grow the file every build reads and
+    writes); a file of another layout is dropped, not misread."""
+    import hashlib
+    import json
+
+    from mlpack.builder import context
+
+    model, store = tmp_path / "model.onnx", tmp_path / "cache" / context.HashCache.FILE
+    hashed: list[str] = []
+    real = context.sha256_file
+    monkeypatch.setattr(context, "sha256_file", lambda path: (hashed.append(str(path)), real(path))[1])
+    for version in range(3):
+        model.write_bytes(b"weights %d" % version)
+        os.utime(model, ns=(version, version))  # another mtime even where the clock is coarse
+        for _ in range(2):  # a second build of the same file reads the cache, not the file
+            cache = context.HashCache(store)
+            assert cache.digest(str(model), os.stat(model)) == hashlib.sha256(b"weights %d" % version).hexdigest()
+            cache.save()
+    assert hashed == [str(model)] * 3
+    assert list(json.loads(store.read_text())["files"]) == [str(model)]
+    store.write_text(json.dumps({f"{model}|9|1|1|1": "0" * 64}))  # the older layout: an entry per version
+    assert context.HashCache(store).data == {}

@@ -88,3 +88,21 @@ def test_bad_substitutions_are_errors(text: str) -> None:
 def test_skip_unset_keeps_the_variable_as_written() -> None:
     e = Expander({"A": "1"}, skip_unset=True)
     assert e.word("$A/$B/${C}/${D:-x}") == "1/$B/${C}/${D:-x}"
+
+
+@pytest.mark.parametrize("escape", ["\\", "`"])
+def test_plain_words_take_the_short_way_to_the_scanners_answer(escape: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A word with nothing to expand, unquote or unescape is itself (words: split on whitespace,
+    what the scanner's splitting gives for it), the scanner is not run; any other word is scanned."""
+    from mlpack.builder import shell
+
+    plain = ["/opt/mlpack/bundle/", "a  b\tc\u00a0d\u2003e", " lead trail ", "", "[ab]*?", "x=1 y=2"]
+    other = ["$A", "a'b'", 'a"b"', "a\\b", "a`b", "<<EOF", "a<b"]
+    e = Expander(ENV, escape=escape)
+    expected = {text: shell._Scanner(e, text).process(None, False) for text in plain + other}
+    scanned: list[str] = []
+    real = shell._Scanner
+    monkeypatch.setattr(shell, "_Scanner", lambda ex, text: (scanned.append(text), real(ex, text))[1])
+    for text in plain + other:
+        assert (e.word(text), e.words(text)) == expected[text], text
+    assert set(scanned) == {t for t in other if any(c in t for c in "$'\"<" + escape)}  # the other escape is plain

@@ -183,6 +183,52 @@ def test_threaded_write_tar_raises_what_the_writer_raised(tmp_path: Path) -> Non
         write_tar(Full(), _mixed_entries(tmp_path), threaded=True)
 
 
+def test_entry_init_takes_its_fields() -> None:
+    """Entry writes its __init__ out (one per file of a layer): the fields' names, order and defaults,
+    a new xattrs dict each time, and still a dataclass (fields, replace, equality, repr)."""
+    import dataclasses
+    import inspect
+
+    params = list(inspect.signature(Entry.__init__).parameters.values())[1:]
+    fields = dataclasses.fields(Entry)
+    assert [p.name for p in params] == [f.name for f in fields]
+    for p, f in zip(params, fields):
+        if f.default_factory is not dataclasses.MISSING:
+            assert Entry("x").xattrs == f.default_factory() and Entry("x").xattrs is not Entry("x").xattrs
+        else:
+            assert p.default == (inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default), p.name
+    e = Entry("a", "dir", 0o700, xattrs={"user.k": b"v"})
+    assert dataclasses.replace(e, path="b") == Entry("b", "dir", 0o700, xattrs={"user.k": b"v"}) != e
+    assert repr(Entry("a")) == ("Entry(path='a', type='file', mode=None, uid=0, gid=0, mtime=0, data=None, "
+                                "source=None, linkname='', xattrs={}, devmajor=0, devminor=0)")
+
+
+def test_threaded_write_tar_under_one_chunk_starts_no_thread(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A layer smaller than one chunk (a model-only rebuild's) is written in the caller's thread: the
+    same bytes as unthreaded, a writer's error raised as it is; a bigger one still starts the worker."""
+    import copy
+
+    from mlpack.oci import layer as layer_mod
+
+    started = []
+    real_start = layer_mod._Pipe._start
+    monkeypatch.setattr(layer_mod._Pipe, "_start", lambda self: (started.append(1), real_start(self))[1])
+    small = [e for e in _mixed_entries(tmp_path) if e.source is None]
+    plain, threaded = _Chunks(), _Chunks()
+    assert layer_mod.write_tar(plain, [copy.copy(e) for e in small]) == \
+        layer_mod.write_tar(threaded, [copy.copy(e) for e in small], threaded=True)
+    assert threaded.chunks == plain.chunks and len(plain.chunks) == 1 and not started
+
+    class Full:
+        def write(self, data: bytes) -> int:
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        layer_mod.write_tar(Full(), [copy.copy(e) for e in small], threaded=True)
+    layer_mod.write_tar(_Chunks(), _mixed_entries(tmp_path), threaded=True)
+    assert started == [1]
+
+
 def test_builder_layer_is_reproducible(tmp_path: Path) -> None:
     """The builder's gzip (ISA-L where installed), fed by a worker thread: the same entries, the same blob."""
     import copy
