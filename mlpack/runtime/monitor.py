@@ -1,9 +1,11 @@
 """The per-container monitor: the small process that outlives `mlpack run`.
 
-Started detached (its own session) by :func:`mlpack.runtime.container.start`
-as ``python -m mlpack.runtime.monitor CONTAINER_DIR [LISTEN_FD...]``. It is
-the container's parent, the way containerd's shim is: it makes itself a child
-subreaper, runs ``<runtime> create`` + ``start``, so the container's init
+Started detached (its own session) by :func:`mlpack.runtime.create._spawn_monitor`:
+forked from a single-threaded caller (`mlpack run`), which starts the runtime
+before it imports this module (:mod:`mlpack.runtime.launch`), or else as
+``python -m mlpack.runtime.monitor CONTAINER_DIR [LISTEN_FD...]``. It is the
+container's parent, the way containerd's shim is: it makes itself a child
+subreaper, runs ``<runtime> run --detach``, so the container's init
 becomes its child and waitpid() gives the true exit status; reads the OOM
 counter of the cgroup before the runtime deletes it; restarts per the restart
 policy; runs the HEALTHCHECK on its interval; forwards the published ports;
