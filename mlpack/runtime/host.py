@@ -95,7 +95,8 @@ class Runtime:
 
 def _which(name: str) -> str | None:
     """shutil.which(name) (shutil, with bz2, lzma and zlib, is not imported on `mlpack run`'s path)."""
-    for d in os.environ.get("PATH", os.defpath).split(os.pathsep):
+    search = os.environ.get("PATH", os.defpath)
+    for d in search.split(os.pathsep) if search else ():
         path = os.path.join(d, name)
         if os.access(path, os.X_OK) and not os.path.isdir(path):
             return path
