@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -50,7 +51,7 @@ _COMMANDS = {
 def build_parser(modules: Sequence[str] = _COMMAND_MODULES, only: str | None = None) -> argparse.ArgumentParser:
     """The parser with the commands of ``modules`` (all of them by default); with ``only``, the
     parser of that one command (what ``mlpack <only> ...`` parses), the others left out."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mlpack",
         description="Take a trained model out of the notebook: capture, build, run, ship.",
     )
@@ -59,6 +60,24 @@ def build_parser(modules: Sequence[str] = _COMMAND_MODULES, only: str | None = N
     for name in modules:
         importlib.import_module(name).register(sub if only is None else _OneCommand(sub, only))
     return parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser (its sub-parsers are of its class), reading the terminal's width as
+    shutil.get_terminal_size does without importing shutil (and bz2, lzma and zlib with it):
+    argparse makes a formatter at every add_argument, and its formatter imports shutil."""
+
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        try:
+            columns = int(os.environ["COLUMNS"])
+        except (KeyError, ValueError):
+            columns = 0
+        if columns <= 0:
+            try:
+                columns = os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
+            except (AttributeError, ValueError, OSError):
+                columns = 80
+        return self.formatter_class(prog=self.prog, width=columns - 2)
 
 
 class _OneCommand:

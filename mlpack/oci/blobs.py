@@ -14,7 +14,6 @@ under another name), and nothing durable refers to it yet.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from pathlib import Path
 
@@ -51,6 +50,8 @@ class BlobWriter:
         self._expected = check_digest(expected_digest) if expected_digest else None
         self._expected_size = expected_size
         self._max = max_size if max_size is not None else expected_size
+        import hashlib  # a blob written: `mlpack run` reads blobs only (see media.sha256_digest)
+
         self._hash = hashlib.sha256()
         self.size = 0
         store.init()

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -27,7 +26,7 @@ from pathlib import Path
 
 from mlpack.errors import StoreError
 from mlpack.oci.blobs import BlobWriter, atomic_write
-from mlpack.oci.media import MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST, REF_NAME, check_digest, digest_hex
+from mlpack.oci.media import MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST, REF_NAME, check_digest, digest_hex, sha256_digest
 
 TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) does not import it
 if TYPE_CHECKING:  # pragma: no cover
@@ -85,7 +84,7 @@ class BlobStore:
 
     def put_blob(self, data: bytes, expected_digest: str | None = None) -> str:
         """Store ``data`` (verified against ``expected_digest`` if given); returns its digest."""
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        digest = sha256_digest(data)
         if expected_digest and digest != check_digest(expected_digest):
             raise StoreError(f"blob content does not match its digest {expected_digest}",
                              hint="the source is corrupt", digest=expected_digest)
@@ -116,7 +115,7 @@ class BlobStore:
     def read_blob(self, digest: str, *, verify: bool = True) -> bytes:
         with self.open_blob(digest) as f:
             data = f.read()
-        if verify and "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+        if verify and sha256_digest(data) != digest:
             raise StoreError(f"blob {digest} in {self.root} does not match its name",
                              hint="the store is corrupt: run `mlpack system verify` and pull the image again",
                              digest=digest)

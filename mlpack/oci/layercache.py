@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -90,6 +89,8 @@ def ensure_layer(store: Store, blob_digest: str, diff_id: str, layers_dir: Path,
             os.rename(tmp, final)
             fsync_dir(base)
         except BaseException:
+            import shutil  # not at import: a container's start unpacks nothing in the common case
+
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return final
@@ -102,6 +103,8 @@ def prune(layers_dir: Path, keep: Iterable[str], *, grace_s: float = 300.0) -> i
     base = Path(layers_dir) / "sha256"
     if not base.is_dir():
         return 0
+    import shutil  # not at import: a container's start prunes nothing
+
     wanted = {digest_hex(d) for d in keep}
     removed = 0
     now = time.time()

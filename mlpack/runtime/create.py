@@ -23,6 +23,7 @@ from mlpack.oci.image import Image
 from mlpack.runtime.cdi import gpu_device_names, resolve_devices, spec_dirs
 from mlpack.runtime.host import select_runtime
 from mlpack.runtime.idmap import in_user_namespace
+from mlpack.runtime.launch import become_subreaper, close_fds_but, run_argv, start_runtime
 from mlpack.runtime.mounts import mount_overlay
 from mlpack.runtime.netns import bind_listeners, create_netns
 from mlpack.runtime.rootless import adapt_config, cgroup_parent
@@ -31,7 +32,7 @@ from mlpack.runtime.spec import (
     ContainerSpec, ProcessSpec, build_config, merge_env, normalize_caps, process_args, resolve_user,
 )
 from mlpack.runtime.state import container_dirs, now_iso, read_json, write_json
-from mlpack.runtime.teardown import remove_container_dir
+from mlpack.runtime.teardown import remove_container_dir, runtime_of
 from mlpack.settings import Settings
 from mlpack.types import Limits
 from mlpack.values import asdict, dataclass, field
@@ -168,7 +169,7 @@ def create_container(src: ImageSource, limits: Limits, options: RunOptions, sett
         write_json(cdir / "record.json", record)
         write_json(cdir / "status.json", {"status": "created", "restart_count": 0})
         rt.root.mkdir(parents=True, exist_ok=True)
-        _spawn_monitor(cdir, [s.fileno() for _, s in listeners])
+        _spawn_monitor(cdir, [s.fileno() for _, s in listeners], run_argv(runtime_of(record), cdir, cid))
     except BaseException:
         for _, s in listeners:
             s.close()
@@ -191,8 +192,9 @@ def create_container(src: ImageSource, limits: Limits, options: RunOptions, sett
     return cdir
 
 
-def _spawn_monitor(cdir: Path, fds: list[int]) -> None:
-    """Start the monitor detached (own session, reparented to init), handing it the listeners.
+def _spawn_monitor(cdir: Path, fds: list[int], run: list[str]) -> None:
+    """Start the monitor detached (own session, reparented to init), handing it the listeners;
+    ``run`` is the runtime's command that it starts (:func:`mlpack.runtime.launch.run_argv`).
 
     A single-threaded caller (the CLI) forks: the child already has every
     module imported, which saves a Python start-up (~0.1-0.4 s on a busy
@@ -230,20 +232,19 @@ def _spawn_monitor(cdir: Path, fds: list[int]) -> None:
         os.dup2(devnull, 0)
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
-        keep = {0, 1, 2, *fds}
         # Never hold the caller's pipes open: a `subprocess.run(capture_output=True)`
         # around `mlpack run -d` would wait for EOF forever.
-        for name in os.listdir("/proc/self/fd"):
-            fd = int(name)
-            if fd not in keep:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        close_fds_but({0, 1, 2, *fds})
         os.chdir("/")
+        # The runtime first: the monitor's own imports (subprocess among them) load while it works.
+        become_subreaper()
+        try:
+            started = start_runtime(run, cdir)
+        except OSError:
+            started = None  # the monitor tries again, and records why it cannot in status.json
         from mlpack.runtime.monitor import main as monitor_main
 
-        code = monitor_main([str(cdir), *map(str, fds)])
+        code = monitor_main([str(cdir), *map(str, fds)], started)
     except BaseException:
         import traceback
 

@@ -10,7 +10,6 @@ every crun call that way on hybrid hosts. runc 1.1 works as is.
 from __future__ import annotations
 
 import os
-import shutil
 from functools import lru_cache
 from pathlib import Path
 
@@ -94,10 +93,20 @@ class Runtime:
         return first
 
 
+def _which(name: str) -> str | None:
+    """shutil.which(name) (shutil, with bz2, lzma and zlib, is not imported on `mlpack run`'s path)."""
+    search = os.environ.get("PATH", os.defpath)
+    for d in search.split(os.pathsep) if search else ():
+        path = os.path.join(d, name)
+        if os.access(path, os.X_OK) and not os.path.isdir(path):
+            return path
+    return None
+
+
 def _find(name: str) -> str | None:
     if "/" in name:
         return name if os.access(name, os.X_OK) else None
-    return shutil.which(name) or next(
+    return _which(name) or next(
         (p for p in (f"/usr/bin/{name}", f"/usr/sbin/{name}", f"/usr/local/bin/{name}") if os.access(p, os.X_OK)),
         None,
     )
@@ -114,7 +123,7 @@ def _select(choice: str | None, home: str, mode: str) -> Runtime:
         if path is None:
             continue
         name = Path(path).name
-        if name == "crun" and mode == "hybrid" and shutil.which("unshare") is None:
+        if name == "crun" and mode == "hybrid" and _which("unshare") is None:
             if choice:
                 raise RunError(
                     "crun needs `unshare` (util-linux) on this hybrid cgroup host",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 from pathlib import Path
 
 from mlpack.values import dataclass
@@ -94,6 +93,8 @@ def user_mapping(uid: int | None = None, etc: Path = Path("/etc")) -> IdMapping:
         name, gid = ent.pw_name, ent.pw_gid
     except KeyError:
         name, gid = str(uid), os.getgid()
+    import shutil  # only here: `mlpack run` as root never maps ids
+
     helpers = all(shutil.which(t) or os.path.exists(f"/usr/bin/{t}") for t in ("newuidmap", "newgidmap"))
     return IdMapping(user=name, uid=uid, gid=gid, subuid=read_subids(etc / "subuid", name, uid),
                      subgid=read_subids(etc / "subgid", name, uid), helpers=helpers)

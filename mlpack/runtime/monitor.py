@@ -1,9 +1,11 @@
 """The per-container monitor: the small process that outlives `mlpack run`.
 
-Started detached (its own session) by :func:`mlpack.runtime.container.start`
-as ``python -m mlpack.runtime.monitor CONTAINER_DIR [LISTEN_FD...]``. It is
-the container's parent, the way containerd's shim is: it makes itself a child
-subreaper, runs ``<runtime> create`` + ``start``, so the container's init
+Started detached (its own session) by :func:`mlpack.runtime.create._spawn_monitor`:
+forked from a single-threaded caller (`mlpack run`), which starts the runtime
+before it imports this module (:mod:`mlpack.runtime.launch`), or else as
+``python -m mlpack.runtime.monitor CONTAINER_DIR [LISTEN_FD...]``. It is the
+container's parent, the way containerd's shim is: it makes itself a child
+subreaper, runs ``<runtime> run --detach``, so the container's init
 becomes its child and waitpid() gives the true exit status; reads the OOM
 counter of the cgroup before the runtime deletes it; restarts per the restart
 policy; runs the HEALTHCHECK on its interval; forwards the published ports;
@@ -24,8 +26,8 @@ from pathlib import Path
 
 from mlpack.runtime.cgroups import oom_kills
 from mlpack.runtime.execproc import exec_process, process_file
-from mlpack.runtime.mounts import libc
 from mlpack.runtime.forward import Forwarder
+from mlpack.runtime.launch import Started, become_subreaper, run_argv, start_runtime
 from mlpack.runtime.options import Healthcheck, PortMapping, RestartPolicy
 from mlpack.runtime.state import now_iso, read_json, write_json
 from mlpack.runtime.teardown import release_container, remove_container_dir, runtime_of
@@ -34,7 +36,6 @@ TYPE_CHECKING = False  # typing is the type checker's: a CLI start (mlpack run) 
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any
 
-PR_SET_CHILD_SUBREAPER = 36
 HEALTH_LOG_KEEP = 5
 
 
@@ -150,24 +151,17 @@ class Monitor:
     def stop_requested(self) -> bool:
         return (self.cdir / "stop").exists()
 
-    def run_once(self) -> tuple[int, bool, str | None]:
-        """Create, start and wait for the container once: (exit code, OOM killed, error)."""
-        log = open(self.cdir / "container.log", "ab")
-        offset = log.tell()
+    def run_once(self, started: Started | None = None) -> tuple[int, bool, str | None]:
+        """Create, start and wait for the container once: (exit code, OOM killed, error).
+        ``started``: the runtime's run, when the caller started it already (the first one)."""
         pid_file = self.cdir / "pid"
-        pid_file.unlink(missing_ok=True)
-        try:
-            # One runtime call (create + start); --detach leaves the init to us,
-            # the subreaper, so waitpid() below sees its real exit status.
-            started = subprocess.run(
-                self.rt.argv("run", "--detach", "--bundle", str(self.cdir), "--pid-file", str(pid_file), self.cid),
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            )
-        finally:
-            log.close()
-        if started.returncode != 0 or not pid_file.exists():
+        if started is None:
+            started = start_runtime(run_argv(self.rt, self.cdir, self.cid), self.cdir)
+        # One runtime call (create + start); --detach leaves the init to us,
+        # the subreaper, so waitpid() below sees its real exit status.
+        if started.wait() != 0 or not pid_file.exists():
             with open(self.cdir / "container.log", "rb") as fh:
-                fh.seek(offset)
+                fh.seek(started.log_offset)
                 err = fh.read()[-2000:].decode(errors="replace").strip()
             release_container(self.record)
             return 125, False, f"{self.rt.name} run failed: {err}"
@@ -189,12 +183,14 @@ class Monitor:
         release_container(self.record)
         return code, oom, None
 
-    def main(self) -> int:
-        libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    def main(self, started: Started | None = None) -> int:
+        """Run the container until it is done; ``started``: its first run, started by the caller."""
+        become_subreaper()
         self.status.update(monitor_pid=os.getpid())
         restarts = int(self.status.data.get("restart_count") or 0)
         while True:
-            code, oom, error = self.run_once()
+            code, oom, error = self.run_once(started)
+            started = None
             if error is None and self.restart.should_restart(code, restarts, self.stop_requested()):
                 restarts += 1
                 self.status.update(status="restarting", exit_code=code, oom_killed=oom, restart_count=restarts,
@@ -278,12 +274,14 @@ def _reap_orphans(keep: AbstractSet[int] = frozenset()) -> None:
                 pass
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, started: Started | None = None) -> int:
+    """``python -m mlpack.runtime.monitor CONTAINER_DIR [LISTEN_FD...]``; ``started``: the
+    runtime's first run, when the forked caller started it before importing this module."""
     args = sys.argv[1:] if argv is None else argv
     cdir = Path(args[0])
     fds = [int(a) for a in args[1:]]
     try:
-        return Monitor(cdir, fds).main()
+        return Monitor(cdir, fds).main(started)
     except Exception as exc:  # the monitor has no terminal: leave the reason on disk
         import traceback
 

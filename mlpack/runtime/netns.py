@@ -16,11 +16,11 @@ container and the forwarder joins it once.
 
 from __future__ import annotations
 
+import _socket  # socket.socket's C type: `import socket` (its enums, selectors) is ~2 ms of a CLI start
 import ctypes
 import errno
 import fcntl
 import os
-import socket
 import struct
 import threading
 from collections.abc import Sequence
@@ -45,10 +45,13 @@ def _check(rc: int, what: str) -> None:
 
 
 def _loopback_up() -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
         req = struct.pack("16sH", b"lo", 0)
         flags = struct.unpack("16sH", fcntl.ioctl(s, SIOCGIFFLAGS, req + b"\0" * 22)[:18])[1]
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | IFF_UP) + b"\0" * 22)
+    finally:
+        s.close()
 
 
 def create_netns(path: Path) -> None:
@@ -95,14 +98,17 @@ def enter_netns(path: Path | str) -> None:
         os.close(fd)
 
 
-def bind_listeners(ports: Sequence[PortMapping]) -> list[tuple[PortMapping, socket.socket]]:
-    """Listening sockets in *this* namespace, with host port 0 replaced by the one chosen."""
-    out: list[tuple[PortMapping, socket.socket]] = []
+def bind_listeners(ports: Sequence[PortMapping]) -> list[tuple[PortMapping, _socket.socket]]:
+    """Listening sockets in *this* namespace, with host port 0 replaced by the one chosen.
+
+    They are of the C type (close-on-exec, like socket.socket's): the monitor gets their
+    descriptors and makes ``socket.socket(fileno=fd)`` of them, once the runtime runs."""
+    out: list[tuple[PortMapping, _socket.socket]] = []
     try:
         for p in ports:
-            family = socket.AF_INET6 if ":" in p.host_ip else socket.AF_INET
-            s = socket.socket(family, socket.SOCK_STREAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            family = _socket.AF_INET6 if ":" in p.host_ip else _socket.AF_INET
+            s = _socket.socket(family, _socket.SOCK_STREAM)
+            s.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
             try:
                 s.bind((p.host_ip, p.host_port))
             except OSError as exc:

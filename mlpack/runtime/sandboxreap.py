@@ -20,7 +20,6 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import shutil
 import signal
 import sys
 import time
@@ -180,7 +179,8 @@ def reap(base: Path) -> None:
 
 
 def _reap(base: Path) -> None:
-    import subprocess  # not at import: `mlpack run` starts a container without it
+    import shutil  # neither at import: `mlpack run` starts a container without them
+    import subprocess
 
     info = _owner(base)
     for pid in info.get("helpers", []):

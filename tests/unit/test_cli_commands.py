@@ -75,9 +75,12 @@ def test_one_command_parser_is_the_full_parsers_command(monkeypatch) -> None:  #
 
 # What `mlpack run` must not load before the runtime runs (each costs a CLI start milliseconds of
 # CPU, which a container's start waits for): the machinery of typing and dataclasses (inspect,
-# ast, dis, tokenize), subprocess (only the monitor, forked, runs the runtime), copy, and any
-# third-party or other stage's module.
+# ast, dis, tokenize), subprocess (the forked monitor loads it after it has started the runtime),
+# copy, OpenSSL (hashlib: the few small blobs read are hashed by CPython's own sha256), shutil
+# with its compressors (argparse asks it for the terminal's width), socket with its enums and
+# selectors (the listeners are of its C type), and any third-party or other stage's module.
 HEAVY = {"typing", "dataclasses", "inspect", "ast", "dis", "tokenize", "subprocess", "copy", "tempfile",
+         "hashlib", "_hashlib", "shutil", "bz2", "lzma", "zlib", "socket", "selectors",
          "datetime", "yaml", "numpy", "starlette", "fastapi", "pydantic", "onnxruntime", "jinja2",
          "mlpack.kube", "mlpack.builder", "mlpack.dockerfile", "mlpack.bundle", "mlpack.server", "mlpack.api",
          "mlpack.oci.unpack", "mlpack.runtime.sandbox", "mlpack.runtime.monitor"}

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="a new PID namespace n
 
 SCENE = textwrap.dedent("""
     import os, signal, sys
-    from mlpack.runtime.monitor import PR_SET_CHILD_SUBREAPER, wait_for_init
+    from mlpack.runtime.launch import PR_SET_CHILD_SUBREAPER
+    from mlpack.runtime.monitor import wait_for_init
     from mlpack.runtime.mounts import libc
 
     CLONE_NEWPID = 0x20000000

@@ -42,6 +42,17 @@ def test_layout_files_and_resolve(tmp_path: Path) -> None:
     assert store.resolve("test/app:1").digest == digest   # unqualified names fall back to localhost/
 
 
+def test_sha256_digest_is_sha256_on_both_sides_of_the_small_blob_cut() -> None:
+    """Small blobs are hashed by CPython's own sha256, larger ones by OpenSSL's: the same digests."""
+    import hashlib
+
+    from mlpack.oci import media
+
+    for size in (0, 1, 4096, media._SMALL_BLOB, media._SMALL_BLOB + 1, 3 << 20):
+        data = os.urandom(size)
+        assert sha256_digest(data) == "sha256:" + hashlib.sha256(data).hexdigest(), size
+
+
 def test_same_content_same_digests(tmp_path: Path) -> None:
     a = _image(Store(tmp_path / "a"))
     b = _image(Store(tmp_path / "b"))

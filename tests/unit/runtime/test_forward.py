@@ -54,9 +54,14 @@ def echo() -> Iterator[Echo]:
     e.sock.close()
 
 
+def _listeners(*ports: PortMapping) -> list[tuple[PortMapping, socket.socket]]:
+    """bind_listeners' sockets as the monitor gets them: full sockets made of their descriptors."""
+    return [(m, socket.socket(fileno=s.detach())) for m, s in bind_listeners(ports)]
+
+
 def _forwarder(echo: Echo, **kw: int) -> tuple[Forwarder, int]:
     """A forwarder from a free host port to the echo server."""
-    listeners = bind_listeners([PortMapping(0, echo.port, "127.0.0.1")])
+    listeners = _listeners(PortMapping(0, echo.port, "127.0.0.1"))
     fwd = Forwarder(listeners, None, **kw)
     fwd.start()
     return fwd, listeners[0][1].getsockname()[1]
@@ -117,7 +122,7 @@ def test_nothing_listening_inside_closes_the_client() -> None:
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         free = probe.getsockname()[1]
-    listeners = bind_listeners([PortMapping(0, free, "127.0.0.1")])
+    listeners = _listeners(PortMapping(0, free, "127.0.0.1"))
     fwd = Forwarder(listeners, None)
     fwd.start()
     port = listeners[0][1].getsockname()[1]

@@ -188,3 +188,26 @@ def test_host_info_names_runtime_and_cgroup_mode(settings) -> None:
         assert info["runtime_version"].startswith(info["runtime"])
     forced = host_info(Settings.from_env({"MLPACK_HOME": str(settings.home), "MLPACK_RUNTIME": "/nonexistent/rt"}))
     assert forced["runtime"] is None and "no OCI runtime" in forced["runtime_error"]
+
+
+def test_the_runtime_lookup_on_path_is_shutil_which(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """host._which (`mlpack run` does not import shutil) answers as shutil.which does."""
+    import shutil
+
+    from mlpack.runtime.host import _which
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "tool").write_text("not executable")
+    (tmp_path / "a" / "crun").mkdir()  # a directory is no program
+    (tmp_path / "b" / "tool").write_text("#!/bin/sh\n")
+    (tmp_path / "b" / "tool").chmod(0o755)
+    (tmp_path / "b" / "crun").write_text("#!/bin/sh\n")
+    (tmp_path / "b" / "crun").chmod(0o755)
+    for path in (f"{tmp_path}/a:{tmp_path}/b", f"{tmp_path}/a", "", None):
+        if path is None:
+            monkeypatch.delenv("PATH", raising=False)
+        else:
+            monkeypatch.setenv("PATH", path)
+        for name in ("tool", "crun", "sh", "absent"):
+            assert _which(name) == shutil.which(name), (path, name)
