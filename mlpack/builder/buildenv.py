@@ -171,7 +171,7 @@ class BuildEnv:
 
         wanted = parse_platform(platform) if platform else self.opts.target_platform
         if ref.endswith(RUNTIME_TAG_SUFFIX):
-            from mlpack.oci.base import runtime_image
+            from mlpack.oci.runtimebase import runtime_image
 
             # the offline base's runtime image: made from the base where the store lacks it or has
             # another base's (a base loaded or bootstrapped since)

@@ -44,7 +44,7 @@ from mlpack.oci.multiarch import add_platform
 from mlpack.oci.platforms import host_platform, platform_descriptor
 from mlpack.oci.unpack import UnpackOptions, apply_layer
 from mlpack.settings import Settings
-from mlpack.reference import parse as parse_reference
+from mlpack.oci.runtimebase import RECIPE_LABEL, make_runtime_image, runtime_image, runtime_ref
 from mlpack.types import DEFAULT_PYTHON, LOCAL_BASE, RUNTIME_TAG_SUFFIX
 
 __all__ = ["BASE_REF", "RUNTIME_REF", "RECIPE_LABEL", "BaseOptions", "bootstrap", "current", "import_rootfs_tar",
@@ -77,7 +77,6 @@ _SLIM_REMOVE = ("usr/lib/python3*/test", "usr/lib/python3*/lib2to3", "usr/lib/py
                 # localedef compiles locales, and C.UTF-8 ships compiled.
                 "usr/lib/python3*/lib-dynload/nis.*", "usr/lib/python3*/lib-dynload/_dbm.*",
                 "usr/bin/localedef")
-RECIPE_LABEL = "io.mlpack.base.recipe"
 _APT_KEYS = ("Acquire::http::Proxy", "Acquire::https::Proxy", "Acquire::Check-Valid-Until", "Acquire::Check-Date")
 
 
@@ -141,12 +140,6 @@ def recipe(options: BaseOptions | None = None) -> str:
     return "sha256:" + hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
-def runtime_ref(ref: str) -> str:
-    """Where ``bootstrap`` stores the runtime image of the base ``ref``: its tag + ``-runtime``."""
-    parsed = parse_reference(ref)
-    return str(parsed.with_tag((parsed.tag or "latest") + RUNTIME_TAG_SUFFIX))
-
-
 def current(store: Store, options: BaseOptions | None = None) -> Image | None:
     """``options.ref`` in ``store`` when it was made by this recipe; None when it is missing or stale.
     (Its runtime image is made from it wherever one is missing: :func:`runtime_image`.)"""
@@ -156,55 +149,6 @@ def current(store: Store, options: BaseOptions | None = None) -> Image | None:
     except ImageNotFound:
         return None
     return image if image.config.labels.get(RECIPE_LABEL) == recipe(options) else None
-
-
-def runtime_image(store: Store, ref: str, platform: tuple[str, str] | None = None) -> Image | None:
-    """The image ``ref`` names, where ``ref`` may be a base's runtime image (``<base>:<tag>-runtime``):
-    made (again) from the base's first layer when the store has that base (one mlpack bootstrapped:
-    it has the recipe label) and the stored runtime image is missing or not its first layer. So a
-    base moved with ``mlpack save``/``load`` alone serves both stages. None when the store has
-    neither ``ref`` nor, for a runtime name, its base."""
-    wanted = platform or host_platform()
-    try:
-        stored = store.resolve(ref, platform=wanted)
-    except ImageNotFound:
-        stored = None
-    parsed = parse_reference(ref)
-    if not parsed.tag or not parsed.tag.endswith(RUNTIME_TAG_SUFFIX) or parsed.digest:
-        return stored
-    try:
-        base = store.resolve(str(parsed.with_tag(parsed.tag[:-len(RUNTIME_TAG_SUFFIX)])), platform=wanted)
-    except ImageNotFound:
-        return stored
-    if RECIPE_LABEL not in base.config.labels or (base.config.os, base.config.architecture) != wanted:
-        return stored
-    if stored is not None and stored.diff_ids == base.diff_ids[:1]:
-        return stored
-    return make_runtime_image(store, base, ref)
-
-
-def make_runtime_image(store: Store, base: Image, ref: str) -> Image:
-    """Store the base's first layer alone as ``ref`` (for the base's platform; other platforms
-    of ``ref`` stay): its config is the base's, with the first layer's history."""
-    labels = {**base.config.labels, "org.opencontainers.image.title": "mlpack python runtime base"}
-    if len(base.layers) > 1:
-        labels["org.opencontainers.image.description"] = (labels.get("org.opencontainers.image.description", "")
-                                                          + ", without what only a builder stage runs")
-    blob = base.config.blob
-    config = {**blob, "config": {**base.config.config_object, "Labels": labels},
-              "rootfs": {"type": "layers", "diff_ids": base.diff_ids[:1]},
-              "history": _history_of_first_layer(blob.get("history") or [])}
-    digest = store.put_image(config, [{**base.layers[0], "diff_id": base.diff_ids[0]}])
-    add_platform(store, ref, digest)
-    return store.resolve(ref, platform=(base.config.os or "linux", base.config.architecture or "amd64"))
-
-
-def _history_of_first_layer(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """History entries up to and including the one that made the first layer."""
-    for i, entry in enumerate(history):
-        if not entry.get("empty_layer"):
-            return history[:i + 1]
-    return history
 
 
 def host_apt_sources() -> list[str]:

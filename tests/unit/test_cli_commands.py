@@ -118,17 +118,19 @@ REBUILD_HEAVY = {"typing", "dataclasses", "inspect", "ast", "dis", "tokenize", "
                  "queue", "gzip", "isal.igzip", "datetime", "subprocess", "yaml", "numpy", "jinja2", "email",
                  "mlpack.api", "mlpack.bundle", "mlpack.dockerfile", "mlpack.server", "mlpack.kube",
                  "mlpack.builder.check", "mlpack.builder.depsmode", "mlpack.runtime.sandbox",
-                 "mlpack.runtime.mounts", "mlpack.oci.unpack", "mlpack.oci.registry"}
+                 "mlpack.runtime.mounts", "mlpack.oci.unpack", "mlpack.oci.registry", "mlpack.oci.base",
+                 "mlpack.oci.multiarch"}
 
+# the rendered shape: the offline base for the builder stage, its runtime image for the runtime stage
 REBUILD_DOCKERFILE = """\
-FROM scratch AS builder
+FROM localhost/mlpack/python:3.11 AS builder
 ARG PIP_INDEX_URL
 COPY requirements.lock /tmp/mlpack/requirements.lock
 COPY --from=wheels . /tmp/mlpack/wheelhouse/
 COPY app/ /opt/mlpack/app/
 WORKDIR /opt/mlpack
 
-FROM scratch
+FROM localhost/mlpack/python:3.11-runtime
 ENV PATH=/opt/venv/bin:/usr/bin PYTHONDONTWRITEBYTECODE=1
 LABEL org.opencontainers.image.title=iris
 COPY --from=builder /opt/mlpack/app /opt/mlpack/app
@@ -138,6 +140,21 @@ EXPOSE 8080
 HEALTHCHECK --interval=5s CMD ["/opt/venv/bin/python", "-m", "probe"]
 CMD ["/opt/venv/bin/python", "-m", "server"]
 """
+
+
+def _store_a_base(store, work: Path) -> None:  # type: ignore[no-untyped-def]
+    """A two-layer base as `mlpack base bootstrap` labels one (its runtime image not stored)."""
+    from mlpack.oci.base import BASE_REF, RECIPE_LABEL, recipe
+    from mlpack.oci.layer import LayerOptions, write_dir
+
+    store.init()
+    layers = []
+    for name in ("runtime", "tools"):
+        (work / name / "etc").mkdir(parents=True)
+        (work / name / "etc" / name).write_text(name)
+        layers.append(write_dir(store, work / name, LayerOptions(source_date_epoch=0)))
+    store.put_image({"architecture": "amd64", "os": "linux", "config": {"Labels": {RECIPE_LABEL: recipe()}}},
+                    layers, ref=BASE_REF)
 
 
 def test_a_model_only_rebuild_imports_no_heavy_module(tmp_path: Path) -> None:
@@ -163,6 +180,7 @@ def test_a_model_only_rebuild_imports_no_heavy_module(tmp_path: Path) -> None:
     wheels.mkdir()
     (wheels / "numpy-2.0-py3-none-any.whl").write_bytes(b"wheel")
     settings = Settings.from_env({"MLPACK_HOME": str(home)})
+    _store_a_base(Store(settings.store_dir), tmp_path / "base")  # its runtime image made by the first build
     first = build(ctx, settings=settings, tag="localhost/t/iris:1",
                   build_contexts=[f"wheels={wheels}"], source_date_epoch=1_700_000_000)
     (ctx / "bundle" / "model.onnx").write_text("model 2")
@@ -177,4 +195,6 @@ def test_a_model_only_rebuild_imports_no_heavy_module(tmp_path: Path) -> None:
     assert status == "0" and digest.startswith("sha256:") and digest != first.digest
     layers = [layer["digest"] for layer in Store(settings.store_dir).resolve("localhost/t/iris:1").layers]
     assert layers[:-1] == [layer["digest"] for layer in first.layers][:-1] and layers[-1] != first.layers[-1]["digest"]
+    base = Store(settings.store_dir).resolve("localhost/mlpack/python:3.11")
+    assert layers[0] == base.layers[0]["digest"] and base.layers[1]["digest"] not in layers  # the runtime layer only
     assert not REBUILD_HEAVY & set(loaded.split()), sorted(REBUILD_HEAVY & set(loaded.split()))
