@@ -230,13 +230,14 @@ def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base:
         fields = parse_wheel_name(uv_wheel)
         uv_member = f"{fields['name']}-{fields['version']}.data/scripts/uv"
     template = options.template or ("gpu.Dockerfile.j2" if options.gpu else "cpu.Dockerfile.j2")
+    runtime = runtime_base(base, python)
     context = {
         "mlpack_version": __version__,
         "name": bundle.name,
         "flavor": bundle.flavor,
         "framework": bundle.framework,
         "base": base,
-        "runtime_base": runtime_base(base, python),
+        "runtime_base": runtime,
         "python": python,
         "gpu": options.gpu,
         "pip": list(options.pip),
@@ -244,7 +245,7 @@ def render_dockerfile(bundle: Any, options: RenderOptions, *, python: str, base:
         "system_libraries": list(system_libraries(
             lock_lines(bundle, options), asked=options.apt, local_base=base == LOCAL_BASE.format(python=python))),
         "env": sorted(options.env.items()),
-        "labels": image_labels(bundle, options, runtime_base(base, python)),
+        "labels": image_labels(bundle, options, runtime),
         "port": options.port,
         "grpc_port": options.grpc_port,
         "uid": options.uid,

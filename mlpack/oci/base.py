@@ -45,13 +45,13 @@ from mlpack.oci.platforms import host_platform, platform_descriptor
 from mlpack.oci.unpack import UnpackOptions, apply_layer
 from mlpack.settings import Settings
 from mlpack.oci.runtimebase import RECIPE_LABEL, make_runtime_image, runtime_image, runtime_ref
-from mlpack.types import DEFAULT_PYTHON, LOCAL_BASE, RUNTIME_TAG_SUFFIX
+from mlpack.types import DEFAULT_PYTHON, LOCAL_BASE, LOCAL_RUNTIME_BASE
 
 __all__ = ["BASE_REF", "RUNTIME_REF", "RECIPE_LABEL", "BaseOptions", "bootstrap", "current", "import_rootfs_tar",
            "host_apt_sources", "host_apt_options", "make_runtime_image", "recipe", "runtime_image", "runtime_ref"]
 
 BASE_REF = LOCAL_BASE.format(python=DEFAULT_PYTHON)  # the offline base of mlpack.types
-RUNTIME_REF = BASE_REF + RUNTIME_TAG_SUFFIX
+RUNTIME_REF = LOCAL_RUNTIME_BASE.format(python=DEFAULT_PYTHON)  # its runtime image (runtime_ref)
 DEFAULT_EPOCH = 1_700_000_000  # fixed, so the digest depends only on package content
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _EXCLUDES = (

@@ -33,13 +33,15 @@ _DPKG = "var/lib/dpkg"
 
 def status_packages(status: str) -> list[str]:
     """The package names of a dpkg status file's stanzas, in order."""
-    names = []
-    for stanza in status.split("\n\n"):
-        for line in stanza.splitlines():
-            if line.startswith("Package:"):
-                names.append(line.partition(":")[2].strip())
-                break
-    return names
+    return [name for stanza in status.split("\n\n") if (name := _package(stanza)) is not None]
+
+
+def _package(stanza: str) -> str | None:
+    """The ``Package:`` field of one stanza (None: it has none)."""
+    for line in stanza.splitlines():
+        if line.startswith("Package:"):
+            return line.partition(":")[2].strip()
+    return None
 
 
 def split_packages(root: Path, tools: Path, packages: Iterable[str]) -> list[str]:
@@ -55,8 +57,8 @@ def split_packages(root: Path, tools: Path, packages: Iterable[str]) -> list[str
     if not moved:
         return []
     info = root / _DPKG / "info"
-    own_files = {name: _info_files(info, name) for name in names}
-    listed = {name: _listed(own_files[name]) for name in names}
+    own_files = _info_files(info)
+    listed = {name: _listed(own_files.get(name, [])) for name in names}
     kept_paths = {p for name in names if name not in wanted for p in listed[name]}
     # a listed path that other listed paths go through is a directory to dpkg, even where the
     # tree has a link there (merged /usr's bin -> usr/bin)
@@ -75,13 +77,13 @@ def split_packages(root: Path, tools: Path, packages: Iterable[str]) -> list[str
             split.move(real)
             if real.endswith(".py"):
                 split.move_bytecode(real)
-        for file in own_files[name]:
+        for file in own_files.get(name, []):
             split.move(str(file))
     split.mirror(_DPKG)
     (tools / _DPKG / "status").write_text(status, encoding="utf-8")
     os.chmod(tools / _DPKG / "status", stat.S_IMODE(os.stat(status_path).st_mode))
     stanzas = [s.strip("\n") for s in status.split("\n\n") if s.strip()]
-    kept = [s for s in stanzas if status_packages(s) and status_packages(s)[0] not in wanted]
+    kept = [s for s in stanzas if (p := _package(s)) is not None and p not in wanted]
     status_path.write_text("".join(s + "\n\n" for s in kept), encoding="utf-8")
     for directory in sorted(emptied, key=lambda d: d.count("/"), reverse=True):
         for d in (os.path.join(directory, "__pycache__"), directory):
@@ -139,7 +141,6 @@ class _Split:
                 os.chown(made, st.st_uid, st.st_gid)
             os.chmod(made, stat.S_IMODE(st.st_mode))
             self.times[str(made)] = (st.st_atime_ns, st.st_mtime_ns)
-            self.remember_parent(here)
 
     def restore_times(self) -> None:
         for path, ns in sorted(self.times.items(), key=lambda kv: kv[0].count("/"), reverse=True):
@@ -152,15 +153,14 @@ def _parents(rel: str) -> list[str]:
     return ["/".join(parts[:i]) for i in range(1, len(parts))]
 
 
-def _info_files(info: Path, package: str) -> list[Path]:
-    """A package's files in dpkg's info directory (``pkg.list``, ``pkg:amd64.md5sums``, ...)."""
-    if not info.is_dir():
-        return []
-    out = []
-    for entry in sorted(os.listdir(info)):
-        stem = entry.rpartition(".")[0]
-        if stem == package or stem.partition(":")[0] == package and ":" in stem:
-            out.append(info / entry)
+def _info_files(info: Path) -> dict[str, list[Path]]:
+    """dpkg's info directory by package: ``{"libc6": [libc6:amd64.list, libc6:amd64.md5sums, ...]}``."""
+    out: dict[str, list[Path]] = {}
+    if info.is_dir():
+        for entry in sorted(os.listdir(info)):
+            stem = entry.rpartition(".")[0]
+            if stem:
+                out.setdefault(stem.partition(":")[0], []).append(info / entry)
     return out
 
 
