@@ -48,6 +48,8 @@ def test_the_runtime_layer_has_no_builder_tools_and_its_database_says_so(base_im
         assert not [n for n in runtime if n.startswith(prefix)], prefix
         assert [n for n in tools if n.startswith(prefix)], prefix
     assert "usr/bin/python3.11" in runtime and "usr/bin/tar" in runtime and "usr/bin/sh" in runtime
+    # merged /usr's links stay where they are, though dpkg lists them as the directories /bin, /lib, ...
+    assert {"bin", "sbin", "lib", "lib64"} <= set(runtime) and not {"bin", "sbin", "lib", "lib64"} & set(tools)
     in_runtime = set(status_packages(runtime["var/lib/dpkg/status"].decode()))  # type: ignore[union-attr]
     in_base = set(status_packages(tools["var/lib/dpkg/status"].decode()))  # type: ignore[union-attr]
     assert in_base - in_runtime == set(BaseOptions().builder_only)

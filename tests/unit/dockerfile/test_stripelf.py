@@ -95,7 +95,7 @@ def test_tree_walk_skips_symlinks_and_non_elf(debug_so: Path, tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("damage", ["truncated", "section_past_end", "trailing_data", "debug_inside_loaded",
-                                    "bad_shstrndx", "elf32"])
+                                    "bad_shstrndx", "elf32", "symtab_over_text", "symtab_across_mapped_end"])
 def test_files_it_does_not_understand_are_left_alone(debug_so: Path, tmp_path: Path, damage: str) -> None:
     data = bytearray(debug_so.read_bytes())
     ehdr = list(stripelf._EHDR.unpack_from(data))
@@ -119,6 +119,20 @@ def test_files_it_does_not_understand_are_left_alone(debug_so: Path, tmp_path: P
                 sh[5] = 16
                 stripelf._SHDR.pack_into(data, shoff + i * stripelf._SHDR.size, *sh)
                 break
+    elif damage in ("symtab_over_text", "symtab_across_mapped_end"):
+        # a .symtab said to lie where code is mapped, or across the end of what is mapped: zeroing it
+        # in place (what a patchelf'd library's gets) would destroy loaded bytes
+        shstr = stripelf._SHDR.unpack_from(data, shoff + ehdr[13] * stripelf._SHDR.size)
+        sections = [list(stripelf._SHDR.unpack_from(data, shoff + i * stripelf._SHDR.size)) for i in range(shnum)]
+        names = [stripelf._name(bytes(data[shstr[4]:shstr[4] + shstr[5]]), sh[0]) for sh in sections]
+        phdrs = [stripelf._PHDR.unpack_from(data, ehdr[5] + k * stripelf._PHDR.size) for k in range(ehdr[10])]
+        mapped_end = max(p[2] + p[5] for p in phdrs)
+        sym = names.index(b".symtab")
+        data[sections[sym][4]:sections[sym][4] + sections[sym][5]] = bytes(sections[sym][5])  # no junk left behind
+        text = sections[names.index(b".text")]
+        sections[sym][4], sections[sym][5] = ((text[4], 16) if damage == "symtab_over_text"
+                                              else (mapped_end - 8, 64))
+        stripelf._SHDR.pack_into(data, shoff + sym * stripelf._SHDR.size, *sections[sym])
     elif damage == "bad_shstrndx":
         ehdr[13] = shnum + 5
         stripelf._EHDR.pack_into(data, 0, *ehdr)
