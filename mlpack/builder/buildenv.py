@@ -21,7 +21,6 @@ from mlpack.builder.cache import StepCache, StepRecord
 from mlpack.builder.context import BuildContextDir
 from mlpack.builder.events import BuildWarning, StepCached, StepDone, StepStarted
 from mlpack.builder.imageconfig import rfc3339
-from mlpack.builder.layerwrite import write_layer
 from mlpack.builder.metadata import Scope
 from mlpack.builder.parser import Instruction
 from mlpack.builder.rootfs import LayerDirs, RootView
@@ -31,7 +30,7 @@ from mlpack.types import RUNTIME_TAG_SUFFIX
 from mlpack.builder.options import BuildOptions
 from mlpack.builder.state import StageState
 from mlpack.errors import ImageNotFound, MlpackError
-from mlpack.oci.layer import Entry, LayerOptions
+from mlpack.oci.layer import Entry, LayerOptions, write_entries
 from mlpack.oci.image import Image, Layer
 from mlpack.oci.layout import Store
 from mlpack.settings import Settings
@@ -132,7 +131,7 @@ class BuildEnv:
     def write(self, entries: list[Entry]) -> Layer | None:
         if not entries:
             return None
-        layer = write_layer(self.store, entries, self.layer_options)
+        layer = write_entries(self.store, entries, self.layer_options, fast=True)
         self.dirs.save_index(layer, entries)
         return layer
 

@@ -22,7 +22,6 @@ from mlpack.builder.context import BuildContextDir
 from mlpack.builder.events import BuildDone, LayerSummary, StageStarted, StepDone, StepStarted
 from mlpack.builder.imageconfig import ConfigState
 from mlpack.builder.instructions import AnyCommand, instructions
-from mlpack.builder.layerwrite import write_layer
 from mlpack.builder.parser import Dockerfile, parse
 from mlpack.builder.shell import ExpansionError
 from mlpack.builder.stages import Plan, Stage
@@ -31,6 +30,7 @@ from mlpack.builder.options import BuildOptions
 from mlpack.builder.state import StageState
 from mlpack.builder.steps import STEPS
 from mlpack.oci.image import Image, Layer
+from mlpack.oci.layer import write_entries
 from mlpack.oci.layout import Store
 from mlpack.settings import Settings
 
@@ -94,7 +94,7 @@ class Executor:
             lowers = self.env.dirs.lowers(state.layers[:i])
             # an empty changeset still becomes a (tiny) layer: the history says there is one
             entries = from_upperdir(upper, list(reversed(lowers)))
-            real = write_layer(self.env.store, entries, self.env.layer_options)
+            real = write_entries(self.env.store, entries, self.env.layer_options, fast=True)
             self.env.dirs.save_index(real, entries)
             state.layers[i] = real
             offset = len(state.cfg.diff_ids) - len(state.layers)

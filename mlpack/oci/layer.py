@@ -305,14 +305,17 @@ def write_tar(out: IO[bytes], entries: Iterable[Entry], options: LayerOptions | 
     return diff_id, sink.size
 
 
-def write_entries(store: Store, entries: Iterable[Entry], options: LayerOptions | None = None) -> Layer:
-    """Write ``entries`` as a tar+gzip layer blob into ``store``; returns its Layer (digest, size, diff_id)."""
-    import gzip
+def write_entries(store: Store, entries: Iterable[Entry], options: LayerOptions | None = None, *,
+                  fast: bool = False) -> Layer:
+    """Write ``entries`` as a tar+gzip layer blob into ``store``; returns its Layer (digest, size, diff_id).
+    ``fast`` (the builder's layers): the fastest compressor there is, not ``options.compress_level``
+    (:func:`mlpack.oci.gzipmember.gzip_member`)."""
+    from mlpack.oci.gzipmember import gzip_member
 
     options = options or LayerOptions()
     with store.blob_writer() as blob:
-        with gzip.GzipFile(filename="", mode="wb", fileobj=blob, compresslevel=options.compress_level,  # type: ignore[arg-type]
-                           mtime=0) as gz:
+        gz, _ = gzip_member(blob, None if fast else options.compress_level)  # type: ignore[arg-type]
+        with gz:
             diff_id, _ = write_tar(gz, entries, options, threaded=True)
         digest = blob.commit()
         return Layer(digest, blob.size, diff_id, OCI_LAYER_GZIP)

@@ -1,4 +1,4 @@
-"""The builder's gzip writer makes the bytes gzip.GzipFile (zlib) and isal's IGzipFile (ISA-L) make
+"""The layers' gzip writer makes the bytes gzip.GzipFile (zlib) and isal's IGzipFile (ISA-L) make
 for the same writes: a layer's blob digest does not depend on which of them wrote it."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from mlpack.builder import layerwrite
+from mlpack.oci import gzipmember
 
 # chunks as the tar sink cuts them (full chunks, a short last one), plus an empty write
 _CHUNKS = [os.urandom(1 << 20), b"abc" * 300_000, b"", bytes(range(256)) * 77]
@@ -18,7 +18,7 @@ _CHUNKS = [os.urandom(1 << 20), b"abc" * 300_000, b"", bytes(range(256)) * 77]
 
 def _ours(compressor_name: str) -> bytes:
     out = io.BytesIO()
-    gz, name = layerwrite._gzip_writer(out)
+    gz, name = gzipmember.gzip_member(out)
     assert name == compressor_name
     with gz:
         for chunk in _CHUNKS:
@@ -39,7 +39,7 @@ def test_zlib_member_is_gzipfiles(monkeypatch) -> None:  # type: ignore[no-untyp
     ours = _ours("zlib")
     assert gzip.decompress(ours) == b"".join(_CHUNKS)
     if not hasattr(gzip, "_WRITE_BUFFER_SIZE"):  # Python 3.12+ re-cuts the writes: there the content compares
-        assert ours == _theirs(gzip.GzipFile, layerwrite.ZLIB_LEVEL)
+        assert ours == _theirs(gzip.GzipFile, gzipmember.ZLIB_LEVEL)
 
 
 def test_isal_member_is_igzipfiles() -> None:
@@ -47,4 +47,18 @@ def test_isal_member_is_igzipfiles() -> None:
     ours = _ours("isal")
     assert gzip.decompress(ours) == b"".join(_CHUNKS)
     if not getattr(igzip, "_GZIP_BUFFERS_WRITES", False):  # where it re-cuts the writes, the content compares
-        assert ours == _theirs(igzip.IGzipFile, layerwrite.ISAL_LEVEL)
+        assert ours == _theirs(igzip.IGzipFile, gzipmember.ISAL_LEVEL)
+
+
+@pytest.mark.parametrize("level", [1, 6, 9])
+def test_zlib_at_a_level_is_gzipfiles(level: int) -> None:
+    """write_entries' member for a level (the offline base's layers): GzipFile's bytes at that level."""
+    out = io.BytesIO()
+    gz, name = gzipmember.gzip_member(out, level)
+    assert name == "zlib"
+    with gz:
+        for chunk in _CHUNKS:
+            gz.write(chunk)
+    if not hasattr(gzip, "_WRITE_BUFFER_SIZE"):  # Python 3.12+ re-cuts the writes: there the content compares
+        assert out.getvalue() == _theirs(gzip.GzipFile, level)
+    assert gzip.decompress(out.getvalue()) == b"".join(_CHUNKS)
