@@ -246,15 +246,16 @@ class TableSchema:
 
 
 def _categorical(pd: Any, col: ColumnSpec, values: np.ndarray) -> Any:
-    """The column as a pandas Categorical; a value outside the categories is a 422, since
-    pandas would make it NaN without a word (every transport ends up here)."""
+    """The column as a pandas Categorical; a value outside the categories is a 422 (every
+    transport ends up here). The values are looked up in the categories first: pandas would
+    make an unknown one NaN without a word (pandas 3 warns that it will raise instead)."""
     if col.value_kind != "str":
         values = values.astype(np.float64 if col.value_kind == "float" else np.int64)
     categories = list(col.categories or ())
-    index = pd.Index(categories, dtype=col.categories_dtype) if col.categories_dtype else categories
-    categorical = pd.Categorical(values, categories=index, ordered=col.ordered)
-    unseen = (categorical.codes < 0) & ~pd.isna(values)
+    index = pd.Index(categories, dtype=col.categories_dtype or None)
+    codes = index.get_indexer(values)
+    unseen = (codes < 0) & ~pd.isna(values)
     if unseen.any():
         message = f"column {col.name!r}: {values[unseen][0]!r} is not one of its categories {categories}"
         raise ServeError(message, hint="send one of the categories the model was captured with", status=422, input=col.name)
-    return categorical
+    return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(index, ordered=col.ordered))

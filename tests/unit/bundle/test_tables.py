@@ -133,6 +133,7 @@ def test_bad_dynamic_axes_spellings(value) -> None:  # type: ignore[no-untyped-d
     assert info.value.hint
 
 
+@pytest.mark.filterwarnings("error")  # pandas 3 warns where pandas 4 will raise
 def test_rebuilding_refuses_a_value_outside_the_categories() -> None:
     """Whatever transport brought it, an unseen category never silently becomes NaN."""
     from mlpack.errors import ServeError
@@ -144,6 +145,7 @@ def test_rebuilding_refuses_a_value_outside_the_categories() -> None:
     assert info.value.status == 422 and "'platinum'" in info.value.message and info.value.context["input"] == "plan"
 
 
+@pytest.mark.filterwarnings("error")  # pandas 3 warns where pandas 4 will raise
 def test_missing_strings_and_categories_are_nullable_columns(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """None/NaN in a string or string-category column: a nullable column, rebuilt as NaN,
     stored in sample.npz as strings plus a mask (no pickle)."""
