@@ -26,10 +26,9 @@ from mlpack.builder.parser import Instruction
 from mlpack.builder.rootfs import LayerDirs, RootView
 from mlpack.builder.stages import Plan
 from mlpack.builder.events import Progress
-from mlpack.types import RUNTIME_TAG_SUFFIX
 from mlpack.builder.options import BuildOptions
 from mlpack.builder.state import StageState
-from mlpack.errors import ImageNotFound, MlpackError
+from mlpack.errors import MlpackError
 from mlpack.oci.layer import Entry, LayerOptions, write_entries
 from mlpack.oci.image import Image, Layer
 from mlpack.oci.layout import Store
@@ -169,17 +168,11 @@ class BuildEnv:
         from mlpack.oci.platforms import host_platform, parse_platform, platform_text
 
         wanted = parse_platform(platform) if platform else self.opts.target_platform
-        if ref.endswith(RUNTIME_TAG_SUFFIX):
-            from mlpack.oci.runtimebase import runtime_image
+        from mlpack.oci.runtimebase import runtime_image
 
-            # the offline base's runtime image: made from the base where the store lacks it or has
-            # another base's (a base loaded or bootstrapped since)
-            image = runtime_image(self.store, ref, wanted)
-        else:
-            try:
-                image = self.store.resolve(ref, platform=wanted)
-            except ImageNotFound:
-                image = None
+        # the store's image; a base's runtime image (`<base>:<tag>-runtime`) is made from the base
+        # where the store lacks it or has another base's (a base loaded or bootstrapped since)
+        image = runtime_image(self.store, ref, wanted)
         if image is not None:
             have = (image.config.os or "linux", image.config.architecture or "amd64")
             if have == wanted:

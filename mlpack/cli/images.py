@@ -238,9 +238,10 @@ def _bootstrap(args: argparse.Namespace, settings: Settings) -> int:
     platform = parse_platform(args.platform) if args.platform else host_platform()
     if not args.force:
         try:
-            image = _store(settings).resolve(ref, platform=platform)
+            store = _store(settings)
+            image = store.resolve(ref, platform=platform)
             if image.config.architecture == platform[1]:
-                runtime_image(_store(settings), runtime_ref(ref), platform)  # made from it if missing
+                runtime_image(store, runtime_ref(ref), platform)  # made from it if missing
                 print(f"{ref} ({platform_text(platform)}) is already in the store ({image.digest}); "
                       "use --force to rebuild it")
                 return 0

@@ -184,8 +184,8 @@ class Monitor:
         return code, oom, None
 
     def main(self, started: Started | None = None) -> int:
-        """Run the container until it is done; ``started``: its first run, started by the caller."""
-        become_subreaper()
+        """Run the container until it is done, as the subreaper (made one by the forked caller, or
+        by ``python -m``'s start below); ``started``: its first run, started by the caller."""
         self.status.update(monitor_pid=os.getpid())
         restarts = int(self.status.data.get("restart_count") or 0)
         while True:
@@ -297,4 +297,7 @@ def main(argv: list[str] | None = None, started: Started | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # The container's init, once `run --detach` exits, must become ours; the forked monitor
+    # (mlpack.runtime.create._spawn_monitor) made itself the subreaper before starting the runtime.
+    become_subreaper()
     sys.exit(main())

@@ -181,6 +181,9 @@ def test_multithreaded_caller_gets_an_exec_monitor(runtime_settings, busybox_sou
     with open(f"/proc/{c.state()['monitor_pid']}/cmdline", "rb") as fh:
         assert b"mlpack.runtime.monitor" in fh.read()
     assert get(c.url) == b"hello from busybox\n"
+    # the monitor is the subreaper: the container's init, once `run --detach` exited, is its child
+    with open(f"/proc/{c.state()['pid']}/stat") as fh:
+        assert int(fh.read().rpartition(")")[2].split()[1]) == c.state()["monitor_pid"]
     c.remove(force=True)
     assert leftovers(runtime_settings, c.id) == []
 
